@@ -1,0 +1,87 @@
+"""What a node keeps on stable storage, and the in-memory twin used by tests.
+
+Raft's safety rests on three things surviving a crash (Figure 2): the
+current term, the vote cast in it, and the log.  The core never touches a
+disk; it hands the driver a `Ready` batch and the driver writes it through a
+`Storage` *before* sending any message of that batch (persist before send).
+
+`MemoryStorage` keeps the same data in plain Python objects.  The simulator
+gives each node one and keeps it across a simulated crash, which is exactly
+the difference between volatile and persistent state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from raft.messages import Entry, HardState, Snapshot
+
+
+@dataclass(slots=True)
+class PersistentState:
+    """Everything a node reloads at start: hard state, snapshot, log after it."""
+
+    hard_state: HardState = field(default_factory=HardState)
+    snapshot: Snapshot = field(default_factory=Snapshot)
+    entries: list[Entry] = field(default_factory=list)
+
+
+class Storage(Protocol):
+    """Durable home of one node's Raft state.
+
+    `append` may start at or before the current last index: the entries from
+    ``entries[0].index`` on replace whatever was stored there (a follower
+    overwriting a conflicting suffix, §5.3).  Nothing is durable until `sync`
+    returns.
+    """
+
+    def load(self) -> PersistentState: ...
+
+    def append(self, entries: list[Entry]) -> None: ...
+
+    def set_hard_state(self, hs: HardState) -> None: ...
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store ``snapshot`` and drop every entry it covers (§7)."""
+        ...
+
+    def sync(self) -> None: ...
+
+
+class MemoryStorage:
+    """`Storage` in memory: durable for as long as the object lives."""
+
+    def __init__(self) -> None:
+        self._state = PersistentState()
+
+    def load(self) -> PersistentState:
+        s = self._state
+        return PersistentState(s.hard_state, s.snapshot, list(s.entries))
+
+    def append(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        log = self._state.entries
+        offset = self._state.snapshot.meta.index + 1
+        keep = entries[0].index - offset
+        if keep < 0:
+            raise ValueError(f"append at {entries[0].index} is below the snapshot")
+        if keep > len(log):
+            raise ValueError(f"append at {entries[0].index} leaves a gap after {offset + len(log) - 1}")
+        del log[keep:]
+        log.extend(entries)
+
+    def set_hard_state(self, hs: HardState) -> None:
+        self._state.hard_state = hs
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        s = self._state
+        index = snapshot.meta.index
+        s.entries = [e for e in s.entries if e.index > index]
+        if s.entries and s.entries[0].index != index + 1:
+            s.entries = []
+        s.snapshot = snapshot
+
+    def sync(self) -> None:
+        pass
