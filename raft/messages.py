@@ -153,7 +153,9 @@ class AppendEntriesResponse:
     whole term of mismatching entries in one round trip (the optimisation at
     the end of §5.3): ``conflict_term`` is the follower's term at
     ``prev_log_index`` (0 if its log is shorter) and ``conflict_index`` the
-    first index it holds for that term (or its last index + 1).
+    first index it holds for that term (or its last index + 1).  A rejection
+    also carries the rejected ``prev_log_index`` in ``match_index`` so that the
+    leader can recognise and ignore an answer to an old request.
     """
 
     term: int

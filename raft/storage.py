@@ -68,7 +68,8 @@ class MemoryStorage:
         if keep < 0:
             raise ValueError(f"append at {entries[0].index} is below the snapshot")
         if keep > len(log):
-            raise ValueError(f"append at {entries[0].index} leaves a gap after {offset + len(log) - 1}")
+            last = offset + len(log) - 1
+            raise ValueError(f"append at {entries[0].index} leaves a gap after {last}")
         del log[keep:]
         log.extend(entries)
 
