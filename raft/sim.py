@@ -1,0 +1,555 @@
+"""A deterministic simulator: several Raft cores, one seed, a hostile network.
+
+Theory of operation
+-------------------
+
+The simulator owns a virtual clock (milliseconds) and one priority queue of
+events: node ticks and message deliveries.  `step()` pops the earliest event,
+feeds it to the core it concerns, and then drives that core exactly as the
+real node driver does: ``ready()`` -> persist into the node's
+`MemoryStorage` -> hand messages to the network -> apply committed entries ->
+``advance()``.  Persist before send holds by construction.
+
+The network delays each message by a random amount (so messages reorder),
+drops, duplicates and occasionally holds one back for a long time.  Links can
+be cut one way or both (partitions of any shape).  A crash throws the core
+away -- volatile state is lost -- and keeps its `MemoryStorage`; a restart
+builds a new core from that storage.
+
+Everything random comes from one `random.Random(seed)`, so a run replays
+exactly from its seed.  After every event the `SafetyChecker` verifies the
+properties of Raft's Figure 3; a violation raises `SafetyViolation` with the
+seed and the command that replays it.
+
+Command line::
+
+    python -m raft.sim soak --seeds 2000          # many seeds, all faults
+    python -m raft.sim soak --seeds 100000 --start 5000
+    python -m raft.sim replay --seed 1234 -v      # one seed, with its events
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import random
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from raft.core import Config, NotLeader, RaftCore, Ready, Role
+from raft.messages import Entry, EntryKind, Message, NodeId
+from raft.storage import MemoryStorage
+
+
+class SafetyViolation(AssertionError):
+    """A Raft safety property failed; the message says how to replay it."""
+
+
+@dataclass(frozen=True, slots=True)
+class NetConfig:
+    """How hostile the network is.  Delays are virtual milliseconds."""
+
+    min_delay: float = 1.0
+    max_delay: float = 10.0
+    drop: float = 0.0
+    duplicate: float = 0.0
+    #: Probability that a message is held back for up to ``long_delay`` (reordering).
+    long: float = 0.0
+    long_delay: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    nodes: int = 3
+    tick_ms: float = 10.0
+    election_ticks: int = 10
+    heartbeat_ticks: int = 2
+    pre_vote: bool = True
+    check_quorum: bool = True
+    max_inflight: int = 16
+    max_entries_per_message: int = 64
+    net: NetConfig = field(default_factory=NetConfig)
+
+
+# ---------------------------------------------------------------------------
+# Safety
+
+
+class SafetyChecker:
+    """Raft's guarantees (Figure 3, plus two about persistence), checked incrementally.
+
+    * Election Safety: at most one leader per term.
+    * Log Matching: two entries with the same index and term hold the same
+      command, and the logs before them are identical.  Checked by induction:
+      same (index, term) implies same command and same term at index - 1.
+    * Leader Completeness: a new leader holds every entry committed before it.
+    * State Machine Safety: no two nodes apply different commands at an index.
+    * Committed entries are never lost: a restarted node still holds what its
+      durable commit index covers, and committed indexes never change term.
+    * A node's term never decreases, and it grants at most one vote per term,
+      across restarts.
+    """
+
+    def __init__(self, describe: Callable[[], str]) -> None:
+        self._describe = describe
+        self.leaders: dict[int, NodeId] = {}
+        self.entries: dict[tuple[int, int], tuple[bytes, EntryKind, int | None]] = {}
+        self.committed: dict[int, int] = {}  # index -> term
+        self.applied: dict[int, bytes] = {}
+        self.terms: dict[NodeId, int] = {}
+        self.votes: dict[tuple[NodeId, int], NodeId] = {}
+        self.checks = 0
+
+    def fail(self, what: str) -> None:
+        raise SafetyViolation(f"{what}\n{self._describe()}")
+
+    def on_ready(self, core: RaftCore, rd: Ready) -> None:
+        self.checks += 1
+        for ev in rd.events:
+            if ev.type == "role" and ev.fields["to"] == Role.LEADER.value:
+                self._check_new_leader(core, ev.fields["term"])
+        for e in rd.entries:
+            key = (e.index, e.term)
+            value = (e.data, e.kind, core.log.term(e.index - 1))
+            seen = self.entries.setdefault(key, value)
+            if seen != value:
+                self.fail(f"Log Matching: {core.id} holds {value} at {key}, another node {seen}")
+        for m in rd.messages:
+            if type(m).__name__ == "RequestVoteResponse" and m.granted and not m.pre_vote:
+                prior = self.votes.setdefault((m.src, m.term), m.dst)
+                if prior != m.dst:
+                    self.fail(f"{m.src} voted for {prior} and {m.dst} in term {m.term}")
+        for e in rd.committed:
+            self._check_committed(core, e)
+            seen = self.applied.setdefault(e.index, e.data)
+            if seen != e.data:
+                self.fail(
+                    f"State Machine Safety: {core.id} applies a different command at {e.index}"
+                )
+        self.check_term(core)
+
+    def check_term(self, core: RaftCore) -> None:
+        if core.term < self.terms.get(core.id, 0):
+            self.fail(f"{core.id}'s term went back from {self.terms[core.id]} to {core.term}")
+        self.terms[core.id] = core.term
+
+    def _check_committed(self, core: RaftCore, e: Entry) -> None:
+        term = self.committed.setdefault(e.index, e.term)
+        if term != e.term:
+            self.fail(f"index {e.index} committed with term {term}, {core.id} commits {e.term}")
+
+    def _check_new_leader(self, core: RaftCore, term: int) -> None:
+        other = self.leaders.setdefault(term, core.id)
+        if other != core.id:
+            self.fail(f"Election Safety: {other} and {core.id} both lead term {term}")
+        snap = core.log.snapshot.index
+        for index, t in self.committed.items():
+            if index > snap and core.log.term(index) != t:
+                self.fail(
+                    f"Leader Completeness: {core.id} leads term {term} without committed "
+                    f"entry {index} (term {t})"
+                )
+
+    def on_restart(self, core: RaftCore) -> None:
+        """The durable state survived: commit index and the entries it covers."""
+        self.check_term(core)
+        log = core.log
+        for index in range(log.snapshot.index + 1, log.committed + 1):
+            if self.committed.get(index, log.term(index)) != log.term(index):
+                self.fail(f"{core.id} lost committed entry {index} across a restart")
+
+
+# ---------------------------------------------------------------------------
+# The simulated cluster
+
+
+class SimNode:
+    """One server: a core while up, its storage always."""
+
+    def __init__(self, node_id: NodeId) -> None:
+        self.id = node_id
+        self.storage = MemoryStorage()
+        self.core: RaftCore | None = None
+        self.applied: list[Entry] = []
+        self.crashes = 0
+
+    @property
+    def up(self) -> bool:
+        return self.core is not None
+
+
+class Simulator:
+    """N cores on a virtual network, driven by one seed."""
+
+    def __init__(
+        self, config: SimConfig | None = None, seed: int = 0, replay: str | None = None
+    ) -> None:
+        self.config = config or SimConfig()
+        self.seed = seed
+        #: How to run this exact case again; printed with every violation.
+        self.replay = replay or f"Simulator({self.config!r}, seed={seed})"
+        self.rng = random.Random(seed)
+        self.net = self.config.net
+        self.now = 0.0
+        self.ids = [f"n{i + 1}" for i in range(self.config.nodes)]
+        self.nodes = {i: SimNode(i) for i in self.ids}
+        self.cut: set[tuple[NodeId, NodeId]] = set()
+        self.log: list[str] = []  # what happened, for a failure report
+        self.messages_sent = 0
+        self.events = 0
+        self.checker = SafetyChecker(self.describe)
+        self._queue: list[tuple[float, int, str, object]] = []
+        self._seq = 0
+        for i in self.ids:
+            self._start(i)
+
+    # -------------------------------------------------------------- faults
+
+    def partition(self, *groups: Iterable[NodeId]) -> None:
+        """Cut every link between different groups (both ways)."""
+        groups = [set(g) for g in groups]
+        self.cut = {
+            (a, b) for ga in groups for gb in groups if ga is not gb for a in ga for b in gb
+        }
+        self._note(f"partition {' | '.join(','.join(sorted(g)) for g in groups)}")
+
+    def isolate(self, node: NodeId) -> None:
+        self.partition([node], [i for i in self.ids if i != node])
+
+    def cut_link(self, src: NodeId, dst: NodeId) -> None:
+        """Drop messages from ``src`` to ``dst`` only (asymmetric)."""
+        self.cut.add((src, dst))
+        self._note(f"cut {src}->{dst}")
+
+    def heal(self) -> None:
+        self.cut = set()
+        self._note("heal")
+
+    def crash(self, node: NodeId) -> None:
+        n = self.nodes[node]
+        if n.core is not None:
+            n.core = None
+            n.crashes += 1
+            self._note(f"crash {node}")
+
+    def restart(self, node: NodeId) -> None:
+        if not self.nodes[node].up:
+            self._start(node)
+            self._note(f"restart {node}")
+
+    # -------------------------------------------------------------- clients
+
+    def leader(self) -> NodeId | None:
+        """The leader of the highest term among live nodes, if any."""
+        best: RaftCore | None = None
+        for n in self.nodes.values():
+            c = n.core
+            if c is not None and c.role is Role.LEADER and (best is None or c.term > best.term):
+                best = c
+        return best.id if best else None
+
+    def propose(self, data: bytes, node: NodeId | None = None) -> tuple[int, int] | None:
+        """Propose at ``node`` (default: the leader); (index, term) or None."""
+        node = node or self.leader()
+        core = self.nodes[node].core if node else None
+        if core is None:
+            return None
+        try:
+            index = core.propose(data)
+        except NotLeader:
+            return None
+        self._drive(self.nodes[node])
+        return index, core.term
+
+    def is_committed(self, index: int, term: int) -> bool:
+        """Did the entry proposed at (index, term) commit?  (§8: same index and term)."""
+        return self.checker.committed.get(index) == term
+
+    # -------------------------------------------------------------- running
+
+    def step(self) -> bool:
+        """Process the next event; False when there is none."""
+        if not self._queue:
+            return False
+        when, _, kind, payload = heapq.heappop(self._queue)
+        self.now = when
+        self.events += 1
+        if kind == "tick":
+            node_id, generation = payload
+            n = self.nodes[node_id]
+            if n.core is not None and n.crashes == generation:
+                n.core.tick()
+                self._drive(n)
+                self._schedule(self.config.tick_ms, "tick", payload)
+        else:
+            m: Message = payload
+            n = self.nodes[m.dst]
+            if n.core is not None and (m.src, m.dst) not in self.cut:
+                n.core.step(m)
+                self._drive(n)
+        return True
+
+    def run_for(self, ms: float) -> None:
+        end = self.now + ms
+        while self._queue and self._queue[0][0] <= end:
+            self.step()
+        self.now = max(self.now, end)
+
+    def run_until(self, cond: Callable[[], bool], timeout_ms: float) -> bool:
+        """Run until ``cond()`` holds (checked after every event) or time runs out."""
+        end = self.now + timeout_ms
+        while not cond():
+            if not self._queue or self._queue[0][0] > end:
+                self.now = max(self.now, end)
+                return cond()
+            self.step()
+        return True
+
+    def wait_leader(self, timeout_ms: float = 5000) -> NodeId | None:
+        self.run_until(lambda: self.leader() is not None, timeout_ms)
+        return self.leader()
+
+    def wait_committed(self, index: int, term: int, timeout_ms: float = 5000) -> bool:
+        return self.run_until(lambda: self.is_committed(index, term), timeout_ms)
+
+    def converged(self) -> bool:
+        """Every live node has applied the same entries up to the same index."""
+        live = [n for n in self.nodes.values() if n.core is not None]
+        indexes = {n.core.applied_index for n in live}
+        return len(indexes) == 1
+
+    # -------------------------------------------------------------- internals
+
+    def _start(self, node_id: NodeId) -> None:
+        n = self.nodes[node_id]
+        cfg = self.config
+        core = RaftCore(
+            Config(
+                id=node_id,
+                peers=tuple(self.ids),
+                election_ticks=cfg.election_ticks,
+                heartbeat_ticks=cfg.heartbeat_ticks,
+                pre_vote=cfg.pre_vote,
+                check_quorum=cfg.check_quorum,
+                max_inflight=cfg.max_inflight,
+                max_entries_per_message=cfg.max_entries_per_message,
+            ),
+            random.Random(self.rng.getrandbits(64)),
+            n.storage.load(),
+        )
+        n.core = core
+        # Volatile state is gone: the state machine replays from the log.
+        n.applied = [e for e in n.applied if e.index <= core.applied_index]
+        self.checker.on_restart(core)
+        self._schedule(self.rng.uniform(0, cfg.tick_ms), "tick", (node_id, n.crashes))
+
+    def _drive(self, n: SimNode) -> None:
+        """Drain the core's batches exactly as the real node driver does."""
+        core = n.core
+        assert core is not None
+        while core.has_ready():
+            rd = core.ready()
+            self.checker.on_ready(core, rd)
+            if rd.hard_state is not None:
+                n.storage.set_hard_state(rd.hard_state)
+            n.storage.append(rd.entries)
+            n.storage.sync()  # persist before send
+            for m in rd.messages:
+                self._transmit(m)
+            for e in rd.committed:
+                if e.kind is EntryKind.NORMAL:
+                    n.applied.append(e)
+            for ev in rd.events:
+                if ev.type in ("role", "election"):
+                    self._note(f"{core.id} {ev.type} {ev.fields}")
+            core.advance(rd)
+
+    def _transmit(self, m: Message) -> None:
+        self.messages_sent += 1
+        net = self.net
+        rng = self.rng
+        if net.drop and rng.random() < net.drop:
+            return
+        copies = 2 if net.duplicate and rng.random() < net.duplicate else 1
+        for _ in range(copies):
+            delay = rng.uniform(net.min_delay, net.max_delay)
+            if net.long and rng.random() < net.long:
+                delay = rng.uniform(net.max_delay, net.long_delay)
+            self._schedule(delay, "msg", m)
+
+    def _schedule(self, delay: float, kind: str, payload: object) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (self.now + delay, self._seq, kind, payload))
+
+    def _note(self, what: str) -> None:
+        self.log.append(f"{self.now:9.1f} ms  {what}")
+
+    def describe(self) -> str:
+        lines = [f"seed {self.seed} at {self.now:.1f} ms; last events:"]
+        lines += ["  " + x for x in self.log[-15:]]
+        for n in self.nodes.values():
+            lines.append(f"  {n.id}: {n.core!r}" if n.core else f"  {n.id}: down")
+        lines.append(f"replay: {self.replay}")
+        return "\n".join(lines)
+
+
+def replay_command(seed: int, nodes: int = 5) -> str:
+    """The shell command that runs soak seed ``seed`` again."""
+    return f"python -m raft.sim replay --seed {seed} --nodes {nodes}"
+
+
+# ---------------------------------------------------------------------------
+# The randomized soak
+
+
+FAULTS = (
+    "partition",
+    "cut",
+    "isolate",
+    "crash",
+    "crash-leader",
+    "bounce",
+    "restart",
+    "restart",
+    "heal",
+    "none",
+)
+SOAK_NET = NetConfig(min_delay=1, max_delay=15, drop=0.05, duplicate=0.03, long=0.02)
+
+
+@dataclass(slots=True)
+class SoakResult:
+    seed: int
+    proposed: int
+    committed: int
+    events: int
+    messages: int
+    virtual_ms: float
+
+
+def soak_one(seed: int, nodes: int = 5, rounds: int = 20) -> SoakResult:
+    """One randomized run with every fault; raises SafetyViolation on a bug.
+
+    Each round picks a fault (partition, asymmetric cut, isolation, crash,
+    restart, heal, a burst of loss), proposes a few commands and runs a
+    while.  At the end everything heals and restarts, and the cluster must
+    elect a leader, commit a final command and converge: safety *and*
+    liveness once the faults are gone.
+    """
+    rng = random.Random(seed ^ 0x5EED)
+    # Small messages and windows on some seeds, so that entries of different
+    # terms travel separately: that is where Figure 8's trap lies.
+    config = SimConfig(
+        nodes=nodes,
+        net=SOAK_NET,
+        max_entries_per_message=rng.choice((1, 2, 64)),
+        max_inflight=rng.choice((1, 4, 16)),
+    )
+    sim = Simulator(config, seed, replay_command(seed, nodes))
+    ids = sim.ids
+    proposals: list[tuple[int, int]] = []
+    for r in range(rounds):
+        fault = rng.choice(FAULTS)
+        leader = sim.leader()
+        if fault == "partition":
+            shuffled = rng.sample(ids, len(ids))
+            k = rng.randrange(1, len(ids))
+            sim.partition(shuffled[:k], shuffled[k:])
+        elif fault == "cut":
+            a, b = rng.sample(ids, 2)
+            sim.cut_link(a, b)
+        elif fault == "isolate":
+            sim.isolate(leader or rng.choice(ids))
+        elif fault == "crash":
+            sim.crash(rng.choice(ids))
+        elif fault == "crash-leader" and leader:
+            sim.crash(leader)
+        elif fault == "bounce":
+            # Crash and come straight back, still in the same term: the case
+            # where a vote that was not persisted would be cast twice.
+            victim = rng.choice(ids)
+            sim.crash(victim)
+            sim.run_for(rng.uniform(0, 30))
+            sim.restart(victim)
+        elif fault == "restart":
+            sim.restart(rng.choice(ids))
+        elif fault == "heal":
+            sim.heal()
+        for k in range(rng.randrange(0, 6)):
+            p = sim.propose(f"{seed}:{r}:{k}".encode())
+            if p:
+                proposals.append(p)
+        sim.run_for(rng.uniform(20, 300))
+    sim.heal()
+    for i in ids:
+        sim.restart(i)
+    if sim.wait_leader(10_000) is None:
+        raise SafetyViolation(f"no leader 10 s after healing\n{sim.describe()}")
+    # A client retries until its command commits (§8): a proposal made to a
+    # leader that is deposed right after may be overwritten, and that is fine.
+    deadline = sim.now + 10_000
+    done = False
+    while not done and sim.now < deadline:
+        final = sim.propose(b"final")
+        if final is None:
+            sim.run_for(50)
+        else:
+            done = sim.wait_committed(*final, timeout_ms=1000)
+    if not done:
+        raise SafetyViolation(f"nothing commits after healing\n{sim.describe()}")
+    if not sim.run_until(sim.converged, 10_000):
+        raise SafetyViolation(f"live nodes did not converge\n{sim.describe()}")
+    committed = sum(1 for p in proposals if sim.is_committed(*p))
+    return SoakResult(seed, len(proposals), committed, sim.events, sim.messages_sent, sim.now)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    import time  # the command line only; the simulator itself has no clock
+
+    ap = argparse.ArgumentParser(prog="python -m raft.sim", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("soak", help="run many seeds with every fault")
+    s.add_argument("--seeds", type=int, default=2000)
+    s.add_argument("--start", type=int, default=0)
+    s.add_argument("--nodes", type=int, default=5)
+    r = sub.add_parser("replay", help="run one seed again")
+    r.add_argument("--seed", type=int, required=True)
+    r.add_argument("--nodes", type=int, default=5)
+    r.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+
+    if args.cmd == "replay":
+        try:
+            res = soak_one(args.seed, args.nodes)
+        except SafetyViolation as e:
+            print(f"FAILED: {e}", file=sys.stderr)
+            return 1
+        print(
+            f"seed {res.seed}: ok, {res.committed}/{res.proposed} proposals committed, "
+            f"{res.events} events, {res.messages} messages, {res.virtual_ms / 1000:.1f} s virtual"
+        )
+        return 0
+
+    t0 = time.perf_counter()
+    events = 0
+    failures = 0
+    for k, seed in enumerate(range(args.start, args.start + args.seeds), 1):
+        try:
+            events += soak_one(seed, args.nodes).events
+        except SafetyViolation as e:
+            failures += 1
+            print(f"\nseed {seed} FAILED: {e}", file=sys.stderr)
+        if k % 100 == 0 or k == args.seeds:
+            rate = events / (time.perf_counter() - t0)
+            print(
+                f"\r{k}/{args.seeds} seeds, {failures} failed, {rate:,.0f} events/s",
+                end="",
+                flush=True,
+            )
+    print()
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
