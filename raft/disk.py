@@ -1,0 +1,618 @@
+"""Durable `Storage`: the Raft log in checksummed, append-only segment files.
+
+Raft is only safe if the term, the vote and the log survive a crash
+(Figure 2); `DiskStorage` is where they survive.  It implements the same
+`raft.storage.Storage` protocol as `MemoryStorage`, with the same results.
+
+Theory of operation
+===================
+
+File layout of a data directory::
+
+    LOCK                 flock()ed while one DiskStorage owns the directory
+    hardstate            term, vote, commit           (replaced atomically)
+    snapshot             the newest snapshot (§7)     (replaced atomically)
+    log-0000000001.seg   log segments, oldest first; only the last one grows
+    log-0000000002.seg
+    *.tmp                a replacement half written by a crash; removed on open
+
+Every file starts with an 8-byte header: a 6-byte magic naming its kind
+(``SRLOG\\0``, ``SRHRD\\0``, ``SRSNP\\0``) and the format version (u16, little
+endian; `FORMAT_VERSION`).  Records follow, each framed as::
+
+    u32 length | u32 crc32(payload) | u32 crc32(the 8 bytes before) | payload
+
+The frame header has a checksum of its own so that a damaged length is caught
+before it is trusted: otherwise one flipped bit in a length in mid-log would
+make that record look "cut off by a crash" and recovery would throw away
+every record after it.  Payloads are msgpack of plain lists::
+
+    log record   [1, first_index, [[term, kind, data], ...]]     (ENTRIES)
+    hardstate    [term, vote or nil, commit]
+    snapshot     [index, term, [voters...], [learners...], data]
+
+An ENTRIES record means "from ``first_index`` on, the log is these entries".
+`append` may overwrite a suffix (§5.3), and that is not a separate
+"truncate" record followed by new entries: the truncation *is* the record.
+Truncation and replacement are therefore one checksummed unit: a crash can
+never leave a log that was cut back but not refilled, or refilled without
+the cut, and no byte already on disk is ever rewritten.  Replay applies the
+records in order, exactly like `MemoryStorage.append` (a record starting
+past the end, which only happens after a snapshot emptied the log, starts a
+new run), and finally drops what the snapshot covers, like
+`MemoryStorage.save_snapshot`.
+
+Writing (group commit).  `append`, `set_hard_state` and `save_snapshot` only
+encode and buffer in memory; `sync` makes them durable, in this order:
+
+1. log records buffered before a pending snapshot: one ``write()`` per
+   segment touched, one ``fsync`` per segment;
+2. the snapshot: write ``snapshot.tmp``, fsync, rename, fsync the directory
+   (entries appended after it may start past the old log, so the snapshot
+   must be on disk before they are);
+3. the remaining log records, as in 1;
+4. the hard state, if it changed: ``hardstate.tmp``, fsync, rename; written
+   after the log so that ``commit`` never points past the durable log;
+5. segments wholly covered by the durable snapshot are deleted (lazily:
+   never the segment being written);
+6. one fsync of the directory if a file was renamed or deleted.
+
+A segment is fsynced and closed before the next is created (roll-over at
+``segment_size`` bytes), so only the last segment can hold unsynced bytes.
+A crash thus leaves the state of some prefix of the operations, including
+every operation before the last `sync` that returned.
+
+Recovery (on open).  Every record of every file is checked.  Damage that a
+crash can explain is repaired; anything else stops the node with
+`CorruptLogError` naming the file and byte offset, because a node that
+silently forgets acknowledged entries or votes breaks Raft's safety.  The
+tail of the LAST segment is "torn" (cut off: truncated there, with a
+warning) when the first bad record there is:
+
+* a frame header or file header cut short by the end of the file;
+* a valid frame header whose payload runs past the end of the file;
+* a record failing its checksum with nothing but zero bytes (or nothing)
+  after it, or zero bytes where a frame header should be (file systems
+  that extended the file but had not written the data yet).
+
+Everything else is mid-log corruption: a bad record followed by any
+non-zero byte, any bad record in an earlier segment (those were fsynced
+whole before their successor existed), a bad ``hardstate`` or ``snapshot``
+file (they only ever appear complete, by rename).  After a power failure an
+unsynced tail with a hole in the middle is reported as corruption too: that
+is a false alarm, but refusing to start is the safe way to be wrong.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import msgpack
+
+from raft.messages import ConfState, Entry, EntryKind, HardState, Snapshot, SnapshotMeta
+from raft.storage import PersistentState
+
+__all__ = [
+    "DEFAULT_SEGMENT_SIZE",
+    "FORMAT_VERSION",
+    "CorruptLogError",
+    "DataDirInUseError",
+    "DiskStorage",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Bumped whenever the bytes on disk change meaning; written in every file header.
+FORMAT_VERSION = 1
+DEFAULT_SEGMENT_SIZE = 64 << 20
+
+_FILE_HEADER = struct.Struct("<6sH")  # magic, format version
+_FRAME = struct.Struct("<III")  # payload length, crc32(payload), crc32(first 8 bytes)
+_LEN_CRC = struct.Struct("<II")
+_U32 = struct.Struct("<I")
+
+_LOG_MAGIC = b"SRLOG\0"
+_HARD_MAGIC = b"SRHRD\0"
+_SNAP_MAGIC = b"SRSNP\0"
+
+_HARDSTATE = "hardstate"
+_SNAPSHOT = "snapshot"
+_LOCK = "LOCK"
+_SEGMENT_PREFIX = "log-"
+_SEGMENT_SUFFIX = ".seg"
+
+_ENTRIES = 1  # the only log record type of format 1
+
+#: EntryKind by value, so decoding is a tuple index rather than an enum call per entry.
+_KINDS: tuple[EntryKind, ...] = tuple(sorted(EntryKind))
+assert all(k.value == i for i, k in enumerate(_KINDS)), "EntryKind values must be 0..n-1"
+
+
+class CorruptLogError(Exception):
+    """Stored bytes are damaged in a way a crash cannot explain: refuse to start.
+
+    Carries ``file``, the byte ``offset`` of the damaged record (or file
+    header) and the ``reason``, so an operator can inspect or cut the file.
+    """
+
+    def __init__(self, file: str | os.PathLike[str], offset: int, reason: str) -> None:
+        self.file = os.fspath(file)
+        self.offset = offset
+        self.reason = reason
+        super().__init__(f"corrupt Raft storage: {self.file} at byte {offset}: {reason}")
+
+
+class DataDirInUseError(RuntimeError):
+    """Another `DiskStorage` (usually another process) has the directory open."""
+
+
+# --------------------------------------------------------------------------
+# Framing and encoding (pure functions)
+
+
+def _frame(payload: bytes) -> bytes:
+    """One record on disk: checksummed header then payload."""
+    head = _LEN_CRC.pack(len(payload), zlib.crc32(payload))
+    return head + _U32.pack(zlib.crc32(head)) + payload
+
+
+def _all_zero(buf: bytes | memoryview) -> bool:
+    return not bytes(buf).strip(b"\0")
+
+
+def _scan(
+    data: bytes, file: Path, magic: bytes, *, tail_ok: bool
+) -> tuple[list[tuple[int, memoryview]], int, str | None]:
+    """Split one file into verified record payloads.
+
+    Returns ``(records, end, torn)``: each record as (offset, payload), the
+    offset where the good records end, and why the bytes from ``end`` on are
+    a torn tail (None if the file is whole).  A torn tail is accepted only
+    when ``tail_ok`` (the last log segment); any damage that is not a torn
+    tail raises `CorruptLogError`.  The rules are in the module docstring.
+    """
+    size = len(data)
+    header = _FILE_HEADER.pack(magic, FORMAT_VERSION)
+    hsize = _FILE_HEADER.size
+    if data[:hsize] != header:
+        if tail_ok and (_all_zero(data) or (size < hsize and header.startswith(data))):
+            return [], 0, "incomplete file header"
+        if size < hsize:
+            raise CorruptLogError(file, 0, f"file of {size} bytes is shorter than its header")
+        got_magic, version = _FILE_HEADER.unpack_from(data)
+        if got_magic != magic:
+            raise CorruptLogError(file, 0, f"bad magic {got_magic!r}, expected {magic!r}")
+        raise CorruptLogError(
+            file, 6, f"unsupported format version {version} (this code reads {FORMAT_VERSION})"
+        )
+    view = memoryview(data)
+    records: list[tuple[int, memoryview]] = []
+    pos = hsize
+    while pos < size:
+        if size - pos < _FRAME.size:
+            if tail_ok:
+                return records, pos, "record header cut by the end of the file"
+            raise CorruptLogError(file, pos, "record header cut by the end of the file")
+        length, crc, head_crc = _FRAME.unpack_from(data, pos)
+        if zlib.crc32(view[pos : pos + 8]) != head_crc:
+            if tail_ok and _all_zero(view[pos:]):
+                return records, pos, "zero bytes where a record should start"
+            raise CorruptLogError(file, pos, "record header checksum mismatch")
+        start = pos + _FRAME.size
+        end = start + length
+        if end > size:
+            if tail_ok:
+                return records, pos, f"record of {length} bytes cut by the end of the file"
+            raise CorruptLogError(file, pos, f"record of {length} bytes runs past end of file")
+        payload = view[start:end]
+        if zlib.crc32(payload) != crc:
+            if tail_ok and _all_zero(view[end:]):
+                return records, pos, "last record fails its checksum"
+            raise CorruptLogError(file, pos, "record checksum mismatch with data after it")
+        records.append((pos, payload))
+        pos = end
+    return records, pos, None
+
+
+def _encode_hard_state(hs: HardState) -> bytes:
+    return msgpack.packb([hs.term, hs.vote, hs.commit])
+
+
+def _decode_hard_state(obj: Any) -> HardState:
+    term, vote, commit = obj
+    return HardState(term=term, vote=vote, commit=commit)
+
+
+def _encode_snapshot(snap: Snapshot) -> bytes:
+    m = snap.meta
+    return msgpack.packb([m.index, m.term, list(m.conf.voters), list(m.conf.learners), snap.data])
+
+
+def _decode_snapshot(obj: Any) -> Snapshot:
+    index, term, voters, learners, data = obj
+    conf = ConfState(voters=tuple(voters), learners=tuple(learners))
+    return Snapshot(meta=SnapshotMeta(index=index, term=term, conf=conf), data=data)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until done: a write to a regular file may still be short."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+@dataclass(slots=True)
+class _Segment:
+    seq: int
+    path: Path
+    size: int
+    #: Highest index any record in it wrote: once the durable snapshot covers
+    #: it (and every older segment), replay no longer needs the file.
+    max_index: int
+
+
+# --------------------------------------------------------------------------
+
+
+class DiskStorage:
+    """`Storage` in a data directory; see the module docstring for the format.
+
+    One instance owns the directory (an flock on ``LOCK``), so two nodes can
+    never write the same log.  Not thread-safe: one driver calls it.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, segment_size: int = DEFAULT_SEGMENT_SIZE
+    ) -> None:
+        if segment_size < 1024:
+            raise ValueError(f"segment_size {segment_size} is too small (minimum 1024)")
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._segment_size = segment_size
+        #: What recovery repaired (a torn tail cut off), for logs and traces.
+        self.recovery_notes: list[str] = []
+        self._closed = False
+        self._failed: BaseException | None = None
+        self._active_fd = -1
+        self._lock_fd = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise DataDirInUseError(f"{self.path} is in use by another process") from None
+            self._dir_fd = os.open(self.path, os.O_RDONLY)
+            self._open()
+        except BaseException:
+            self._close_fds()
+            raise
+
+    def _open(self) -> None:
+        for tmp in self.path.glob("*.tmp"):
+            tmp.unlink()
+        state, segments = self._read_state(repair=True)
+        if not segments:
+            segments = [self._create_segment(1)]
+            self._fsync_dir()
+        self._segments = segments
+        self._active_fd = os.open(segments[-1].path, os.O_WRONLY | os.O_APPEND)
+        self._recovered: PersistentState | None = state
+        # durable state
+        self._durable_hs = state.hard_state
+        self._durable_snapshot_index = state.snapshot.meta.index
+        # state including buffered operations
+        self._hard_state = state.hard_state
+        self._snapshot_index = state.snapshot.meta.index
+        self._last_index = self._snapshot_index + len(state.entries)
+        self._pending: list[tuple[bytes, int]] = []  # (framed record, its last index)
+        self._pending_snapshot: Snapshot | None = None
+        self._frames_before_snapshot = 0
+        self._dir_dirty = False
+
+    # ------------------------------------------------------------------ API
+
+    def load(self) -> PersistentState:
+        """What a restart would see now: hard state, snapshot, entries after it.
+
+        Buffered operations are synced first, so the answer is on disk.  The
+        first call after opening returns the state recovery already decoded;
+        later calls read the files again.
+        """
+        self._check_usable()
+        if self._pending or self._pending_snapshot is not None or self._hs_dirty():
+            self.sync()
+        if self._recovered is not None:
+            state, self._recovered = self._recovered, None
+            return state
+        return self._read_state(repair=False)[0]
+
+    def append(self, entries: list[Entry]) -> None:
+        """Buffer ``entries``, replacing what was stored from ``entries[0].index`` on (§5.3).
+
+        The whole batch becomes one record (one checksum, one msgpack call),
+        which is what makes the implicit truncation atomic.
+        """
+        self._check_usable()
+        if not entries:
+            return
+        first = entries[0].index
+        if first <= self._snapshot_index:
+            raise ValueError(f"append at {first} is below the snapshot")
+        if first > self._last_index + 1:
+            raise ValueError(f"append at {first} leaves a gap after {self._last_index}")
+        if any(e.index != i for i, e in enumerate(entries, first)):
+            raise ValueError(f"entries appended at {first} are not consecutive")
+        body = [(e.term, e.kind, e.data) for e in entries]
+        last = entries[-1].index
+        self._pending.append((_frame(msgpack.packb((_ENTRIES, first, body))), last))
+        self._last_index = last
+        self._recovered = None
+
+    def set_hard_state(self, hs: HardState) -> None:
+        """Remember ``hs``; `sync` writes it (only if it changed since the last write)."""
+        self._check_usable()
+        self._hard_state = hs
+        self._recovered = None
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store ``snapshot`` at the next `sync` and drop every entry it covers (§7).
+
+        A snapshot older than the stored one is refused: Raft never goes back
+        (etcd answers ErrSnapOutOfDate), and allowing it would let a replay
+        resurrect entries the newer snapshot had already dropped.
+        """
+        self._check_usable()
+        index = snapshot.meta.index
+        if index < self._snapshot_index:
+            raise ValueError(
+                f"snapshot at {index} is older than the stored one at {self._snapshot_index}"
+            )
+        self._pending_snapshot = snapshot
+        self._frames_before_snapshot = len(self._pending)
+        self._snapshot_index = index
+        self._last_index = max(self._last_index, index)
+        self._recovered = None
+
+    def sync(self) -> None:
+        """Make every buffered operation durable (the order is in the module docstring).
+
+        If any write or fsync fails the storage refuses all further calls:
+        after a failed fsync the kernel may have dropped the dirty pages, and
+        a retried fsync can "succeed" without the data ever reaching the disk.
+        """
+        self._check_usable()
+        try:
+            self._sync()
+        except BaseException as exc:
+            self._failed = exc
+            raise
+
+    def close(self) -> None:
+        """Sync what is buffered, then release the files and the directory lock."""
+        if self._closed:
+            return
+        try:
+            if self._failed is None:
+                self.sync()
+        finally:
+            self._close_fds()
+
+    def __enter__(self) -> DiskStorage:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def last_index(self) -> int:
+        """Index of the last entry, buffered ones included (the snapshot's if none)."""
+        return self._last_index
+
+    # ------------------------------------------------------------- writing
+
+    def _sync(self) -> None:
+        pending = self._pending
+        snap = self._pending_snapshot
+        split = self._frames_before_snapshot if snap is not None else len(pending)
+        self._write_records(pending[:split])
+        if snap is not None:
+            self._replace_file(_SNAPSHOT, _SNAP_MAGIC, _encode_snapshot(snap))
+            self._fsync_dir()
+            self._durable_snapshot_index = snap.meta.index
+            self._pending_snapshot = None
+        self._write_records(pending[split:])
+        self._pending = []
+        if self._hs_dirty():
+            hs = self._hard_state
+            self._replace_file(_HARDSTATE, _HARD_MAGIC, _encode_hard_state(hs))
+            self._durable_hs = hs
+        self._drop_covered_segments()
+        if self._dir_dirty:
+            self._fsync_dir()
+
+    def _write_records(self, records: list[tuple[bytes, int]]) -> None:
+        """Append framed records: one write() and one fsync per segment touched."""
+        if not records:
+            return
+        seg = self._segments[-1]
+        chunk: list[bytes] = []
+        size, max_index = seg.size, seg.max_index
+        for frame, last in records:
+            if size > _FILE_HEADER.size and size + len(frame) > self._segment_size:
+                self._flush(seg, chunk, size, max_index)
+                seg = self._roll()
+                chunk = []
+                size, max_index = seg.size, seg.max_index
+            chunk.append(frame)
+            size += len(frame)
+            max_index = max(max_index, last)
+        self._flush(seg, chunk, size, max_index)
+
+    def _flush(self, seg: _Segment, chunk: list[bytes], size: int, max_index: int) -> None:
+        if not chunk:
+            return
+        _write_all(self._active_fd, b"".join(chunk))
+        os.fsync(self._active_fd)
+        seg.size = size
+        seg.max_index = max_index
+
+    def _roll(self) -> _Segment:
+        """Close the full segment (already fsynced) and start the next one."""
+        os.close(self._active_fd)
+        self._active_fd = -1
+        seg = self._create_segment(self._segments[-1].seq + 1)
+        # The new name must be durable before any record lands in it, so that
+        # segments on disk never skip one.
+        self._fsync_dir()
+        self._segments.append(seg)
+        self._active_fd = os.open(seg.path, os.O_WRONLY | os.O_APPEND)
+        return seg
+
+    def _create_segment(self, seq: int) -> _Segment:
+        path = self.path / f"{_SEGMENT_PREFIX}{seq:010d}{_SEGMENT_SUFFIX}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            _write_all(fd, _FILE_HEADER.pack(_LOG_MAGIC, FORMAT_VERSION))
+        finally:
+            os.close(fd)
+        return _Segment(seq, path, _FILE_HEADER.size, 0)
+
+    def _replace_file(self, name: str, magic: bytes, payload: bytes) -> None:
+        """Write-temp, fsync, rename: readers see the old file or the new one, whole."""
+        tmp = self.path / f"{name}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _write_all(fd, _FILE_HEADER.pack(magic, FORMAT_VERSION) + _frame(payload))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path / name)
+        self._dir_dirty = True
+
+    def _drop_covered_segments(self) -> None:
+        """Delete the oldest segments whose every record lies within the durable snapshot.
+
+        Only a prefix of segments goes, and never the one being written:
+        dropping records that wrote nothing above the snapshot cannot change
+        what replay yields above it.
+        """
+        segs = self._segments
+        while len(segs) > 1 and segs[0].max_index <= self._durable_snapshot_index:
+            segs.pop(0).path.unlink()
+            self._dir_dirty = True
+
+    def _fsync_dir(self) -> None:
+        os.fsync(self._dir_fd)
+        self._dir_dirty = False
+
+    def _hs_dirty(self) -> bool:
+        return self._hard_state != self._durable_hs
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"storage {self.path} is closed")
+        if self._failed is not None:
+            raise RuntimeError(f"storage {self.path} failed earlier: {self._failed!r}")
+
+    def _close_fds(self) -> None:
+        self._closed = True
+        for name in ("_active_fd", "_dir_fd", "_lock_fd"):
+            fd = getattr(self, name, -1)
+            if fd >= 0:
+                os.close(fd)  # closing the lock fd releases the flock
+                setattr(self, name, -1)
+
+    # ------------------------------------------------------------- reading
+
+    def _read_state(self, *, repair: bool) -> tuple[PersistentState, list[_Segment]]:
+        """Decode every file; with ``repair``, cut a torn tail off the last segment."""
+        hard_state = self._read_single(_HARDSTATE, _HARD_MAGIC, _decode_hard_state)
+        snapshot = self._read_single(_SNAPSHOT, _SNAP_MAGIC, _decode_snapshot)
+        hard_state = hard_state or HardState()
+        snapshot = snapshot or Snapshot()
+
+        paths = sorted(
+            (int(p.name[len(_SEGMENT_PREFIX) : -len(_SEGMENT_SUFFIX)]), p)
+            for p in self.path.glob(f"{_SEGMENT_PREFIX}*{_SEGMENT_SUFFIX}")
+        )
+        run: list[list[Any]] = []  # [term, kind, data] of index run_first + i
+        run_first = 0
+        segments: list[_Segment] = []
+        for n, (seq, path) in enumerate(paths):
+            is_last = n == len(paths) - 1
+            data = path.read_bytes()
+            records, end, torn = _scan(data, path, _LOG_MAGIC, tail_ok=is_last and repair)
+            if torn is not None:
+                self._cut_tail(path, end, len(data), torn)
+                end = max(end, _FILE_HEADER.size)
+            max_index = 0
+            for offset, payload in records:
+                try:
+                    rtype, first, body = msgpack.unpackb(payload)
+                    if rtype != _ENTRIES or first < 1 or not body:
+                        raise ValueError(f"record type {rtype}, first {first}, {len(body)} entries")
+                except Exception as exc:
+                    raise CorruptLogError(path, offset, f"undecodable record: {exc}") from exc
+                if run and run_first <= first <= run_first + len(run):
+                    del run[first - run_first :]
+                    run.extend(body)
+                else:  # cut below the run, or a new run after a snapshot emptied the log
+                    run, run_first = body, first
+                max_index = max(max_index, first + len(body) - 1)
+            segments.append(_Segment(seq, path, end, max_index))
+
+        # Drop what the snapshot covers, as MemoryStorage.save_snapshot does.
+        start = snapshot.meta.index + 1
+        entries: list[Entry] = []
+        if run and run_first <= start < run_first + len(run):
+            try:
+                entries = [
+                    Entry(t, i, d, _KINDS[k])
+                    for i, (t, k, d) in enumerate(run[start - run_first :], start)
+                ]
+            except (TypeError, ValueError, IndexError) as exc:
+                raise CorruptLogError(self.path, 0, f"undecodable entry: {exc}") from exc
+        return PersistentState(hard_state, snapshot, entries), segments
+
+    def _read_single(self, name: str, magic: bytes, decode: Any) -> Any:
+        """Read a file that is only ever replaced whole (by rename): any damage is corruption."""
+        path = self.path / name
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        records, _, _ = _scan(data, path, magic, tail_ok=False)
+        if len(records) != 1:
+            raise CorruptLogError(path, _FILE_HEADER.size, f"{len(records)} records, expected 1")
+        try:
+            return decode(msgpack.unpackb(records[0][1]))
+        except Exception as exc:
+            raise CorruptLogError(path, _FILE_HEADER.size, f"undecodable: {exc}") from exc
+
+    def _cut_tail(self, path: Path, end: int, size: int, reason: str) -> None:
+        """Truncate a torn tail at ``end`` (rewriting a torn file header) and fsync."""
+        note = f"{path}: cut {size - end} bytes of torn tail at byte {end} ({reason})"
+        logger.warning("%s", note)
+        self.recovery_notes.append(note)
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            if end < _FILE_HEADER.size:
+                os.ftruncate(fd, 0)
+                _write_all(fd, _FILE_HEADER.pack(_LOG_MAGIC, FORMAT_VERSION))
+            else:
+                os.ftruncate(fd, end)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
