@@ -101,6 +101,7 @@ _HEADER_SIZE = _HEADER.size
 _MAX_ENCODABLE = 0xFFFFFFFF
 #: Indexed by the wire value of an entry's kind (a tuple: no EntryKind(...) call per entry).
 _ENTRY_KINDS: tuple[EntryKind, ...] = tuple(sorted(EntryKind, key=int))
+assert [int(k) for k in _ENTRY_KINDS] == list(range(len(_ENTRY_KINDS))), "kinds must be 0..n-1"
 
 
 class RemoteProtocolError(Exception):
@@ -128,15 +129,21 @@ class FrameDecoder:
 
     ``feed`` accepts chunks of any size (a frame may arrive one byte at a
     time, or twenty frames in one read) and returns the payloads completed
-    by that chunk.  After it has raised `RemoteProtocolError` the stream is
-    out of step and the decoder must be discarded with its connection.
+    by that chunk.  A bad frame header (empty or oversized) raises
+    `RemoteProtocolError`; if good frames preceded it in the same chunk,
+    they are returned first and the error is raised by the next ``feed``
+    (and kept in `error`), so a peer's valid messages are never lost to its
+    later mistake.  Once it has failed the decoder stays failed: the stream
+    is out of step and must be closed.
     """
 
-    __slots__ = ("_buffer", "_max_frame_size")
+    __slots__ = ("_buffer", "_max_frame_size", "error")
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         self._buffer = bytearray()
         self._max_frame_size = max_frame_size
+        #: The protocol error this stream hit, if any.
+        self.error: RemoteProtocolError | None = None
 
     @property
     def buffered(self) -> int:
@@ -145,6 +152,8 @@ class FrameDecoder:
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add ``data`` to the stream; return every payload now complete, in order."""
+        if self.error is not None:
+            raise self.error
         buf = self._buffer
         buf += data
         payloads: list[bytes] = []
@@ -153,12 +162,15 @@ class FrameDecoder:
         while end - pos >= _HEADER_SIZE:
             (size,) = _HEADER.unpack_from(buf, pos)
             # Checked before waiting for the body: an absurd length fails at once.
-            if size == 0:
-                raise RemoteProtocolError("empty frame")
-            if size > self._max_frame_size:
-                raise RemoteProtocolError(
-                    f"frame of {size} bytes exceeds the limit of {self._max_frame_size}"
+            if size == 0 or size > self._max_frame_size:
+                self.error = RemoteProtocolError(
+                    "empty frame"
+                    if size == 0
+                    else f"frame of {size} bytes exceeds the limit of {self._max_frame_size}"
                 )
+                if not payloads:
+                    raise self.error
+                break
             start = pos + _HEADER_SIZE
             if end - start < size:
                 break
@@ -362,7 +374,9 @@ def _unpack(payload: bytes) -> Any:
     except Exception as exc:
         # msgpack signals bad input through many types (ExtraData, FormatError,
         # StackError, UnicodeDecodeError, TypeError, ValueError...): all the peer's fault.
-        raise RemoteProtocolError(f"undecodable msgpack payload: {exc}") from exc
+        raise RemoteProtocolError(
+            f"undecodable msgpack payload: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def decode_message(payload: bytes) -> Message:

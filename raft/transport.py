@@ -1,0 +1,719 @@
+"""TCP transport: moves Raft messages between nodes over asyncio streams.
+
+Theory of operation
+-------------------
+Connections are one-way.  Each node *dials* every peer it has something to
+say to and only ever writes on that connection; what it *accepts* it only
+reads.  So for every ordered pair (A, B) there is one connection A -> B,
+owned by A's writer task for B, and the reverse traffic uses B's own dial.
+This keeps each socket's life simple (one writer, one reader) and lets a
+dead or slow peer hurt nobody but itself.
+
+Handshake.  Both ends send a `Hello` (protocol version, cluster id, node
+id) as their first frame: the dialer first, the acceptor answers only if it
+accepts.  The acceptor refuses a peer from another cluster, an unknown node
+id or another protocol version; the dialer refuses an acceptor that is not
+the node it meant to reach (a stale address, a port reused by another
+cluster).  A refusal closes the connection and logs one line.
+
+Outbound path, per peer::
+
+    send(msg) -> fault filter -> encode_frame -> [bounded queue] -> writer task -> socket
+
+``send`` never blocks and never waits for the network: it encodes the
+message (so an unencodable message fails in the caller, where the bug is)
+and appends the frame to the destination's queue.  The queue is bounded in
+messages and bytes and **drops the oldest** frame when full.  Raft tolerates
+loss anywhere, and newer messages supersede older ones: a newer heartbeat
+carries a newer commit index, an older vote response belongs to a term that
+is over, and a leader re-sends whatever a follower misses from next_index.
+Dropping the newest instead would keep the stale traffic and throw away the
+state that matters.  The writer task dials (with exponential backoff and
+jitter after a failure), then repeatedly takes *everything* queued and hands
+it to one ``writelines()`` + ``drain()``: under load, many messages share one
+system call.  A frame whose write fails is lost, like a packet.
+
+Inbound path, per accepted connection: read chunks, cut them into frames
+with `FrameDecoder`, decode, check that ``src`` is the peer that shook hands
+and ``dst`` is us, apply the inbound fault filter, call ``on_message``.  Any
+`RemoteProtocolError` (malformed or oversized frame, lying ``src``) closes
+that connection only and is logged; the node keeps running.
+
+`FaultFilter` is the network's misbehaviour on demand: per peer and per
+direction it can cut the link, lose a fraction of messages or delay them.
+Rules apply on both send (outbound) and receive (inbound), so when both
+sides of a partition carry rules the cut holds in both directions even for
+messages already in flight.  It is plain data with `to_dict`/`from_dict` so
+a node can persist it and keep its partition across a restart.
+
+Ownership.  Every task (one writer per peer, one reader per accepted
+connection) is a child of one `asyncio.TaskGroup` run by a supervisor task;
+delayed deliveries are tracked timer handles.  ``stop()`` closes the
+listening socket, cancels the supervisor (which cancels and awaits every
+child; each closes its own socket on the way out) and cancels the timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from raft.codec import (
+    DEFAULT_MAX_FRAME_SIZE,
+    PROTOCOL_VERSION,
+    FrameDecoder,
+    Hello,
+    RemoteProtocolError,
+    decode_hello,
+    decode_message,
+    encode_frame,
+    encode_hello,
+    frame,
+)
+from raft.messages import Message, NodeId
+
+__all__ = [
+    "FaultFilter",
+    "LinkFault",
+    "Transport",
+    "TransportSettings",
+    "TransportStats",
+]
+
+Address = tuple[str, int]
+Direction = Literal["outbound", "inbound", "both"]
+
+#: A handshake is a few dozen bytes; anything much larger is not one.
+_MAX_HELLO_SIZE = 4096
+
+
+# --------------------------------------------------------------------------
+# Fault injection
+
+
+@dataclass(frozen=True, slots=True)
+class LinkFault:
+    """What goes wrong on one direction of one link.
+
+    ``drop`` cuts it entirely; otherwise each message is lost with
+    probability ``loss`` and the survivors arrive ``delay`` seconds late.
+    """
+
+    drop: bool = False
+    loss: float = 0.0
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.loss <= 1.0:
+            raise ValueError(f"loss must be a probability, got {self.loss}")
+        if self.delay < 0:
+            raise ValueError(f"delay must be >= 0, got {self.delay}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"drop": self.drop, "loss": self.loss, "delay": self.delay}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LinkFault:
+        unknown = set(data) - {"drop", "loss", "delay"}
+        if unknown:
+            raise ValueError(f"unknown link fault keys: {sorted(unknown)}")
+        return cls(
+            drop=bool(data.get("drop", False)),
+            loss=float(data.get("loss", 0.0)),
+            delay=float(data.get("delay", 0.0)),
+        )
+
+
+@dataclass(slots=True)
+class FaultFilter:
+    """Per-peer, per-direction link faults.  The key ``"*"`` means every peer.
+
+    A rule for a named peer replaces the ``"*"`` rule for that peer (it does
+    not combine with it), so "lose 10% everywhere but cut manager3" is two
+    rules.  Outbound rules are checked in `Transport.send`, inbound ones when
+    a message arrives: an asymmetric partition is an outbound rule on one
+    side only.
+    """
+
+    outbound: dict[NodeId, LinkFault] = field(default_factory=dict)
+    inbound: dict[NodeId, LinkFault] = field(default_factory=dict)
+
+    ALL = "*"
+
+    def rule(self, direction: Literal["outbound", "inbound"], peer: NodeId) -> LinkFault | None:
+        """The rule in force for ``peer`` in ``direction``, if any."""
+        rules = self.outbound if direction == "outbound" else self.inbound
+        return rules.get(peer) or rules.get(self.ALL)
+
+    def decide(
+        self, direction: Literal["outbound", "inbound"], peer: NodeId, rng: random.Random
+    ) -> float | None:
+        """``None`` to drop this message, else the delay in seconds (0.0: deliver now)."""
+        rules = self.outbound if direction == "outbound" else self.inbound
+        if not rules:  # the common case: no faults at all
+            return 0.0
+        rule = rules.get(peer) or rules.get(self.ALL)
+        if rule is None:
+            return 0.0
+        if rule.drop or (rule.loss and rng.random() < rule.loss):
+            return None
+        return rule.delay
+
+    def set_rule(self, peer: NodeId, fault: LinkFault, direction: Direction = "both") -> None:
+        """Install ``fault`` for ``peer`` (or ``"*"``) in one or both directions."""
+        for rules in self._tables(direction):
+            rules[peer] = fault
+
+    def block(self, *peers: NodeId, direction: Direction = "both") -> None:
+        """Cut the links to and/or from ``peers``."""
+        for peer in peers:
+            self.set_rule(peer, LinkFault(drop=True), direction)
+
+    def clear(self, *peers: NodeId, direction: Direction = "both") -> None:
+        """Remove the rules for ``peers`` (all rules if none are named)."""
+        for rules in self._tables(direction):
+            if not peers:
+                rules.clear()
+            for peer in peers:
+                rules.pop(peer, None)
+
+    def heal(self) -> None:
+        """Remove every rule."""
+        self.clear()
+
+    def _tables(self, direction: Direction) -> list[dict[NodeId, LinkFault]]:
+        if direction not in ("outbound", "inbound", "both"):
+            raise ValueError(f"bad direction {direction!r}")
+        return [
+            t
+            for d, t in (("outbound", self.outbound), ("inbound", self.inbound))
+            if direction in (d, "both")
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able snapshot of the rules."""
+        return {
+            "outbound": {peer: f.to_dict() for peer, f in sorted(self.outbound.items())},
+            "inbound": {peer: f.to_dict() for peer, f in sorted(self.inbound.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FaultFilter:
+        """Rebuild from `to_dict` output; raises ValueError on anything else."""
+        unknown = set(data) - {"outbound", "inbound"}
+        if unknown:
+            raise ValueError(f"unknown fault filter keys: {sorted(unknown)}")
+        tables = {}
+        for key in ("outbound", "inbound"):
+            raw = data.get(key, {})
+            if not isinstance(raw, Mapping):
+                raise ValueError(f"{key} must be a mapping")
+            tables[key] = {str(peer): LinkFault.from_dict(f) for peer, f in raw.items()}
+        return cls(outbound=tables["outbound"], inbound=tables["inbound"])
+
+
+# --------------------------------------------------------------------------
+# Settings and counters
+
+
+@dataclass(frozen=True, slots=True)
+class TransportSettings:
+    """Limits and timings; the defaults suit a cluster on one machine."""
+
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    #: Per-peer outbound queue bounds; beyond either, the oldest frame is dropped.
+    queue_max_messages: int = 4096
+    queue_max_bytes: int = 64 * 1024 * 1024
+    connect_timeout: float = 1.0
+    handshake_timeout: float = 2.0
+    #: Reconnect delay doubles from `backoff_initial` up to `backoff_max`;
+    #: the actual wait is drawn uniformly from [delay/2, delay] (jitter).
+    backoff_initial: float = 0.05
+    backoff_max: float = 2.0
+    read_chunk: int = 256 * 1024
+
+
+@dataclass(slots=True)
+class TransportStats:
+    """Counters for status pages and tests; never reset."""
+
+    sent: int = 0  # frames written to a socket
+    batches: int = 0  # writelines()+drain() calls that wrote them (coalescing: << sent)
+    received: int = 0  # messages handed to on_message
+    dropped_queue_full: int = 0
+    dropped_fault: int = 0
+    dropped_unknown_peer: int = 0
+    dropped_write_failed: int = 0
+    connects: int = 0  # successful outbound handshakes
+    accepts: int = 0  # successful inbound handshakes
+    refused: int = 0  # handshakes refused, either side
+    protocol_errors: int = 0  # inbound connections closed for bad frames
+
+
+# --------------------------------------------------------------------------
+# Per-peer outbound state
+
+
+class _Outbox:
+    """A bounded FIFO of encoded frames that drops the oldest when full."""
+
+    __slots__ = ("_frames", "_max_bytes", "_max_messages", "bytes", "ready")
+
+    def __init__(self, max_messages: int, max_bytes: int) -> None:
+        self._frames: collections.deque[bytes] = collections.deque()
+        self._max_messages = max_messages
+        self._max_bytes = max_bytes
+        self.bytes = 0
+        #: Set while frames are waiting: what the writer task sleeps on.
+        self.ready = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def put(self, data: bytes) -> int:
+        """Append one frame; return how many old frames were dropped to make room."""
+        frames = self._frames
+        frames.append(data)
+        self.bytes += len(data)
+        dropped = 0
+        while len(frames) > 1 and (
+            len(frames) > self._max_messages or self.bytes > self._max_bytes
+        ):
+            self.bytes -= len(frames.popleft())
+            dropped += 1
+        self.ready.set()
+        return dropped
+
+    def take_all(self) -> list[bytes]:
+        """Everything queued, oldest first; leaves the outbox empty."""
+        batch = list(self._frames)
+        self._frames.clear()
+        self.bytes = 0
+        self.ready.clear()
+        return batch
+
+    def clear(self) -> None:
+        self.take_all()
+
+
+@dataclass(slots=True)
+class _Peer:
+    node_id: NodeId
+    address: Address
+    outbox: _Outbox
+    task: asyncio.Task[None] | None = None
+    #: The handshaken connection, if any.  We only write to it; the reader is
+    #: kept to notice the acceptor hanging up (it never sends after its Hello).
+    reader: asyncio.StreamReader | None = None
+    writer: asyncio.StreamWriter | None = None
+
+    def connection_alive(self) -> bool:
+        return (
+            self.writer is not None
+            and self.reader is not None
+            and not self.writer.is_closing()
+            and not self.reader.at_eof()
+        )
+
+
+# --------------------------------------------------------------------------
+# The transport
+
+
+class Transport:
+    """Sends and receives Raft messages for one node over TCP.
+
+    ``on_message`` is called from the event loop for every message that
+    arrives and passes the inbound fault filter; it must not block.
+    """
+
+    def __init__(
+        self,
+        node_id: NodeId,
+        cluster_id: str,
+        listen_host: str = "127.0.0.1",
+        listen_port: int = 0,
+        peers: Mapping[NodeId, Address] | None = None,
+        on_message: Callable[[Message], None] | None = None,
+        fault_filter: FaultFilter | None = None,
+        logger: logging.Logger | None = None,
+        *,
+        settings: TransportSettings | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.cluster_id = cluster_id
+        self.listen_host = listen_host
+        self.fault_filter = fault_filter if fault_filter is not None else FaultFilter()
+        self.settings = settings or TransportSettings()
+        self.stats = TransportStats()
+        self._listen_port = listen_port
+        self._on_message = on_message or (lambda msg: None)
+        self._log = logger or logging.getLogger("raft.transport")
+        # Only used for jitter and fault loss; pass a seeded one for reproducible runs.
+        self._rng = rng or random.Random()
+        self._peers: dict[NodeId, _Peer] = {}
+        self._initial_peers = dict(peers or {})
+        #: Handshaken inbound connections by peer, and every accepted one.
+        self._inbound: dict[NodeId, asyncio.StreamWriter] = {}
+        self._accepted: set[asyncio.StreamWriter] = set()
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._server: asyncio.Server | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._group: asyncio.TaskGroup | None = None
+        self._stopping = False
+        self._hello_frame = frame(encode_hello(Hello(PROTOCOL_VERSION, cluster_id, node_id)))
+        self.port: int = 0
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the writer tasks and listen; ``self.port`` is then the bound port.
+
+        A transport runs once: after `stop`, make a new one.
+        """
+        if self._supervisor is not None:
+            raise RuntimeError("transport already started")
+        ready = asyncio.Event()
+        self._supervisor = asyncio.create_task(
+            self._supervise(ready), name=f"transport-{self.node_id}"
+        )
+        await ready.wait()
+        try:
+            self._server = await asyncio.start_server(
+                self._on_accept, self.listen_host, self._listen_port
+            )
+        except BaseException:
+            await self.stop()
+            raise
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._log.debug("%s: listening on %s:%d", self.node_id, self.listen_host, self.port)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Close every socket and cancel every task; idempotent.
+
+        Order: stop accepting, cancel pending delayed deliveries, then cancel
+        the task group (each task closes its own connection while unwinding).
+        """
+        self._stopping = True
+        if self._server is not None:
+            self._server.close()
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            # asyncio.wait, unlike awaiting the task, does not mistake the
+            # supervisor's cancellation for our own (stop() itself being cancelled).
+            _, pending = await asyncio.wait({self._supervisor}, timeout=timeout)
+            if pending:
+                self._log.error("%s: transport tasks did not stop in %ss", self.node_id, timeout)
+        for writer in self._accepted:  # accepted, but its task never got to run
+            writer.transport.abort()
+        self._accepted.clear()
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._server.wait_closed()
+        self._server = None
+        self._group = None
+        self._peers.clear()
+        self._inbound.clear()
+
+    async def _supervise(self, ready: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as group:
+            self._group = group
+            self.set_peers(self._initial_peers)
+            ready.set()
+            await asyncio.Future()  # run until cancelled by stop()
+
+    def _spawn(self, name: str, fn: Callable[..., Any], *args: Any) -> asyncio.Task[None]:
+        """Start ``fn(*args)`` as a child of the task group; unexpected errors are logged.
+
+        Without the guard, one buggy connection handler would make the task
+        group cancel every other task of the transport.  The coroutine is only
+        created once the task runs, so a task cancelled before its first step
+        leaves no never-awaited coroutine behind.
+        """
+        assert self._group is not None, "transport not started"
+
+        async def guarded() -> None:
+            try:
+                await fn(*args)
+            except Exception:
+                self._log.exception("%s: task %s failed", self.node_id, name)
+
+        return self._group.create_task(guarded(), name=name)
+
+    # -- peers -------------------------------------------------------------
+
+    def set_peers(self, peers: Mapping[NodeId, Address]) -> None:
+        """Replace the address table (membership change).  Our own id is ignored.
+
+        New peers get a writer; removed peers lose theirs, their queue and
+        their inbound connection; a peer whose address changed is redialled.
+        """
+        wanted = {p: (str(a[0]), int(a[1])) for p, a in peers.items() if p != self.node_id}
+        if self._group is None or self._stopping:  # not running: remembered for start()
+            self._initial_peers = dict(wanted)
+            return
+        for peer_id in list(self._peers):
+            if peer_id not in wanted:
+                peer = self._peers.pop(peer_id)
+                if peer.task is not None:
+                    peer.task.cancel()
+                peer.outbox.clear()
+                inbound = self._inbound.pop(peer_id, None)
+                if inbound is not None:
+                    inbound.transport.abort()
+        for peer_id, address in wanted.items():
+            peer = self._peers.get(peer_id)
+            if peer is None:
+                peer = _Peer(
+                    peer_id,
+                    address,
+                    _Outbox(self.settings.queue_max_messages, self.settings.queue_max_bytes),
+                )
+                self._peers[peer_id] = peer
+                peer.task = self._spawn(f"writer-{peer_id}", self._run_writer, peer)
+            elif peer.address != address:
+                peer.address = address
+                if peer.writer is not None:  # the writer notices and redials
+                    peer.writer.transport.abort()
+        self._initial_peers = dict(wanted)
+
+    @property
+    def peers(self) -> dict[NodeId, Address]:
+        """The current address table."""
+        if self._group is None:
+            return dict(self._initial_peers)
+        return {p: peer.address for p, peer in self._peers.items()}
+
+    def is_connected(self, peer_id: NodeId) -> bool:
+        """Whether we hold a handshaken outbound connection to ``peer_id``."""
+        peer = self._peers.get(peer_id)
+        return peer is not None and peer.connection_alive()
+
+    def queued(self, peer_id: NodeId) -> int:
+        """Frames waiting in ``peer_id``'s outbound queue."""
+        peer = self._peers.get(peer_id)
+        return len(peer.outbox) if peer is not None else 0
+
+    # -- sending -----------------------------------------------------------
+
+    def send(self, msg: Message) -> None:
+        """Queue ``msg`` for ``msg.dst``; returns at once, never blocks.
+
+        Raises `raft.codec.LocalProtocolError` if the message cannot be encoded
+        (a bug here, not a network condition).  Everything else that can go
+        wrong, an unknown destination included, is a silent loss counted in
+        `stats`: Raft retries.
+        """
+        peer = self._peers.get(msg.dst)
+        if peer is None:
+            self.stats.dropped_unknown_peer += 1
+            self._log.debug("%s: no address for %s, dropped %s", self.node_id, msg.dst, msg)
+            return
+        delay = self.fault_filter.decide("outbound", msg.dst, self._rng)
+        if delay is None:
+            self.stats.dropped_fault += 1
+            return
+        data = encode_frame(msg, self.settings.max_frame_size)
+        if delay > 0:
+            self._later(delay, self._enqueue, msg.dst, data)
+        else:
+            self._enqueue(msg.dst, data)
+
+    def _enqueue(self, peer_id: NodeId, data: bytes) -> None:
+        peer = self._peers.get(peer_id)
+        if peer is None:  # removed while the frame was delayed
+            self.stats.dropped_unknown_peer += 1
+            return
+        self.stats.dropped_queue_full += peer.outbox.put(data)
+
+    def _later(self, delay: float, callback: Callable[..., None], *args: Any) -> None:
+        """Run ``callback`` after ``delay`` seconds, tracked so `stop` can cancel it."""
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            callback(*args)
+
+        handle = loop.call_later(delay, fire)
+        self._timers.add(handle)
+
+    async def _run_writer(self, peer: _Peer) -> None:
+        """The one task that writes to ``peer``: dial, then flush the queue in batches."""
+        try:
+            while True:
+                await peer.outbox.ready.wait()
+                if peer.connection_alive():
+                    writer = peer.writer
+                    assert writer is not None
+                else:
+                    self._drop_connection(peer)
+                    writer = await self._connect_with_backoff(peer)
+                batch = peer.outbox.take_all()
+                try:
+                    writer.writelines(batch)
+                    await writer.drain()
+                except (OSError, RuntimeError) as exc:  # RuntimeError: write after close
+                    self.stats.dropped_write_failed += len(batch)
+                    self._log.info("%s: lost connection to %s: %s", self.node_id, peer.node_id, exc)
+                    self._drop_connection(peer)
+                else:
+                    self.stats.sent += len(batch)
+                    self.stats.batches += 1
+        finally:
+            self._drop_connection(peer)
+
+    def _drop_connection(self, peer: _Peer) -> None:
+        if peer.writer is not None:
+            peer.writer.transport.abort()
+        peer.reader = peer.writer = None
+
+    async def _connect_with_backoff(self, peer: _Peer) -> asyncio.StreamWriter:
+        """Dial until a handshake succeeds, backing off exponentially with jitter."""
+        delay = self.settings.backoff_initial
+        failures = 0
+        while True:
+            try:
+                reader, writer = await self._dial(peer)
+            except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+                failures += 1
+                log = self._log.info if failures == 1 else self._log.debug
+                log("%s: cannot reach %s at %s:%d: %s", self.node_id, peer.node_id, *peer.address,
+                    exc or type(exc).__name__)  # fmt: skip
+            except RemoteProtocolError as exc:
+                failures += 1
+                self.stats.refused += 1
+                self._log.warning(
+                    "%s: refusing %s at %s:%d: %s", self.node_id, peer.node_id, *peer.address, exc
+                )
+            else:
+                self.stats.connects += 1
+                self._log.info("%s: connected to %s", self.node_id, peer.node_id)
+                peer.reader, peer.writer = reader, writer
+                return writer
+            await asyncio.sleep(self._rng.uniform(delay / 2, delay))  # backoff, not a condition
+            delay = min(delay * 2, self.settings.backoff_max)
+
+    async def _dial(self, peer: _Peer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        host, port = peer.address
+        async with asyncio.timeout(self.settings.connect_timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(self._hello_frame)
+            async with asyncio.timeout(self.settings.handshake_timeout):
+                await writer.drain()
+                hello = await _read_hello(reader)
+            if hello.cluster_id != self.cluster_id:
+                raise RemoteProtocolError(f"it is in cluster {hello.cluster_id!r}")
+            if hello.node_id != peer.node_id:
+                raise RemoteProtocolError(f"it says it is {hello.node_id!r}")
+        except BaseException:
+            writer.transport.abort()
+            raise
+        return reader, writer
+
+    # -- receiving ---------------------------------------------------------
+
+    def _on_accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A plain callback, so asyncio starts no task of its own: ours is owned by the group.
+        if self._group is None or self._stopping:
+            writer.transport.abort()
+            return
+        # Tracked apart from the task, which may be cancelled before it first runs.
+        self._accepted.add(writer)
+        self._spawn("inbound", self._serve, reader, writer)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Handshake with one dialer, then deliver its messages until it goes away."""
+        host, port = (writer.get_extra_info("peername") or ("?", "?"))[:2]
+        where = f"{host}:{port}"
+        peer_id: NodeId | None = None
+        try:
+            async with asyncio.timeout(self.settings.handshake_timeout):
+                hello = await _read_hello(reader)
+            refusal = self._refusal(hello)
+            if refusal:
+                self.stats.refused += 1
+                self._log.warning("%s: refused %s from %s: %s", self.node_id, hello.node_id,
+                                  where, refusal)  # fmt: skip
+                return
+            peer_id = hello.node_id
+            writer.write(self._hello_frame)
+            await writer.drain()
+            old = self._inbound.get(peer_id)
+            if old is not None:  # the peer redialled; its old connection is dead or dying
+                old.transport.abort()
+            self._inbound[peer_id] = writer
+            self.stats.accepts += 1
+            await self._read_messages(reader, peer_id)
+        except RemoteProtocolError as exc:
+            self.stats.protocol_errors += 1
+            self._log.warning("%s: closing connection from %s (%s): %s", self.node_id,
+                              peer_id or "unidentified peer", where, exc)  # fmt: skip
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            self._log.debug("%s: inbound connection from %s ended: %r", self.node_id, where, exc)
+        finally:
+            writer.transport.abort()
+            self._accepted.discard(writer)
+            if peer_id is not None and self._inbound.get(peer_id) is writer:
+                del self._inbound[peer_id]
+
+    def _refusal(self, hello: Hello) -> str | None:
+        if hello.cluster_id != self.cluster_id:
+            return f"cluster id {hello.cluster_id!r} is not ours ({self.cluster_id!r})"
+        if hello.node_id not in self._peers:
+            return "not a known member of this cluster"
+        return None
+
+    async def _read_messages(self, reader: asyncio.StreamReader, peer_id: NodeId) -> None:
+        decoder = FrameDecoder(self.settings.max_frame_size)
+        chunk = self.settings.read_chunk
+        while True:
+            data = await reader.read(chunk)
+            if not data:
+                return
+            for payload in decoder.feed(data):
+                msg = decode_message(payload)
+                if msg.src != peer_id or msg.dst != self.node_id:
+                    raise RemoteProtocolError(
+                        f"{type(msg).__name__} from {msg.src!r} to {msg.dst!r} "
+                        f"on {peer_id!r}'s connection to {self.node_id!r}"
+                    )
+                self._receive(msg)
+            if decoder.error is not None:  # good frames came first, then a bad header
+                raise decoder.error
+
+    def _receive(self, msg: Message) -> None:
+        delay = self.fault_filter.decide("inbound", msg.src, self._rng)
+        if delay is None:
+            self.stats.dropped_fault += 1
+        elif delay > 0:
+            self._later(delay, self._deliver, msg)
+        else:
+            self._deliver(msg)
+
+    def _deliver(self, msg: Message) -> None:
+        self.stats.received += 1
+        try:
+            self._on_message(msg)
+        except Exception:  # the consumer's bug must not cost the peer its connection
+            self._log.exception("%s: on_message failed for %s", self.node_id, msg)
+
+
+async def _read_hello(reader: asyncio.StreamReader) -> Hello:
+    """Read the first frame of a connection; it must be a `Hello`."""
+    header = await reader.readexactly(4)
+    size = int.from_bytes(header, "big")
+    if not 0 < size <= _MAX_HELLO_SIZE:
+        raise RemoteProtocolError(f"handshake frame of {size} bytes")
+    return decode_hello(await reader.readexactly(size))
