@@ -43,6 +43,12 @@ Roles and transitions (the table `viz` draws the role diagram from):
 Time is counted in ticks.  A follower's election timeout is drawn from
 [T, 2T) ticks with the caller's seeded `random.Random`, so a run replays
 exactly from its seed.
+
+Beyond the basic protocol the core carries the parts a real cluster needs:
+log compaction and InstallSnapshot (§7), one-server-at-a-time membership
+changes with learners (dissertation §4), leadership transfer (§3.10),
+ReadIndex reads (§6.4) and forced recovery of a lone survivor
+(`force_new_cluster`).
 """
 
 from __future__ import annotations
@@ -53,6 +59,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from raft.log import RaftLog
+from raft.membership import (
+    ConfChange,
+    ConfChangeError,
+    ConfChangeOp,
+    apply_change,
+    decode_conf,
+    encode_conf,
+)
 from raft.messages import (
     AppendEntries,
     AppendEntriesResponse,
@@ -60,15 +74,37 @@ from raft.messages import (
     Entry,
     EntryKind,
     HardState,
+    InstallSnapshot,
+    InstallSnapshotResponse,
     Message,
     NodeId,
+    ReadIndexRequest,
+    ReadIndexResponse,
     RequestVote,
     RequestVoteResponse,
     Snapshot,
+    SnapshotMeta,
+    TimeoutNow,
 )
 from raft.progress import Progress, ProgressState
 from raft.quorum import VoteResult, committed_index, majority, vote_result
+from raft.readindex import ReadState, ReadTracker
 from raft.storage import PersistentState
+
+__all__ = [
+    "ConfChange",
+    "ConfChangeError",
+    "ConfChangeOp",
+    "Config",
+    "NotLeader",
+    "ProposalDropped",
+    "RaftCore",
+    "ReadState",
+    "Ready",
+    "Role",
+    "TraceEvent",
+    "force_new_cluster",
+]
 
 
 class Role(enum.Enum):
@@ -90,6 +126,11 @@ class NotLeader(Exception):
         self.leader = leader
 
 
+class ProposalDropped(Exception):
+    """The leader cannot take proposals right now (a leadership transfer is
+    under way, §3.10); retry shortly, at whichever node then leads."""
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """Settings of one core.  Times are in ticks."""
@@ -108,6 +149,13 @@ class Config:
     max_inflight: int = 64
     max_entries_per_message: int = 1024
     max_bytes_per_message: int = 1 << 20
+    #: Take a snapshot after this many applied entries / bytes since the last (§7).
+    snapshot_entries: int = 10_000
+    snapshot_bytes: int = 64 << 20
+    #: Entries kept behind a snapshot so a slow follower can catch up from the
+    #: log instead of a whole snapshot (Swarm keeps 500).
+    trailing_entries: int = 500
+    snapshot_chunk_bytes: int = 256 << 10
 
     def __post_init__(self) -> None:
         if self.heartbeat_ticks < 1 or self.election_ticks <= self.heartbeat_ticks:
@@ -124,7 +172,13 @@ class TraceEvent:
 
 @dataclass(slots=True)
 class Ready:
-    """One batch of effects.  See the module docstring for the contract."""
+    """One batch of effects.  See the module docstring for the contract.
+
+    ``snapshot`` is a snapshot received from the leader (§7): persist it
+    first (`Storage.install_snapshot`, which also empties the log after it)
+    and restore the state machine from it before applying ``committed``.
+    ``reads`` are linearizable reads whose read index is now known (§6.4).
+    """
 
     hard_state: HardState | None = None
     entries: list[Entry] = field(default_factory=list)
@@ -132,6 +186,7 @@ class Ready:
     messages: list[Message] = field(default_factory=list)
     committed: list[Entry] = field(default_factory=list)
     events: list[TraceEvent] = field(default_factory=list)
+    reads: list[ReadState] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
@@ -141,6 +196,7 @@ class Ready:
             or self.messages
             or self.committed
             or self.events
+            or self.reads
         )
 
 
@@ -157,7 +213,16 @@ class RaftCore:
         self.log = RaftLog(state.snapshot.meta, state.entries, state.hard_state.commit)
         self.term = state.hard_state.term
         self.vote: NodeId | None = state.hard_state.vote
-        self.conf = self._initial_conf(state)
+        #: The latest snapshot: sent to followers whose next entry is compacted.
+        self.snapshot = state.snapshot
+        #: Configuration in force at the log's first index - 1 (the compaction point).
+        self._base_conf = (
+            state.snapshot.meta.conf
+            if state.snapshot.meta.index
+            else ConfState(voters=tuple(config.peers))
+        )
+        self.conf = self._base_conf
+        self._refresh_conf()
         self.role = Role.FOLLOWER
         self.leader_id: NodeId | None = None
         self.progress: dict[NodeId, Progress] = {}
@@ -173,13 +238,15 @@ class RaftCore:
         self._unstable_from = self.log.last_index + 1  # first entry not yet handed to storage
         self._pending: Ready | None = None
         self._append_wanted = False
-
-    def _initial_conf(self, state: PersistentState) -> ConfState:
-        conf = state.snapshot.meta.conf if state.snapshot.meta.index else None
-        for e in state.entries:
-            if e.kind is EntryKind.CONFIG:
-                conf = _decode_conf(e.data)
-        return conf or ConfState(voters=tuple(self.config.peers))
+        self._installed: Snapshot | None = None  # from the leader, for the next Ready
+        self._receiving: tuple[SnapshotMeta, bytearray] | None = None
+        self._applied_bytes = 0  # since the last snapshot, for should_snapshot()
+        self._pending_conf_index = 0
+        self._transferee: NodeId | None = None
+        self._transfer_elapsed = 0
+        self._reads = ReadTracker()
+        self._read_round_wanted = False
+        self._read_states: list[ReadState] = []
 
     # ================================================================ views
 
@@ -198,6 +265,35 @@ class RaftCore:
     @property
     def is_voter(self) -> bool:
         return self.id in self.conf.voters
+
+    @property
+    def transferee(self) -> NodeId | None:
+        """The follower a leadership transfer is handing over to, if any."""
+        return self._transferee
+
+    def status(self) -> dict[str, Any]:
+        """A snapshot of this server's Raft state, for humans and the API."""
+        st: dict[str, Any] = {
+            "id": self.id,
+            "role": self.role.value,
+            "term": self.term,
+            "leader": self.leader_id,
+            "voted_for": self.vote,
+            "commit_index": self.log.committed,
+            "applied_index": self.log.applied,
+            "last_log_index": self.log.last_index,
+            "last_log_term": self.log.last_term,
+            "snapshot_index": self.snapshot.meta.index,
+            "first_log_index": self.log.offset,
+            "voters": list(self.conf.voters),
+            "learners": list(self.conf.learners),
+        }
+        if self.role is Role.LEADER:
+            st["progress"] = {
+                p: {"match": pr.match, "next": pr.next, "state": pr.state.value}
+                for p, pr in self.progress.items()
+            }
+        return st
 
     def __repr__(self) -> str:
         return (
@@ -223,7 +319,106 @@ class RaftCore:
         """
         if self.role is not Role.LEADER:
             raise NotLeader(self.leader_id)
+        if self._transferee is not None:
+            raise ProposalDropped(f"leadership transfer to {self._transferee} in progress")
         return self._append_own(data, EntryKind.NORMAL)
+
+    def propose_conf_change(self, change: ConfChange) -> int:
+        """Append a membership change; it takes effect at once (dissertation §4.1).
+
+        One change at a time: a second one is refused until the first has
+        committed, so that old and new majorities always overlap.  A learner
+        is promoted only once it has caught up with the commit index, so the
+        new voter does not stall commitment (§4.2.1).
+        """
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.leader_id)
+        if self._transferee is not None:
+            raise ProposalDropped(f"leadership transfer to {self._transferee} in progress")
+        if self._pending_conf_index > self.log.committed:
+            raise ConfChangeError(
+                f"the membership change at index {self._pending_conf_index} is not committed yet"
+            )
+        if change.op is ConfChangeOp.PROMOTE:
+            pr = self.progress.get(change.node)
+            if pr is not None and pr.match < self.log.committed:
+                raise ConfChangeError(
+                    f"{change.node} has not caught up yet "
+                    f"(has {pr.match}, commit index {self.log.committed})"
+                )
+        conf = apply_change(self.conf, change)
+        index = self._append_own(encode_conf(conf), EntryKind.CONFIG)
+        self._pending_conf_index = index
+        self._set_conf(conf)
+        return index
+
+    def transfer_leadership(self, target: NodeId | None = None) -> NodeId:
+        """Hand leadership to ``target`` (default: the most up-to-date voter), §3.10.
+
+        The leader stops taking proposals, brings the target's log up to
+        date, then sends it TimeoutNow so it starts an election at once and
+        wins it.  If that has not happened within an election timeout the
+        transfer is abandoned and the leader carries on.
+        """
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.leader_id)
+        candidates = [p for p in self.conf.voters if p != self.id]
+        if target is None:
+            if not candidates:
+                raise ConfChangeError("no other voter to transfer leadership to")
+            target = max(candidates, key=lambda p: (self.progress[p].match, p))
+        elif target not in candidates:
+            raise ConfChangeError(f"{target} is not another voter of this cluster")
+        self._transferee = target
+        self._transfer_elapsed = 0
+        self._trace("transfer", {"from": self.id, "to": target, "term": self.term})
+        if self.progress[target].match == self.log.last_index:
+            self._send(TimeoutNow(self.term, self.id, target))
+        else:
+            self._send_append(target)
+        return target
+
+    def read_index(self, request_id: int) -> None:
+        """Ask for a linearizable read (§6.4); the answer comes as a `ReadState`
+        in a later `Ready` (``ok`` False if this node cannot get one now)."""
+        if self.role is Role.LEADER:
+            self._leader_read(request_id, None)
+        elif self.leader_id is not None:
+            self._send(ReadIndexRequest(self.term, self.id, self.leader_id, request_id))
+        else:
+            self._read_states.append(ReadState(request_id, 0, ok=False))
+
+    def should_snapshot(self) -> bool:
+        """Has enough been applied since the last snapshot to take another (§7)?"""
+        since = self.log.applied - self.snapshot.meta.index
+        return since > 0 and (
+            since >= self.config.snapshot_entries
+            or self._applied_bytes >= self.config.snapshot_bytes
+        )
+
+    def compact(self, index: int, data: bytes) -> Snapshot:
+        """The state machine's image at applied ``index`` replaces the log up to it (§7).
+
+        Returns the snapshot for the driver to persist (`Storage.save_snapshot`).
+        ``trailing_entries`` stay in memory so a follower that is only a little
+        behind still catches up from the log.
+        """
+        if not self.snapshot.meta.index < index <= self.log.applied:
+            raise ValueError(
+                f"cannot snapshot at {index}: snapshot is at {self.snapshot.meta.index}, "
+                f"applied at {self.log.applied}"
+            )
+        term = self.log.term(index)
+        assert term is not None
+        snap = Snapshot(SnapshotMeta(index, term, self._conf_at(index)), data)
+        self.snapshot = snap
+        self._applied_bytes = 0
+        trim = index - self.config.trailing_entries
+        if trim > self.log.snapshot.index:
+            self._base_conf = self._conf_at(trim)
+            self.log.compact(SnapshotMeta(trim, self.log.term(trim) or 0, self._base_conf))
+        self._trace("snapshot", {"index": index, "term": term, "bytes": len(data)})
+        return snap
 
     def step(self, m: Message) -> None:
         """Handle one message from a peer."""
@@ -240,17 +435,13 @@ class RaftCore:
             elif isinstance(m, RequestVoteResponse) and m.pre_vote and m.granted:
                 pass  # granted pre-votes carry the term we *would* have
             else:
-                leader = m.src if isinstance(m, AppendEntries) else None
+                leader = m.src if isinstance(m, AppendEntries | InstallSnapshot) else None
                 self._become_follower(m.term, leader)
         elif m.term < self.term:
             # Figure 2: reply false if term < currentTerm, so a stale leader or
             # candidate learns the newer term and steps down.
-            if isinstance(m, AppendEntries):
-                self._send(
-                    AppendEntriesResponse(
-                        self.term, self.id, m.src, False, m.prev_log_index, seq=m.seq
-                    )
-                )
+            if isinstance(m, AppendEntries | InstallSnapshot):
+                self._send(AppendEntriesResponse(self.term, self.id, m.src, False))
             elif isinstance(m, RequestVote):
                 self._refuse_vote(m, f"candidate term {m.term} is older than mine ({self.term})")
             return
@@ -265,9 +456,13 @@ class RaftCore:
     def has_ready(self) -> bool:
         if self._append_wanted and self.role is Role.LEADER:
             return True
+        if self._read_round_wanted and self.role is Role.LEADER:
+            return True
         return bool(
             self._messages
             or self._events
+            or self._read_states
+            or self._installed is not None
             or self.log.last_index >= self._unstable_from
             or self.hard_state != self._persisted_hs
             or self.log.committed > self.log.applied
@@ -277,20 +472,28 @@ class RaftCore:
         """Collect the effects of every input since the last `advance`."""
         if self._pending is not None:
             raise RuntimeError("ready() called twice without advance()")
-        if self.role is Role.LEADER and self._append_wanted:
-            self._broadcast_append()
+        if self.role is Role.LEADER:
+            if self._append_wanted:
+                self._broadcast_append()
+            if self._read_round_wanted:
+                self._read_round_wanted = False
+                self._broadcast_heartbeat()
         hs = self.hard_state
         rd = Ready(
             hard_state=hs if hs != self._persisted_hs else None,
             entries=self.log.entries[self._unstable_from - self.log.offset :],
+            snapshot=self._installed,
             messages=self._messages,
             committed=self.log.entries[
                 self.log.applied - self.log.offset + 1 : self.log.committed - self.log.offset + 1
             ],
             events=self._events,
+            reads=self._read_states,
         )
+        self._installed = None
         self._messages = []
         self._events = []
+        self._read_states = []
         self._unstable_from = self.log.last_index + 1
         self._pending = rd
         return rd
@@ -312,6 +515,7 @@ class RaftCore:
                 self._self_progress_acknowledged()
         if rd.committed:
             self.log.applied = max(self.log.applied, rd.committed[-1].index)
+            self._applied_bytes += sum(len(e.data) for e in rd.committed)
 
     # ================================================================ roles
 
@@ -325,6 +529,8 @@ class RaftCore:
         self.progress = {}
         self.votes = {}
         self._append_wanted = False
+        self._transferee = None
+        self._fail_reads()
         self._reset_election_timer()
         self._role_event(old)
 
@@ -358,6 +564,10 @@ class RaftCore:
         self.progress = {
             p: Progress(nxt, self.config.max_inflight) for p in self.conf.members if p != self.id
         }
+        self._reads = ReadTracker()
+        # Any configuration entry in our log may still be uncommitted: allow no
+        # new change until everything we hold has committed (§4.1).
+        self._pending_conf_index = self.log.last_index
         self._role_event(old)
         # §5.4.2 and §8: a leader cannot count replicas of earlier terms' entries,
         # so it commits a no-op of its own term; that commits everything before it.
@@ -389,6 +599,12 @@ class RaftCore:
     def _tick_heartbeat(self) -> None:
         self.heartbeat_elapsed += 1
         self.election_elapsed += 1
+        if self._transferee is not None:
+            self._transfer_elapsed += 1
+            if self._transfer_elapsed >= self.config.election_ticks:
+                # §3.10: give up after an election timeout and resume service.
+                self._trace("transfer", {"to": self._transferee, "term": self.term, "failed": True})
+                self._transferee = None
         if self.election_elapsed >= self.config.election_ticks:
             self.election_elapsed = 0
             if self.config.check_quorum and not self._quorum_active():
@@ -417,7 +633,7 @@ class RaftCore:
 
     # ================================================================ elections
 
-    def _campaign(self, pre_vote: bool) -> None:
+    def _campaign(self, pre_vote: bool, transfer: bool = False) -> None:
         if pre_vote:
             self._become_pre_candidate()
             term = self.term + 1
@@ -432,7 +648,13 @@ class RaftCore:
             if p != self.id:
                 self._send(
                     RequestVote(
-                        term, self.id, p, self.log.last_index, self.log.last_term, pre_vote=pre_vote
+                        term,
+                        self.id,
+                        p,
+                        self.log.last_index,
+                        self.log.last_term,
+                        pre_vote=pre_vote,
+                        transfer=transfer,
                     )
                 )
 
@@ -533,8 +755,17 @@ class RaftCore:
         index = committed_index(voters, {p: self._match_of(p) for p in voters})
         if index <= self.log.committed or self.log.term(index) != self.term:
             return False
+        first_of_term = self.log.term(self.log.committed) != self.term
         self.log.committed = index
         self._trace("commit", {"index": index, "term": self.term})
+        if first_of_term:
+            self._release_reads_waiting_for_commit()
+        if not self.is_voter and self._pending_conf_index <= index:
+            # Dissertation §4.2.2: a leader removed from the configuration
+            # steps down once that configuration is committed.
+            self._broadcast_commit()
+            self._become_follower(self.term, None)
+            return False
         return True
 
     def _broadcast_append(self) -> None:
@@ -550,7 +781,8 @@ class RaftCore:
             prev = pr.next - 1
             prev_term = self.log.term(prev)
             if prev_term is None:
-                return  # compacted: needs a snapshot (§7); not in this build yet
+                self._start_snapshot(p)  # the entries it needs are compacted (§7)
+                return
             entries = self.log.slice(
                 pr.next,
                 last + 1,
@@ -559,7 +791,14 @@ class RaftCore:
             )
             self._send(
                 AppendEntries(
-                    self.term, self.id, p, prev, prev_term, tuple(entries), self.log.committed
+                    self.term,
+                    self.id,
+                    p,
+                    prev,
+                    prev_term,
+                    tuple(entries),
+                    self.log.committed,
+                    self._reads.seq,
                 )
             )
             pr.sent(entries[-1].index if entries else prev)
@@ -572,24 +811,22 @@ class RaftCore:
 
         A heartbeat to a replicating follower checks the entry just before
         ``next``: if an AppendEntries was lost, the follower rejects it and we
-        fall back to probing, instead of waiting for a timeout.
+        fall back to probing, instead of waiting for a timeout.  Each round
+        carries a new ``seq``, which confirms leadership for pending reads.
         """
+        seq = self._reads.start_round()
         for p, pr in self.progress.items():
             if pr.state is ProgressState.REPLICATE:
                 prev = pr.next - 1
-                self._send(
-                    AppendEntries(
-                        self.term,
-                        self.id,
-                        p,
-                        prev,
-                        self.log.term(prev) or 0,
-                        (),
-                        min(self.log.committed, prev),
-                    )
-                )
-                if pr.inflight and len(pr.inflight) >= pr.max_inflight:
-                    pr.inflight.popleft()  # let one more through: the window may be lost
+                prev_term = self.log.term(prev)
+                if prev_term is None:
+                    pr.become_probe(pr.next)
+                    self._send_append(p, heartbeat=True)
+                    continue
+                commit = min(self.log.committed, prev)
+                self._send(AppendEntries(self.term, self.id, p, prev, prev_term, (), commit, seq))
+            elif pr.state is ProgressState.SNAPSHOT:
+                self._send_snapshot_chunk(p)  # resend from the last acknowledged byte
             else:
                 pr.probe_sent = False
                 self._send_append(p, heartbeat=True)
@@ -600,16 +837,17 @@ class RaftCore:
             if pr.state is ProgressState.REPLICATE and pr.match > 0:
                 if pr.next <= self.log.last_index and not pr.paused:
                     self._send_append(p)  # entries pending: they carry the commit index
-                else:
+                elif (match_term := self.log.term(pr.match)) is not None:
                     self._send(
                         AppendEntries(
                             self.term,
                             self.id,
                             p,
                             pr.match,
-                            self.log.term(pr.match) or 0,
+                            match_term,
                             (),
                             self.log.committed,
+                            self._reads.seq,
                         )
                     )
 
@@ -620,9 +858,10 @@ class RaftCore:
         if pr is None:
             return
         pr.recent_active = True
+        self._ack_read_round(m.src, m.seq)
         if not m.success:
             rejected = m.match_index
-            if rejected <= pr.match:
+            if rejected <= pr.match or pr.state is ProgressState.SNAPSHOT:
                 return  # an answer to an old request; we know better already
             if pr.state is ProgressState.PROBE and rejected != pr.next - 1:
                 return
@@ -634,6 +873,10 @@ class RaftCore:
                 pr.become_replicate()
             if self._maybe_commit():
                 self._broadcast_commit()
+            if self.role is not Role.LEADER:
+                return
+            if m.src == self._transferee and pr.match == self.log.last_index:
+                self._send(TimeoutNow(self.term, self.id, m.src))  # §3.10: caught up, go
         elif pr.state is ProgressState.PROBE:
             pr.probe_sent = False
         if pr.next <= self.log.last_index:
@@ -646,6 +889,105 @@ class RaftCore:
             if last is not None:
                 return min(last + 1, m.match_index)
         return min(m.conflict_index, m.match_index)
+
+    # ================================================================ snapshots: leader (§7)
+
+    def _start_snapshot(self, p: NodeId) -> None:
+        pr = self.progress[p]
+        pr.become_snapshot(self.snapshot.meta.index)
+        self._trace(
+            "snapshot", {"send_to": p, "index": self.snapshot.meta.index, "term": self.term}
+        )
+        self._send_snapshot_chunk(p)
+
+    def _send_snapshot_chunk(self, p: NodeId) -> None:
+        """Send the chunk at the follower's acknowledged offset (stop and wait)."""
+        pr = self.progress[p]
+        snap = self.snapshot
+        if pr.snapshot_index != snap.meta.index:
+            pr.become_snapshot(snap.meta.index)  # a newer snapshot replaced the one in flight
+        offset = pr.snapshot_offset
+        chunk = snap.data[offset : offset + self.config.snapshot_chunk_bytes]
+        done = offset + len(chunk) >= len(snap.data)
+        self._send(InstallSnapshot(self.term, self.id, p, snap.meta, offset, chunk, done))
+
+    def _handle_snapshot_response(self, m: InstallSnapshotResponse) -> None:
+        if self.role is not Role.LEADER:
+            return
+        pr = self.progress.get(m.src)
+        if pr is None:
+            return
+        pr.recent_active = True
+        if pr.state is not ProgressState.SNAPSHOT:
+            if m.done:
+                pr.acknowledged(m.snapshot_index)
+            return
+        if m.done:
+            pr.acknowledged(m.snapshot_index)
+            pr.become_probe(m.snapshot_index + 1)
+            self._send_append(m.src)
+            return
+        if m.snapshot_index != pr.snapshot_index:
+            return  # about a snapshot we are no longer sending
+        if m.success and m.next_offset <= pr.snapshot_offset:
+            return  # a duplicate acknowledgement
+        pr.snapshot_offset = m.next_offset
+        self._send_snapshot_chunk(m.src)
+
+    # ================================================================ snapshots: follower (§7)
+
+    def _handle_install_snapshot(self, m: InstallSnapshot) -> None:
+        if self.role is not Role.FOLLOWER:
+            self._become_follower(self.term, m.src)
+        self.leader_id = m.src
+        self.election_elapsed = 0
+        meta = m.meta
+
+        def reply(next_offset: int, done: bool = False, success: bool = True) -> None:
+            self._send(
+                InstallSnapshotResponse(
+                    self.term, self.id, m.src, meta.index, next_offset, done, success
+                )
+            )
+
+        if meta.index <= self.log.committed:
+            # We already hold everything it covers (committed entries match the leader's).
+            reply(0, done=True)
+            return
+        if m.offset == 0:
+            self._receiving = (meta, bytearray())
+        buf = self._receiving
+        if buf is None or buf[0] != meta or m.offset != len(buf[1]):
+            # Out of order, or we restarted mid-transfer: say where we are.
+            reply(len(buf[1]) if buf is not None and buf[0] == meta else 0, success=False)
+            return
+        buf[1].extend(m.data)
+        if not m.done:
+            reply(len(buf[1]))
+            return
+        self._receiving = None
+        self._install(Snapshot(meta, bytes(buf[1])))
+        reply(len(buf[1]), done=True)
+
+    def _install(self, snap: Snapshot) -> None:
+        """Replace our whole log by the leader's snapshot (Figure 13).
+
+        Entries after the snapshot are dropped even where they might match:
+        they are uncommitted, the leader sends them again, and storage stays
+        simple (`Storage.install_snapshot` empties the log after it too).
+        """
+        meta = snap.meta
+        self.log = RaftLog(meta, [], meta.index)
+        self.log.applied = meta.index  # the driver restores the state machine from it
+        self.snapshot = snap
+        self._installed = snap
+        self._applied_bytes = 0
+        self._unstable_from = meta.index + 1
+        self._base_conf = meta.conf
+        self._refresh_conf()
+        self._trace(
+            "snapshot", {"installed": meta.index, "term": meta.term, "from": self.leader_id}
+        )
 
     # ================================================================ log replication: follower
 
@@ -685,15 +1027,20 @@ class RaftCore:
         # Figure 2: delete a conflicting suffix, append what is new.  Never
         # truncate on a mere re-delivery: only where terms differ.
         entries = m.entries
+        changed_conf = False
         for i, e in enumerate(entries):
             t = self.log.term(e.index)
             if t is None:
                 self.log.append(entries[i:])
+                changed_conf = any(x.kind is EntryKind.CONFIG for x in entries[i:])
                 break
             if t != e.term:
                 self._truncate(e.index)
                 self.log.append(entries[i:])
+                changed_conf = True
                 break
+        if changed_conf:
+            self._refresh_conf()  # §4.1: a configuration applies once appended
         last_new = m.prev_log_index + len(entries)
         commit = min(m.leader_commit, last_new)
         if commit > self.log.committed:
@@ -708,6 +1055,105 @@ class RaftCore:
     def _reply_append(self, m: AppendEntries, success: bool, match: int) -> None:
         self._send(AppendEntriesResponse(self.term, self.id, m.src, success, match, seq=m.seq))
 
+    # ================================================================ leadership transfer (§3.10)
+
+    def _handle_timeout_now(self, m: TimeoutNow) -> None:
+        if self.role is Role.LEADER or not self.is_voter:
+            return
+        self._trace("transfer", {"from": m.src, "to": self.id, "term": self.term})
+        # Skip pre-vote: the leader asked us to run, and voters grant a
+        # transfer election even while they still hear from that leader.
+        self._campaign(pre_vote=False, transfer=True)
+
+    # ================================================================ reads (§6.4)
+
+    def _leader_read(self, request_id: int, requester: NodeId | None) -> None:
+        if len(self.conf.voters) == 1 and self.is_voter:
+            self._answer_read(request_id, self.log.committed, requester)
+        elif self.log.term(self.log.committed) != self.term:
+            # Until an entry of our term commits, our commit index may be
+            # behind what earlier leaders committed (§6.4 step 1).
+            self._reads.waiting_for_commit.append((request_id, requester))
+        else:
+            self._reads.add(request_id, self.log.committed, requester)
+            self._read_round_wanted = True
+
+    def _release_reads_waiting_for_commit(self) -> None:
+        waiting, self._reads.waiting_for_commit = self._reads.waiting_for_commit, []
+        for request_id, requester in waiting:
+            self._leader_read(request_id, requester)
+
+    def _ack_read_round(self, peer: NodeId, seq: int) -> None:
+        reads = self._reads
+        if not reads.pending or peer not in self.conf.voters:
+            reads.ack(peer, seq)
+            return
+        reads.ack(peer, seq)
+        acked = {p: reads.acked.get(p, 0) for p in self.conf.voters}
+        if self.is_voter:
+            acked[self.id] = reads.seq
+        for r in reads.confirmed(committed_index(self.conf.voters, acked)):
+            self._answer_read(r.request_id, r.index, r.requester)
+
+    def _answer_read(self, request_id: int, index: int, requester: NodeId | None) -> None:
+        if requester is None:
+            self._read_states.append(ReadState(request_id, index))
+        else:
+            self._send(ReadIndexResponse(self.term, self.id, requester, request_id, index, True))
+
+    def _fail_reads(self) -> None:
+        for r in self._reads.drain():
+            if r.requester is None:
+                self._read_states.append(ReadState(r.request_id, 0, ok=False))
+            else:
+                self._send(
+                    ReadIndexResponse(self.term, self.id, r.requester, r.request_id, 0, False)
+                )
+
+    def _handle_read_request(self, m: ReadIndexRequest) -> None:
+        if self.role is Role.LEADER:
+            self._leader_read(m.request_id, m.src)
+        else:
+            self._send(ReadIndexResponse(self.term, self.id, m.src, m.request_id, 0, False))
+
+    def _handle_read_response(self, m: ReadIndexResponse) -> None:
+        self._read_states.append(ReadState(m.request_id, m.read_index, m.ok))
+
+    # ================================================================ membership (§4)
+
+    def _conf_at(self, index: int) -> ConfState:
+        """The configuration in force after the entry at ``index``."""
+        log = self.log
+        for i in range(min(index, log.last_index), log.snapshot.index, -1):
+            e = log.entry(i)
+            if e.kind is EntryKind.CONFIG:
+                return decode_conf(e.data)
+        return self._base_conf
+
+    def _refresh_conf(self) -> None:
+        """Recompute the configuration from the log (after an append or a truncation)."""
+        conf = self._conf_at(self.log.last_index)
+        if conf != self.conf:
+            self._set_conf(conf)
+
+    def _set_conf(self, conf: ConfState) -> None:
+        self.conf = conf
+        self._trace(
+            "membership",
+            {"voters": list(conf.voters), "learners": list(conf.learners), "term": self.term},
+        )
+        if self.role is Role.LEADER:
+            nxt = self.log.last_index + 1
+            for p in conf.members:
+                if p != self.id and p not in self.progress:
+                    self.progress[p] = Progress(nxt, self.config.max_inflight)
+                    self.progress[p].recent_active = True  # do not count it as lost yet
+            for p in list(self.progress):
+                if p not in conf.members:
+                    del self.progress[p]
+            if self._transferee is not None and self._transferee not in conf.voters:
+                self._transferee = None
+
     # ================================================================ plumbing
 
     def _send(self, m: Message) -> None:
@@ -717,9 +1163,25 @@ class RaftCore:
         self._events.append(TraceEvent(type_, fields))
 
 
-def _decode_conf(data: bytes) -> ConfState:
-    """Membership entries are not written by this build yet."""
-    raise NotImplementedError("membership changes are not implemented yet")
+def force_new_cluster(state: PersistentState, node_id: NodeId) -> tuple[PersistentState, Entry]:
+    """Turn a lone survivor's durable state into a one-member cluster.
+
+    The operation behind Swarm's ``--force-new-cluster``, for when a majority
+    is lost for good.  Uncommitted entries are dropped (they may never have
+    reached anyone), and a configuration entry naming only ``node_id`` is
+    appended in a new term; every committed entry is kept.  The caller must
+    persist the result: ``storage.append([entry])`` (which also cuts the
+    uncommitted suffix) and ``storage.set_hard_state(new.hard_state)``, then
+    start the node from it.  Once it elects itself and commits its no-op, the
+    configuration commits too.
+    """
+    hs = state.hard_state
+    kept = [e for e in state.entries if e.index <= hs.commit]
+    last = kept[-1].index if kept else state.snapshot.meta.index
+    term = max(hs.term, kept[-1].term if kept else state.snapshot.meta.term) + 1
+    entry = Entry(term, last + 1, encode_conf(ConfState(voters=(node_id,))), EntryKind.CONFIG)
+    new = PersistentState(HardState(term, None, hs.commit), state.snapshot, [*kept, entry])
+    return new, entry
 
 
 _HANDLERS = {
@@ -727,4 +1189,9 @@ _HANDLERS = {
     RequestVoteResponse: RaftCore._handle_vote_response,
     AppendEntries: RaftCore._handle_append,
     AppendEntriesResponse: RaftCore._handle_append_response,
+    InstallSnapshot: RaftCore._handle_install_snapshot,
+    InstallSnapshotResponse: RaftCore._handle_snapshot_response,
+    TimeoutNow: RaftCore._handle_timeout_now,
+    ReadIndexRequest: RaftCore._handle_read_request,
+    ReadIndexResponse: RaftCore._handle_read_response,
 }

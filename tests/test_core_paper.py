@@ -783,12 +783,6 @@ def test_replicating_follower_gets_at_most_max_inflight_appends():
 
 
 # progress.py REPLICATE again, when heartbeats go out while the follower is silent.
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: _broadcast_heartbeat frees an inflight slot on every heartbeat "
-    "sent to a full REPLICATE follower, so a dead follower gets one more "
-    "entry-carrying AppendEntries per heartbeat, without bound",
-)
 def test_heartbeats_do_not_widen_the_inflight_window_of_a_silent_follower():
     net = Net(3, max_inflight=4)
     net.elect("n1")
