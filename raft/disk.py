@@ -380,6 +380,18 @@ class DiskStorage:
         self._last_index = max(self._last_index, index)
         self._recovered = None
 
+    def install_snapshot(self, snapshot: Snapshot) -> None:
+        """Store a snapshot received from the leader; the log after it is emptied too.
+
+        Written as the snapshot followed by an ENTRIES record with no entries
+        at ``index + 1``, which replay reads as "from here on, nothing": stale
+        entries after the snapshot can never come back after a restart.
+        """
+        self.save_snapshot(snapshot)
+        first = snapshot.meta.index + 1
+        self._pending.append((_frame(msgpack.packb((_ENTRIES, first, []))), first - 1))
+        self._last_index = first - 1
+
     def sync(self) -> None:
         """Make every buffered operation durable (the order is in the module docstring).
 
@@ -561,7 +573,7 @@ class DiskStorage:
             for offset, payload in records:
                 try:
                     rtype, first, body = msgpack.unpackb(payload)
-                    if rtype != _ENTRIES or first < 1 or not body:
+                    if rtype != _ENTRIES or first < 1:
                         raise ValueError(f"record type {rtype}, first {first}, {len(body)} entries")
                 except Exception as exc:
                     raise CorruptLogError(path, offset, f"undecodable record: {exc}") from exc

@@ -43,7 +43,11 @@ class Storage(Protocol):
     def set_hard_state(self, hs: HardState) -> None: ...
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
-        """Store ``snapshot`` and drop every entry it covers (§7)."""
+        """Store a snapshot of our own and drop every entry it covers (§7)."""
+        ...
+
+    def install_snapshot(self, snapshot: Snapshot) -> None:
+        """Store a snapshot from the leader: it replaces the whole log (Figure 13)."""
         ...
 
     def sync(self) -> None: ...
@@ -79,10 +83,18 @@ class MemoryStorage:
     def save_snapshot(self, snapshot: Snapshot) -> None:
         s = self._state
         index = snapshot.meta.index
+        if index < s.snapshot.meta.index:
+            raise ValueError(
+                f"snapshot at {index} is older than the stored one at {s.snapshot.meta.index}"
+            )
         s.entries = [e for e in s.entries if e.index > index]
         if s.entries and s.entries[0].index != index + 1:
             s.entries = []
         s.snapshot = snapshot
+
+    def install_snapshot(self, snapshot: Snapshot) -> None:
+        self.save_snapshot(snapshot)
+        self._state.entries = []
 
     def sync(self) -> None:
         pass

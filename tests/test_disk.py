@@ -164,6 +164,30 @@ def test_snapshot_past_the_log_empties_it_and_compacts_segments(tmp_path: Path) 
     assert state.entries == entries(251, 252, 3)
 
 
+@pytest.mark.parametrize("segment_size", [SMALL_SEGMENTS, 1 << 20])
+def test_installed_snapshot_drops_the_log_after_it_for_good(
+    tmp_path: Path, segment_size: int
+) -> None:
+    # Figure 13: a follower that installs the leader's snapshot discards its
+    # own log.  Stale entries after the snapshot index must not come back on
+    # a restart, or they would sit after a snapshot they do not continue.
+    mem = MemoryStorage()
+    with DiskStorage(tmp_path, segment_size=segment_size) as disk:
+        for s in (disk, mem):
+            s.append(entries(1, 30, 1, b"old"))
+            s.sync()
+            s.install_snapshot(Snapshot(SnapshotMeta(10, 2), b"leader's"))
+            s.sync()
+        assert disk.load().entries == []
+        for s in (disk, mem):
+            s.append(entries(11, 12, 2, b"new"))
+            s.sync()
+    with DiskStorage(tmp_path, segment_size=segment_size) as disk:
+        got = disk.load()
+    assert_same(got, mem.load())
+    assert got.entries == entries(11, 12, 2, b"new")
+
+
 def test_nothing_is_written_before_sync(tmp_path: Path) -> None:
     disk = DiskStorage(tmp_path)
     try:
