@@ -222,7 +222,6 @@ class RaftCore:
             else ConfState(voters=tuple(config.peers))
         )
         self.conf = self._base_conf
-        self._refresh_conf()
         self.role = Role.FOLLOWER
         self.leader_id: NodeId | None = None
         self.progress: dict[NodeId, Progress] = {}
@@ -247,6 +246,7 @@ class RaftCore:
         self._reads = ReadTracker()
         self._read_round_wanted = False
         self._read_states: list[ReadState] = []
+        self._refresh_conf()  # the latest configuration entry in the log rules (§4.1)
 
     # ================================================================ views
 
@@ -447,9 +447,8 @@ class RaftCore:
             return
 
         handler = _HANDLERS.get(type(m))
-        if handler is None:
-            return
-        handler(self, m)
+        if handler is not None:
+            getattr(self, handler)(m)
 
     # ================================================================ output
 
@@ -954,6 +953,15 @@ class RaftCore:
             # We already hold everything it covers (committed entries match the leader's).
             reply(0, done=True)
             return
+        if self.log.match_term(meta.index, meta.term):
+            # Figure 13, step 6: we hold the snapshot's last entry, so we hold
+            # everything before it too (Log Matching).  Keep our log -- entries
+            # after it may already be acknowledged to the leader, and forgetting
+            # them could lose a committed entry -- and just learn the commit.
+            self.log.committed = meta.index
+            self._trace("commit", {"index": meta.index, "term": meta.term})
+            reply(0, done=True)
+            return
         if m.offset == 0:
             self._receiving = (meta, bytearray())
         buf = self._receiving
@@ -970,11 +978,12 @@ class RaftCore:
         reply(len(buf[1]), done=True)
 
     def _install(self, snap: Snapshot) -> None:
-        """Replace our whole log by the leader's snapshot (Figure 13).
+        """Replace our whole log by the leader's snapshot (Figure 13, step 7).
 
-        Entries after the snapshot are dropped even where they might match:
-        they are uncommitted, the leader sends them again, and storage stays
-        simple (`Storage.install_snapshot` empties the log after it too).
+        Only called when our log does not hold the snapshot's last entry, so
+        every entry we have past it belongs to another leader's history and
+        was never committed: dropping it is safe, and `Storage.install_snapshot`
+        drops it on disk too.
         """
         meta = snap.meta
         self.log = RaftLog(meta, [], meta.index)
@@ -1184,14 +1193,15 @@ def force_new_cluster(state: PersistentState, node_id: NodeId) -> tuple[Persiste
     return new, entry
 
 
+#: Which method handles each message type (by name, so tests can patch one).
 _HANDLERS = {
-    RequestVote: RaftCore._handle_request_vote,
-    RequestVoteResponse: RaftCore._handle_vote_response,
-    AppendEntries: RaftCore._handle_append,
-    AppendEntriesResponse: RaftCore._handle_append_response,
-    InstallSnapshot: RaftCore._handle_install_snapshot,
-    InstallSnapshotResponse: RaftCore._handle_snapshot_response,
-    TimeoutNow: RaftCore._handle_timeout_now,
-    ReadIndexRequest: RaftCore._handle_read_request,
-    ReadIndexResponse: RaftCore._handle_read_response,
+    RequestVote: "_handle_request_vote",
+    RequestVoteResponse: "_handle_vote_response",
+    AppendEntries: "_handle_append",
+    AppendEntriesResponse: "_handle_append_response",
+    InstallSnapshot: "_handle_install_snapshot",
+    InstallSnapshotResponse: "_handle_snapshot_response",
+    TimeoutNow: "_handle_timeout_now",
+    ReadIndexRequest: "_handle_read_request",
+    ReadIndexResponse: "_handle_read_response",
 }

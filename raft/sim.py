@@ -32,13 +32,33 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import json
 import random
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from raft.core import Config, NotLeader, RaftCore, Ready, Role
-from raft.messages import Entry, EntryKind, Message, NodeId
+from raft.core import (
+    ConfChange,
+    ConfChangeError,
+    ConfChangeOp,
+    Config,
+    NotLeader,
+    ProposalDropped,
+    RaftCore,
+    Ready,
+    Role,
+    force_new_cluster,
+)
+from raft.messages import (
+    AppendEntriesResponse,
+    Entry,
+    EntryKind,
+    Message,
+    NodeId,
+    RequestVoteResponse,
+)
+from raft.quorum import majority
 from raft.storage import MemoryStorage
 
 
@@ -69,6 +89,10 @@ class SimConfig:
     check_quorum: bool = True
     max_inflight: int = 16
     max_entries_per_message: int = 64
+    #: Compaction (§7): small numbers make snapshots and InstallSnapshot frequent.
+    snapshot_entries: int = 10_000
+    trailing_entries: int = 500
+    snapshot_chunk_bytes: int = 1024
     net: NetConfig = field(default_factory=NetConfig)
 
 
@@ -89,6 +113,12 @@ class SafetyChecker:
       durable commit index covers, and committed indexes never change term.
     * A node's term never decreases, and it grants at most one vote per term,
       across restarts.
+    * A leader was elected by a majority of the voters of its own
+      configuration (so one-at-a-time changes never allow two disjoint
+      majorities, dissertation §4).
+    * A read index covers every write completed before the read began (§6.4).
+    * A follower never forgets an entry it acknowledged while it stays in the
+      same term: the leader may already have counted it towards a commit.
     """
 
     def __init__(self, describe: Callable[[], str]) -> None:
@@ -100,6 +130,8 @@ class SafetyChecker:
         self.terms: dict[NodeId, int] = {}
         self.votes: dict[tuple[NodeId, int], NodeId] = {}
         self.checks = 0
+        self.reads_checked = 0
+        self.acked: dict[NodeId, tuple[int, int, int]] = {}  # node -> (term, index, entry term)
 
     def fail(self, what: str) -> None:
         raise SafetyViolation(f"{what}\n{self._describe()}")
@@ -109,14 +141,24 @@ class SafetyChecker:
         for ev in rd.events:
             if ev.type == "role" and ev.fields["to"] == Role.LEADER.value:
                 self._check_new_leader(core, ev.fields["term"])
+        if rd.snapshot is not None:
+            for e in decode_applied(rd.snapshot.data):
+                self._check_committed(core, e)
+                if self.applied.setdefault(e.index, e.data) != e.data:
+                    self.fail(f"{core.id} installs a snapshot that disagrees at {e.index}")
         for e in rd.entries:
             key = (e.index, e.term)
             value = (e.data, e.kind, core.log.term(e.index - 1))
             seen = self.entries.setdefault(key, value)
             if seen != value:
                 self.fail(f"Log Matching: {core.id} holds {value} at {key}, another node {seen}")
+        self._check_acknowledged(core)
         for m in rd.messages:
-            if type(m).__name__ == "RequestVoteResponse" and m.granted and not m.pre_vote:
+            if isinstance(m, AppendEntriesResponse) and m.success and m.match_index:
+                t = core.log.term(m.match_index)
+                if t is not None:
+                    self.acked[core.id] = (m.term, m.match_index, t)
+            if isinstance(m, RequestVoteResponse) and m.granted and not m.pre_vote:
                 prior = self.votes.setdefault((m.src, m.term), m.dst)
                 if prior != m.dst:
                     self.fail(f"{m.src} voted for {prior} and {m.dst} in term {m.term}")
@@ -128,6 +170,14 @@ class SafetyChecker:
                     f"State Machine Safety: {core.id} applies a different command at {e.index}"
                 )
         self.check_term(core)
+
+    def _check_acknowledged(self, core: RaftCore) -> None:
+        acked = self.acked.get(core.id)
+        if acked is None or acked[0] != core.term:
+            return
+        _, index, term = acked
+        if index > core.log.snapshot.index and core.log.term(index) != term:
+            self.fail(f"{core.id} forgot entry {index} (term {term}) it acknowledged in this term")
 
     def check_term(self, core: RaftCore) -> None:
         if core.term < self.terms.get(core.id, 0):
@@ -143,6 +193,14 @@ class SafetyChecker:
         other = self.leaders.setdefault(term, core.id)
         if other != core.id:
             self.fail(f"Election Safety: {other} and {core.id} both lead term {term}")
+        voters = core.conf.voters
+        granted = {v for (v, t), c in self.votes.items() if t == term and c == core.id}
+        granted.add(core.id)
+        if len(granted & set(voters)) < majority(len(voters)):
+            self.fail(
+                f"{core.id} leads term {term} with votes {sorted(granted)}, "
+                f"not a majority of its voters {list(voters)}"
+            )
         snap = core.log.snapshot.index
         for index, t in self.committed.items():
             if index > snap and core.log.term(index) != t:
@@ -150,6 +208,19 @@ class SafetyChecker:
                     f"Leader Completeness: {core.id} leads term {term} without committed "
                     f"entry {index} (term {t})"
                 )
+
+    @property
+    def max_committed(self) -> int:
+        return max(self.committed, default=0)
+
+    def on_read(self, node: NodeId, index: int, started_after: int) -> None:
+        """A read index must cover every write completed before the read began."""
+        self.reads_checked += 1
+        if index < started_after:
+            self.fail(
+                f"stale read on {node}: read index {index}, but {started_after} had "
+                f"committed before the read began"
+            )
 
     def on_restart(self, core: RaftCore) -> None:
         """The durable state survived: commit index and the entries it covers."""
@@ -167,8 +238,10 @@ class SafetyChecker:
 class SimNode:
     """One server: a core while up, its storage always."""
 
-    def __init__(self, node_id: NodeId) -> None:
+    def __init__(self, node_id: NodeId, peers: tuple[NodeId, ...]) -> None:
         self.id = node_id
+        #: The voters it starts with when its storage is empty; () for a joiner.
+        self.peers = peers
         self.storage = MemoryStorage()
         self.core: RaftCore | None = None
         self.applied: list[Entry] = []
@@ -193,7 +266,7 @@ class Simulator:
         self.net = self.config.net
         self.now = 0.0
         self.ids = [f"n{i + 1}" for i in range(self.config.nodes)]
-        self.nodes = {i: SimNode(i) for i in self.ids}
+        self.nodes = {i: SimNode(i, tuple(self.ids)) for i in self.ids}
         self.cut: set[tuple[NodeId, NodeId]] = set()
         self.log: list[str] = []  # what happened, for a failure report
         self.messages_sent = 0
@@ -201,6 +274,8 @@ class Simulator:
         self.checker = SafetyChecker(self.describe)
         self._queue: list[tuple[float, int, str, object]] = []
         self._seq = 0
+        self._reads: dict[int, tuple[NodeId, int]] = {}  # request id -> (node, committed before)
+        self.reads_done = 0
         for i in self.ids:
             self._start(i)
 
@@ -257,10 +332,90 @@ class Simulator:
             return None
         try:
             index = core.propose(data)
-        except NotLeader:
+        except (NotLeader, ProposalDropped):
             return None
         self._drive(self.nodes[node])
         return index, core.term
+
+    def read(self, node: NodeId | None = None) -> bool:
+        """Start a linearizable read at ``node`` (default: the leader), §6.4."""
+        node = node or self.leader()
+        core = self.nodes[node].core if node else None
+        if core is None:
+            return False
+        self._seq += 1
+        self._reads[self._seq] = (node, self.checker.max_committed)
+        core.read_index(self._seq)
+        self._drive(self.nodes[node])
+        return True
+
+    def add_node(self, node: NodeId) -> int | None:
+        """Start an empty server and add it as a learner (dissertation §4.2.1)."""
+        if node not in self.nodes:
+            self.nodes[node] = SimNode(node, ())
+            self.ids.append(node)
+            self._start(node)
+        return self.change(ConfChangeOp.ADD_LEARNER, node)
+
+    def change(self, op: ConfChangeOp, node: NodeId) -> int | None:
+        """Propose a membership change at the leader; its index, or None if refused."""
+        leader = self.leader()
+        core = self.nodes[leader].core if leader else None
+        if core is None:
+            return None
+        try:
+            index = core.propose_conf_change(ConfChange(op, node))
+        except (NotLeader, ProposalDropped, ConfChangeError) as e:
+            self._note(f"{op.value} {node} refused: {e}")
+            return None
+        self._note(f"{op.value} {node} at {index}")
+        self._drive(self.nodes[leader])
+        return index
+
+    def transfer(self, target: NodeId | None = None) -> NodeId | None:
+        leader = self.leader()
+        core = self.nodes[leader].core if leader else None
+        if core is None:
+            return None
+        try:
+            to = core.transfer_leadership(target)
+        except (NotLeader, ConfChangeError):
+            return None
+        self._note(f"transfer {leader} -> {to}")
+        self._drive(self.nodes[leader])
+        return to
+
+    def force_new_cluster(self, survivor: NodeId) -> None:
+        """Every other server is gone for good; restart ``survivor`` alone.
+
+        Entries the survivor never committed are dropped, so the checker
+        forgets commitments beyond what the survivor holds: a committed entry
+        that only lost servers held is lost with them, which is exactly what
+        forced recovery warns about.
+        """
+        for i in self.ids:
+            if i != survivor:
+                self.crash(i)
+                self.nodes[i].crashes += 1_000_000  # never restarts: ticks stop
+        self.crash(survivor)
+        n = self.nodes[survivor]
+        state, entry = force_new_cluster(n.storage.load(), survivor)
+        n.storage.append([entry])
+        n.storage.set_hard_state(state.hard_state)
+        keep = state.hard_state.commit
+        self.checker.committed = {i: t for i, t in self.checker.committed.items() if i <= keep}
+        self.checker.applied = {i: d for i, d in self.checker.applied.items() if i <= keep}
+        self.ids = [survivor]
+        self._note(f"force new cluster on {survivor}")
+        self._start(survivor)
+
+    def members(self) -> tuple[NodeId, ...]:
+        """The configuration the current leader (or any live node) holds."""
+        leader = self.leader()
+        for n in ([self.nodes[leader]] if leader else []) + list(self.nodes.values()):
+            if n.core is not None:
+                return n.core.conf.members
+        return ()
 
     def is_committed(self, index: int, term: int) -> bool:
         """Did the entry proposed at (index, term) commit?  (§8: same index and term)."""
@@ -314,8 +469,9 @@ class Simulator:
         return self.run_until(lambda: self.is_committed(index, term), timeout_ms)
 
     def converged(self) -> bool:
-        """Every live node has applied the same entries up to the same index."""
-        live = [n for n in self.nodes.values() if n.core is not None]
+        """Every live member has applied the same entries up to the same index."""
+        members = set(self.members())
+        live = [n for n in self.nodes.values() if n.core is not None and n.id in members]
         indexes = {n.core.applied_index for n in live}
         return len(indexes) == 1
 
@@ -327,20 +483,24 @@ class Simulator:
         core = RaftCore(
             Config(
                 id=node_id,
-                peers=tuple(self.ids),
+                peers=n.peers,
                 election_ticks=cfg.election_ticks,
                 heartbeat_ticks=cfg.heartbeat_ticks,
                 pre_vote=cfg.pre_vote,
                 check_quorum=cfg.check_quorum,
                 max_inflight=cfg.max_inflight,
                 max_entries_per_message=cfg.max_entries_per_message,
+                snapshot_entries=cfg.snapshot_entries,
+                trailing_entries=cfg.trailing_entries,
+                snapshot_chunk_bytes=cfg.snapshot_chunk_bytes,
             ),
             random.Random(self.rng.getrandbits(64)),
-            n.storage.load(),
+            state := n.storage.load(),
         )
         n.core = core
-        # Volatile state is gone: the state machine replays from the log.
-        n.applied = [e for e in n.applied if e.index <= core.applied_index]
+        # Volatile state is gone: the state machine restarts from the snapshot
+        # and the core re-applies the committed entries after it.
+        n.applied = decode_applied(state.snapshot.data)
         self.checker.on_restart(core)
         self._schedule(self.rng.uniform(0, cfg.tick_ms), "tick", (node_id, n.crashes))
 
@@ -351,19 +511,32 @@ class Simulator:
         while core.has_ready():
             rd = core.ready()
             self.checker.on_ready(core, rd)
+            if rd.snapshot is not None:
+                n.storage.install_snapshot(rd.snapshot)
             if rd.hard_state is not None:
                 n.storage.set_hard_state(rd.hard_state)
             n.storage.append(rd.entries)
             n.storage.sync()  # persist before send
             for m in rd.messages:
                 self._transmit(m)
+            if rd.snapshot is not None:
+                n.applied = decode_applied(rd.snapshot.data)
             for e in rd.committed:
                 if e.kind is EntryKind.NORMAL:
                     n.applied.append(e)
+            for r in rd.reads:
+                node, started_after = self._reads.pop(r.request_id, (core.id, 0))
+                if r.ok:
+                    self.checker.on_read(node, r.index, started_after)
+                    self.reads_done += 1
             for ev in rd.events:
                 if ev.type in ("role", "election"):
                     self._note(f"{core.id} {ev.type} {ev.fields}")
             core.advance(rd)
+            if core.should_snapshot():
+                snap = core.compact(core.applied_index, encode_applied(n.applied))
+                n.storage.save_snapshot(snap)
+                n.storage.sync()
 
     def _transmit(self, m: Message) -> None:
         self.messages_sent += 1
@@ -394,6 +567,17 @@ class Simulator:
         return "\n".join(lines)
 
 
+def encode_applied(applied: list[Entry]) -> bytes:
+    """The simulated state machine's snapshot: every command it applied."""
+    return json.dumps([[e.index, e.term, e.data.hex()] for e in applied]).encode()
+
+
+def decode_applied(data: bytes) -> list[Entry]:
+    if not data:
+        return []
+    return [Entry(t, i, bytes.fromhex(d)) for i, t, d in json.loads(data)]
+
+
 def replay_command(seed: int, nodes: int = 5) -> str:
     """The shell command that runs soak seed ``seed`` again."""
     return f"python -m raft.sim replay --seed {seed} --nodes {nodes}"
@@ -413,9 +597,12 @@ FAULTS = (
     "restart",
     "restart",
     "heal",
+    "member",
+    "transfer",
     "none",
 )
 SOAK_NET = NetConfig(min_delay=1, max_delay=15, drop=0.05, duplicate=0.03, long=0.02)
+SPARES = ("n6", "n7")
 
 
 @dataclass(slots=True)
@@ -423,6 +610,7 @@ class SoakResult:
     seed: int
     proposed: int
     committed: int
+    reads: int
     events: int
     messages: int
     virtual_ms: float
@@ -432,26 +620,31 @@ def soak_one(seed: int, nodes: int = 5, rounds: int = 20) -> SoakResult:
     """One randomized run with every fault; raises SafetyViolation on a bug.
 
     Each round picks a fault (partition, asymmetric cut, isolation, crash,
-    restart, heal, a burst of loss), proposes a few commands and runs a
-    while.  At the end everything heals and restarts, and the cluster must
-    elect a leader, commit a final command and converge: safety *and*
-    liveness once the faults are gone.
+    restart, heal, a membership change, a leadership transfer), proposes a
+    few commands, starts a few reads and runs a while; snapshots are taken
+    and installed as the seed's thresholds dictate.  At the end everything
+    heals and restarts, and the cluster must elect a leader, commit a final
+    command and converge: safety *and* liveness once the faults are gone.
     """
     rng = random.Random(seed ^ 0x5EED)
     # Small messages and windows on some seeds, so that entries of different
-    # terms travel separately: that is where Figure 8's trap lies.
+    # terms travel separately: that is where Figure 8's trap lies.  Frequent
+    # snapshots on others, so that InstallSnapshot runs under every fault.
     config = SimConfig(
         nodes=nodes,
         net=SOAK_NET,
         max_entries_per_message=rng.choice((1, 2, 64)),
         max_inflight=rng.choice((1, 4, 16)),
+        snapshot_entries=rng.choice((4, 16, 10_000)),
+        trailing_entries=rng.choice((0, 2, 50)),
+        snapshot_chunk_bytes=rng.choice((16, 256, 1 << 20)),
     )
     sim = Simulator(config, seed, replay_command(seed, nodes))
-    ids = sim.ids
     proposals: list[tuple[int, int]] = []
     for r in range(rounds):
         fault = rng.choice(FAULTS)
         leader = sim.leader()
+        ids = sim.ids
         if fault == "partition":
             shuffled = rng.sample(ids, len(ids))
             k = rng.randrange(1, len(ids))
@@ -476,13 +669,19 @@ def soak_one(seed: int, nodes: int = 5, rounds: int = 20) -> SoakResult:
             sim.restart(rng.choice(ids))
         elif fault == "heal":
             sim.heal()
+        elif fault == "member" and leader:
+            _change_membership(sim, rng)
+        elif fault == "transfer":
+            sim.transfer()
         for k in range(rng.randrange(0, 6)):
             p = sim.propose(f"{seed}:{r}:{k}".encode())
             if p:
                 proposals.append(p)
+        for _ in range(rng.randrange(0, 3)):
+            sim.read(rng.choice([i for i in sim.ids if sim.nodes[i].up] or [None]))
         sim.run_for(rng.uniform(20, 300))
     sim.heal()
-    for i in ids:
+    for i in sim.ids:
         sim.restart(i)
     if sim.wait_leader(10_000) is None:
         raise SafetyViolation(f"no leader 10 s after healing\n{sim.describe()}")
@@ -501,7 +700,31 @@ def soak_one(seed: int, nodes: int = 5, rounds: int = 20) -> SoakResult:
     if not sim.run_until(sim.converged, 10_000):
         raise SafetyViolation(f"live nodes did not converge\n{sim.describe()}")
     committed = sum(1 for p in proposals if sim.is_committed(*p))
-    return SoakResult(seed, len(proposals), committed, sim.events, sim.messages_sent, sim.now)
+    return SoakResult(
+        seed,
+        len(proposals),
+        committed,
+        sim.reads_done,
+        sim.events,
+        sim.messages_sent,
+        sim.now,
+    )
+
+
+def _change_membership(sim: Simulator, rng: random.Random) -> None:
+    """Grow or shrink the cluster by one server, never below three voters."""
+    leader = sim.leader()
+    assert leader is not None
+    conf = sim.nodes[leader].core.conf  # type: ignore[union-attr]
+    if conf.learners:
+        sim.change(ConfChangeOp.PROMOTE, rng.choice(conf.learners))
+    elif len(conf.voters) > 3 and rng.random() < 0.6:
+        op = rng.choice((ConfChangeOp.REMOVE, ConfChangeOp.DEMOTE))
+        sim.change(op, rng.choice(conf.voters))
+    else:
+        outside = [i for i in (*sim.ids, *SPARES) if i not in conf.members]
+        if outside:
+            sim.add_node(rng.choice(outside))
 
 
 def _main(argv: list[str] | None = None) -> int:
@@ -527,7 +750,8 @@ def _main(argv: list[str] | None = None) -> int:
             return 1
         print(
             f"seed {res.seed}: ok, {res.committed}/{res.proposed} proposals committed, "
-            f"{res.events} events, {res.messages} messages, {res.virtual_ms / 1000:.1f} s virtual"
+            f"{res.reads} reads checked, {res.events} events, {res.messages} messages, "
+            f"{res.virtual_ms / 1000:.1f} s virtual"
         )
         return 0
 
