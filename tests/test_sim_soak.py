@@ -29,6 +29,7 @@ import random
 
 import pytest
 
+from raft.log import RaftLog
 from raft.messages import Message
 from raft.sim import (
     NetConfig,
@@ -65,6 +66,19 @@ def test_soak(seeds: range) -> None:
     )
     # The faults must leave room for progress, or the soak tests nothing.
     assert committed > 0, f"no proposal committed in seeds {seeds.start}..{seeds.stop - 1}"
+
+
+def test_soak_catches_a_planted_bug(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The soak is only as good as what it can find: with the election
+    restriction (§5.4.1) removed, a few dozen seeds are enough."""
+    monkeypatch.setattr(RaftLog, "is_up_to_date", lambda self, index, term: True)
+    for seed in range(50):
+        try:
+            soak_one(seed, NODES)
+        except SafetyViolation as e:
+            assert replay_command(seed, NODES) in str(e)
+            return
+    pytest.fail("soak_one missed a planted election-restriction bug in 50 seeds")
 
 
 # ---------------------------------------------------------------------------
