@@ -276,6 +276,9 @@ class Simulator:
         self._seq = 0
         self._reads: dict[int, tuple[NodeId, int]] = {}  # request id -> (node, committed before)
         self.reads_done = 0
+        #: Called with every message a node sends, before the network decides
+        #: its fate: tests use it to count or inspect traffic.
+        self.on_transmit: list[Callable[[Message], None]] = []
         for i in self.ids:
             self._start(i)
 
@@ -538,8 +541,17 @@ class Simulator:
                 n.storage.save_snapshot(snap)
                 n.storage.sync()
 
+    def deliver(self, m: Message) -> None:
+        """Hand ``m`` to its destination now, bypassing the network (tests)."""
+        n = self.nodes[m.dst]
+        if n.core is not None:
+            n.core.step(m)
+            self._drive(n)
+
     def _transmit(self, m: Message) -> None:
         self.messages_sent += 1
+        for hook in self.on_transmit:
+            hook(m)
         net = self.net
         rng = self.rng
         if net.drop and rng.random() < net.drop:
@@ -614,6 +626,8 @@ class SoakResult:
     events: int
     messages: int
     virtual_ms: float
+    #: What happened (elections, faults, membership), for ``replay -v``.
+    log: list[str] = field(default_factory=list)
 
 
 def soak_one(seed: int, nodes: int = 5, rounds: int = 20) -> SoakResult:
@@ -708,6 +722,7 @@ def soak_one(seed: int, nodes: int = 5, rounds: int = 20) -> SoakResult:
         sim.events,
         sim.messages_sent,
         sim.now,
+        sim.log,
     )
 
 
@@ -748,6 +763,8 @@ def _main(argv: list[str] | None = None) -> int:
         except SafetyViolation as e:
             print(f"FAILED: {e}", file=sys.stderr)
             return 1
+        if args.verbose:
+            print("\n".join(res.log))
         print(
             f"seed {res.seed}: ok, {res.committed}/{res.proposed} proposals committed, "
             f"{res.reads} reads checked, {res.events} events, {res.messages} messages, "
@@ -757,22 +774,26 @@ def _main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     events = 0
-    failures = 0
+    failed: list[int] = []
+    tty = sys.stdout.isatty()
     for k, seed in enumerate(range(args.start, args.start + args.seeds), 1):
         try:
             events += soak_one(seed, args.nodes).events
         except SafetyViolation as e:
-            failures += 1
+            failed.append(seed)
             print(f"\nseed {seed} FAILED: {e}", file=sys.stderr)
-        if k % 100 == 0 or k == args.seeds:
-            rate = events / (time.perf_counter() - t0)
-            print(
-                f"\r{k}/{args.seeds} seeds, {failures} failed, {rate:,.0f} events/s",
-                end="",
-                flush=True,
+        if k % (100 if tty else 1000) == 0 or k == args.seeds:
+            elapsed = time.perf_counter() - t0
+            line = (
+                f"{k}/{args.seeds} seeds, {len(failed)} failed, "
+                f"{events / elapsed:,.0f} events/s, {elapsed:.0f} s"
             )
-    print()
-    return 1 if failures else 0
+            print(f"\r{line}" if tty else line, end="" if tty else "\n", flush=True)
+    if tty:
+        print()
+    for seed in failed:
+        print(f"replay: {replay_command(seed, args.nodes)} -v")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
