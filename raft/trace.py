@@ -1,0 +1,216 @@
+"""A node's trace: JSON lines that `viz` and the scenario checks read.
+
+Every line is one object with ``t`` (Unix time, float seconds), ``node`` and
+``type``, plus the fields of its type (DESIGN.md, "Traces").  Rare events
+(role changes, elections, votes, snapshots, ...) become one line each.
+Frequent ones would swamp the file and the disk at full rate, so they are
+summarised:
+
+* ``commit`` and ``apply``: at most one line per `TraceSettings.sample_interval`.
+  The first event after a quiet spell is written as it is; the ones that follow
+  within the interval are folded into one line carrying the last index, the
+  first index of the range and a ``count``, written when the interval is over.
+  A plot of commit index over time therefore keeps its shape at a 100 ms grain.
+* ``append`` / ``append_reply``: counters (messages and entries, sent and
+  received) summed over all peers, one line per `TraceSettings.count_interval`
+  and only when something happened.  Heartbeats are counted, never listed.
+
+Writing must never stall the Raft loop, so `TraceWriter.emit` only appends to
+an in-memory buffer; `TraceWriter.run` (a task the node owns) writes the
+buffer out from a worker thread every `TraceSettings.flush_interval`.  The
+buffer is bounded: when the disk cannot keep up, new lines are dropped and
+counted, and a ``trace_overflow`` line says how many once there is room again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+__all__ = ["TraceSettings", "TraceWriter"]
+
+
+@dataclass(frozen=True, slots=True)
+class TraceSettings:
+    sample_interval: float = 0.1  # at most one commit / apply line per this many seconds
+    count_interval: float = 1.0  # append / append_reply counters per this many seconds
+    flush_interval: float = 0.2  # how often the buffer goes to the file
+    max_buffered: int = 50_000  # lines held in memory before new ones are dropped
+
+
+@dataclass(slots=True)
+class _Range:
+    """commit or apply events folded into one line."""
+
+    first: int
+    last: int
+    count: int
+    extra: dict[str, Any]
+    ops: Counter[str] = field(default_factory=Counter)
+
+
+class TraceWriter:
+    """Buffers a node's trace lines and writes them in the background.
+
+    With ``path`` None the writer only counts (a node without a trace file
+    behaves the same, just silently).
+    """
+
+    def __init__(
+        self, path: str | Path | None, node: str, settings: TraceSettings | None = None
+    ) -> None:
+        self.path = Path(path) if path is not None else None
+        self.node = node
+        self.settings = settings or TraceSettings()
+        self.dropped = 0
+        self._buf: list[str] = []
+        self._unreported_drops = 0
+        self._file: TextIO | None = None
+        # A flush cancelled at shutdown may still be writing in its thread.
+        self._write_lock = threading.Lock()
+        # Summaries: type -> pending range, and when that type was last written.
+        self._ranges: dict[str, _Range] = {}
+        self._last_sampled: dict[str, float] = {}
+        self._counters: dict[str, Counter[str]] = {}
+        self._counters_since = time.time()
+
+    # ------------------------------------------------------------ recording
+
+    def emit(self, type_: str, **fields: Any) -> None:
+        """Record one line now (never blocks; may drop if the buffer is full)."""
+        self._put({"t": time.time(), "node": self.node, "type": type_, **fields})
+
+    def commit(self, index: int, term: int | None) -> None:
+        """The commit index advanced to ``index`` (sampled)."""
+        self._sample("commit", index, {"term": term}, None)
+
+    def apply(self, index: int, op: str) -> None:
+        """The entry at ``index`` (an ``op`` command) was applied (sampled)."""
+        self._sample("apply", index, {}, op)
+
+    def count(self, type_: str, **increments: int) -> None:
+        """Add to the counters reported in the next ``type_`` summary line."""
+        counter = self._counters.setdefault(type_, Counter())
+        counter.update(increments)
+
+    def summarize(self, force: bool = False) -> None:
+        """Write the summaries whose interval is over (all of them if ``force``)."""
+        now = time.time()
+        for type_, pending in list(self._ranges.items()):
+            if force or now - self._last_sampled.get(type_, 0.0) >= self.settings.sample_interval:
+                del self._ranges[type_]
+                self._write_range(type_, pending, now)
+        if force or now - self._counters_since >= self.settings.count_interval:
+            interval = round(now - self._counters_since, 3)
+            for type_, counter in self._counters.items():
+                if counter:
+                    self._put(
+                        {
+                            "t": now,
+                            "node": self.node,
+                            "type": type_,
+                            "interval": interval,
+                            **counter,
+                        }
+                    )
+            self._counters = {}
+            self._counters_since = now
+
+    def _sample(self, type_: str, index: int, extra: dict[str, Any], op: str | None) -> None:
+        now = time.time()
+        pending = self._ranges.get(type_)
+        if pending is None and now - self._last_sampled.get(type_, 0.0) >= (
+            self.settings.sample_interval
+        ):
+            one = _Range(index, index, 1, extra)
+            if op is not None:
+                one.ops[op] += 1
+            self._write_range(type_, one, now)
+            return
+        if pending is None:
+            pending = self._ranges[type_] = _Range(index, index, 0, extra)
+        pending.last = index
+        pending.count += 1
+        pending.extra = extra
+        if op is not None:
+            pending.ops[op] += 1
+
+    def _write_range(self, type_: str, r: _Range, now: float) -> None:
+        self._last_sampled[type_] = now
+        line: dict[str, Any] = {"t": now, "node": self.node, "type": type_, "index": r.last}
+        line.update(r.extra)
+        if r.ops:
+            # The op kind of a single entry, or the mix of a folded range.
+            line["op"] = next(iter(r.ops)) if len(r.ops) == 1 else "mixed"
+        if r.count > 1:
+            line["first_index"] = r.first
+            line["count"] = r.count
+            if len(r.ops) > 1:
+                line["ops"] = dict(r.ops)
+        self._put(line)
+
+    def _put(self, line: dict[str, Any]) -> None:
+        if self.path is None:
+            return
+        if len(self._buf) >= self.settings.max_buffered:
+            self.dropped += 1
+            self._unreported_drops += 1
+            return
+        if self._unreported_drops:
+            n, self._unreported_drops = self._unreported_drops, 0
+            self._buf.append(
+                json.dumps(
+                    {"t": line["t"], "node": self.node, "type": "trace_overflow", "dropped": n}
+                )
+            )
+        self._buf.append(json.dumps(line, default=str, separators=(",", ":")))
+
+    # ------------------------------------------------------------ writing
+
+    async def run(self) -> None:
+        """Summarise and flush periodically until cancelled (then flush once more)."""
+        try:
+            while True:
+                await asyncio.sleep(self.settings.flush_interval)
+                self.summarize()
+                await self.flush()
+        finally:
+            self.summarize(force=True)
+            self.flush_now()
+
+    async def flush(self) -> None:
+        """Write what is buffered from a worker thread, off the event loop."""
+        if not self._buf:
+            return
+        lines, self._buf = self._buf, []
+        await asyncio.to_thread(self._write, lines)
+
+    def flush_now(self) -> None:
+        """Write what is buffered, blocking (for shutdown)."""
+        lines, self._buf = self._buf, []
+        if lines:
+            self._write(lines)
+
+    def close(self) -> None:
+        self.summarize(force=True)
+        self.flush_now()
+        with self._write_lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    def _write(self, lines: list[str]) -> None:
+        if self.path is None:
+            return
+        with self._write_lock:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("a", encoding="utf-8")
+            self._file.write("\n".join(lines) + "\n")
+            self._file.flush()
