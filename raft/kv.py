@@ -14,18 +14,19 @@ applies the same commands in the same order and reaches the same state).
 benchmark and the cluster supervisor: length-prefixed msgpack requests
 ``[id, op, args]`` answered by ``[id, ok, value]``, where a failure's value is
 ``[kind, detail]`` with kind one of ``not_leader`` (detail: the leader's id
-or None), ``timeout``, ``lost``, ``stopped``, ``error``.  Requests on one
+or None), ``timeout``, ``lost``, ``stopped``, ``dropped``, ``error``.  Requests on one
 connection are served concurrently (pipelining: the benchmark keeps 64 in
 flight on one socket) and answered as they complete.  Ops: ``status``,
 ``propose`` {data, timeout}, ``get`` {key, linearizable, timeout}, ``faults``
 {rules?}, ``transfer`` {target?}.  `ControlClient` is the matching client.
 
-`serve` runs both as the process ``python -m raft.node`` starts.  This is a
+`main` / `serve` run both as the process ``python -m raft.node`` starts.  This is a
 test and benchmark tool, not the Swarm API (that is ``cluster/``).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import json
@@ -33,12 +34,13 @@ import logging
 import os
 import signal
 import struct
+import sys
 from pathlib import Path
 from typing import Any
 
 import msgpack
 
-from raft.core import NotLeader
+from raft.core import NotLeader, ProposalDropped
 from raft.node import NodeSettings, NodeStopped, ProposalLost, ProposalTimeout, RaftNode
 
 logger = logging.getLogger("raft.node")
@@ -51,6 +53,7 @@ __all__ = [
     "encode_cas",
     "encode_delete",
     "encode_set",
+    "main",
     "serve",
 ]
 
@@ -202,6 +205,8 @@ class ControlServer:
             reply = [req_id, False, ["lost", str(exc)]]
         except NodeStopped as exc:
             reply = [req_id, False, ["stopped", str(exc)]]
+        except ProposalDropped as exc:  # a leadership transfer is under way: retry soon
+            reply = [req_id, False, ["dropped", str(exc)]]
         except Exception as exc:
             reply = [req_id, False, ["error", repr(exc)]]
         try:
@@ -340,3 +345,33 @@ async def serve(settings: NodeSettings, control: tuple[str, int]) -> int:
         logger.error("%s: graceful stop timed out", settings.id)
         return 1
     return 1 if node.failure is not None else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m raft.node --config FILE.json``: one node of the built-in KV store.
+
+    The config file holds the `NodeSettings` fields plus optional
+    ``control_host``/``control_port`` (the endpoint of `raft.kv.ControlServer`;
+    port 0 picks a free one) and ``log_level``.  Once serving, the node writes
+    ``DATA_DIR/node.json`` with its pid and ports.  SIGTERM or SIGINT stops it
+    gracefully; the exit status is 0 after a clean stop, 1 if the node failed.
+    """
+    parser = argparse.ArgumentParser(prog="python -m raft.node", description=main.__doc__)
+    parser.add_argument("--config", required=True, help="JSON file of node settings")
+    args = parser.parse_args(argv)
+    try:
+        raw = json.loads(Path(args.config).read_text())
+    except (OSError, ValueError) as exc:
+        print(f"raft.node: cannot read config: {exc}", file=sys.stderr)
+        return 2
+    control = (raw.pop("control_host", "127.0.0.1"), int(raw.pop("control_port", 0)))
+    level = raw.pop("log_level", "INFO")
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        settings = NodeSettings.from_dict(raw)
+        return asyncio.run(serve(settings, control))
+    except KeyboardInterrupt:
+        return 0
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # a bad config, a busy port
+        logger.error("cannot run node: %s", exc)
+        return 2

@@ -33,7 +33,7 @@ with `ProposalLost`; a non-leader raises `NotLeader` at once with its best
 guess of the leader.  Every wait has a timeout.
 
 Run a node as a process with ``python -m raft.node --config FILE.json`` (see
-`main`); it serves the built-in key-value store (`raft.kv`) with a small
+`raft.kv.main`); it serves the built-in key-value store (`raft.kv`) with a small
 control endpoint for tests, the benchmark and the cluster supervisor.
 """
 
@@ -67,7 +67,7 @@ from raft.messages import (
 )
 from raft.statemachine import StateMachine, op_kind
 from raft.trace import TraceSettings, TraceWriter
-from raft.transport import FaultFilter, LinkFault, Transport
+from raft.transport import Direction, FaultFilter, LinkFault, Transport
 
 __all__ = [
     "NodeSettings",
@@ -78,7 +78,6 @@ __all__ = [
     "ProposalLost",
     "ProposalTimeout",
     "RaftNode",
-    "main",
 ]
 
 logger = logging.getLogger("raft.node")
@@ -176,29 +175,25 @@ class PersistentFaultFilter:
         if path.exists():
             self.filter = FaultFilter.from_dict(json.loads(path.read_text()))
 
-    def set_rule(self, peer: NodeId, fault: LinkFault, direction: str = "both") -> None:
-        self.filter.set_rule(peer, fault, direction)  # type: ignore[arg-type]
+    def set_rule(self, peer: NodeId, fault: LinkFault, direction: Direction = "both") -> None:
+        self.filter.set_rule(peer, fault, direction)
         self._save()
 
-    def block(self, *peers: NodeId, direction: str = "both") -> None:
-        self.filter.block(*peers, direction=direction)  # type: ignore[arg-type]
+    def block(self, *peers: NodeId, direction: Direction = "both") -> None:
+        self.filter.block(*peers, direction=direction)
         self._save()
 
-    def clear(self, *peers: NodeId, direction: str = "both") -> None:
-        self.filter.clear(*peers, direction=direction)  # type: ignore[arg-type]
+    def clear(self, *peers: NodeId, direction: Direction = "both") -> None:
+        """Remove the rules for ``peers``; with none named, every rule (heal)."""
+        self.filter.clear(*peers, direction=direction)
         self._save()
 
-    def heal(self) -> None:
-        self.filter.heal()
-        self._save()
+    heal = clear
 
     def replace(self, rules: Mapping[str, Any]) -> None:
         """Install the rules of a `FaultFilter.to_dict` object, replacing all others."""
         new = FaultFilter.from_dict(rules)
-        self.filter.outbound.clear()
-        self.filter.outbound.update(new.outbound)
-        self.filter.inbound.clear()
-        self.filter.inbound.update(new.inbound)
+        self.filter.outbound, self.filter.inbound = new.outbound, new.inbound
         self._save()
 
     def to_dict(self) -> dict[str, Any]:
@@ -719,41 +714,12 @@ class RaftNode:
             logger.info("%s: %s %s", self.id, ev.type, " ".join(f"{k}={v}" for k, v in f.items()))
 
 
-# ==================================================================== process
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m raft.node --config FILE.json``: one node of the built-in KV store.
-
-    The config file holds the `NodeSettings` fields plus optional
-    ``control_host``/``control_port`` (the endpoint of `raft.kv.ControlServer`;
-    port 0 picks a free one) and ``log_level``.  Once serving, the node writes
-    ``DATA_DIR/node.json`` with its pid and ports.  SIGTERM or SIGINT stops it
-    gracefully; the exit status is 0 after a clean stop, 1 if the node failed.
-    """
-    import argparse
-
-    from raft.kv import serve
-
-    parser = argparse.ArgumentParser(prog="python -m raft.node", description=main.__doc__)
-    parser.add_argument("--config", required=True, help="JSON file of node settings")
-    args = parser.parse_args(argv)
-    raw = json.loads(Path(args.config).read_text())
-    control = (raw.pop("control_host", "127.0.0.1"), int(raw.pop("control_port", 0)))
-    level = raw.pop("log_level", "INFO")
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = NodeSettings.from_dict(raw)
-    try:
-        return asyncio.run(serve(settings, control))
-    except KeyboardInterrupt:
-        return 0
-
-
 if __name__ == "__main__":
-    # Run through the package module, not this __main__ copy, so that there is
-    # one set of classes (exceptions included) for the node and raft.kv alike.
+    # ``python -m raft.node``: the process lives in raft.kv (the state machine it
+    # serves).  Imported, not defined here, so that this __main__ copy of the
+    # module defines no second set of classes (exceptions included).
     import sys
 
-    from raft.node import main as _main
+    from raft.kv import main
 
-    sys.exit(_main())
+    sys.exit(main())
