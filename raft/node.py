@@ -48,6 +48,7 @@ import json
 import logging
 import os
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,6 +245,7 @@ class RaftNode:
         self._reads: dict[int, asyncio.Future[int]] = {}  # waiting for a ReadState
         self._read_waits: list[tuple[int, asyncio.Future[int]]] = []  # waiting for apply
         self.inbox_dropped = 0
+        self._last_heard: dict[NodeId, float] = {}
 
     # ================================================================ lifecycle
 
@@ -457,6 +459,14 @@ class RaftNode:
     def raft_port(self) -> int:
         return self._transport.port if self._transport is not None else 0
 
+    def last_heard(self, peer: NodeId) -> float | None:
+        """`time.monotonic()` of the last message from ``peer`` (None: never).
+
+        Health as users see it ("Reachable" in ``docker node ls``); Raft itself
+        never looks at wall-clock time.
+        """
+        return self._last_heard.get(peer)
+
     @property
     def is_leader(self) -> bool:
         return self._core is not None and self._core.role is Role.LEADER
@@ -511,6 +521,7 @@ class RaftNode:
     def _on_message(self, msg: Message) -> None:
         """Transport callback: only enqueue; the core is stepped by `_consume`."""
         assert self._inbox is not None
+        self._last_heard[msg.src] = time.monotonic()
         try:
             self._inbox.put_nowait(msg)
         except asyncio.QueueFull:
