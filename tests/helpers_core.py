@@ -12,23 +12,33 @@ granted vote must be on "disk" when its batch is sent, and so must the entry
 an AppendEntries success acknowledges.  Broken promises are collected in
 ``net.violations`` rather than raised, so a test can assert on them.
 
-Node ids are ``n1`` .. ``nN``.
+Node ids are ``n1`` .. ``nN``; `Net.add_node` starts an empty server with
+any other id (a joiner, dissertation §4.2.1).
+
+Each node's "state machine" is the list of committed entries it applied
+(``net.applied[node]``).  `Net.compact` snapshots that list (§7); a snapshot
+installed from the leader (``Ready.snapshot``) goes to storage first and
+replaces the list, as the core's contract asks.  Linearizable reads that
+completed (``Ready.reads``, §6.4) are collected in ``net.reads[node]``.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from raft.core import Config, RaftCore, Ready, Role, TraceEvent
+from raft.core import Config, RaftCore, ReadState, Ready, Role, TraceEvent
 from raft.messages import (
     AppendEntries,
     AppendEntriesResponse,
     Entry,
+    EntryKind,
     HardState,
     Message,
     RequestVoteResponse,
+    Snapshot,
 )
 from raft.storage import MemoryStorage, PersistentState
 
@@ -37,6 +47,17 @@ Filter = Callable[[Message], bool]
 
 def ids(n: int) -> list[str]:
     return [f"n{i}" for i in range(1, n + 1)]
+
+
+def encode_entries(entries: Iterable[Entry]) -> bytes:
+    """A snapshot image of the test state machine: the entries it applied."""
+    return json.dumps([[e.term, e.index, e.data.hex(), int(e.kind)] for e in entries]).encode()
+
+
+def decode_entries(data: bytes) -> list[Entry]:
+    if not data:
+        return []
+    return [Entry(t, i, bytes.fromhex(d), EntryKind(k)) for t, i, d, k in json.loads(data)]
 
 
 def log_of_terms(terms: Iterable[int]) -> list[Entry]:
@@ -76,6 +97,9 @@ class Net:
         self.violations: list[str] = []
         self.down: set[str] = set()
         self.cut: set[frozenset[str]] = set()  # links that drop messages
+        self.reads: dict[str, list[ReadState]] = {}
+        self.installed: dict[str, list[Snapshot]] = {}  # snapshots received from a leader
+        self._joiners: set[str] = set()
         self._incarnation = dict.fromkeys(self.ids, 0)
         for node in self.ids:
             st = MemoryStorage()
@@ -89,13 +113,40 @@ class Net:
     # ------------------------------------------------------------ nodes
 
     def config(self, node: str) -> Config:
-        return Config(id=node, peers=tuple(self.ids), **self.config_kw)  # type: ignore[arg-type]
+        peers = (
+            () if node in self._joiners else tuple(i for i in self.ids if i not in self._joiners)
+        )
+        return Config(id=node, peers=peers, **self.config_kw)  # type: ignore[arg-type]
 
     def _boot(self, node: str) -> None:
         rng = random.Random(f"{self.seed}/{node}/{self._incarnation[node]}")
         state: PersistentState = self.storage[node].load()
         self.cores[node] = RaftCore(self.config(node), rng, state)
-        self.applied[node] = []
+        # Volatile: the state machine restarts from the snapshot (empty if none).
+        self.applied[node] = decode_entries(state.snapshot.data)
+        self.reads.setdefault(node, [])
+        self.installed.setdefault(node, [])
+
+    def add_node(self, node: str) -> RaftCore:
+        """Start an empty server that knows no peers: it waits for a leader to
+        add it (as a learner) and contact it (dissertation §4.2.1)."""
+        assert node not in self.ids, f"{node} exists"
+        self.ids.append(node)
+        self._joiners.add(node)
+        self._incarnation[node] = 0
+        self.storage[node] = MemoryStorage()
+        self._boot(node)
+        return self.cores[node]
+
+    def compact(self, node: str, index: int | None = None) -> Snapshot:
+        """Snapshot ``node``'s state machine at ``index`` (default: applied), §7."""
+        core = self.cores[node]
+        index = core.applied_index if index is None else index
+        image = encode_entries(e for e in self.applied[node] if e.index <= index)
+        snap = core.compact(index, image)
+        self.storage[node].save_snapshot(snap)
+        self.storage[node].sync()
+        return snap
 
     def __getitem__(self, node: str) -> RaftCore:
         return self.cores[node]
@@ -178,6 +229,8 @@ class Net:
         while core.has_ready():
             rd = core.ready()
             st = self.storage[node]
+            if rd.snapshot is not None:
+                st.install_snapshot(rd.snapshot)
             if rd.hard_state is not None:
                 st.set_hard_state(rd.hard_state)
             st.append(rd.entries)
@@ -185,7 +238,11 @@ class Net:
             self._check_persisted(node, rd)
             for m in rd.messages:
                 self._send(m)
+            if rd.snapshot is not None:
+                self.installed[node].append(rd.snapshot)
+                self.applied[node] = decode_entries(rd.snapshot.data)
             self.applied[node].extend(rd.committed)
+            self.reads[node].extend(rd.reads)
             self.events.extend((node, e) for e in rd.events)
             core.advance(rd)
             batches.append(rd)
