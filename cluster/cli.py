@@ -1,0 +1,273 @@
+"""``python -m cluster``: start a cluster, break it, look at it.
+
+Lifecycle (``up``, ``down``), the status table (``status``, ``node ls``) and
+the fault verbs (``kill``, ``restart``, ``pause``, ``unpause``,
+``partition``, ``isolate``, ``heal``) live here; the docker verbs
+(``service``, ``secret``, ``config``, ``node update`` ...) are registered by
+`cluster.cli_docker` and the live view by `cluster.watch`.
+
+A user mistake (unknown node, no cluster in DIR, no quorum) is one line on
+stderr and exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from cluster.httpclient import ApiError, Unreachable
+from cluster.layout import ClusterDir, ClusterError, Timing, resolve_dir
+from cluster.status import collect
+from cluster.supervisor import Supervisor
+
+__all__ = ["Context", "main", "print_table"]
+
+ENGINE_VERSION = "swarmraft-0.1"
+
+
+class Context:
+    """What every command needs: the cluster directory and its supervisor."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.cdir = ClusterDir(resolve_dir(args.dir))
+        self.sup = Supervisor(self.cdir)
+
+    def say(self, msg: str) -> None:
+        """Progress for humans, on stderr so stdout stays clean for --json."""
+        print(msg, file=sys.stderr, flush=True)
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Columns like docker prints them: left aligned, three spaces apart."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for r in cells:
+        print("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+# ---------------------------------------------------------------- lifecycle
+
+
+def cmd_up(ctx: Context) -> int:
+    a = ctx.args
+    timing = Timing()
+    if a.election_timeout is not None:
+        timing.election_ticks = max(2, round(a.election_timeout / 1000 / timing.tick_interval))
+    if a.heartbeat is not None:
+        timing.tick_interval = a.heartbeat / 1000
+        if a.election_timeout is not None:
+            timing.election_ticks = max(2, round(a.election_timeout / a.heartbeat))
+    if a.no_fsync:
+        timing.fsync = False
+    overrides: dict[str, int] = {}
+    for item in a.node_election_timeout or []:
+        name, _, ms = item.partition("=")
+        if not ms.isdigit():
+            raise ClusterError(f"--node-election-timeout wants NAME=MS, got {item!r}")
+        overrides[name] = max(2, round(int(ms) / 1000 / timing.tick_interval))
+    if a.workers:
+        raise ClusterError("worker agents are not available in this version (use managers)")
+    desc = ctx.sup.up(a.managers, a.base_port, timing, overrides, progress=ctx.say)
+    if a.detach:
+        ctx.say(f"cluster is up: {len(desc.members)} managers in {ctx.cdir.path}")
+        return 0
+    from cluster.watch import watch
+
+    with contextlib.suppress(KeyboardInterrupt):
+        watch(ctx.sup, ctx.cdir, interval=0.3)
+    ctx.say("stopping the cluster...")
+    ctx.sup.down(progress=ctx.say)
+    return 0
+
+
+def cmd_down(ctx: Context) -> int:
+    n = ctx.sup.down(purge=ctx.args.purge, progress=ctx.say)
+    ctx.say(f"stopped {n} process(es)" + (" and deleted the data" if ctx.args.purge else ""))
+    return 0
+
+
+def cmd_watch(ctx: Context) -> int:
+    from cluster.watch import watch
+
+    ctx.cdir.load()  # a clear error if there is no cluster
+    with contextlib.suppress(KeyboardInterrupt):
+        watch(ctx.sup, ctx.cdir, interval=0.3, count=ctx.args.count)
+    return 0
+
+
+# ---------------------------------------------------------------- status
+
+
+def manager_status(node: dict[str, Any], leader: str | None) -> str:
+    if node["name"] == leader:
+        return "Leader"
+    if node["role"] in ("follower", "candidate", "learner"):
+        return "Reachable"
+    return "Unreachable"
+
+
+def cmd_status(ctx: Context) -> int:
+    desc = ctx.cdir.load()
+    st = collect(ctx.sup, desc)
+    if ctx.args.json:
+        print(json.dumps(st if ctx.args.cmd == "status" else st["nodes"], indent=2))
+        return 0
+    rows = []
+    for n in st["nodes"]:
+        up = n["role"] not in ("down", "paused")
+        rows.append(
+            (
+                n["id"][:25] + (" *" if n["name"] == st["leader"] else ""),
+                n["name"],
+                "Ready" if up else "Down",
+                n["availability"].capitalize(),
+                manager_status(n, st["leader"]),
+                ENGINE_VERSION,
+                n["role"],
+                n["term"],
+                n["commit_index"],
+                n["applied_index"],
+            )
+        )
+    print_table(
+        (
+            "ID",
+            "HOSTNAME",
+            "STATUS",
+            "AVAILABILITY",
+            "MANAGER STATUS",
+            "ENGINE VERSION",
+            "ROLE",
+            "TERM",
+            "COMMIT",
+            "APPLIED",
+        ),
+        rows,
+    )
+    if ctx.args.cmd == "status":
+        ok = st["reachable"] >= st["quorum"]
+        parts = [
+            f"leader: {st['leader'] or 'none'}",
+            f"term: {st['term']}",
+            f"quorum: {st['reachable']} of {st['managers']} managers reachable, "
+            f"{st['quorum']} needed ({'ok' if ok else 'LOST'})",
+        ]
+        if st["partition"]:
+            parts.append("partition: " + " | ".join(",".join(g) for g in st["partition"]))
+        print("\n" + "   ".join(parts))
+    return 0
+
+
+# ---------------------------------------------------------------- faults
+
+
+def cmd_fault(ctx: Context) -> int:
+    a = ctx.args
+    sup = ctx.sup
+    if a.cmd == "kill":
+        m = sup.kill(a.node)
+        ctx.say(f"killed {m.name} (SIGKILL)")
+    elif a.cmd == "restart":
+        m = sup.restart(a.node)
+        ctx.say(f"restarted {m.name} (pid {m.pid}) on its data")
+    elif a.cmd == "pause":
+        m = sup.pause(a.node)
+        ctx.say(f"paused {m.name} (SIGSTOP)")
+    elif a.cmd == "unpause":
+        m = sup.unpause(a.node)
+        ctx.say(f"resumed {m.name} (SIGCONT)")
+    elif a.cmd == "partition":
+        groups = sup.partition([g.split(",") for g in a.groups])
+        ctx.say("partitioned: " + " | ".join(",".join(g) for g in groups))
+    elif a.cmd == "isolate":
+        groups = sup.isolate(a.node)
+        ctx.say(f"isolated {groups[0][0]}")
+    elif a.cmd == "heal":
+        sup.heal()
+        ctx.say("healed: every network cut removed")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m cluster",
+        description="Run a local Swarm-like cluster of Raft managers, drive it, break it.",
+    )
+    p.add_argument("--dir", help="cluster directory (default: $CLUSTER_DIR or ./.cluster)")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
+
+    up = sub.add_parser("up", help="start a cluster (or restart one on its data)")
+    up.add_argument("--managers", type=int, help="number of managers (new cluster; default 3)")
+    up.add_argument("--workers", type=int, default=0, help="number of worker agents")
+    up.add_argument("-d", "--detach", action="store_true", help="return once a leader is elected")
+    up.add_argument("--base-port", type=int, help="first of 2 x managers consecutive ports")
+    up.add_argument("--election-timeout", type=int, metavar="MS", help="election timeout T")
+    up.add_argument("--heartbeat", type=int, metavar="MS", help="heartbeat interval (one tick)")
+    up.add_argument(
+        "--node-election-timeout",
+        action="append",
+        metavar="NAME=MS",
+        help="per-node election timeout override (repeatable)",
+    )
+    up.add_argument("--no-fsync", action="store_true", help="unsafe: skip fsync (demos only)")
+    up.set_defaults(func=cmd_up)
+
+    down = sub.add_parser("down", help="stop every process of the cluster")
+    down.add_argument("--purge", action="store_true", help="also delete the cluster's data")
+    down.set_defaults(func=cmd_down)
+
+    status = sub.add_parser("status", help="the managers, their Raft state and the quorum")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    watch = sub.add_parser("watch", help="the live status view")
+    watch.add_argument("--count", type=int, help="stop after this many refreshes")
+    watch.set_defaults(func=cmd_watch)
+
+    for verb, what in (
+        ("kill", "SIGKILL a node"),
+        ("restart", "start a node again on its data"),
+        ("pause", "SIGSTOP a node"),
+        ("unpause", "SIGCONT a node"),
+        ("isolate", "cut a node off from all others"),
+    ):
+        f = sub.add_parser(verb, help=what)
+        f.add_argument("node", help="name, ID prefix, or 'leader'")
+        f.set_defaults(func=cmd_fault)
+    part = sub.add_parser("partition", help="cut the network between groups")
+    part.add_argument("groups", nargs="+", metavar="GROUP", help="comma-separated node names")
+    part.set_defaults(func=cmd_fault)
+    heal = sub.add_parser("heal", help="remove every network cut")
+    heal.set_defaults(func=cmd_fault)
+
+    from cluster import cli_docker
+
+    cli_docker.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[Context], int] = args.func
+    try:
+        return func(Context(args))
+    except ClusterError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except ApiError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 1
+    except Unreachable as e:
+        print(f"error: no manager answered ({e})", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,63 @@
+"""A tiny synchronous JSON-over-HTTP client for the CLI and the supervisor.
+
+The CLI runs one command and exits, so plain blocking `urllib` with short
+timeouts is the simplest thing that works; the managers' API is aiohttp.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+__all__ = ["ApiError", "Unreachable", "request"]
+
+
+class Unreachable(Exception):
+    """The manager did not answer (down, paused, or not listening yet)."""
+
+
+class ApiError(Exception):
+    """The manager answered with an error status; ``message`` is its JSON message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def request(
+    method: str,
+    url: str,
+    body: Any = None,
+    *,
+    timeout: float = 5.0,
+    headers: dict[str, str] | None = None,
+) -> Any:
+    """Send ``body`` as JSON; return the decoded JSON answer (None if empty).
+
+    Raises `Unreachable` when nothing answers within ``timeout`` and
+    `ApiError` for a 4xx/5xx answer.
+    """
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Accept", "application/json")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw = resp.read()
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            message = json.loads(raw).get("message", raw.decode(errors="replace"))
+        except (ValueError, AttributeError):
+            message = raw.decode(errors="replace").strip() or e.reason
+        raise ApiError(e.code, str(message)) from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise Unreachable(f"{url}: {reason}") from None
+    return json.loads(raw) if raw else None

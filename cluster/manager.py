@@ -1,0 +1,440 @@
+"""One Swarm manager: a Raft node replicating the `Store`, serving the HTTP API.
+
+Theory of operation
+-------------------
+
+A manager is one OS process (``python -m cluster.manager --config FILE``)
+that wires together:
+
+* a `raft.node.RaftNode` whose state machine is this manager's `Store`
+  replica (every manager applies the same commands in the same order);
+* the HTTP API (`cluster.api`), which reads the local store and sends writes
+  through `Manager.write` -> Raft;
+* the keys that seal secrets: a data-encryption key (DEK) replicated in the
+  store *wrapped* by the key-encryption key (KEK) that each manager keeps in
+  its data directory (or, with autolock, derives from the unlock key);
+* the leader's duties, run only while this manager leads: bootstrap a new
+  swarm (cluster object, join tokens, DEK, one node object per manager) and
+  keep each manager's ``ManagerStatus`` (Leader / Reachable / Unreachable)
+  true in the store, the way ``docker node ls`` shows it.
+
+The supervisor (`cluster.supervisor`) writes the config file, starts the
+process, and changes its network faults by rewriting ``faults.json`` in the
+data directory and sending SIGHUP: a paused manager picks the change up when
+it resumes, a stopped one when it starts, so a partition survives restarts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cluster import commands, crypto
+from cluster.backend import NoQuorumError, NotLeaderError, UnavailableError
+from cluster.errors import FailedPrecondition, NotFound
+from cluster.store import Result, Store, decode_command
+from raft.core import ConfChangeError, NotLeader, ProposalDropped
+from raft.node import NodeSettings, NodeStopped, ProposalLost, ProposalTimeout, RaftNode
+
+__all__ = ["Manager", "ManagerSettings", "main"]
+
+logger = logging.getLogger("cluster.manager")
+
+#: How often the leader's duties loop looks at the world.
+DUTY_INTERVAL = 0.25
+#: A manager not heard from for this many election timeouts is "Unreachable".
+UNREACHABLE_AFTER = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Another manager as this one knows it."""
+
+    node_id: str
+    raft: tuple[str, int]
+    api_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerSettings:
+    """The contents of a manager's ``config.json`` (written by the supervisor)."""
+
+    name: str
+    node_id: str
+    cluster_id: str
+    data_dir: Path
+    api_port: int
+    #: Every manager of the initial configuration, this one included.
+    peers: dict[str, Peer]
+    api_host: str = "127.0.0.1"
+    tick_interval: float = 0.05
+    heartbeat_ticks: int = 1
+    election_ticks: int = 10
+    snapshot_entries: int = 10_000
+    #: Writes and linearizable reads give up after this many seconds (503).
+    request_timeout: float = 3.0
+    fsync: bool = True
+    log_level: str = "INFO"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> ManagerSettings:
+        raw = json.loads(path.read_text())
+        peers = {
+            name: Peer(p["node_id"], (p["raft"][0], int(p["raft"][1])), p["api_url"])
+            for name, p in raw.pop("peers").items()
+        }
+        raw["data_dir"] = Path(raw["data_dir"])
+        known = set(cls.__dataclass_fields__) - {"peers", "extra"}
+        extra = {k: raw.pop(k) for k in list(raw) if k not in known}
+        return cls(peers=peers, extra=extra, **raw)
+
+    @property
+    def election_timeout(self) -> float:
+        return self.tick_interval * self.election_ticks
+
+
+class StoreMachine:
+    """The `Store` as Raft's state machine, with readable trace names."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def apply(self, index: int, data: bytes) -> Result:
+        return self.store.apply(index, data)
+
+    def snapshot(self) -> bytes:
+        return self.store.snapshot()
+
+    def restore(self, data: bytes) -> None:
+        self.store.restore(data)
+
+    def op_kind(self, data: bytes) -> str:
+        return decode_command(data)[0]
+
+
+class Manager:
+    """The manager process's heart; implements `cluster.backend.Backend`."""
+
+    def __init__(self, settings: ManagerSettings) -> None:
+        self.settings = settings
+        self._store = Store()
+        self._kek: crypto.KeyEncryptionKey | None = None
+        self._dek: crypto.DataKey | None = None
+        self._rng = random.Random()
+        s = settings
+        self.node = RaftNode(
+            NodeSettings(
+                id=s.name,
+                cluster_id=s.cluster_id,
+                peers={name: p.raft for name, p in s.peers.items()},
+                data_dir=s.data_dir / "raft",
+                tick_interval=s.tick_interval,
+                heartbeat_ticks=s.heartbeat_ticks,
+                election_ticks=s.election_ticks,
+                fsync=s.fsync,
+                trace_path=s.data_dir / "trace.jsonl",
+                propose_timeout=s.request_timeout,
+            ),
+            StoreMachine(self._store),
+        )
+
+    # ------------------------------------------------------------ Backend
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def request_timeout(self) -> float:
+        return self.settings.request_timeout
+
+    async def write(self, command: bytes, *, request_id: str | None = None) -> Result:
+        try:
+            return await self.node.propose(command, timeout=self.request_timeout)
+        except NotLeader as e:
+            raise self._not_leader(e.leader) from None
+        except ProposalDropped as e:
+            raise UnavailableError(str(e)) from None
+        except ProposalTimeout:
+            raise NoQuorumError(
+                f"the write did not commit within {self.request_timeout:g}s: the leader "
+                "cannot reach a majority of managers (it may still commit later)"
+            ) from None
+        except ProposalLost:
+            raise UnavailableError(
+                "leadership changed while the write was in flight and it was not kept; "
+                "retry the request"
+            ) from None
+        except NodeStopped as e:
+            raise UnavailableError(f"this manager is stopping: {e}") from None
+
+    async def read_barrier(self, timeout: float) -> None:
+        try:
+            await self.node.read_index(timeout=timeout)
+        except ProposalTimeout:
+            raise NoQuorumError(
+                f"no leader confirmed a read within {timeout:g}s: there is no quorum"
+            ) from None
+        except NodeStopped as e:
+            raise UnavailableError(f"this manager is stopping: {e}") from None
+
+    def data_key(self) -> crypto.DataKey:
+        if self._dek is None:
+            self._dek = self._unwrap_dek()
+        return self._dek
+
+    def raft_status(self) -> dict[str, Any]:
+        st = self.node.status()
+        st["name"] = self.name
+        st["node_id"] = self.settings.node_id
+        st["voted_for"] = st.pop("vote", None)
+        leader = st.get("leader")
+        st["leader_api_url"] = (
+            self.settings.peers[leader].api_url if leader in self.settings.peers else None
+        )
+        st["api_url"] = self.api_url
+        st["pid"] = os.getpid()
+        return st
+
+    async def transfer_leadership(self, target: str | None) -> str:
+        if target is not None and target not in self.settings.peers:
+            raise NotFound(f"node {target} not found")
+        try:
+            chosen = self.node.transfer_leadership(target)
+        except NotLeader as e:
+            raise self._not_leader(e.leader) from None
+        except ConfChangeError as e:
+            raise FailedPrecondition(str(e)) from None
+        # Wait (bounded) for the outcome so the caller learns whether it worked.
+        deadline = time.monotonic() + self.settings.election_timeout * 2
+        while time.monotonic() < deadline:
+            leader = self.node.status().get("leader")
+            if leader == chosen:
+                return chosen
+            await asyncio.sleep(self.settings.tick_interval)
+        raise FailedPrecondition(f"leadership transfer to {chosen} did not complete")
+
+    def info(self) -> dict[str, Any]:
+        s = self.settings
+        st = self.node.status()
+        return {
+            "Managers": len(st.get("voters", s.peers)),
+            "Nodes": self._store.count("node"),
+            "LocalNodeState": "active",
+            "Raft": {
+                "HeartbeatTick": s.heartbeat_ticks,
+                "ElectionTick": s.election_ticks,
+                "SnapshotInterval": s.snapshot_entries,
+                "TickInterval": s.tick_interval,
+            },
+        }
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.settings.api_host}:{self.settings.api_port}"
+
+    def _not_leader(self, leader: str | None) -> NotLeaderError:
+        peer = self.settings.peers.get(leader) if leader else None
+        return NotLeaderError(leader, peer.api_url if peer else None)
+
+    def _load_kek(self) -> crypto.KeyEncryptionKey:
+        path = self.settings.data_dir / "keys" / "kek"
+        try:
+            return crypto.load_kek(path.read_bytes())
+        except FileNotFoundError:
+            raise UnavailableError("this manager has no key-encryption key") from None
+
+    def _unwrap_dek(self) -> crypto.DataKey:
+        if self._kek is None:
+            self._kek = self._load_kek()
+        entry = self._store.active_data_key()
+        if entry is None:
+            raise UnavailableError("the swarm is not initialised yet (no data key)")
+        return crypto.unwrap_dek(entry["Wrapped"], self._kek)
+
+    def reload_faults(self) -> None:
+        """SIGHUP: the supervisor rewrote ``faults.json`` (partition / heal)."""
+        path = self.node.fault_filter.path
+        try:
+            rules = json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, ValueError) as e:
+            logger.error("%s: cannot read %s: %s", self.name, path, e)
+            return
+        self.node.fault_filter.replace(rules)
+        logger.info("%s: network fault rules reloaded", self.name)
+
+    async def run_duties(self) -> None:
+        """The leader's control loop; idle on followers."""
+        while True:
+            await asyncio.sleep(DUTY_INTERVAL)
+            if not self.node.is_leader:
+                continue
+            try:
+                await self._bootstrap()
+                await self._report_managers()
+            except (NotLeaderError, NoQuorumError, UnavailableError) as e:
+                logger.debug("%s: leader duty deferred: %s", self.name, e)
+
+    async def _bootstrap(self) -> None:
+        """``docker swarm init`` on the first leader: the cluster, its keys, its managers."""
+        if self._store.cluster() is not None:
+            return
+        now = time.time()
+        if self._kek is None:
+            self._kek = self._load_kek()
+        dek = crypto.generate_dek()
+        parts = [
+            commands.init_cluster(
+                self.settings.cluster_id,
+                now,
+                worker_token=commands.new_join_token(self._rng),
+                manager_token=commands.new_join_token(self._rng),
+                spec={"Raft": self._raft_spec()},
+            ),
+            commands.put_data_key(crypto.wrap_dek(dek, self._kek), now),
+        ]
+        for name, peer in sorted(self.settings.peers.items()):
+            parts.append(
+                commands.create_node(
+                    peer.node_id,
+                    now,
+                    hostname=name,
+                    role="manager",
+                    manager_addr=f"{peer.raft[0]}:{peer.raft[1]}",
+                )
+            )
+        result = await self.write(commands.batch(*parts))
+        if result.ok:
+            logger.info("%s: swarm initialised with %d managers", self.name, len(parts) - 2)
+
+    def _raft_spec(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "SnapshotInterval": s.snapshot_entries,
+            "KeepOldSnapshots": 0,
+            "LogEntriesForSlowFollowers": 500,
+            "ElectionTick": s.election_ticks,
+            "HeartbeatTick": s.heartbeat_ticks,
+        }
+
+    async def _report_managers(self) -> None:
+        """Keep each manager's Leader / Reachability in the store up to date."""
+        now = time.monotonic()
+        limit = self.settings.election_timeout * UNREACHABLE_AFTER
+        updates = []
+        for name, peer in self.settings.peers.items():
+            try:
+                node = self._store.get("node", peer.node_id)
+            except NotFound:
+                continue
+            if name == self.name:
+                reach, state = "reachable", "ready"
+            else:
+                heard = self.node.last_heard(name)
+                alive = heard is not None and now - heard < limit
+                reach, state = ("reachable", "ready") if alive else ("unreachable", "down")
+            ms = node.get("ManagerStatus") or {}
+            want = {
+                "Leader": name == self.name,
+                "Reachability": reach,
+                "Addr": f"{peer.raft[0]}:{peer.raft[1]}",
+            }
+            if {k: ms.get(k) for k in want} != want or node["Status"]["State"] != state:
+                updates.append(
+                    commands.set_node_status(peer.node_id, time.time(), state=state, manager=want)
+                )
+        if updates:
+            await self.write(commands.batch(*updates))
+
+
+async def serve(settings: ManagerSettings) -> int:
+    """Run one manager until SIGTERM/SIGINT; returns the exit status."""
+    from cluster.api import run_api  # aiohttp is only needed by a serving manager
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    manager = Manager(settings)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, manager.reload_faults)
+    await manager.node.start()
+    runner = await run_api(manager, settings.api_host, settings.api_port)
+    info = {
+        "pid": os.getpid(),
+        "name": settings.name,
+        "raft_port": manager.node.raft_port,
+        "api_url": manager.api_url,
+        "started": time.time(),
+    }
+    path = settings.data_dir / "manager.json"
+    path.with_suffix(".tmp").write_text(json.dumps(info))
+    os.replace(path.with_suffix(".tmp"), path)
+    logger.info("%s: serving %s, raft port %d", settings.name, manager.api_url, info["raft_port"])
+    status = 0
+    async with asyncio.TaskGroup() as tg:
+        duties = tg.create_task(manager.run_duties())
+        stopped = tg.create_task(manager.node.wait_stopped())
+        waiter = tg.create_task(stop.wait())
+        await asyncio.wait({stopped, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        for t in (duties, stopped, waiter):
+            t.cancel()
+    logger.info("%s: stopping", settings.name)
+    try:
+        async with asyncio.timeout(10):
+            await runner.cleanup()
+            await manager.node.stop()
+    except TimeoutError:
+        logger.error("%s: graceful stop timed out", settings.name)
+        status = 1
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return 1 if manager.node.failure is not None else status
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cluster.manager --config DIR/managerN/config.json``."""
+    # The supervisor signals SIGHUP when it rewrites our fault rules; until
+    # the handler is installed an early one must not kill us (we read the
+    # rules at start anyway).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    parser = argparse.ArgumentParser(prog="python -m cluster.manager", description=main.__doc__)
+    parser.add_argument("--config", required=True, type=Path)
+    args = parser.parse_args(argv)
+    try:
+        settings = ManagerSettings.load(args.config)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        print(f"cluster.manager: cannot read {args.config}: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level,
+        format=f"%(asctime)s {settings.name} %(levelname)s %(message)s",
+    )
+    try:
+        return asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        return 0
+    except OSError as e:  # a port in use, a data directory held by another process
+        logger.error("cannot run %s: %s", settings.name, e)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

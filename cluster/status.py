@@ -1,0 +1,126 @@
+"""What the cluster looks like right now, gathered from every manager.
+
+`collect` asks each running manager for ``/raft/status`` (in parallel, with
+a short timeout: a paused manager must not stall the view) and combines it
+with what the supervisor knows (down, paused) into the object that
+``status --json`` prints (DESIGN.md, CLI contract).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from typing import Any
+
+from cluster.httpclient import ApiError, Unreachable, request
+from cluster.layout import Description
+from cluster.supervisor import Supervisor
+
+__all__ = ["collect", "quorum"]
+
+#: The DESIGN.md roles; the core's "pre-candidate" is shown as "candidate".
+_ROLES = {"pre-candidate": "candidate"}
+
+
+def quorum(managers: int) -> int:
+    """Raft's majority, and Swarm's: (N/2)+1 managers must be reachable."""
+    return managers // 2 + 1
+
+
+def _fetch(url: str, timeout: float) -> Any:
+    try:
+        return request("GET", url, timeout=timeout)
+    except (Unreachable, ApiError):
+        return None
+
+
+def collect(sup: Supervisor, desc: Description, timeout: float = 0.6) -> dict[str, Any]:
+    """The ``status --json`` object for the cluster in ``desc``."""
+    managers = [m for m in desc.members if m.role == "manager"]
+    states = {m.name: sup.process_state(m) for m in managers}
+    running = [m for m in managers if states[m.name] == "running"]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
+        raft = dict(
+            zip(
+                [m.name for m in running],
+                pool.map(lambda m: _fetch(f"{m.api_url}/raft/status", timeout), running),
+                strict=True,
+            )
+        )
+    availability = _availability(running, timeout)
+
+    leaders = [(st["term"], n) for n, st in raft.items() if st and st.get("role") == "leader"]
+    term_leader = max(leaders) if leaders else None
+    leader = term_leader[1] if term_leader else None
+    voters: list[str] = []
+    for st in ([raft[leader]] if leader else []) + list(raft.values()):
+        if st and st.get("voters"):
+            voters = list(st["voters"])
+            break
+    n_managers = len(voters) or len(managers)
+
+    group_of = {n: i for i, g in enumerate(desc.partition) for n in g}
+    nodes = []
+    for m in managers:
+        st = raft.get(m.name)
+        state = states[m.name]
+        if state != "running":
+            role = state  # "down" or "paused"
+        elif st is None:
+            role = "down"  # alive but not answering (starting, or stuck)
+        elif st.get("locked"):
+            role = "locked"
+        elif voters and m.name not in voters:
+            role = "learner"
+        else:
+            role = _ROLES.get(st.get("role"), st.get("role", "down"))
+        nodes.append(
+            {
+                "name": m.name,
+                "id": m.node_id,
+                "role": role,
+                "term": (st or {}).get("term", 0),
+                "commit_index": (st or {}).get("commit_index", 0),
+                "applied_index": (st or {}).get("applied_index", 0),
+                "last_log_index": (st or {}).get("last_log_index", 0),
+                "availability": availability.get(m.node_id, "active"),
+                "raft_addr": f"127.0.0.1:{m.raft_port}",
+                "api_url": m.api_url,
+                "pid": m.pid if state != "down" else None,
+            }
+        )
+
+    # Reachable: answering managers on the leader's side of any partition
+    # (or, with no leader, on the largest side).
+    answering = [n for n in nodes if n["role"] in ("leader", "follower", "candidate")]
+    if desc.partition:
+        side = group_of.get(leader) if leader else None
+        if side is None:
+            sizes: dict[int, int] = {}
+            for n in answering:
+                g = group_of.get(n["name"], -1)
+                sizes[g] = sizes.get(g, 0) + 1
+            side = max(sizes, key=lambda g: sizes[g]) if sizes else None
+        answering = [n for n in answering if group_of.get(n["name"], -1) == side]
+    voting = [n for n in answering if not voters or n["name"] in voters]
+    return {
+        "leader": leader,
+        "term": term_leader[0] if term_leader else max((n["term"] for n in nodes), default=0),
+        "managers": n_managers,
+        "quorum": quorum(n_managers),
+        "reachable": len(voting),
+        "partition": desc.partition,
+        "nodes": nodes,
+    }
+
+
+def _availability(running: list[Any], timeout: float) -> dict[str, str]:
+    """Node availability from the store, read locally on any running manager."""
+    for m in running:
+        nodes = _fetch(f"{m.api_url}/nodes?consistency=local", timeout)
+        if isinstance(nodes, list):
+            return {
+                n.get("ID"): n.get("Spec", {}).get("Availability", "active")
+                for n in nodes
+                if isinstance(n, dict)
+            }
+    return {}

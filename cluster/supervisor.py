@@ -1,0 +1,441 @@
+"""Start, stop and break the processes of a local cluster.
+
+The supervisor is not a daemon: every CLI command loads ``cluster.json``,
+acts on the processes it names, saves it back and exits.  Processes are
+identified by PID *and* start time (``/proc/PID/stat``), so a PID that the
+kernel gave to another program after a manager died is never signalled.
+
+Faults are real: ``kill`` is SIGKILL, ``pause`` is SIGSTOP.  Partitions are
+rules in each manager's ``raft/faults.json`` that its transport applies
+(drop traffic to and from the other side); the supervisor rewrites the file
+and sends SIGHUP.  A stopped manager reads the rules when it starts, a
+paused one when it resumes, so a partition holds until ``heal``.  Every
+fault is appended to ``DIR/faults.jsonl`` so figures can shade it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from cluster.commands import new_id
+from cluster.crypto import generate_kek
+from cluster.httpclient import ApiError, Unreachable, request
+from cluster.layout import ClusterDir, ClusterError, Description, Member, Timing
+
+__all__ = ["Supervisor"]
+
+#: How long a manager gets to stop after SIGTERM before SIGKILL.
+STOP_GRACE = 8.0
+Progress = Callable[[str], None]
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time) of a live process, or None."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name is in parentheses and may contain spaces: split after it.
+    rest = raw[raw.rindex(")") + 2 :].split()
+    return rest[0], int(rest[19])
+
+
+class Supervisor:
+    """The processes of the cluster in one directory."""
+
+    def __init__(self, cdir: ClusterDir) -> None:
+        self.cdir = cdir
+
+    # ------------------------------------------------------------ process state
+
+    def process_state(self, m: Member) -> str:
+        """ "running", "paused" or "down" -- checked against PID reuse."""
+        if m.pid is None:
+            return "down"
+        st = _proc_stat(m.pid)
+        if st is None or st[1] != m.pid_start or st[0] in ("Z", "X"):
+            return "down"
+        return "paused" if st[0] in ("T", "t") else "running"
+
+    def _signal(self, m: Member, sig: signal.Signals) -> bool:
+        if self.process_state(m) == "down":
+            return False
+        assert m.pid is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(m.pid, sig)
+        return True
+
+    def _wait_down(self, members: Iterable[Member], timeout: float) -> list[Member]:
+        """Wait until every member's process is gone; return those still alive."""
+        pending = [m for m in members if self.process_state(m) != "down"]
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+            pending = [m for m in pending if self.process_state(m) != "down"]
+        return pending
+
+    # ------------------------------------------------------------ up / down
+
+    def up(
+        self,
+        managers: int | None,
+        base_port: int | None = None,
+        timing: Timing | None = None,
+        election_ticks: dict[str, int] | None = None,
+        progress: Progress = lambda _: None,
+        leader_timeout: float = 30.0,
+    ) -> Description:
+        """Create and start a cluster, or restart an existing one on its data."""
+        if self.cdir.exists():
+            desc = self.cdir.load()
+            running = [m for m in desc.members if self.process_state(m) != "down"]
+            if running:
+                names = ", ".join(f"{m.name} (pid {m.pid})" for m in running)
+                raise ClusterError(
+                    f"a cluster is already running in {self.cdir.path}: {names}; "
+                    "stop it with `down` first"
+                )
+            if managers is not None and managers != self._manager_count(desc):
+                raise ClusterError(
+                    f"{self.cdir.path} holds a cluster of {self._manager_count(desc)} managers; "
+                    f"use another --dir, or `down --purge` first"
+                )
+            for m in desc.members:
+                if election_ticks and m.name in election_ticks:
+                    m.election_ticks = election_ticks[m.name]
+            progress(f"restarting the cluster in {self.cdir.path} on its data")
+            new = False
+        else:
+            desc = self._create(managers or 3, base_port, timing or Timing(), election_ticks or {})
+            progress(f"created a cluster of {managers or 3} managers in {self.cdir.path}")
+            new = True
+        self._check_ports(desc)
+        started: list[Member] = []
+        try:
+            for m in desc.members:
+                self._write_config(desc, m)
+                self._start(m)
+                started.append(m)
+                progress(f"started {m.name} (pid {m.pid}, api {m.api_url})")
+            self.cdir.save(desc)
+            leader = self.wait_for_leader(desc, leader_timeout, progress)
+            if leader is None:
+                raise ClusterError(
+                    f"no leader was elected within {leader_timeout:g}s; "
+                    f"see {self.cdir.path}/<node>/node.log"
+                )
+        except BaseException:
+            # Nothing half-started: stop what this call started.
+            self._stop(started)
+            self.cdir.save(desc)
+            if new:
+                shutil.rmtree(self.cdir.path, ignore_errors=True)
+            raise
+        return desc
+
+    def down(self, purge: bool = False, progress: Progress = lambda _: None) -> int:
+        """Stop every process; with ``purge`` delete the data too.  Returns how many stopped."""
+        if not self.cdir.exists():
+            if purge and self.cdir.path.exists():
+                shutil.rmtree(self.cdir.path)
+            return 0
+        desc = self.cdir.load()
+        live = [m for m in desc.members if self.process_state(m) != "down"]
+        for m in live:
+            progress(f"stopping {m.name} (pid {m.pid})")
+        self._stop(live)
+        for m in desc.members:
+            m.pid = m.pid_start = None
+        if purge:
+            shutil.rmtree(self.cdir.path)
+        else:
+            self.cdir.save(desc)
+        return len(live)
+
+    def _stop(self, members: list[Member]) -> None:
+        for m in members:
+            self._signal(m, signal.SIGTERM)
+            self._signal(m, signal.SIGCONT)  # a paused process must run to exit
+        stuck = self._wait_down(members, STOP_GRACE)
+        for m in stuck:
+            self._signal(m, signal.SIGKILL)
+        still = self._wait_down(stuck, 5.0)
+        if still:
+            raise ClusterError(f"could not stop {', '.join(m.name for m in still)}")
+
+    def _manager_count(self, desc: Description) -> int:
+        return sum(1 for m in desc.members if m.role == "manager")
+
+    def _create(
+        self,
+        managers: int,
+        base_port: int | None,
+        timing: Timing,
+        election_ticks: dict[str, int],
+    ) -> Description:
+        if not 1 <= managers <= 9:
+            raise ClusterError("--managers must be between 1 and 9")
+        ports = _pick_ports(2 * managers, base_port)
+        desc = Description(cluster_id=new_id(), created=time.time(), timing=timing)
+        for i in range(managers):
+            name = f"manager{i + 1}"
+            desc.members.append(
+                Member(
+                    name=name,
+                    node_id=new_id(),
+                    role="manager",
+                    raft_port=ports[2 * i],
+                    api_port=ports[2 * i + 1],
+                    election_ticks=election_ticks.get(name),
+                )
+            )
+        kek = generate_kek(secrets.token_bytes)
+        for m in desc.members:
+            keys = self.cdir.node_dir(m.name) / "keys"
+            keys.mkdir(parents=True, exist_ok=True)
+            path = keys / "kek"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(kek.secret_bytes())
+        self.cdir.save(desc)
+        return desc
+
+    def _check_ports(self, desc: Description) -> None:
+        for m in desc.members:
+            for port in (m.raft_port, m.api_port):
+                if not _port_free(port):
+                    raise ClusterError(
+                        f"port {port} of {m.name} is in use by another program; "
+                        "pick other ports with --base-port (new cluster) or free it"
+                    )
+
+    def _write_config(self, desc: Description, m: Member) -> None:
+        t = desc.timing
+        peers = {
+            p.name: {
+                "node_id": p.node_id,
+                "raft": ["127.0.0.1", p.raft_port],
+                "api_url": p.api_url,
+            }
+            for p in desc.members
+            if p.role == "manager"
+        }
+        config = {
+            "name": m.name,
+            "node_id": m.node_id,
+            "cluster_id": desc.cluster_id,
+            "data_dir": str(self.cdir.node_dir(m.name)),
+            "api_port": m.api_port,
+            "peers": peers,
+            "tick_interval": t.tick_interval,
+            "heartbeat_ticks": t.heartbeat_ticks,
+            "election_ticks": m.election_ticks or t.election_ticks,
+            "snapshot_entries": t.snapshot_entries,
+            "request_timeout": t.request_timeout,
+            "fsync": t.fsync,
+        }
+        d = self.cdir.node_dir(m.name)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "config.json").write_text(json.dumps(config, indent=2))
+
+    def _start(self, m: Member) -> None:
+        d = self.cdir.node_dir(m.name)
+        log = (d / "node.log").open("ab")
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "cluster.manager", "--config", str(d / "config.json")],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                # Its own session: Ctrl-C in the user's terminal reaches the CLI,
+                # which then stops the managers in order.
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        st = _proc_stat(proc.pid)
+        m.pid, m.pid_start = proc.pid, st[1] if st else None
+
+    # ------------------------------------------------------------ leader
+
+    def wait_for_leader(
+        self, desc: Description, timeout: float, progress: Progress = lambda _: None
+    ) -> str | None:
+        """Poll the managers until one says it leads; its name, or None."""
+        deadline = time.monotonic() + timeout
+        said = False
+        while time.monotonic() < deadline:
+            for m in desc.members:
+                if self.process_state(m) != "running":
+                    continue
+                try:
+                    st = request("GET", f"{m.api_url}/raft/status", timeout=0.5)
+                except (Unreachable, ApiError):
+                    continue
+                if st.get("role") == "leader":
+                    progress(f"{m.name} is the leader (term {st.get('term')})")
+                    return m.name
+            if not said:
+                progress("waiting for an election...")
+                said = True
+            time.sleep(0.1)
+        return None
+
+    # ------------------------------------------------------------ faults
+
+    def resolve(self, desc: Description, ref: str) -> Member:
+        """A member by name, node-ID prefix, or the word ``leader``."""
+        if ref == "leader":
+            for m in desc.members:
+                if self.process_state(m) != "running":
+                    continue
+                with contextlib.suppress(Unreachable, ApiError):
+                    st = request("GET", f"{m.api_url}/raft/status", timeout=0.5)
+                    if st.get("role") == "leader":
+                        return m
+            raise ClusterError("there is no leader right now")
+        for m in desc.members:
+            if m.name == ref:
+                return m
+        matches = [m for m in desc.members if m.node_id.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise ClusterError(f"node ID prefix {ref!r} is ambiguous")
+        names = ", ".join(m.name for m in desc.members)
+        raise ClusterError(f"no node {ref!r} in this cluster (nodes: {names})")
+
+    def kill(self, ref: str) -> Member:
+        desc = self.cdir.load()
+        m = self.resolve(desc, ref)
+        if not self._signal(m, signal.SIGKILL):
+            raise ClusterError(f"{m.name} is not running")
+        self.cdir.record_fault("kill", time.time(), target=m.name)
+        if self._wait_down([m], 5.0):
+            raise ClusterError(f"{m.name} did not die after SIGKILL")
+        return m
+
+    def pause(self, ref: str) -> Member:
+        desc = self.cdir.load()
+        m = self.resolve(desc, ref)
+        if self.process_state(m) != "running":
+            raise ClusterError(f"{m.name} is {self.process_state(m)}, not running")
+        self._signal(m, signal.SIGSTOP)
+        self.cdir.record_fault("pause", time.time(), target=m.name)
+        return m
+
+    def unpause(self, ref: str) -> Member:
+        desc = self.cdir.load()
+        m = self.resolve(desc, ref)
+        if self.process_state(m) != "paused":
+            raise ClusterError(f"{m.name} is {self.process_state(m)}, not paused")
+        self._signal(m, signal.SIGCONT)
+        self.cdir.record_fault("unpause", time.time(), target=m.name)
+        return m
+
+    def restart(self, ref: str) -> Member:
+        """Start a manager again on its data (stopping it first if it runs)."""
+        desc = self.cdir.load()
+        m = self.resolve(desc, ref)
+        if self.process_state(m) != "down":
+            self._stop([m])
+        self._check_ports(Description(desc.cluster_id, desc.created, members=[m]))
+        self._write_config(desc, m)
+        self._start(m)
+        self.cdir.save(desc)
+        self.cdir.record_fault("restart", time.time(), target=m.name)
+        return m
+
+    def partition(self, groups: list[list[str]]) -> list[list[str]]:
+        """Cut the network between groups of managers (names, ID prefixes or ``leader``).
+
+        Managers named in no group form one more group together.
+        """
+        desc = self.cdir.load()
+        resolved = [[self.resolve(desc, ref).name for ref in g] for g in groups]
+        flat = [n for g in resolved for n in g]
+        if len(flat) != len(set(flat)):
+            raise ClusterError("a node appears in two groups")
+        rest = [m.name for m in desc.members if m.name not in flat]
+        if rest:
+            resolved.append(rest)
+        if len(resolved) < 2:
+            raise ClusterError("a partition needs at least two groups")
+        desc.partition = resolved
+        self._apply_partition(desc)
+        self.cdir.save(desc)
+        self.cdir.record_fault("partition", time.time(), groups=resolved)
+        return resolved
+
+    def isolate(self, ref: str) -> list[list[str]]:
+        desc = self.cdir.load()
+        m = self.resolve(desc, ref)
+        return self.partition([[m.name]])
+
+    def heal(self) -> None:
+        desc = self.cdir.load()
+        desc.partition = []
+        self._apply_partition(desc)
+        self.cdir.save(desc)
+        self.cdir.record_fault("heal", time.time())
+
+    def _apply_partition(self, desc: Description) -> None:
+        group_of = {n: i for i, g in enumerate(desc.partition) for n in g}
+        for m in desc.members:
+            others = [
+                p.name
+                for p in desc.members
+                if p.name != m.name and group_of.get(p.name) != group_of.get(m.name)
+            ]
+            cut = {"drop": True, "loss": 0.0, "delay": 0.0}
+            rules: dict[str, Any] = {
+                "outbound": {p: cut for p in others},
+                "inbound": {p: cut for p in others},
+            }
+            path = self.cdir.node_dir(m.name) / "raft" / "faults.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".sup")
+            tmp.write_text(json.dumps(rules, indent=1))
+            os.replace(tmp, path)
+            self._signal(m, signal.SIGHUP)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _pick_ports(n: int, base: int | None) -> list[int]:
+    """``n`` ports: ``base``, ``base + 1``, ... or free ones the kernel picks."""
+    if base is not None:
+        ports = list(range(base, base + n))
+        busy = [p for p in ports if not _port_free(p)]
+        if busy:
+            listed = ", ".join(map(str, busy))
+            raise ClusterError(f"ports in use: {listed} (try another --base-port)")
+        return ports
+    ports: list[int] = []
+    while len(ports) < n:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in ports:
+            ports.append(port)
+    return ports
