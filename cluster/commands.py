@@ -15,6 +15,7 @@ the state (names taken, versions, references).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import secrets
@@ -80,6 +81,28 @@ def format_time(t: Time) -> str:
     text = whole.strftime("%Y-%m-%dT%H:%M:%S")
     frac = f"{frac_ns:09d}".rstrip("0")
     return f"{text}.{frac}Z" if frac else f"{text}Z"
+
+
+def parse_time(text: str) -> float:
+    """Unix seconds from a timestamp `format_time` wrote (the inverse, to the nanosecond).
+
+    The control loops read times back out of the store (when a task failed,
+    when a node went down) to compare them with the ``now`` they are given.
+    """
+    whole, _, frac = text.rstrip("Z").partition(".")
+    dt = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    return dt.timestamp() + (int(frac.ljust(9, "0")[:9]) / 1e9 if frac else 0.0)
+
+
+def derived_id(*parts: object) -> str:
+    """A Docker-style ID that is a function of ``parts`` (SHA-256, base36).
+
+    The orchestrator names the task it creates after what it saw, so two
+    leaders that see the same slot in the same state propose the same ID and
+    the store keeps only the first (`AlreadyExists` for the second).
+    """
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return _base36(int.from_bytes(digest[:16], "big"), 25)
 
 
 # -- the envelope ------------------------------------------------------------
@@ -207,6 +230,30 @@ def update_service(service_id: str, version: int, spec: dict[str, Any], now: Tim
     """``docker service update/scale/rollback``: the new spec, at ``version``."""
     o.normalize_service_spec(spec)
     return encode("service.update", id=service_id, version=version, spec=spec, at=format_time(now))
+
+
+def set_service_update_status(
+    service_id: str,
+    now: Time,
+    state: str,
+    message: str,
+    started_at: Time | None = None,
+    completed_at: Time | None = None,
+    version: int | None = None,
+) -> bytes:
+    """The updater records a rolling update's progress in ``UpdateStatus``."""
+    status = {"State": state, "Message": message}
+    if started_at is not None:
+        status["StartedAt"] = format_time(started_at)
+    if completed_at is not None:
+        status["CompletedAt"] = format_time(completed_at)
+    return encode(
+        "service.status",
+        id=service_id,
+        at=format_time(now),
+        update_status=status,
+        version=version,
+    )
 
 
 def remove_service(service_id: str) -> bytes:

@@ -170,7 +170,11 @@ def node_create(tx: Txn, args: dict[str, Any]) -> o.Obj:
         **o.meta(obj_id, tx.index, at),
         "Spec": spec,
         "Description": {**copy.deepcopy(description), "Hostname": hostname},
-        "Status": {"State": state, "Addr": _arg(args, "addr", str, "127.0.0.1")},
+        "Status": {
+            "State": state,
+            "Addr": _arg(args, "addr", str, "127.0.0.1"),
+            "Timestamp": at,
+        },
     }
     if spec["Role"] == "manager":
         node["ManagerStatus"] = {
@@ -208,6 +212,11 @@ def node_status(tx: Txn, args: dict[str, Any]) -> o.Obj:
     if state is not None:
         if state not in o.NODE_STATES:
             raise InvalidArgument(f"invalid node state {state!r}")
+        if state != node["Status"]["State"]:
+            # When the state last *changed*: the orchestrator measures a down
+            # node's grace period from here, so a repeated "down" report must
+            # not move it.
+            node["Status"]["Timestamp"] = _arg(args, "at", str)
         node["Status"]["State"] = state
     for field, key in (("addr", "Addr"), ("message", "Message")):
         value = _arg(args, field, str, None)
@@ -342,11 +351,36 @@ def service_update(tx: Txn, args: dict[str, Any]) -> o.Obj:
     ports = _resolve_ports(tx, service["ID"], spec, service)
     service["PreviousSpec"] = service["Spec"]
     service["Spec"] = spec
+    # A new spec starts a new rollout, as in swarmkit: the updater sees no
+    # status and begins afresh (this is also how a paused update resumes).
+    service.pop("UpdateStatus", None)
     service["Endpoint"] = {
         **service["Endpoint"],
         "Spec": copy.deepcopy(spec["EndpointSpec"]),
         "Ports": ports,
     }
+    o.touch(service, tx.index, _arg(args, "at", str))
+    tx.put(o.SERVICE, service["ID"], service)
+    return copy.deepcopy(service)
+
+
+def service_status(tx: Txn, args: dict[str, Any]) -> o.Obj:
+    """The updater's record of a rolling update: ``UpdateStatus`` as Docker shows it.
+
+    Separate from ``service.update`` because it is the system reporting
+    progress, not a user changing the spec: it neither touches PreviousSpec
+    nor resets the status.  The version check is optional, so the updater can
+    guard against acting on a stale read.
+    """
+    service = _existing(tx, o.SERVICE, _arg(args, "id", str))
+    _check_version(service, args, required=False)
+    status = _arg(args, "update_status", dict)
+    if status.get("State") not in o.UPDATE_STATES:
+        raise InvalidArgument(f"invalid update state {status.get('State')!r}")
+    fields = ("State", "StartedAt", "CompletedAt", "Message")
+    if any(not isinstance(status.get(f, ""), str) for f in fields) or set(status) - set(fields):
+        raise InvalidArgument("malformed command: bad update status")
+    service["UpdateStatus"] = dict(status)
     o.touch(service, tx.index, _arg(args, "at", str))
     tx.put(o.SERVICE, service["ID"], service)
     return copy.deepcopy(service)
@@ -534,6 +568,7 @@ HANDLERS: dict[str, Callable[[Txn, dict[str, Any]], Any]] = {
     "node.remove": node_remove,
     "service.create": service_create,
     "service.update": service_update,
+    "service.status": service_status,
     "service.remove": service_remove,
     "task.create": task_create,
     "task.update": task_update,

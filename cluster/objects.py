@@ -70,6 +70,16 @@ TASK_STATES: tuple[str, ...] = (
 TASK_STATE_RANK = {state: rank for rank, state in enumerate(TASK_STATES)}
 TERMINAL_TASK_STATES = frozenset(TASK_STATES[TASK_STATE_RANK["complete"] :])
 
+#: The states of a service's rolling update (``UpdateStatus.State``), as Docker names them.
+UPDATE_STATES = (
+    "updating",
+    "paused",
+    "completed",
+    "rollback_started",
+    "rollback_paused",
+    "rollback_completed",
+)
+
 PROTOCOLS = ("tcp", "udp", "sctp")
 PUBLISH_MODES = ("ingress", "host")
 FAILURE_ACTIONS = ("pause", "continue", "rollback")
@@ -353,6 +363,18 @@ def touch(obj: Obj, index: int, at: str) -> None:
     """Record a change: the version becomes the Raft index that made it."""
     obj["Version"] = {"Index": index}
     obj["UpdatedAt"] = at
+
+
+def task_is_live(task: Obj) -> bool:
+    """Meant to run and not yet ended: the task that fills its slot (or node).
+
+    The control loops count only live tasks, so a failed task, or one told
+    to shut down, leaves its slot open for a replacement.
+    """
+    running = TASK_STATE_RANK["running"]
+    desired = TASK_STATE_RANK.get(task.get("DesiredState", ""), running + 1)
+    state = TASK_STATE_RANK.get(task.get("Status", {}).get("State", ""), running + 1)
+    return desired <= running and state <= running
 
 
 def task_name(service: Obj | None, task: Obj) -> str:
