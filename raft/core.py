@@ -564,13 +564,15 @@ class RaftCore:
             p: Progress(nxt, self.config.max_inflight) for p in self.conf.members if p != self.id
         }
         self._reads = ReadTracker()
-        # Any configuration entry in our log may still be uncommitted: allow no
-        # new change until everything we hold has committed (§4.1).
-        self._pending_conf_index = self.log.last_index
         self._role_event(old)
         # §5.4.2 and §8: a leader cannot count replicas of earlier terms' entries,
         # so it commits a no-op of its own term; that commits everything before it.
-        self._append_own(b"", EntryKind.NOOP)
+        noop = self._append_own(b"", EntryKind.NOOP)
+        # No membership change until that no-op commits: any configuration entry
+        # in our log may still be uncommitted, and a change proposed before an
+        # entry of our own term commits could let two disjoint majorities decide
+        # (the single-server-change bug, fixed as in the dissertation's errata).
+        self._pending_conf_index = noop
 
     def _role_event(self, old: Role) -> None:
         if old is not self.role:

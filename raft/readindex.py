@@ -7,7 +7,8 @@ would return stale data.  ReadIndex proves leadership cheaply:
 1. record the current commit index as the read's *read index* (the leader
    must already have committed an entry of its own term, or its commit index
    may lag what earlier leaders committed);
-2. send a round of heartbeats, numbered with a sequence number ``seq``;
+2. send a *new* round of heartbeats, numbered with a sequence number ``seq``
+   higher than any sent before the read arrived;
 3. once a majority has answered a heartbeat numbered ``seq`` or later, no
    other leader can have been elected before the read began, so
 4. the read may be served once the state machine has applied the read index.
@@ -64,7 +65,12 @@ class ReadTracker:
         return self.seq
 
     def add(self, request_id: int, index: int, requester: NodeId | None) -> None:
-        self.pending.append(PendingRead(request_id, index, self.seq, requester))
+        """Register a read; only the *next* round (``seq + 1``) can confirm it.
+
+        An answer to a heartbeat sent before the read arrived proves only that
+        we led *then*; a newer leader may have committed writes since.
+        """
+        self.pending.append(PendingRead(request_id, index, self.seq + 1, requester))
 
     def ack(self, peer: NodeId, seq: int) -> None:
         if seq > self.acked.get(peer, 0):

@@ -325,12 +325,6 @@ def test_one_membership_change_at_a_time():
 # raft-dev): a new leader may not append a configuration entry until it has
 # committed an entry of its own term -- even when every entry it holds is
 # already known to be committed.
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (RaftCore._become_leader / propose_conf_change): the guard is "
-    "_pending_conf_index = last index at election, so a leader whose log is all "
-    "committed may change the configuration before its no-op commits",
-)
 def test_new_leader_refuses_a_change_until_an_entry_of_its_term_commits():
     net = cluster(3, check_quorum=False)  # no leader lease: n2 may win at once
     net.add_node("n4")
@@ -349,11 +343,6 @@ def test_new_leader_refuses_a_change_until_an_entry_of_its_term_commits():
 # single-server changes without that rule): two leaders commit different
 # entries at the same index, under two configurations that differ by two
 # servers.
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: consequence of the missing 'commit an entry of your term first' rule -- "
-    "n1 and n2 commit different entries at the same index",
-)
 def test_change_before_the_no_op_commits_can_lose_a_committed_entry():
     net = cluster(4, pre_vote=False, check_quorum=False)
     net.add_node("n5")
@@ -692,12 +681,6 @@ def test_leader_read_waits_for_a_majority_heartbeat_round():
 # superseded by a newer leader of which it is unaware.  It issues a new round
 # of heartbeats" -- acknowledgements of heartbeats sent *before* the read
 # arrived prove nothing about leadership at the time of the read.
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (raft/readindex.py ReadTracker.add, used by RaftCore._leader_read): a read "
-    "is registered with the seq of the last round already sent, not of the round started "
-    "for it, so late acknowledgements of an older heartbeat confirm it -- a stale read",
-)
 def test_acks_of_a_round_sent_before_the_read_do_not_confirm_it():
     net = cluster(3, check_quorum=False)
     propose_all(net, "n1", 2)
