@@ -443,7 +443,7 @@ class TraceModel:
         for c in self.clients:
             counts[c.outcome] += 1
         top = max((s.last() or 0 for s in self.commit.values()), default=0)
-        parts = [f"commit index reached {top}"]
+        parts = [f"Commit index reached {top}"]
         if self.clients:
             parts.append(f"{counts['ok']} writes ok")
             for k, word in (("fail", "failed"), ("timeout", "timed out"), ("unknown", "unknown")):
