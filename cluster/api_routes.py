@@ -322,6 +322,39 @@ async def inspect_task(request: web.Request) -> web.Response:
     return reply(backend_of(request).store.lookup(o.TASK, _ref(request)))
 
 
+_TASK_REPORT_FIELDS = {"State": str, "Message": str, "Err": str}
+
+
+@routes.post("/tasks/{id}/status")
+async def report_task(request: web.Request) -> web.Response:
+    """A node's agent reports its task's state (Swarm's dispatcher channel).
+
+    Not part of the Engine API: it is how the simulated container runtime on
+    each node tells the leader that a task is starting, running or failed.
+    The store only lets states move forward.
+    """
+    body = await read_json(request)
+    assert body is not None
+    for key, value in body.items():
+        want = _TASK_REPORT_FIELDS.get(key)
+        if want is None:
+            raise ApiError(400, f"unknown field {key!r} in task status")
+        if not isinstance(value, want):
+            raise ApiError(400, f"{key} must be a string")
+    if "State" not in body:
+        raise ApiError(400, "missing field 'State'")
+    task = await lookup_fresh(request, o.TASK, _ref(request))
+    cmd = _build(
+        c.update_task,
+        task["ID"],
+        time.time(),
+        state=body["State"],
+        message=body.get("Message"),
+        err=body.get("Err"),
+    )
+    return reply(await write(request, cmd))
+
+
 # -- secrets and configs -------------------------------------------------------
 
 _NAMED_FILTERS = ("id", "name", "label")

@@ -14,9 +14,17 @@ that wires together:
   store *wrapped* by the key-encryption key (KEK) that each manager keeps in
   its data directory (or, with autolock, derives from the unlock key);
 * the leader's duties, run only while this manager leads: bootstrap a new
-  swarm (cluster object, join tokens, DEK, one node object per manager) and
+  swarm (cluster object, join tokens, DEK, one node object per manager),
   keep each manager's ``ManagerStatus`` (Leader / Reachable / Unreachable)
-  true in the store, the way ``docker node ls`` shows it.
+  true in the store, the way ``docker node ls`` shows it, and run the
+  orchestrator (`cluster.orchestrator.ControlLoop`) that turns services into
+  tasks on nodes;
+* the node's agent (`cluster.agent`): managers run tasks too, as in Swarm.
+
+Writes are exactly-once: every command travels in a client session
+(`raft.session`, dissertation §6.3) owned by this manager, so a proposal
+retried after a timeout -- or an HTTP request retried with the same
+``X-Request-ID`` -- is applied once and answered with the first result.
 
 The supervisor (`cluster.supervisor`) writes the config file, starts the
 process, and changes its network faults by rewriting ``faults.json`` in the
@@ -28,7 +36,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -40,12 +50,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cluster import commands, crypto
+from cluster import agent, commands, crypto
+from cluster import errors as store_errors
 from cluster.backend import NoQuorumError, NotLeaderError, UnavailableError
-from cluster.errors import FailedPrecondition, NotFound
+from cluster.errors import FailedPrecondition, NotFound, StoreError
+from cluster.orchestrator import ControlLoop
+from cluster.orchestrator import Settings as OrchestratorSettings
 from cluster.store import Result, Store, decode_command
 from raft.core import ConfChangeError, NotLeader, ProposalDropped
 from raft.node import NodeSettings, NodeStopped, ProposalLost, ProposalTimeout, RaftNode
+from raft.session import (
+    CommandFailed,
+    SessionError,
+    SessionStateMachine,
+    encode_command,
+    encode_register,
+)
 
 __all__ = ["Manager", "ManagerSettings", "main"]
 
@@ -106,13 +126,21 @@ class ManagerSettings:
 
 
 class StoreMachine:
-    """The `Store` as Raft's state machine, with readable trace names."""
+    """The `Store` as Raft's state machine, with readable trace names.
+
+    Answers are plain lists, not `Result` objects: the session layer keeps
+    recent answers in the snapshot, so they must be msgpack-serialisable.
+    `decode_answer` turns them back into a `Result`.
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def apply(self, index: int, data: bytes) -> Result:
-        return self.store.apply(index, data)
+    def apply(self, index: int, data: bytes) -> list[Any]:
+        r = self.store.apply(index, data)
+        if r.error is None:
+            return ["ok", r.index, r.op, r.value]
+        return ["error", r.index, r.op, type(r.error).__name__, r.error.desc]
 
     def snapshot(self) -> bytes:
         return self.store.snapshot()
@@ -122,6 +150,20 @@ class StoreMachine:
 
     def op_kind(self, data: bytes) -> str:
         return decode_command(data)[0]
+
+
+def decode_answer(answer: Any) -> Result:
+    """The `Result` an answer of `StoreMachine.apply` stands for."""
+    if answer[0] == "ok":
+        return Result(answer[1], answer[2], answer[3])
+    cls = getattr(store_errors, answer[3], None)
+    if not (isinstance(cls, type) and issubclass(cls, StoreError)):
+        cls = StoreError
+    return Result(answer[1], answer[2], error=cls(answer[4]))
+
+
+#: Remembered X-Request-IDs (each maps to the session sequence number it used).
+REQUEST_ID_MEMORY = 4096
 
 
 class Manager:
@@ -147,8 +189,18 @@ class Manager:
                 trace_path=s.data_dir / "trace.jsonl",
                 propose_timeout=s.request_timeout,
             ),
-            StoreMachine(self._store),
+            SessionStateMachine(StoreMachine(self._store), window=16),
         )
+        self._control = ControlLoop(OrchestratorSettings(node_down_grace=30.0))
+        # Our client session (§6.3): the id is the log index of its register
+        # entry; it belongs to the term in which it was registered.
+        self._client_id: int | None = None
+        self._seq = itertools.count(1)
+        self._in_flight: set[int] = set()
+        self._session_lock = asyncio.Lock()
+        self._by_request: collections.OrderedDict[str, int] = collections.OrderedDict()
+        #: Secrets of running tasks, decrypted into memory only (never a disk).
+        self._mounted: dict[str, dict[str, bytes]] = {}
 
     # ------------------------------------------------------------ Backend
 
@@ -165,8 +217,53 @@ class Manager:
         return self.settings.request_timeout
 
     async def write(self, command: bytes, *, request_id: str | None = None) -> Result:
+        for attempt in range(2):
+            client = await self._session()
+            if request_id is not None and request_id in self._by_request:
+                seq = self._by_request[request_id]
+            else:
+                seq = next(self._seq)
+                if request_id is not None:
+                    self._by_request[request_id] = seq
+                    while len(self._by_request) > REQUEST_ID_MEMORY:
+                        self._by_request.popitem(last=False)
+            ack = min(self._in_flight, default=seq)
+            self._in_flight.add(seq)
+            try:
+                answer = await self._propose(encode_command(client, seq, command, ack=ack))
+            finally:
+                self._in_flight.discard(seq)
+            if isinstance(answer, SessionError):
+                if answer.kind == "expired" and attempt == 0:
+                    # Our session was dropped (or never reached this log): the
+                    # command was not applied; open a new session and retry.
+                    self._client_id = None
+                    self._by_request.pop(request_id or "", None)
+                    continue
+                raise UnavailableError(f"the outcome of this write is unknown: {answer.detail}")
+            if isinstance(answer, CommandFailed):
+                raise UnavailableError(f"the state machine failed: {answer.message}")
+            return decode_answer(answer)
+        raise UnavailableError("could not open a client session")
+
+    async def _session(self) -> int:
+        async with self._session_lock:  # one registration, however many writers wait
+            return await self._open_session()
+
+    async def _open_session(self) -> int:
+        if self._client_id is None:
+            client = await self._propose(encode_register())
+            if not isinstance(client, int):
+                raise UnavailableError(f"could not open a client session: {client}")
+            self._client_id = client
+            self._seq = itertools.count(1)
+            self._in_flight.clear()
+            self._by_request.clear()
+        return self._client_id
+
+    async def _propose(self, data: bytes) -> Any:
         try:
-            return await self.node.propose(command, timeout=self.request_timeout)
+            return await self.node.propose(data, timeout=self.request_timeout)
         except NotLeader as e:
             raise self._not_leader(e.leader) from None
         except ProposalDropped as e:
@@ -286,12 +383,82 @@ class Manager:
         while True:
             await asyncio.sleep(DUTY_INTERVAL)
             if not self.node.is_leader:
+                self._client_id = None  # a new leadership opens a new session
                 continue
             try:
                 await self._bootstrap()
                 await self._report_managers()
+                await self._orchestrate()
             except (NotLeaderError, NoQuorumError, UnavailableError) as e:
                 logger.debug("%s: leader duty deferred: %s", self.name, e)
+
+    async def _orchestrate(self) -> None:
+        """Services -> tasks -> nodes (`cluster.orchestrator`); one entry per command."""
+        for cmd in self._control.step(self._store, time.time()):
+            result = await self.write(cmd)
+            if not result.ok:
+                logger.debug("%s: orchestrator command refused: %s", self.name, result.error)
+
+    async def run_agent(self) -> None:
+        """Play the containers of the tasks assigned to this node (`cluster.agent`)."""
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            while True:
+                await asyncio.sleep(DUTY_INTERVAL)
+                if self._store.cluster() is None:
+                    continue
+                tasks = self._store.tasks()
+                self._mount_secrets(tasks)
+                for report in agent.next_reports(self.settings.node_id, tasks):
+                    try:
+                        await self._send_report(http, report)
+                    except (NotLeaderError, NoQuorumError, UnavailableError) as e:
+                        logger.debug("%s: task report deferred: %s", self.name, e)
+                        break
+
+    async def _send_report(self, http: Any, r: agent.Report) -> None:
+        cmd = commands.update_task(
+            r.task_id, time.time(), state=r.state, message=r.message, err=r.err or None
+        )
+        try:
+            await self.write(cmd)
+            return
+        except NotLeaderError as e:
+            if e.leader_api_url is None:
+                raise
+            url = e.leader_api_url
+        body = {"State": r.state, "Message": r.message}
+        if r.err:
+            body["Err"] = r.err
+        timeout = self.request_timeout
+        async with asyncio.timeout(timeout):
+            await http.post(f"{url}/tasks/{r.task_id}/status", json=body)
+
+    def _mount_secrets(self, tasks: list[dict[str, Any]]) -> None:
+        """Decrypt the secrets of this node's running tasks into memory; drop the rest."""
+        mine = {
+            t["ID"]: t
+            for t in tasks
+            if t.get("NodeID") == self.settings.node_id
+            and t.get("Status", {}).get("State") == "running"
+        }
+        for task_id in list(self._mounted):
+            if task_id not in mine:
+                del self._mounted[task_id]  # the task ended: its secrets go
+        for task_id, t in mine.items():
+            if task_id in self._mounted:
+                continue
+            files: dict[str, bytes] = {}
+            for secret_id, target in agent.wants_secrets(t):
+                with contextlib.suppress(Exception):
+                    sealed = self._store.sealed_secret(secret_id)
+                    files[target] = crypto.decrypt_secret(self.data_key(), secret_id, sealed)
+            self._mounted[task_id] = files
+
+    def mounted_secrets(self) -> dict[str, list[str]]:
+        """Which task holds which secret files -- names only, never the data."""
+        return {task: sorted(files) for task, files in self._mounted.items()}
 
     async def _bootstrap(self) -> None:
         """``docker swarm init`` on the first leader: the cluster, its keys, its managers."""
@@ -391,10 +558,11 @@ async def serve(settings: ManagerSettings) -> int:
     status = 0
     async with asyncio.TaskGroup() as tg:
         duties = tg.create_task(manager.run_duties())
+        agent_task = tg.create_task(manager.run_agent())
         stopped = tg.create_task(manager.node.wait_stopped())
         waiter = tg.create_task(stop.wait())
         await asyncio.wait({stopped, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        for t in (duties, stopped, waiter):
+        for t in (duties, agent_task, stopped, waiter):
             t.cancel()
     logger.info("%s: stopping", settings.name)
     try:
