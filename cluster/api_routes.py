@@ -435,6 +435,20 @@ async def raft_status(request: web.Request) -> web.Response:
     return reply({"name": backend.name, **backend.raft_status()})
 
 
+@routes.post("/raft/trace-log")
+async def trace_log(request: web.Request) -> web.Response:
+    """Write this manager's log (index, term per entry) into its trace now.
+
+    The scenario runner calls it at key instants (before a fault, after an
+    election, after heal) so the study note can draw the logs side by side.
+    """
+    node = getattr(backend_of(request), "node", None)
+    if node is None or not hasattr(node, "trace_log"):
+        raise ApiError(501, "this manager cannot trace its log")
+    node.trace_log()
+    return reply({"ok": True})
+
+
 @routes.post("/raft/transfer-leadership")
 async def transfer_leadership(request: web.Request) -> web.Response:
     """Ask the leader to hand over (§3.10); a follower forwards this like a write."""

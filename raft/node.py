@@ -287,6 +287,7 @@ class RaftNode:
         st = self.status()
         info = {k: st[k] for k in ("term", "commit_index", "last_log_index", "snapshot_index")}
         self.trace.emit("start", raft_port=self.raft_port, **info)
+        self.trace_log()
         logger.info("%s: started on %s:%d %s", s.id, s.listen_host, self.raft_port, info)
         self._runner = asyncio.create_task(self._run(), name=f"raft-node-{s.id}")
 
@@ -715,12 +716,30 @@ class RaftNode:
         storage.save_snapshot(snap)
         await self._sync()
 
+    def trace_log(self, last: int = 64) -> None:
+        """Write a ``log`` trace line: (index, term) of the last entries and the
+        commit index, so figures can draw the logs side by side (viz's log
+        matrix).  Written on start, on every role change, and on request."""
+        core = self._core
+        if core is None:
+            return
+        log = core.log
+        lo = max(log.offset, log.last_index - last + 1)
+        self.trace.emit(
+            "log",
+            entries=[[e.index, e.term] for e in log.entries[lo - log.offset :]],
+            commit=log.committed,
+            snapshot_index=core.snapshot.meta.index,
+        )
+
     def _record(self, ev: TraceEvent) -> None:
         f = ev.fields
         if ev.type == "commit":
             self.trace.commit(f.get("index", 0), f.get("term"))
             return
         self.trace.emit(ev.type, **f)
+        if ev.type == "role":
+            self.trace_log()
         if ev.type in _NOTABLE:
             logger.info("%s: %s %s", self.id, ev.type, " ".join(f"{k}={v}" for k, v in f.items()))
 
