@@ -73,6 +73,8 @@ logger = logging.getLogger("cluster.manager")
 
 #: How often the leader's duties loop looks at the world.
 DUTY_INTERVAL = 0.25
+#: Seconds a node may be down before its tasks are rescheduled elsewhere.
+NODE_DOWN_GRACE = 10.0
 #: A manager not heard from for this many election timeouts is "Unreachable".
 UNREACHABLE_AFTER = 2.0
 
@@ -152,6 +154,41 @@ class StoreMachine:
         return decode_command(data)[0]
 
 
+#: First byte of a benchmark entry (`Manager.bench_proposals`): 0xC1 is the one
+#: byte msgpack never uses, so no session command can start with it.
+BENCH_MARK = b"\xc1"
+#: Bounds of one `Manager.bench_proposals` call.
+BENCH_MAX_SECONDS = 60.0
+BENCH_MAX_OUTSTANDING = 1024
+BENCH_MAX_SIZE = 64 * 1024
+
+
+class BenchEntries:
+    """The replicated state machine, plus entries that change nothing.
+
+    `Manager.bench_proposals` measures Raft alone (no HTTP, no session, no
+    store): its entries go through the whole log -- replication, fsync on a
+    majority, commit, apply on every manager -- and are then ignored.
+    """
+
+    def __init__(self, inner: SessionStateMachine) -> None:
+        self.inner = inner
+
+    def apply(self, index: int, data: bytes) -> Any:
+        if data[:1] == BENCH_MARK:
+            return None
+        return self.inner.apply(index, data)
+
+    def snapshot(self) -> bytes:
+        return self.inner.snapshot()
+
+    def restore(self, data: bytes) -> None:
+        self.inner.restore(data)
+
+    def op_kind(self, data: bytes) -> str:
+        return "bench" if data[:1] == BENCH_MARK else self.inner.op_kind(data)
+
+
 def decode_answer(answer: Any) -> Result:
     """The `Result` an answer of `StoreMachine.apply` stands for."""
     if answer[0] == "ok":
@@ -188,10 +225,14 @@ class Manager:
                 fsync=s.fsync,
                 trace_path=s.data_dir / "trace.jsonl",
                 propose_timeout=s.request_timeout,
+                snapshot_entries=s.snapshot_entries,
+                trailing_entries=min(500, s.snapshot_entries // 2),
             ),
-            SessionStateMachine(StoreMachine(self._store), window=16),
+            BenchEntries(SessionStateMachine(StoreMachine(self._store), window=16)),
         )
-        self._control = ControlLoop(OrchestratorSettings(node_down_grace=30.0))
+        # A node down for this long has its tasks replaced elsewhere: long
+        # enough to ride out a restart, short enough to watch it happen.
+        self._control = ControlLoop(OrchestratorSettings(node_down_grace=NODE_DOWN_GRACE))
         # Our client session (§6.3): the id is the log index of its register
         # entry; it belongs to the term in which it was registered.
         self._client_id: int | None = None
@@ -284,6 +325,12 @@ class Manager:
     async def read_barrier(self, timeout: float) -> None:
         try:
             await self.node.read_index(timeout=timeout)
+        except NotLeader as e:
+            # No leader to ask, or it stepped down mid-read: the API answers
+            # 503 (or forwards the read to the leader named).
+            if e.leader is None:
+                raise NoQuorumError() from None
+            raise self._not_leader(e.leader) from None
         except ProposalTimeout:
             raise NoQuorumError(
                 f"no leader confirmed a read within {timeout:g}s: there is no quorum"
@@ -307,6 +354,7 @@ class Manager:
         )
         st["api_url"] = self.api_url
         st["pid"] = os.getpid()
+        st["initialised"] = self._store.cluster() is not None
         return st
 
     async def transfer_leadership(self, target: str | None) -> str:
@@ -326,6 +374,41 @@ class Manager:
                 return chosen
             await asyncio.sleep(self.settings.tick_interval)
         raise FailedPrecondition(f"leadership transfer to {chosen} did not complete")
+
+    async def bench_proposals(
+        self, outstanding: int, size: int, duration: float, max_ops: int
+    ) -> dict[str, Any]:
+        """Propose no-op entries (`BenchEntries`) from inside the leader, keeping
+        ``outstanding`` in flight for ``duration`` seconds or ``max_ops`` entries;
+        returns each one's latency (propose -> applied here) in milliseconds."""
+        if not self.node.is_leader:
+            raise self._not_leader(self.node.status().get("leader"))
+        outstanding = max(1, min(outstanding, BENCH_MAX_OUTSTANDING))
+        data = BENCH_MARK + bytes(max(0, min(size, BENCH_MAX_SIZE) - 1))
+        latencies: list[float] = []
+        errors = 0
+        issued = 0
+        clock = time.perf_counter
+        start = clock()
+        end = start + max(0.0, min(duration, BENCH_MAX_SECONDS))
+
+        async def proposer() -> None:
+            nonlocal issued, errors
+            while issued < max_ops and clock() < end:
+                issued += 1
+                t0 = clock()
+                try:
+                    await self.node.propose(data, timeout=self.request_timeout)
+                except (NotLeader, ProposalDropped, ProposalTimeout, ProposalLost):
+                    errors += 1
+                    await asyncio.sleep(0.01)
+                    continue
+                latencies.append((clock() - t0) * 1000)
+
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(outstanding):
+                tg.create_task(proposer())
+        return {"latencies_ms": latencies, "elapsed_s": clock() - start, "errors": errors}
 
     def info(self) -> dict[str, Any]:
         s = self.settings

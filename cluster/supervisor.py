@@ -284,7 +284,9 @@ class Supervisor:
                     st = request("GET", f"{m.api_url}/raft/status", timeout=0.5)
                 except (Unreachable, ApiError):
                     continue
-                if st.get("role") == "leader":
+                # Leader, and the swarm initialised (its first act as leader),
+                # so the very next command of the user can write.
+                if st.get("role") == "leader" and st.get("initialised", True):
                     progress(f"{m.name} is the leader (term {st.get('term')})")
                     return m.name
             if not said:

@@ -1,0 +1,79 @@
+"""A real cluster of manager processes for integration tests, always cleaned up.
+
+`running_cluster` starts managers with the supervisor in a temporary
+directory and, whatever happens in the test, stops them: first with
+``down`` (SIGTERM, then SIGKILL), then, as a last resort, by SIGKILLing
+every PID recorded in ``cluster.json`` whose command line is a manager's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from cluster.httpclient import ApiError, Unreachable, request
+from cluster.layout import ClusterDir, Description, Timing
+from cluster.supervisor import Supervisor
+
+
+def kill_leftovers(path: Path) -> None:
+    """SIGKILL every manager PID in DIR/cluster.json that is still a manager."""
+    try:
+        members = json.loads((path / "cluster.json").read_text()).get("members", [])
+    except (OSError, ValueError):
+        return
+    for m in members:
+        pid = m.get("pid")
+        if not pid:
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"cluster.manager" in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def running_cluster(
+    path: Path, managers: int = 3, timing: Timing | None = None
+) -> Iterator[tuple[Supervisor, Description]]:
+    sup = Supervisor(ClusterDir(path))
+    try:
+        desc = sup.up(managers, timing=timing or Timing())
+        yield sup, desc
+    finally:
+        try:
+            sup.down()
+        finally:
+            kill_leftovers(path)
+
+
+def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll ``cond`` until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Unreachable, ApiError):
+            value = cond()
+            if value:
+                return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def leader_name(desc: Description, sup: Supervisor) -> str | None:
+    for m in desc.members:
+        if sup.process_state(m) != "running":
+            continue
+        with contextlib.suppress(Unreachable, ApiError):
+            st = request("GET", f"{m.api_url}/raft/status", timeout=0.5)
+            if st.get("role") == "leader":
+                return m.name
+    return None
