@@ -57,7 +57,7 @@ from cluster.errors import FailedPrecondition, NotFound, StoreError
 from cluster.orchestrator import ControlLoop
 from cluster.orchestrator import Settings as OrchestratorSettings
 from cluster.store import Result, Store, decode_command
-from raft.core import ConfChangeError, NotLeader, ProposalDropped
+from raft.core import ConfChange, ConfChangeError, ConfChangeOp, NotLeader, ProposalDropped
 from raft.node import NodeSettings, NodeStopped, ProposalLost, ProposalTimeout, RaftNode
 from raft.session import (
     CommandFailed,
@@ -108,6 +108,9 @@ class ManagerSettings:
     request_timeout: float = 3.0
     fsync: bool = True
     log_level: str = "INFO"
+    #: The voters of a brand-new cluster (None: every peer); [] for a manager
+    #: that joins an existing one as a learner.
+    voters: list[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -218,6 +221,7 @@ class Manager:
                 id=s.name,
                 cluster_id=s.cluster_id,
                 peers={name: p.raft for name, p in s.peers.items()},
+                voters=None if s.voters is None else tuple(s.voters),
                 data_dir=s.data_dir / "raft",
                 tick_interval=s.tick_interval,
                 heartbeat_ticks=s.heartbeat_ticks,
@@ -470,10 +474,45 @@ class Manager:
                 continue
             try:
                 await self._bootstrap()
+                await self._reconcile_members()
                 await self._report_managers()
                 await self._orchestrate()
             except (NotLeaderError, NoQuorumError, UnavailableError) as e:
                 logger.debug("%s: leader duty deferred: %s", self.name, e)
+
+    async def _reconcile_members(self) -> None:
+        """Make Raft's voters follow the managers in the store (dissertation §4).
+
+        ``node promote`` / ``node demote`` change a node's role in the store;
+        this loop then changes the Raft configuration, one server at a time:
+        a new manager first joins as a learner and becomes a voter only once
+        it has caught up (the core refuses earlier), a demoted one becomes a
+        learner.  Each step waits for the previous one to commit.
+        """
+        st = self.node.status()
+        voters, learners = set(st.get("voters", [])), set(st.get("learners", []))
+        for node in self._store.list("node"):
+            name = node.get("Description", {}).get("Hostname")
+            if name not in self.settings.peers:
+                continue  # no Raft address known for it: not a manager process of ours
+            want_voter = node["Spec"].get("Role") == "manager"
+            change = None
+            if want_voter and name in learners:
+                change = ConfChange(ConfChangeOp.PROMOTE, name)
+            elif want_voter and name not in voters:
+                change = ConfChange(ConfChangeOp.ADD_LEARNER, name)
+            elif not want_voter and name in voters and len(voters) > 1:
+                change = ConfChange(ConfChangeOp.DEMOTE, name)
+            if change is None:
+                continue
+            try:
+                await self.node.propose_conf_change(change, timeout=self.request_timeout)
+                logger.info("%s: membership: %s %s", self.name, change.op.value, name)
+            except (ConfChangeError, ProposalDropped) as e:
+                logger.debug("%s: membership change deferred: %s", self.name, e)
+            except (ProposalTimeout, ProposalLost, NotLeader):
+                pass
+            return  # one change at a time
 
     async def _orchestrate(self) -> None:
         """Services -> tasks -> nodes (`cluster.orchestrator`); one entry per command."""
@@ -601,13 +640,18 @@ class Manager:
                 heard = self.node.last_heard(name)
                 alive = heard is not None and now - heard < limit
                 reach, state = ("reachable", "ready") if alive else ("unreachable", "down")
-            ms = node.get("ManagerStatus") or {}
-            want = {
+            ms = node.get("ManagerStatus")
+            want: dict[str, Any] | None = {
                 "Leader": name == self.name,
                 "Reachability": reach,
                 "Addr": f"{peer.raft[0]}:{peer.raft[1]}",
             }
-            if {k: ms.get(k) for k in want} != want or node["Status"]["State"] != state:
+            if node["Spec"].get("Role") != "manager":
+                want = None  # a worker shows no MANAGER STATUS
+                same = ms is None
+            else:
+                same = ms is not None and {k: ms.get(k) for k in want} == want
+            if not same or node["Status"]["State"] != state:
                 updates.append(
                     commands.set_node_status(peer.node_id, time.time(), state=state, manager=want)
                 )

@@ -120,6 +120,10 @@ class NodeSettings:
     #: Raft addresses of every voter, this node included.
     peers: Mapping[NodeId, Address]
     data_dir: Path
+    #: The voters of a brand-new cluster; None: every peer.  A server that
+    #: joins an existing cluster starts with () and learns the configuration
+    #: from the leader (dissertation §4.2.1).
+    voters: tuple[NodeId, ...] | None = None
     listen_host: str = "127.0.0.1"
     #: Default: the port of our own entry in ``peers``.
     listen_port: int | None = None
@@ -156,6 +160,8 @@ class NodeSettings:
         d = dict(raw)
         d["peers"] = {str(k): (str(v[0]), int(v[1])) for k, v in raw["peers"].items()}
         d["data_dir"] = Path(raw["data_dir"])
+        if d.get("voters") is not None:
+            d["voters"] = tuple(d["voters"])
         if d.get("trace_path") is not None:
             d["trace_path"] = Path(d["trace_path"])
         if "trace" in d:
@@ -308,7 +314,7 @@ class RaftNode:
             kwargs["trailing_entries"] = s.trailing_entries
         return Config(
             id=s.id,
-            peers=tuple(sorted(s.peers)),
+            peers=tuple(sorted(s.peers if s.voters is None else s.voters)),
             election_ticks=s.election_ticks,
             heartbeat_ticks=s.heartbeat_ticks,
             pre_vote=s.pre_vote,
@@ -442,6 +448,7 @@ class RaftNode:
             # The newest snapshot; the log may keep trailing entries behind it.
             "snapshot_index": core.snapshot.meta.index,
             "voters": list(core.conf.voters),
+            "learners": list(core.conf.learners),
             "raft_port": self.raft_port,
         }
         if core.role is Role.LEADER:
