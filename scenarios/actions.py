@@ -1,0 +1,433 @@
+"""What a scenario step does to a cluster: the real-process driver.
+
+A *driver* is the cluster a scenario acts on.  `RealDriver` (here) runs real
+manager processes through `cluster.supervisor.Supervisor` and talks to their
+HTTP API; `scenarios.simdriver.SimDriver` runs the same steps on the
+deterministic simulator.  Both offer the same methods; the runner resolves
+``leader`` and aliases to node names before calling them, and records every
+client write as a `ClientOp`.
+
+A method raises `Unsupported` when the cluster has no such feature yet, and
+`NotApplicable` when the action has no meaning in this mode (Swarm objects on
+the simulator); the runner reports both without crashing.
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import json
+import os
+import shutil
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from cluster.httpclient import ApiError, Unreachable, request
+from cluster.layout import ClusterDir, ClusterError, Timing
+from cluster.supervisor import Supervisor
+from scenarios.schema import ClusterSpec
+
+__all__ = ["ClientOp", "NotApplicable", "RealDriver", "Unsupported", "kill_leftovers"]
+
+
+class Unsupported(Exception):
+    """The cluster cannot do this yet (a manager feature is missing)."""
+
+
+class NotApplicable(Exception):
+    """The action has no meaning in this mode (e.g. Swarm objects on the simulator)."""
+
+
+@dataclass(slots=True)
+class ClientOp:
+    """One client write as the client saw it (a ``client`` trace line)."""
+
+    op: str
+    key: str
+    value: str
+    start: float
+    end: float
+    outcome: str  # ok | fail | timeout
+    step: int
+    node: str | None = None  # the manager it was sent to
+    index: int | None = None
+    term: int | None = None  # simulated mode: the entry's term
+    status: int | None = None  # HTTP status of a failure
+    error: str | None = None
+    kind: str = "config"
+
+    def line(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if v is not None}
+        return {"t": self.end, "node": "client", "type": "client", **d}
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def kill_leftovers(cluster_dir: Path) -> list[int]:
+    """Last resort: SIGKILL every manager process DIR/cluster.json names.
+
+    Only PIDs whose command line really is a ``cluster.manager`` are signalled,
+    so a PID reused by another program is left alone.  Returns the PIDs killed.
+    """
+    try:
+        raw = json.loads((cluster_dir / "cluster.json").read_text())
+    except (OSError, ValueError):
+        return []
+    killed = []
+    for m in raw.get("members", []):
+        pid = m.get("pid")
+        if not isinstance(pid, int):
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"cluster.manager" in cmd and str(cluster_dir).encode() in cmd:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+    return killed
+
+
+class RealDriver:
+    """Real manager processes in ``cluster_dir``."""
+
+    mode = "real"
+
+    def __init__(self, spec: ClusterSpec, cluster_dir: Path) -> None:
+        self.spec = spec
+        self.dir = cluster_dir
+        self.cdir = ClusterDir(cluster_dir)
+        self.sup = Supervisor(self.cdir)
+        self.names = spec.names
+        self._urls: dict[str, str] = {}
+
+    # ------------------------------------------------------------ lifecycle
+
+    def now(self) -> float:
+        return time.time()
+
+    def _ticks(self, ms: int) -> int:
+        return max(2, round(ms / self.spec.heartbeat_ms))
+
+    def start(self) -> None:
+        s = self.spec
+        timing = Timing(
+            tick_interval=s.heartbeat_ms / 1000,
+            heartbeat_ticks=1,
+            election_ticks=self._ticks(s.election_timeout_ms),
+            request_timeout=s.request_timeout_ms / 1000,
+        )
+        overrides = {n: self._ticks(ms) for n, ms in s.election_timeout_overrides.items()}
+        if self.dir.exists() and any(self.dir.iterdir()):
+            raise ClusterError(f"{self.dir} is not empty: a scenario wants a fresh cluster dir")
+        desc = self.sup.up(s.managers, None, timing, overrides, leader_timeout=30.0)
+        self._urls = {m.name: m.api_url for m in desc.members}
+
+    def stop(self) -> None:
+        """Stop every process; never raises (it runs in ``finally``)."""
+        try:
+            self.sup.down(purge=False)
+        except Exception:  # the last resort below handles whatever is left
+            pass
+        kill_leftovers(self.dir)
+
+    def collect_traces(self, dest: Path) -> None:
+        """Copy every ``*.jsonl`` of the cluster dir into ``dest`` (same relative paths)."""
+        for path in self.dir.rglob("*.jsonl"):
+            target = dest / path.relative_to(self.dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+
+    def write_client_lines(self, ops: list[ClientOp]) -> None:
+        with (self.dir / "client.jsonl").open("a") as f:
+            for op in ops:
+                f.write(json.dumps(op.line()) + "\n")
+
+    # ------------------------------------------------------------ state
+
+    def _state(self, name: str) -> str:
+        desc = self.cdir.load()
+        m = next(m for m in desc.members if m.name == name)
+        return self.sup.process_state(m)
+
+    def running(self) -> list[str]:
+        desc = self.cdir.load()
+        return [m.name for m in desc.members if self.sup.process_state(m) == "running"]
+
+    def raft_status(self, timeout: float = 0.5) -> dict[str, dict[str, Any]]:
+        """``/raft/status`` of every running manager that answers."""
+        names = self.running()
+
+        def fetch(name: str) -> dict[str, Any] | None:
+            try:
+                return request("GET", f"{self._urls[name]}/raft/status", timeout=timeout)
+            except (Unreachable, ApiError):
+                return None
+
+        if not names:
+            return {}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(names)) as pool:
+            answers = list(pool.map(fetch, names))
+        return {n: a for n, a in zip(names, answers, strict=True) if a}
+
+    def leader(self) -> str | None:
+        """The leader of the highest term any running manager reports."""
+        leaders = [
+            (st.get("term", 0), n)
+            for n, st in self.raft_status().items()
+            if st.get("role") == "leader"
+        ]
+        return max(leaders)[1] if leaders else None
+
+    def max_term(self) -> int:
+        return max((st.get("term", 0) for st in self.raft_status().values()), default=0)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def poll(self) -> None:
+        time.sleep(0.1)
+
+    # ------------------------------------------------------------ faults
+
+    def kill(self, node: str) -> None:
+        self.sup.kill(node)
+
+    def restart(self, node: str) -> None:
+        self.sup.restart(node)
+
+    def pause(self, node: str) -> None:
+        self.sup.pause(node)
+
+    def unpause(self, node: str) -> None:
+        self.sup.unpause(node)
+
+    def isolate(self, node: str) -> None:
+        self.sup.isolate(node)
+
+    def partition(self, groups: list[list[str]]) -> None:
+        self.sup.partition(groups)
+
+    def heal(self) -> None:
+        self.sup.heal()
+
+    def set_election_timeout(self, node: str, ms: int) -> None:
+        """Give ``node`` its own election timeout: rewrite its config and restart it."""
+        desc = self.cdir.load()
+        for m in desc.members:
+            if m.name == node:
+                m.election_ticks = self._ticks(ms)
+        self.cdir.save(desc)
+        self.sup.restart(node)
+
+    def trace_log(self) -> None:
+        for name in self.running():
+            try:
+                request("POST", f"{self._urls[name]}/raft/trace-log", {}, timeout=0.5)
+            except (Unreachable, ApiError):
+                pass
+
+    def transfer_leadership(self, to: str | None) -> str | None:
+        leader = self.leader()
+        if leader is None:
+            raise ClusterError("there is no leader to transfer leadership from")
+        body = {"target": to} if to else None
+        timeout = self.spec.request_timeout_ms / 1000 + 2
+        try:
+            answer = request(
+                "POST", f"{self._urls[leader]}/raft/transfer-leadership", body, timeout=timeout
+            )
+        except ApiError as e:
+            raise ClusterError(f"leadership transfer refused: {e.message}") from None
+        return (answer or {}).get("target")
+
+    # ------------------------------------------------------------ writes
+
+    def _target(self, via: str | None) -> str | None:
+        if via:
+            return via
+        leader = self.leader()
+        if leader:
+            return leader
+        running = self.running()
+        return running[0] if running else None
+
+    def write(
+        self, step: int, key: str, kind: str, via: str | None, timeout: float | None
+    ) -> ClientOp:
+        node = self._target(via)
+        value = f"{key}-value"
+        start = time.time()
+        if node is None:
+            return ClientOp("write", key, value, start, time.time(), "fail", step, None,
+                            error="no manager is running")  # fmt: skip
+        if kind == "service":
+            path, body = "/services/create", _service_spec(key, 1, "nginx:alpine")
+        else:
+            path, body = f"/{kind}s/create", {"Name": key, "Labels": {}, "Data": _b64(value)}
+        wait = timeout if timeout is not None else self.spec.request_timeout_ms / 1000 + 2.0
+        op = ClientOp("write", key, value, start, start, "ok", step, node, kind=kind)
+        try:
+            request("POST", f"{self._urls[node]}{path}", body, timeout=wait)
+        except ApiError as e:
+            op.outcome, op.status, op.error = "fail", e.status, e.message
+        except Unreachable as e:
+            op.outcome, op.error = "timeout", str(e)
+        op.end = time.time()
+        return op
+
+    def fill_indexes(self, ops: list[ClientOp]) -> None:
+        """The Raft index each acknowledged config write committed at (its Version.Index)."""
+        found: dict[str, int] = {}
+        for name in self.running():
+            for kind in ("config", "secret", "service"):
+                try:
+                    objs = request(
+                        "GET", f"{self._urls[name]}/{kind}s?consistency=local", timeout=2.0
+                    )
+                except (Unreachable, ApiError):
+                    continue
+                for o in objs or []:
+                    found.setdefault(o["Spec"]["Name"], o.get("Version", {}).get("Index"))
+            if found:
+                break
+        for op in ops:
+            if op.outcome == "ok" and op.key in found:
+                op.index = found[op.key]
+
+    # ------------------------------------------------------------ Swarm objects
+
+    def _api(self, method: str, path: str, body: Any = None) -> Any:
+        node = self._target(None)
+        if node is None:
+            raise ClusterError("no manager is running")
+        return request(method, f"{self._urls[node]}{path}", body, timeout=10.0)
+
+    def drain(self, node: str, availability: str) -> None:
+        n = self._api("GET", f"/nodes/{node}")
+        version = n["Version"]["Index"]
+        self._api(
+            "POST", f"/nodes/{n['ID']}/update?version={version}", {"Availability": availability}
+        )
+
+    def create_service(self, name: str, replicas: int, image: str) -> None:
+        self._api("POST", "/services/create", _service_spec(name, replicas, image))
+
+    def scale(self, service: str, replicas: int) -> None:
+        s = self._api("GET", f"/services/{service}")
+        spec = s["Spec"]
+        spec["Mode"] = {"Replicated": {"Replicas": replicas}}
+        self._api("POST", f"/services/{s['ID']}/update?version={s['Version']['Index']}", spec)
+
+    def create_named(self, kind: str, name: str, data: str) -> None:
+        self._api("POST", f"/{kind}s/create", {"Name": name, "Labels": {}, "Data": _b64(data)})
+
+    def tasks(self) -> list[dict[str, Any]]:
+        return self._api("GET", "/tasks")
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return self._api("GET", "/nodes")
+
+    def tasks_running(self) -> bool:
+        try:
+            services = self._api("GET", "/services?status=true")
+        except (ApiError, Unreachable, ClusterError):
+            return False
+        return bool(services) and all(
+            s["ServiceStatus"]["RunningTasks"] == s["ServiceStatus"]["DesiredTasks"]
+            for s in services
+        )
+
+    def promote(self, node: str) -> None:
+        raise Unsupported(
+            "promote/demote: the manager does not turn a node's role change into a Raft "
+            "membership change (and cannot start new manager processes) yet"
+        )
+
+    demote = promote
+
+    def force_new_cluster(self, node: str) -> None:
+        raise Unsupported(
+            "force_new_cluster: no manager flag or CLI verb (`up --force-new-cluster`) exists yet"
+        )
+
+    def lock(self) -> None:
+        raise Unsupported(
+            "lock/unlock: the manager has no autolock API (swarm update --autolock) yet"
+        )
+
+    unlock = lock
+
+    # ------------------------------------------------------------ for checks
+
+    def converge(self, timeout: float) -> bool:
+        """Wait until every running manager has applied the same, committed index."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = self.raft_status(timeout=1.0)
+            running = self.running()
+            applied = {s.get("applied_index") for s in st.values()}
+            commits = {s.get("commit_index") for s in st.values()}
+            if len(st) == len(running) and len(applied) == 1 and applied == commits:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def keys_on(self, node: str, kind: str = "config") -> set[str] | None:
+        """Names of objects in ``node``'s own replica (``?consistency=local``)."""
+        try:
+            objs = request("GET", f"{self._urls[node]}/{kind}s?consistency=local", timeout=3.0)
+        except (Unreachable, ApiError):
+            return None
+        return {o["Spec"]["Name"] for o in objs or []}
+
+    def keys_via_leader(self, kind: str = "config") -> tuple[str | None, set[str] | None]:
+        leader = self.leader()
+        if leader is None:
+            return None, None
+        try:
+            objs = request("GET", f"{self._urls[leader]}/{kind}s", timeout=5.0)
+        except (Unreachable, ApiError):
+            return leader, None
+        return leader, {o["Spec"]["Name"] for o in objs or []}
+
+    def present_on(self, node: str, ops: list[ClientOp]) -> dict[str, bool] | None:
+        """For each op's key: is it in ``node``'s own replica?  None if it does not answer."""
+        found: dict[str, set[str]] = {}
+        for kind in sorted({op.kind for op in ops}):
+            keys = self.keys_on(node, kind)
+            if keys is None:
+                return None
+            found[kind] = keys
+        return {op.key: op.key in found.get(op.kind, set()) for op in ops}
+
+    def present_via_leader(self, ops: list[ClientOp]) -> tuple[str | None, dict[str, bool] | None]:
+        """For each op's key: can a linearizable read through the leader see it?"""
+        leader = None
+        found: dict[str, set[str]] = {}
+        for kind in sorted({op.kind for op in ops}):
+            leader, keys = self.keys_via_leader(kind)
+            if keys is None:
+                return leader, None
+            found[kind] = keys
+        return leader, {op.key: op.key in found.get(op.kind, set()) for op in ops}
+
+    def data_dirs(self) -> dict[str, Path]:
+        return {n: self.dir / n for n in self.names}
+
+
+def _service_spec(name: str, replicas: int, image: str) -> dict[str, Any]:
+    return {
+        "Name": name,
+        "Labels": {},
+        "TaskTemplate": {"ContainerSpec": {"Image": image}},
+        "Mode": {"Replicated": {"Replicas": replicas}},
+    }

@@ -1,0 +1,338 @@
+"""The products of a run: figures, ``result.json``, the study note ``report.md``.
+
+The note has a fixed shape -- what was done, what happened (from the trace
+model, with times), why Raft did it, the Swarm fact it demonstrates, the
+figures, the checks -- but every number in it comes from the run.  The
+"why" and "Swarm fact" paragraphs are chosen by the scenario's ``topic``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from scenarios.checks import CheckResult, Run
+
+__all__ = ["collect_metrics", "draw_figures", "write_index", "write_note", "write_result"]
+
+#: topic -> (the Raft rule that made it happen, the Swarm / DCA fact)
+TOPICS: dict[str, tuple[str, str]] = {
+    "election": (
+        "**§5.2 Leader election.** Followers that stop hearing heartbeats wait a randomized "
+        "election timeout (drawn from [T, 2T)), become candidates in a new term and ask for "
+        "votes; a majority makes a leader. With pre-vote (dissertation §9.6) a candidate first "
+        "checks it *could* win, so a node that cannot does not inflate terms. **§5.4.1**: a "
+        "voter refuses a candidate whose log is behind its own, so the winner holds every "
+        "committed entry (Leader Completeness).",
+        "A Swarm keeps working while a majority of managers -- (N/2)+1 -- is reachable: losing "
+        "the leader costs one election timeout or so, and no acknowledged write. Run an odd "
+        "number of managers (3, 5, 7): N managers tolerate (N-1)/2 failures.",
+    ),
+    "quorum": (
+        "**§5.3 / §5.4.2 Commitment needs a majority.** An entry is committed only once a "
+        "majority of servers store it; without a majority nothing commits and no leader can be "
+        "elected (a candidate needs a majority of votes). **§6.2 of the dissertation "
+        "(check-quorum)**: a leader that has not heard from a majority for an election timeout "
+        "steps down, so clients get a prompt error instead of waiting on it.",
+        "Quorum is (N/2)+1 managers; fault tolerance is (N-1)/2. Without quorum the swarm "
+        "cannot be managed -- `docker service create`, `docker node update`, secret and config "
+        "changes are refused -- but running tasks keep running. Bringing managers back "
+        "restores quorum; `docker swarm init --force-new-cluster` is the last resort.",
+    ),
+    "partition": (
+        "**§5.4.2 / §6.2.** A leader cut off with a minority keeps its role for at most an "
+        "election timeout (check-quorum), and nothing it appends can commit: it cannot reach "
+        "a majority. The majority side elects a leader in a higher term. On heal the old "
+        "leader sees the higher term and steps down (**§5.1**: a server that sees a newer term "
+        "becomes a follower), and the new leader's AppendEntries consistency check (**§5.3**) "
+        "makes it delete its uncommitted entries and take the leader's.",
+        "Split managers across failure domains so that any one failure leaves a majority on "
+        "one side: with 5 managers, a 2/3 split keeps the swarm manageable on the side of 3. "
+        "Clients talking to the minority side get errors, never a silently lost write.",
+    ),
+    "stale": (
+        "**§5.4.1 Election restriction.** A voter grants its vote only if the candidate's log "
+        "is at least as up to date as its own: compare the last entries' terms, then the "
+        "lengths. A node that missed committed entries can time out first and campaign as "
+        "often as it likes; every up-to-date voter refuses it, and an up-to-date node wins. "
+        "This is why a new leader always holds every committed entry (Leader Completeness).",
+        "Raft elects on the most up-to-date log, not on who is fastest: a manager that was "
+        "down or partitioned cannot become leader until it has caught up, so a restart of a "
+        "stale manager never rolls back the swarm's state.",
+    ),
+    "split": (
+        "**§5.2 / majorities.** With an even number of voters split in half, neither side "
+        "has a majority (N/2+1), so neither can elect a leader, however often it tries. "
+        "Pre-vote (dissertation §9.6) keeps the failed attempts from raising terms.",
+        "Why Swarm recommends an odd number of managers: 4 managers tolerate one failure, "
+        "exactly like 3, and a 2/2 partition stops both halves. Adding a fourth manager only "
+        "adds one more machine that can fail.",
+    ),
+    "pause": (
+        "**§5.1 Terms as a logical clock.** A paused leader does not know time passed. The "
+        "others elect a new leader in a higher term (§5.2); when the old one resumes, its "
+        "first message or the next heartbeat it receives carries the newer term and it steps "
+        "down at once.",
+        "A frozen manager (a VM pause, a long GC) is treated like a failed one: the swarm "
+        "moves on, and the manager rejoins as a follower when it wakes up.",
+    ),
+    "rolling": (
+        "**§5.4 Safety across restarts.** Terms, votes and log entries are on disk before a "
+        "server answers (persist before send), so a restarted manager rejoins with everything "
+        "it acknowledged; as long as a majority stays up, every restart is just a short "
+        "absence (§5.5: followers and candidates that crash are simply retried).",
+        "Upgrade or reboot managers one at a time, waiting for each to be Reachable again: "
+        "a majority stays up throughout and the swarm stays manageable.",
+    ),
+    "drain": (
+        "Not a Raft rule: node availability is replicated state like any other write (§5.3), "
+        "and the orchestrator on the leader reacts to it.",
+        "`docker node update --availability drain` stops the node's tasks and reschedules them "
+        "elsewhere; `pause` keeps existing tasks but the scheduler places no new ones there; "
+        "`active` makes it eligible again. Draining a manager does not change its Raft role.",
+    ),
+    "secrets": (
+        "Not a Raft rule: the Raft log and snapshots replicate whatever they are given, so the "
+        "manager encrypts a secret *before* it is proposed; only ciphertext reaches the log.",
+        "Secrets are encrypted at rest in the Raft log (and can be locked with autolock); "
+        "configs are stored in the clear. Secrets are only decrypted in memory on the nodes "
+        "whose tasks use them.",
+    ),
+    "transfer": (
+        "**Leadership transfer (dissertation §3.10).** The leader brings the target's log up "
+        "to date, then sends it TimeoutNow; the target campaigns at once in a new term and "
+        "wins, usually faster than any election timeout.",
+        "A planned handover (before demoting or rebooting the leader) avoids a full election "
+        "timeout of unavailability.",
+    ),
+    "figure8": (
+        "**§5.4.2 Committing entries from previous terms (Figure 8).** A leader never commits an "
+        "entry of an earlier term by counting replicas; it commits entries of its own term, and "
+        "earlier ones follow by the Log Matching property. Otherwise an entry stored on a "
+        "majority could still be overwritten by a leader elected without it.",
+        "What \"committed\" means in Swarm: acknowledged writes survive any later election.",
+    ),
+    "membership": (
+        "**Membership changes (§6, dissertation §4).** One server at a time: a new server joins "
+        "as a learner, catches up, and is promoted to voter; any two majorities of consecutive "
+        "configurations overlap.",
+        "`docker node promote` / `demote` change the manager set; keep it odd.",
+    ),
+    "recovery": (
+        "**Forced recovery.** When a majority is lost for good, a survivor rewrites its "
+        "configuration to contain only itself, keeping every entry it had committed.",
+        "`docker swarm init --force-new-cluster` on a surviving manager: it keeps the state, "
+        "becomes a single-manager swarm, and other managers are re-added afterwards.",
+    ),
+    "autolock": (
+        "Not a Raft rule: the key that unwraps the data key is kept out of the data directory.",
+        "With autolock, a restarted manager cannot decrypt the Raft log until `docker swarm "
+        "unlock` is given the unlock key.",
+    ),
+}
+
+
+def collect_metrics(run: Run) -> None:
+    m = run.model
+    ops = run.ops
+    met = run.metrics
+    met["writes_ok"] = sum(op.outcome == "ok" for op in ops)
+    met["writes_failed"] = sum(op.outcome == "fail" for op in ops)
+    met["writes_timeout"] = sum(op.outcome == "timeout" for op in ops)
+    met["elections"] = len([e for e in m.elections if not e.pre_vote])
+    met["leaders"] = len(m.leaders())
+    met["max_term"] = max((s.last() or 0 for s in m.terms.values()), default=0)
+    met["commit_index"] = max((s.last() or 0 for s in m.commit.values()), default=0)
+    met["quorum_lost_s"] = round(sum(b - a for a, b in m.quorum.lost), 3)
+    refused = [v for v in m.votes if not v.granted]
+    met.setdefault("votes_refused", len(refused))
+    if run.quorum_rows:
+        met["quorum_table"] = run.quorum_rows
+
+
+def draw_figures(out: Path, run: Run) -> list[Path]:
+    from viz.render import render_all
+
+    paths = render_all(run.model, out)
+    if run.quorum_rows:
+        paths += _quorum_figure(out, run.quorum_rows)
+    return paths
+
+
+def _quorum_figure(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 4), layout="constrained", dpi=110)
+    ax = fig.subplots()
+    ns = [r["managers"] for r in rows]
+    ax.bar([n - 0.2 for n in ns], [r["quorum"] for r in rows], 0.4, label="quorum (N/2)+1",
+           color="#9ecae1")  # fmt: skip
+    ax.bar([n + 0.2 for n in ns], [r["measured_tolerance"] for r in rows], 0.4,
+           label="failures survived (measured)", color="#fd8d3c")  # fmt: skip
+    ax.plot(ns, [r["expected_tolerance"] for r in rows], "k_", markersize=18, mew=2,
+            label="(N-1)/2")  # fmt: skip
+    ax.set_xticks(ns)
+    ax.set_xlabel("managers N")
+    ax.set_ylabel("managers")
+    ax.set_title("Quorum and fault tolerance by cluster size")
+    ax.legend(loc="upper left", frameon=False)
+    paths = []
+    for fmt in ("png", "svg"):
+        p = out / f"quorum-table.{fmt}"
+        fig.savefig(p, format=fmt)
+        paths.append(p)
+    return paths
+
+
+def write_result(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> None:
+    result = {
+        "scenario": run.scenario.name,
+        "passed": passed,
+        "mode": run.mode,
+        "seed": run.seed,
+        "checks": [c.as_json() for c in checks],
+        "metrics": run.metrics,
+    }
+    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+# ------------------------------------------------------------------ the note
+
+
+def _t(run: Run, t: float) -> str:
+    return f"{run.rel(t):.2f} s"
+
+
+def _happened(run: Run) -> list[str]:
+    """What happened, in time order, from the trace model and the step records."""
+    m = run.model
+    events: list[tuple[float, str]] = []
+    for s in run.steps:
+        if s.status == "not run":
+            continue
+        note = f" -- {s.note}" if s.note else ""
+        events.append((run.rel(s.start), f"step {s.number}: `{s.text}`{note}"))
+    for e in m.won():
+        yes = len(e.granted) + 1
+        voters = len(m.voters_at(e.t))
+        when = e.decided if e.decided is not None else e.t
+        events.append((when, f"**{e.node} elected leader for term {e.term}** ({yes} of {voters} votes)"))
+    groups: dict[tuple[str, int, bool, str], list[Any]] = {}
+    for v in m.votes:
+        if v.granted or not v.reason:
+            continue
+        groups.setdefault((v.candidate, v.term, v.pre_vote, v.reason), []).append(v)
+    for (cand, term, pre, reason), vs in groups.items():
+        kind = "pre-vote" if pre else "vote"
+        who = ", ".join(sorted({v.voter for v in vs}))
+        events.append((vs[0].t, f"{who} refused {cand}'s {kind} for term {term}: _{reason}_"))
+    for iv in m.leaders():
+        if iv.end < m.end - 1e-6:
+            nxt = m.role_at(iv.node, iv.end + 1e-6)
+            if nxt == "leader":
+                continue  # a term change while leading is not an end of leadership
+            events.append((iv.end, f"{iv.node} stopped leading term {iv.term} (now {nxt})"))
+    for a, b in m.quorum.lost:
+        events.append((a, "quorum lost"))
+        if b < m.end - 1e-6:
+            events.append((b, "quorum back"))
+    events.sort(key=lambda x: x[0])
+    if len(events) > 60:
+        events = events[:58] + [(events[-1][0], "...")]
+    return [f"| {t:7.2f} s | {text} |" for t, text in events]
+
+
+def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> None:
+    scn = run.scenario
+    lines = [f"# {scn.title}", ""]
+    verdict = "passed" if passed else "**FAILED**"
+    mode = f"simulated (seed {run.seed})" if run.mode == "simulated" else "real processes"
+    c = scn.cluster
+    lines += [
+        f"Scenario `{scn.name}` -- {verdict}; {c.managers} managers, {mode}; election timeout "
+        f"{c.election_timeout_ms} ms, heartbeat {c.heartbeat_ms} ms"
+        + (
+            "; per-node timeouts: "
+            + ", ".join(f"{n} {ms} ms" for n, ms in c.election_timeout_overrides.items())
+            if c.election_timeout_overrides
+            else ""
+        )
+        + ".",
+        "",
+    ]
+    if scn.description:
+        lines += [scn.description, ""]
+    lines += ["## What was done", ""]
+    for s in run.steps:
+        status = "" if s.status == "ok" else f" -- *{s.status}*: {s.note}"
+        lines.append(f"{s.number}. `{s.text}`{status}")
+    lines.append("")
+    if run.model is not None:
+        m = run.model
+        lines += ["## What happened", "", f"{m.headline()}. {m.quorum_headline()}. "
+                  f"{m.client_headline()}.", "", "| time | event |", "| ---: | --- |"]  # fmt: skip
+        lines += _happened(run)
+        lines.append("")
+    if run.quorum_rows:
+        lines += ["## Quorum table (measured)", "",
+                  "| managers N | quorum (N/2)+1 | tolerance (N-1)/2 | failures survived | run |",
+                  "| ---: | ---: | ---: | ---: | --- |"]  # fmt: skip
+        for r in run.quorum_rows:
+            lines.append(
+                f"| {r['managers']} | {r['quorum']} | {r['expected_tolerance']} | "
+                f"{r['measured_tolerance']} | {r['mode']} |"
+            )
+        lines.append("")
+    rule, fact = TOPICS.get(scn.topic, ("", ""))
+    if rule:
+        lines += ["## Why Raft did this", "", rule, ""]
+    if fact:
+        lines += ["## The Swarm fact", "", fact, ""]
+    figs = sorted(p.name for p in out.glob("*.png"))
+    if figs:
+        lines += ["## Figures", ""]
+        order = ["timeline.png", "votes.png", "terms.png", "commit.png", "quorum-table.png"]
+        figs.sort(key=lambda n: (order.index(n) if n in order else len(order), n))
+        for f in figs:
+            lines += [f"![{f[:-4]}]({f})", ""]
+    lines += ["## Checks", "", "| check | result | detail |", "| --- | --- | --- |"]
+    for ch in checks:
+        res = "skipped" if ch.skipped else ("pass" if ch.passed else "**FAIL**")
+        lines.append(f"| {ch.name} | {res} | {ch.detail.replace('|', '/')} |")
+    lines.append("")
+    met = {k: v for k, v in run.metrics.items() if not isinstance(v, list | dict)}
+    if met:
+        lines += ["## Metrics", "", ", ".join(f"{k} = {v}" for k, v in met.items()), ""]
+    lines += ["Raw traces: [traces/](traces/) (`python -m viz traces` redraws the figures).", ""]
+    (out / "report.md").write_text("\n".join(lines))
+
+
+def write_index(out_root: Path, outcomes: list[Any]) -> Path:
+    lines = ["# Scenario notes", "", "| scenario | result | duration | key metric |",
+             "| --- | --- | ---: | --- |"]  # fmt: skip
+    for o in outcomes:
+        res = "pass" if o.passed else "**FAIL**"
+        lines.append(
+            f"| [{o.scenario}]({o.scenario}/report.md) | {res} | {o.duration_s:.1f} s | "
+            f"{key_metric(o.metrics)} |"
+        )
+    path = out_root / "index.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def key_metric(met: dict[str, Any]) -> str:
+    if "time_to_leader_s" in met:
+        return f"new leader after {met['time_to_leader_s']:.2f} s"
+    if "quorum_table" in met:
+        return "tolerance " + ", ".join(
+            f"N={r['managers']}:{r['measured_tolerance']}" for r in met["quorum_table"]
+        )
+    if met.get("votes_refused"):
+        return f"{met['votes_refused']} votes refused"
+    if "secret_hits" in met:
+        return f"secret hits {met['secret_hits']}, config hits {met.get('config_hits', 0)}"
+    if "leaderless_window_s" in met:
+        return f"no leader for {met['leaderless_window_s']:.2f} s"
+    return f"{met.get('writes_ok', 0)} writes ok, max term {met.get('max_term', 0)}"

@@ -1,0 +1,465 @@
+"""The scenario file format (TOML) and its validation.
+
+A scenario is a cluster shape, a list of steps and a list of expectations::
+
+    name = "leader-kill"
+    title = "Kill the leader: a new one is elected, nothing is lost"
+    topic = "election"                # which study-note paragraphs apply
+
+    [cluster]
+    managers = 5
+    election_timeout_ms = 500         # T: each node draws its timeout from [T, 2T)
+    heartbeat_ms = 50                 # one tick
+    request_timeout_ms = 2000         # a write without quorum gives up (503) after this
+    [cluster.election_timeout_overrides]
+    manager3 = 3000
+
+    [[step]]
+    action = "wait"
+    for = "leader"
+
+    [[step]]
+    action = "kill"
+    node = "leader"
+    as = "old_leader"                 # later steps and checks may say "old_leader"
+
+    [[expect]]
+    check = "leader_within"
+    seconds = 5
+    after_step = 2
+
+Steps are numbered from 1 in file order; expectations refer to them by
+number.  `parse` checks everything it can without a cluster and raises
+`ScenarioError` with one line naming the step (or expectation) number and
+the field, e.g. ``step 3 (kill): missing field 'node'``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ACTIONS",
+    "CHECKS",
+    "ClusterSpec",
+    "Expect",
+    "Scenario",
+    "ScenarioError",
+    "Step",
+    "load",
+    "parse",
+]
+
+
+class ScenarioError(Exception):
+    """A mistake in a scenario file: one line, naming where it is."""
+
+
+# Field types: "str", "int", "num" (int or float), "bool", "strs" (list of
+# str), "groups" (list of lists of str), "ints" (list of int).
+_NODE = {"node": "str", "as": "str"}
+
+#: action -> (required fields, optional fields)
+ACTIONS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
+    "write": ({}, {"count": "int", "via": "str", "kind": "str", "timeout": "num"}),
+    "kill": ({"node": "str"}, {"as": "str"}),
+    "restart": ({"node": "str"}, {"as": "str"}),
+    "pause": ({"node": "str"}, {"as": "str"}),
+    "unpause": ({"node": "str"}, {"as": "str"}),
+    "isolate": ({"node": "str"}, {"as": "str"}),
+    "partition": ({"groups": "groups"}, {}),
+    "heal": ({}, {}),
+    "wait": (
+        {},
+        {"seconds": "num", "for": "str", "nodes": "strs", "term": "int", "timeout": "num"},
+    ),
+    "set_election_timeout": ({"node": "str", "ms": "int"}, {"as": "str"}),
+    "promote": ({"node": "str"}, {"as": "str"}),
+    "demote": ({"node": "str"}, {"as": "str"}),
+    "drain": ({"node": "str"}, {"availability": "str", "as": "str"}),
+    "transfer_leadership": ({}, {"to": "str", "as": "str"}),
+    "force_new_cluster": ({"node": "str"}, {"as": "str"}),
+    "lock": ({}, {}),
+    "unlock": ({}, {}),
+    "trace_log": ({}, {}),
+    "create_service": ({"name": "str"}, {"replicas": "int", "image": "str"}),
+    "scale": ({"service": "str", "replicas": "int"}, {}),
+    "create_secret": ({"name": "str", "data": "str"}, {}),
+    "create_config": ({"name": "str", "data": "str"}, {}),
+    "quorum_table": ({}, {"sizes": "ints", "real": "ints"}),
+}
+
+#: ``wait for = ...`` conditions and the fields they need.
+WAIT_FOR = {
+    "leader": (),
+    "no_leader": (),
+    "leader_in": ("nodes",),
+    "term_above": ("term",),
+    "converged": (),
+    "tasks_running": (),
+}
+
+#: check -> (required fields, optional fields)
+CHECKS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
+    "leader_within": ({"seconds": "num", "after_step": "int"}, {}),
+    "no_leader_while": ({"steps": "ints"}, {"grace": "num"}),
+    "writes_fail_no_quorum": ({"steps": "ints"}, {}),
+    "writes_succeed": ({"steps": "ints"}, {"min": "int"}),
+    "new_leader_has_all_committed": ({}, {}),
+    "votes_refused": ({"node": "str"}, {"reason": "str", "by": "strs"}),
+    "never_leader": ({"node": "str"}, {}),
+    "leader_in": ({"nodes": "strs"}, {}),
+    "stepped_down": ({"node": "str", "after_step": "int"}, {"seconds": "num"}),
+    "uncommitted_overwritten": ({"node": "str"}, {}),
+    "no_acknowledged_write_lost": ({}, {}),
+    "tasks_placed_exactly_once": ({}, {}),
+    "tasks_off_node": ({"node": "str"}, {}),
+    "no_new_tasks_on": ({"node": "str", "after_step": "int"}, {}),
+    "secret_plaintext_absent": ({"secret": "str"}, {"config": "str"}),
+    "leader_is": ({"node": "str"}, {"after_step": "int"}),
+    "fault_tolerance_matches": ({}, {}),
+    "history_linearizable": ({}, {}),
+}
+
+_CLUSTER_FIELDS = {
+    "managers": "int",
+    "election_timeout_ms": "int",
+    "heartbeat_ms": "int",
+    "request_timeout_ms": "int",
+    "election_timeout_overrides": "table",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSpec:
+    managers: int = 3
+    election_timeout_ms: int = 500
+    heartbeat_ms: int = 50
+    request_timeout_ms: int = 2000
+    #: name -> election timeout (ms) for that node only.
+    election_timeout_overrides: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return [f"manager{i + 1}" for i in range(self.managers)]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    number: int  # from 1, in file order
+    action: str
+    args: dict[str, Any]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.args.get(key, default)
+
+    def describe(self) -> str:
+        """The step as a person would say it: ``kill leader as old_leader``."""
+        parts = [self.action]
+        for k, v in self.args.items():
+            if k == "as":
+                continue
+            if isinstance(v, list):
+                v = " | ".join(",".join(g) if isinstance(g, list) else str(g) for g in v)
+            parts.append(f"{v}" if k in ("node", "for") else f"{k}={v}")
+        if "as" in self.args:
+            parts.append(f"(as {self.args['as']})")
+        return " ".join(str(p) for p in parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    number: int
+    check: str
+    args: dict[str, Any]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.args.get(key, default)
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    title: str
+    cluster: ClusterSpec
+    steps: tuple[Step, ...]
+    expects: tuple[Expect, ...]
+    topic: str = ""
+    description: str = ""
+    #: Where it came from (a path, or "builtin").
+    source: str = ""
+    #: Run it on the simulator even without --simulated (no real processes can show it).
+    simulated_only: bool = False
+
+
+def _type_ok(value: Any, kind: str) -> bool:
+    if kind == "str":
+        return isinstance(value, str) and value != ""
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "num":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "strs":
+        return isinstance(value, list) and all(isinstance(x, str) and x for x in value)
+    if kind == "ints":
+        return isinstance(value, list) and all(
+            isinstance(x, int) and not isinstance(x, bool) for x in value
+        )
+    if kind == "groups":
+        return (
+            isinstance(value, list)
+            and len(value) >= 1
+            and all(
+                isinstance(g, list) and g and all(isinstance(x, str) and x for x in g)
+                for g in value
+            )
+        )
+    if kind == "table":
+        return isinstance(value, dict)
+    raise AssertionError(kind)
+
+
+_TYPE_WORDS = {
+    "str": "a non-empty string",
+    "int": "an integer",
+    "num": "a number",
+    "bool": "true or false",
+    "strs": "a list of names",
+    "ints": "a list of integers",
+    "groups": 'a list of groups, e.g. [["manager1"], ["manager2", "manager3"]]',
+    "table": "a table",
+}
+
+
+def _fields(
+    where: str, raw: dict[str, Any], required: dict[str, str], optional: dict[str, str]
+) -> dict[str, Any]:
+    for key, kind in required.items():
+        if key not in raw:
+            raise ScenarioError(f"{where}: missing field {key!r}")
+    allowed = {**required, **optional}
+    for key, value in raw.items():
+        if key not in allowed:
+            names = ", ".join(sorted(allowed)) or "none"
+            raise ScenarioError(f"{where}: unknown field {key!r} (allowed: {names})")
+        if not _type_ok(value, allowed[key]):
+            raise ScenarioError(f"{where}: field {key!r} must be {_TYPE_WORDS[allowed[key]]}")
+    return dict(raw)
+
+
+def _cluster(raw: Any) -> ClusterSpec:
+    if raw is None:
+        return ClusterSpec()
+    if not isinstance(raw, dict):
+        raise ScenarioError("[cluster] must be a table")
+    _fields("[cluster]", raw, {}, _CLUSTER_FIELDS)
+    spec = ClusterSpec(**{k: v for k, v in raw.items() if k != "election_timeout_overrides"})
+    if not 1 <= spec.managers <= 9:
+        raise ScenarioError("[cluster]: field 'managers' must be between 1 and 9")
+    if spec.heartbeat_ms < 5:
+        raise ScenarioError("[cluster]: field 'heartbeat_ms' must be at least 5")
+    if spec.election_timeout_ms < 2 * spec.heartbeat_ms:
+        raise ScenarioError(
+            "[cluster]: field 'election_timeout_ms' must be at least twice heartbeat_ms"
+        )
+    overrides = raw.get("election_timeout_overrides", {})
+    for name, ms in overrides.items():
+        if name not in spec.names:
+            raise ScenarioError(
+                f"[cluster.election_timeout_overrides]: no node {name!r} in a cluster of "
+                f"{spec.managers} managers"
+            )
+        if not _type_ok(ms, "int") or ms < 2 * spec.heartbeat_ms:
+            raise ScenarioError(
+                f"[cluster.election_timeout_overrides]: field {name!r} must be an integer "
+                f"of at least {2 * spec.heartbeat_ms} (ms)"
+            )
+    return ClusterSpec(
+        spec.managers,
+        spec.election_timeout_ms,
+        spec.heartbeat_ms,
+        spec.request_timeout_ms,
+        dict(overrides),
+    )
+
+
+def _check_ref(where: str, key: str, ref: str, names: list[str], aliases: set[str]) -> None:
+    if ref == "leader" or ref in names or ref in aliases:
+        return
+    known = ", ".join([*names, "leader", *sorted(aliases)])
+    raise ScenarioError(f"{where}: field {key!r}: unknown node {ref!r} (known: {known})")
+
+
+def _step(number: int, raw: Any, names: list[str], aliases: set[str]) -> Step:
+    where = f"step {number}"
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{where}: must be a table ([[step]])")
+    action = raw.get("action")
+    if not isinstance(action, str):
+        raise ScenarioError(f"{where}: missing field 'action'")
+    if action not in ACTIONS:
+        raise ScenarioError(
+            f"{where}: field 'action': unknown action {action!r} "
+            f"(known: {', '.join(sorted(ACTIONS))})"
+        )
+    where = f"step {number} ({action})"
+    required, optional = ACTIONS[action]
+    args = _fields(where, {k: v for k, v in raw.items() if k != "action"}, required, optional)
+    for key in ("node", "via", "to"):
+        if key in args:
+            _check_ref(where, key, args[key], names, aliases)
+    if action == "partition":
+        for g in args["groups"]:
+            for ref in g:
+                _check_ref(where, "groups", ref, names, aliases)
+    if action == "write":
+        if args.get("count", 1) < 1:
+            raise ScenarioError(f"{where}: field 'count' must be at least 1")
+        if args.get("kind", "config") not in ("config", "service", "secret"):
+            raise ScenarioError(f"{where}: field 'kind' must be config, service or secret")
+    if action == "drain" and args.get("availability", "drain") not in ("drain", "pause", "active"):
+        raise ScenarioError(f"{where}: field 'availability' must be drain, pause or active")
+    if action == "wait":
+        has_s, has_for = "seconds" in args, "for" in args
+        if has_s == has_for:
+            raise ScenarioError(f"{where}: give exactly one of 'seconds' or 'for'")
+        if has_s and args["seconds"] < 0:
+            raise ScenarioError(f"{where}: field 'seconds' must not be negative")
+        if has_for:
+            cond = args["for"]
+            if cond not in WAIT_FOR:
+                raise ScenarioError(
+                    f"{where}: field 'for': unknown condition {cond!r} "
+                    f"(known: {', '.join(WAIT_FOR)})"
+                )
+            for need in WAIT_FOR[cond]:
+                if need not in args:
+                    raise ScenarioError(f"{where}: field {need!r} is needed with for = {cond!r}")
+            for ref in args.get("nodes", []):
+                _check_ref(where, "nodes", ref, names, aliases)
+    if action == "set_election_timeout" and args["ms"] < 10:
+        raise ScenarioError(f"{where}: field 'ms' must be at least 10")
+    if action in ("create_service", "scale") and args.get("replicas", 1) < 0:
+        raise ScenarioError(f"{where}: field 'replicas' must not be negative")
+    if "as" in args:
+        if args["as"] in names or args["as"] == "leader":
+            raise ScenarioError(f"{where}: field 'as': {args['as']!r} is already a node name")
+        aliases.add(args["as"])
+    return Step(number, action, args)
+
+
+def _expect(number: int, raw: Any, steps: int, names: list[str], aliases: set[str]) -> Expect:
+    where = f"expect {number}"
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{where}: must be a table ([[expect]])")
+    check = raw.get("check")
+    if not isinstance(check, str):
+        raise ScenarioError(f"{where}: missing field 'check'")
+    if check not in CHECKS:
+        raise ScenarioError(
+            f"{where}: field 'check': unknown check {check!r} (known: {', '.join(sorted(CHECKS))})"
+        )
+    where = f"expect {number} ({check})"
+    required, optional = CHECKS[check]
+    args = _fields(where, {k: v for k, v in raw.items() if k != "check"}, required, optional)
+    if "after_step" in args and not 1 <= args["after_step"] <= steps:
+        raise ScenarioError(f"{where}: field 'after_step': there is no step {args['after_step']}")
+    if "steps" in args:
+        rng = args["steps"]
+        if len(rng) not in (1, 2) or not all(1 <= s <= steps for s in rng) or rng != sorted(rng):
+            raise ScenarioError(
+                f"{where}: field 'steps' must be [first, last] step numbers between 1 and {steps}"
+            )
+    if "node" in args and check not in ("secret_plaintext_absent",):
+        _check_ref(where, "node", args["node"], names, aliases)
+    for key in ("nodes", "by"):
+        for ref in args.get(key, []):
+            _check_ref(where, key, ref, names, aliases)
+    if "seconds" in args and args["seconds"] <= 0:
+        raise ScenarioError(f"{where}: field 'seconds' must be positive")
+    return Expect(number, check, args)
+
+
+_TOP = {
+    "name": "str",
+    "title": "str",
+    "topic": "str",
+    "description": "str",
+    "simulated_only": "bool",
+    "cluster": "table",
+    "step": "list",
+    "expect": "list",
+}
+
+
+def parse(text: str, source: str = "<scenario>", default_name: str = "") -> Scenario:
+    """A `Scenario` from TOML text; `ScenarioError` (one line) if anything is wrong."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(f"{source}: not valid TOML: {e}") from None
+    for key, value in raw.items():
+        if key not in _TOP:
+            raise ScenarioError(
+                f"{source}: unknown top-level field {key!r} (allowed: {', '.join(_TOP)})"
+            )
+        kind = _TOP[key]
+        if kind == "list":
+            if not isinstance(value, list):
+                raise ScenarioError(f"{source}: {key!r} must be an array of tables ([[{key}]])")
+        elif not _type_ok(value, kind):
+            raise ScenarioError(f"{source}: field {key!r} must be {_TYPE_WORDS[kind]}")
+    name = raw.get("name") or default_name
+    if not name:
+        raise ScenarioError(f"{source}: missing field 'name'")
+    cluster = _cluster(raw.get("cluster"))
+    raw_steps = raw.get("step", [])
+    if not raw_steps:
+        raise ScenarioError(f"{source}: no [[step]] at all")
+    aliases: set[str] = set()
+    try:
+        steps = tuple(_step(i, s, cluster.names, aliases) for i, s in enumerate(raw_steps, 1))
+        expects = tuple(
+            _expect(i, e, len(steps), cluster.names, aliases)
+            for i, e in enumerate(raw.get("expect", []), 1)
+        )
+    except ScenarioError as e:
+        raise ScenarioError(f"{source}: {e}") from None
+    return Scenario(
+        name=name,
+        title=raw.get("title", name),
+        cluster=cluster,
+        steps=steps,
+        expects=expects,
+        topic=raw.get("topic", ""),
+        description=raw.get("description", "").strip(),
+        source=source,
+        simulated_only=raw.get("simulated_only", False),
+    )
+
+
+def load(path: Path) -> Scenario:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ScenarioError(f"cannot read {path}: {e.strerror or e}") from None
+    return parse(text, source=path.name, default_name=path.stem)
+
+
+def builtin_dir() -> Path:
+    return Path(__file__).with_name("builtin")
+
+
+def builtins() -> dict[str, Path]:
+    """Built-in scenario name -> file, in the documented order (``order`` file, then the rest)."""
+    d = builtin_dir()
+    files = {p.stem: p for p in d.glob("*.toml")}
+    order_file = d / "ORDER"
+    order = order_file.read_text().split() if order_file.exists() else []
+    names = [n for n in order if n in files] + sorted(n for n in files if n not in order)
+    return {n: files[n] for n in names}

@@ -1,0 +1,248 @@
+"""The same scenario steps on the deterministic simulator (``--simulated``).
+
+`SimDriver` offers `scenarios.actions.RealDriver`'s methods over a
+`scenarios.simtrace.SimTracer`: time is virtual (a run of minutes takes a
+fraction of a second), everything follows from the seed, and the traces it
+writes have the real cluster's shape and node names, so the same figures
+and the same checks apply.
+
+Mapping: the cluster's heartbeat becomes one simulator tick, the election
+timeout ``election_timeout_ms / heartbeat_ms`` ticks; a write is a proposal
+at the leader (or at the node it is sent ``via``: a follower forwards it to
+the leader it knows, if it can reach it), given ``request_timeout_ms`` to
+commit.  Swarm objects (services, tasks, secrets, drain) do not exist on the
+simulator: those actions raise `NotApplicable`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from raft.core import Role
+from raft.membership import ConfChangeOp
+from raft.sim import SimConfig
+from scenarios.actions import ClientOp, NotApplicable
+from scenarios.schema import ClusterSpec
+from scenarios.simtrace import SimTracer
+
+__all__ = ["SimDriver"]
+
+
+class SimDriver:
+    mode = "simulated"
+
+    def __init__(self, spec: ClusterSpec, seed: int) -> None:
+        self.spec = spec
+        self.seed = seed
+        self.names = list(spec.names)
+        self.tracer = SimTracer(
+            seed=seed,
+            config=SimConfig(
+                nodes=spec.managers,
+                tick_ms=float(spec.heartbeat_ms),
+                heartbeat_ticks=1,
+                election_ticks=self._ticks(spec.election_timeout_ms),
+            ),
+            prefix="manager",
+            election_ticks={n: self._ticks(ms) for n, ms in spec.election_timeout_overrides.items()},
+        )
+        self.sim = self.tracer.sim
+
+    def _ticks(self, ms: int) -> int:
+        return max(2, round(ms / self.spec.heartbeat_ms))
+
+    def _id(self, name: str) -> str:
+        return self.tracer.sim_id(name)
+
+    def _name(self, sim_id: str | None) -> str | None:
+        return self.tracer.name(sim_id) if sim_id else None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def now(self) -> float:
+        return self.tracer.now
+
+    def start(self) -> None:
+        self.tracer.wait_leader(30.0)
+
+    def stop(self) -> None:
+        pass
+
+    def collect_traces(self, dest: Path) -> None:
+        self.tracer.write_dir(dest)
+
+    def write_client_lines(self, ops: list[ClientOp]) -> None:
+        for op in ops:
+            self.tracer.client_line(op.line())
+
+    # ------------------------------------------------------------ state
+
+    def running(self) -> list[str]:
+        return [self.tracer.name(i) for i, n in self.sim.nodes.items() if n.core is not None]
+
+    def leader(self) -> str | None:
+        return self._name(self.sim.leader())
+
+    def max_term(self) -> int:
+        return max((n.core.term for n in self.sim.nodes.values() if n.core), default=0)
+
+    def sleep(self, seconds: float) -> None:
+        self.tracer.run(seconds)
+
+    def poll(self) -> None:
+        self.tracer.run(self.spec.heartbeat_ms / 1000)
+
+    # ------------------------------------------------------------ faults
+
+    def kill(self, node: str) -> None:
+        self.tracer.kill(self._id(node))
+
+    def restart(self, node: str) -> None:
+        self.tracer.restart(self._id(node))
+
+    def pause(self, node: str) -> None:
+        self.tracer.pause(self._id(node))
+
+    def unpause(self, node: str) -> None:
+        self.tracer.unpause(self._id(node))
+
+    def isolate(self, node: str) -> None:
+        self.tracer.isolate(self._id(node))
+
+    def partition(self, groups: list[list[str]]) -> None:
+        ids = [[self._id(n) for n in g] for g in groups]
+        named = {x for g in ids for x in g}
+        rest = [i for i in self.sim.ids if i not in named]
+        if rest:
+            ids.append(rest)
+        self.tracer.partition(*ids)
+
+    def heal(self) -> None:
+        self.tracer.heal()
+
+    def set_election_timeout(self, node: str, ms: int) -> None:
+        self.tracer.set_election_ticks(self._id(node), self._ticks(ms))
+        self.tracer.restart(self._id(node))
+
+    def trace_log(self) -> None:
+        self.tracer.snapshot_logs()
+
+    def transfer_leadership(self, to: str | None) -> str | None:
+        return self._name(self.sim.transfer(self._id(to) if to else None))
+
+    # ------------------------------------------------------------ writes
+
+    def _proposer(self, via: str | None) -> str | None:
+        """Where the proposal lands: the leader, or what ``via`` forwards to."""
+        if via is None:
+            return self.sim.leader()
+        node = self.sim.nodes[self._id(via)].core
+        if node is None:
+            return None
+        if node.role is Role.LEADER:
+            return node.id
+        target = node.leader_id
+        if target is None or (node.id, target) in self.sim.cut:
+            return None
+        return target
+
+    def write(self, step: int, key: str, kind: str, via: str | None, timeout: float | None) -> ClientOp:
+        wait = timeout if timeout is not None else self.spec.request_timeout_ms / 1000
+        start = self.now()
+        proposer = self._proposer(via)
+        proposed = self.sim.propose(key.encode(), proposer) if proposer else None
+        op = ClientOp("write", key, f"{key}-value", start, start, "ok", step, via or self._name(proposer))
+        if proposed is None:
+            self.tracer.run(wait)  # the client waits for its deadline, then gets a 503
+            op.outcome, op.status, op.error = "fail", 503, "no leader or no quorum"
+        else:
+            index, term = proposed
+            if self.sim.wait_committed(index, term, wait * 1000.0):
+                op.index, op.term = index, term
+            else:
+                op.outcome, op.status = "fail", 503
+                op.error = f"not committed within {wait:g} s (no quorum)"
+        op.end = self.now()
+        return op
+
+    def fill_indexes(self, ops: list[ClientOp]) -> None:
+        pass  # known at proposal time
+
+    # ------------------------------------------------------------ membership
+
+    def promote(self, node: str) -> None:
+        """Add ``node`` as a learner, let it catch up, then make it a voter (§4.2.1)."""
+        sid = self._id(node)
+        if node not in self.names:
+            self.names.append(node)
+        if self.sim.add_node(sid) is None:
+            raise RuntimeError(f"the leader refused to add {node}")
+        leader = self.sim.leader()
+
+        def caught_up() -> bool:
+            lead = self.sim.nodes[leader].core if leader else None
+            me = self.sim.nodes[sid].core
+            return bool(lead and me and me.log.last_index >= lead.commit_index)
+
+        self.sim.run_until(caught_up, 5000)
+        self.tracer.run(2 * self.spec.heartbeat_ms / 1000)
+        if self.sim.change(ConfChangeOp.PROMOTE, sid) is None:
+            raise RuntimeError(f"the leader refused to promote {node}")
+
+    def demote(self, node: str) -> None:
+        """Take ``node`` out of the voters and then out of the cluster."""
+        sid = self._id(node)
+        if self.sim.change(ConfChangeOp.DEMOTE, sid) is None:
+            raise RuntimeError(f"the leader refused to demote {node}")
+        self.tracer.run(0.5)
+        self.sim.change(ConfChangeOp.REMOVE, sid)
+
+    def force_new_cluster(self, node: str) -> None:
+        sid = self._id(node)
+        others = [i for i in self.sim.ids if i != sid and self.sim.nodes[i].up]
+        for i in others:
+            self.tracer._fault("kill", [i])
+        self.tracer._fault("restart", [sid], note="force-new-cluster")
+        self.sim.force_new_cluster(sid)
+
+    def members(self) -> list[str]:
+        return [self.tracer.name(i) for i in self.sim.members()]
+
+    # ------------------------------------------------------------ Swarm-only
+
+    def _swarm_only(self, *_: object) -> None:
+        raise NotApplicable("Swarm objects (nodes, services, tasks, secrets) are not simulated")
+
+    drain = create_service = scale = create_named = tasks = nodes = _swarm_only
+    lock = unlock = _swarm_only
+
+    def tasks_running(self) -> bool:
+        raise NotApplicable("tasks are not simulated")
+
+    # ------------------------------------------------------------ for checks
+
+    def converge(self, timeout: float) -> bool:
+        return self.sim.run_until(self.sim.converged, timeout * 1000.0)
+
+    def _holds(self, sid: str, op: ClientOp) -> bool:
+        core = self.sim.nodes[sid].core
+        if core is None or op.index is None:
+            return False
+        if op.index <= core.log.snapshot.index:
+            return op.index <= core.commit_index
+        return core.log.term(op.index) == op.term and op.index <= core.commit_index
+
+    def present_on(self, node: str, ops: list[ClientOp]) -> dict[str, bool] | None:
+        sid = self._id(node)
+        if self.sim.nodes[sid].core is None:
+            return None
+        return {op.key: self._holds(sid, op) for op in ops}
+
+    def present_via_leader(self, ops: list[ClientOp]) -> tuple[str | None, dict[str, bool] | None]:
+        leader = self.sim.leader()
+        if leader is None:
+            return None, None
+        return self._name(leader), {op.key: self._holds(leader, op) for op in ops}
+
+    def data_dirs(self) -> dict[str, Path]:
+        raise NotApplicable("the simulator keeps no data directories")
