@@ -449,6 +449,29 @@ async def trace_log(request: web.Request) -> web.Response:
     return reply({"ok": True})
 
 
+@routes.post("/raft/bench")
+async def raft_bench(request: web.Request) -> web.Response:
+    """Raw Raft proposals made inside the leader (no HTTP per entry), for
+    ``python -m cluster bench``: ``{"outstanding", "size", "duration", "max_ops"}``
+    -> ``{"latencies_ms": [...], "elapsed_s", "errors"}``.  Bounded in time and
+    count by the manager; a follower forwards it to the leader like a write."""
+    backend = backend_of(request)
+    bench = getattr(backend, "bench_proposals", None)
+    if bench is None:
+        raise ApiError(501, "this manager cannot run the benchmark")
+    body = await read_json(request)
+    try:
+        args = (
+            int(body.get("outstanding", 1)),
+            int(body.get("size", 16)),
+            float(body.get("duration", 1.0)),
+            int(body.get("max_ops", 100_000)),
+        )
+    except (TypeError, ValueError):
+        raise ApiError(400, "outstanding, size, max_ops are integers; duration a number") from None
+    return reply(await bench(*args))
+
+
 @routes.post("/raft/transfer-leadership")
 async def transfer_leadership(request: web.Request) -> web.Response:
     """Ask the leader to hand over (§3.10); a follower forwards this like a write."""

@@ -248,9 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     heal = sub.add_parser("heal", help="remove every network cut")
     heal.set_defaults(func=cmd_fault)
 
-    from cluster import cli_docker
+    from cluster import bench, cli_docker
 
     cli_docker.register(sub)
+    bench.register(sub)
     return p
 
 
