@@ -193,6 +193,36 @@ def cmd_fault(ctx: Context) -> int:
     return 0
 
 
+def cmd_transfer(ctx: Context) -> int:
+    """Hand leadership over (dissertation §3.10) and say who leads now."""
+    from cluster.httpclient import request
+
+    desc = ctx.cdir.load()
+    leader = ctx.sup.resolve(desc, "leader")
+    target = ctx.sup.resolve(desc, ctx.args.node).name if ctx.args.node else None
+    out = request(
+        "POST",
+        f"{leader.api_url}/raft/transfer-leadership",
+        {"target": target},
+        timeout=desc.timing.election_timeout * 4 + 2,
+    )
+    ctx.say(f"leadership moved from {leader.name} to {out.get('target', target)}")
+    return 0
+
+
+def cmd_swarm_init(ctx: Context) -> int:
+    if not ctx.args.force_new_cluster:
+        raise ClusterError("this cluster is initialised by `up`; only --force-new-cluster applies")
+    if not ctx.args.node:
+        raise ClusterError("name the surviving manager: swarm init --force-new-cluster --node NAME")
+    m = ctx.sup.force_new_cluster(ctx.args.node, progress=ctx.say)
+    ctx.say(
+        f"{m.name} now runs a one-manager swarm with all committed state; "
+        "restart other managers to add them back"
+    )
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -247,6 +277,17 @@ def build_parser() -> argparse.ArgumentParser:
     part.set_defaults(func=cmd_fault)
     heal = sub.add_parser("heal", help="remove every network cut")
     heal.set_defaults(func=cmd_fault)
+
+    tl = sub.add_parser("transfer-leadership", help="hand leadership to another manager")
+    tl.add_argument("node", nargs="?", help="target (default: the most up-to-date follower)")
+    tl.set_defaults(func=cmd_transfer)
+
+    swarm = sub.add_parser("swarm", help="swarm-wide operations")
+    ssub = swarm.add_subparsers(dest="swarm_cmd", metavar="COMMAND", required=True)
+    init = ssub.add_parser("init", help="recover a swarm that lost its majority for good")
+    init.add_argument("--force-new-cluster", action="store_true")
+    init.add_argument("--node", help="the surviving manager to keep")
+    init.set_defaults(func=cmd_swarm_init)
 
     from cluster import bench, cli_docker
 

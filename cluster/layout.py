@@ -65,6 +65,9 @@ class Member:
     #: Override of the election timeout for this node (ticks), so a scenario
     #: can decide which node times out first.
     election_ticks: int | None = None
+    #: Joins an existing cluster (after a forced recovery) instead of founding
+    #: one: it starts with no voters and learns the configuration (§4.2.1).
+    joiner: bool = False
     pid: int | None = None
     #: The process's start time (clock ticks since boot, /proc/PID/stat field
     #: 22): with the PID it identifies the process, so a PID reused by another

@@ -246,6 +246,8 @@ class Supervisor:
             "request_timeout": t.request_timeout,
             "fsync": t.fsync,
         }
+        if m.joiner:
+            config["voters"] = []
         d = self.cdir.node_dir(m.name)
         d.mkdir(parents=True, exist_ok=True)
         (d / "config.json").write_text(json.dumps(config, indent=2))
@@ -359,6 +361,52 @@ class Supervisor:
         self.cdir.save(desc)
         self.cdir.record_fault("restart", time.time(), target=m.name)
         return m
+
+    def force_new_cluster(self, ref: str, progress: Progress = lambda _: None) -> Member:
+        """``docker swarm init --force-new-cluster`` on a surviving manager.
+
+        For when a majority of managers is lost for good: quorum can never
+        come back, so no write can commit.  Every process is stopped; the
+        survivor's log loses its uncommitted entries and gains a
+        configuration naming only itself (`raft.core.force_new_cluster`),
+        keeping every committed entry; it restarts as a one-manager swarm.
+        The other managers' Raft data is wiped: restarting one later makes it
+        *join* the new swarm (as a learner, promoted once caught up) rather
+        than revive the old configuration and elect a second leader.
+        """
+        from raft.core import force_new_cluster
+        from raft.disk import DiskStorage
+
+        desc = self.cdir.load()
+        survivor = self.resolve(desc, ref)
+        live = [m for m in desc.members if self.process_state(m) != "down"]
+        self._stop(live)
+        path = self.cdir.node_dir(survivor.name) / "raft" / "raft"
+        with DiskStorage(path) as storage:
+            state = storage.load()
+            new, entry = force_new_cluster(state, survivor.name)
+            storage.append([entry])
+            storage.set_hard_state(new.hard_state)
+            storage.sync()
+        progress(
+            f"{survivor.name}: kept {new.hard_state.commit} committed entries, dropped "
+            f"{len(state.entries) - len(new.entries) + 1} uncommitted; now the only voter"
+        )
+        for m in desc.members:
+            if m is survivor:
+                continue
+            shutil.rmtree(self.cdir.node_dir(m.name) / "raft", ignore_errors=True)
+            m.joiner = True
+            m.pid = m.pid_start = None
+        desc.partition = []
+        self._apply_partition(desc)
+        self._write_config(desc, survivor)
+        self._start(survivor)
+        self.cdir.save(desc)
+        self.cdir.record_fault("force-new-cluster", time.time(), target=survivor.name)
+        if self.wait_for_leader(desc, 30.0, progress) is None:
+            raise ClusterError(f"{survivor.name} did not become leader after the recovery")
+        return survivor
 
     def partition(self, groups: list[list[str]]) -> list[list[str]]:
         """Cut the network between groups of managers (names, ID prefixes or ``leader``).
