@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out", type=Path, default=Path("scenario-out"), help="output directory")
     r.add_argument("--seed", type=int, default=1, help="seed of a simulated run")
     r.add_argument("--simulated", action="store_true", help="run on the deterministic simulator")
-    r.add_argument("--keep", action="store_true", help="keep the cluster's data in OUT/NAME/cluster")
+    r.add_argument(
+        "--keep", action="store_true", help="keep the cluster's data in OUT/NAME/cluster"
+    )
     args = p.parse_args(argv)
     try:
         if args.cmd == "list":

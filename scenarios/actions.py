@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import json
 import os
 import shutil
@@ -203,6 +204,18 @@ class RealDriver:
 
     def restart(self, node: str) -> None:
         self.sup.restart(node)
+        self._wait_answering(node)
+
+    def _wait_answering(self, node: str, timeout: float = 15.0) -> None:
+        """A restarted manager counts as back once its API answers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                request("GET", f"{self._urls[node]}/raft/status", timeout=0.5)
+                return
+            except (Unreachable, ApiError):
+                time.sleep(0.05)
+        raise ClusterError(f"{node} did not answer within {timeout:g} s of its restart")
 
     def pause(self, node: str) -> None:
         self.sup.pause(node)
@@ -226,14 +239,12 @@ class RealDriver:
             if m.name == node:
                 m.election_ticks = self._ticks(ms)
         self.cdir.save(desc)
-        self.sup.restart(node)
+        self.restart(node)
 
     def trace_log(self) -> None:
         for name in self.running():
-            try:
+            with contextlib.suppress(Unreachable, ApiError):
                 request("POST", f"{self._urls[name]}/raft/trace-log", {}, timeout=0.5)
-            except (Unreachable, ApiError):
-                pass
 
     def transfer_leadership(self, to: str | None) -> str | None:
         leader = self.leader()

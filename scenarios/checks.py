@@ -72,6 +72,12 @@ class Run:
     final_read: tuple[float, float, dict[str, bool]] | None = None
     data_dirs: dict[str, Path] = field(default_factory=dict)
     quorum_rows: list[dict[str, Any]] = field(default_factory=list)
+    #: Trace time when the last step and live check ended, before the cluster stopped.
+    end_t: float | None = None
+
+    def end(self) -> float:
+        """The scenario's end in model time (the shutdown that follows is not part of it)."""
+        return self.rel(self.end_t) if self.end_t is not None else self.model.end
 
     def step(self, number: int) -> StepRecord:
         return self.steps[number - 1]
@@ -92,8 +98,10 @@ class Run:
 
 
 def _steps_label(steps: list[int]) -> str:
-    return f"step {steps[0]}" if len(steps) == 1 or steps[0] == steps[-1] else (
-        f"steps {steps[0]}-{steps[-1]}"
+    return (
+        f"step {steps[0]}"
+        if len(steps) == 1 or steps[0] == steps[-1]
+        else (f"steps {steps[0]}-{steps[-1]}")
     )
 
 
@@ -195,9 +203,7 @@ def votes_refused(run: Run, e: Expect) -> CheckResult:
     if not refused:
         other = [v for v in run.model.votes if v.candidate == node and not v.granted]
         why = f"; other refusals: {other[0].reason!r}" if other else ""
-        return CheckResult(
-            label(e), False, f"no vote for {node} was refused with {needle!r}{why}"
-        )
+        return CheckResult(label(e), False, f"no vote for {node} was refused with {needle!r}{why}")
     wanted = [run.node(x) for x in e.get("by", [])]
     missing = [x for x in wanted if x not in voters]
     first = refused[0]
@@ -214,12 +220,15 @@ def never_leader(run: Run, e: Expect) -> CheckResult:
     node = run.node(e.get("node"))
     led = [iv for iv in run.model.leaders() if iv.node == node]
     if led:
-        return CheckResult(label(e), False, f"{node} led in term {led[0].term} at {led[0].start:.2f} s")
+        return CheckResult(
+            label(e), False, f"{node} led in term {led[0].term} at {led[0].start:.2f} s"
+        )
     return CheckResult(label(e), True, f"{node} never became leader")
 
 
 def _final_leader(run: Run) -> Any:
-    ivs = [iv for iv in run.model.leaders() if iv.end >= run.model.end - 1e-6]
+    end = run.end() - 1e-3
+    ivs = [iv for iv in run.model.leaders() if iv.start <= end < iv.end or iv.end >= run.model.end]
     return max(ivs, key=lambda iv: iv.term or 0) if ivs else None
 
 
@@ -228,7 +237,9 @@ def leader_in(run: Run, e: Expect) -> CheckResult:
     iv = _final_leader(run)
     if iv is None:
         return CheckResult(label(e), False, "no leader at the end")
-    return CheckResult(label(e), iv.node in nodes, f"the leader at the end is {iv.node} (term {iv.term})")
+    return CheckResult(
+        label(e), iv.node in nodes, f"the leader at the end is {iv.node} (term {iv.term})"
+    )
 
 
 def leader_is(run: Run, e: Expect) -> CheckResult:
@@ -241,7 +252,9 @@ def leader_is(run: Run, e: Expect) -> CheckResult:
         iv = _final_leader(run)
     if iv is None:
         return CheckResult(label(e), False, "no leader was elected then")
-    return CheckResult(label(e), iv.node == node, f"{iv.node} led in term {iv.term} from {iv.start:.2f} s")
+    return CheckResult(
+        label(e), iv.node == node, f"{iv.node} led in term {iv.term} from {iv.start:.2f} s"
+    )
 
 
 def stepped_down(run: Run, e: Expect) -> CheckResult:
@@ -253,7 +266,7 @@ def stepped_down(run: Run, e: Expect) -> CheckResult:
     if not leading:
         return CheckResult(label(e), True, f"{node} was not leader after step {step.number}")
     last = leading[-1]
-    if last.end >= run.model.end - 1e-6:
+    if last.end >= run.end():
         return CheckResult(label(e), False, f"{node} still leads (term {last.term}) at the end")
     after = next((iv for iv in ivs if iv.start >= last.end - 1e-6), None)
     newer = f" and became {after.role} in term {after.term}" if after else ""
@@ -304,7 +317,9 @@ def new_leader_has_all_committed(run: Run, e: Expect) -> CheckResult:
     if leader is None or present is None:
         return CheckResult(label(e), False, f"could not read through the leader ({leader})")
     missing = [k for k, ok in present.items() if not ok]
-    detail = f"{len(acked) - len(missing)} of {len(acked)} acknowledged writes readable via {leader}"
+    detail = (
+        f"{len(acked) - len(missing)} of {len(acked)} acknowledged writes readable via {leader}"
+    )
     if missing:
         detail += f"; missing {', '.join(missing[:5])}"
     return CheckResult(label(e), not missing and bool(acked), detail)
@@ -427,7 +442,9 @@ def secret_plaintext_absent(run: Run, e: Expect) -> CheckResult:
     config = e.get("config")
     if config:
         cplain = run.named_data.get(config, "")
-        _, chits, cwhere = _count_hits(run.data_dirs, [cplain.encode(), base64.b64encode(cplain.encode())])
+        _, chits, _cwhere = _count_hits(
+            run.data_dirs, [cplain.encode(), base64.b64encode(cplain.encode())]
+        )
         run.metrics["config_hits"] = chits
         detail += f"; config {config!r} found {chits} times (configs are stored in the clear)"
         ok = ok and chits > 0
@@ -443,7 +460,9 @@ def history_linearizable(run: Run, e: Expect) -> CheckResult:
     try:
         lin = importlib.import_module("scenarios.linearizability")
     except ImportError:
-        return CheckResult(label(e), True, "skipped: scenarios/linearizability.py is not there yet", True)
+        return CheckResult(
+            label(e), True, "skipped: scenarios/linearizability.py is not there yet", True
+        )
     if run.final_read is None:
         return CheckResult(label(e), False, "no final read through the leader was possible")
     ops = []

@@ -111,7 +111,7 @@ TOPICS: dict[str, tuple[str, str]] = {
         "entry of an earlier term by counting replicas; it commits entries of its own term, and "
         "earlier ones follow by the Log Matching property. Otherwise an entry stored on a "
         "majority could still be overwritten by a leader elected without it.",
-        "What \"committed\" means in Swarm: acknowledged writes survive any later election.",
+        'What "committed" means in Swarm: acknowledged writes survive any later election.',
     ),
     "membership": (
         "**Membership changes (§6, dissertation §4).** One server at a time: a new server joins "
@@ -217,7 +217,9 @@ def _happened(run: Run) -> list[str]:
         yes = len(e.granted) + 1
         voters = len(m.voters_at(e.t))
         when = e.decided if e.decided is not None else e.t
-        events.append((when, f"**{e.node} elected leader for term {e.term}** ({yes} of {voters} votes)"))
+        events.append(
+            (when, f"**{e.node} elected leader for term {e.term}** ({yes} of {voters} votes)")
+        )
     groups: dict[tuple[str, int, bool, str], list[Any]] = {}
     for v in m.votes:
         if v.granted or not v.reason:
@@ -237,9 +239,11 @@ def _happened(run: Run) -> list[str]:
         events.append((a, "quorum lost"))
         if b < m.end - 1e-6:
             events.append((b, "quorum back"))
+    end = run.end() + 0.05
+    events = [x for x in events if x[0] <= end]
     events.sort(key=lambda x: x[0])
     if len(events) > 60:
-        events = events[:58] + [(events[-1][0], "...")]
+        events = [*events[:58], (events[-1][0], "...")]
     return [f"| {t:7.2f} s | {text} |" for t, text in events]
 
 

@@ -15,6 +15,7 @@ Order of a run (the cluster is always stopped, whatever fails):
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import time
@@ -27,7 +28,7 @@ from cluster.httpclient import ApiError, Unreachable
 from cluster.layout import ClusterError
 from scenarios import report
 from scenarios.actions import NotApplicable, RealDriver, Unsupported
-from scenarios.checks import LIVE, ON_DISK, CheckResult, Run, StepRecord, evaluate
+from scenarios.checks import LIVE, CheckResult, Run, StepRecord, evaluate
 from scenarios.schema import ClusterSpec, Scenario, Step
 
 __all__ = ["Outcome", "run_scenario"]
@@ -99,22 +100,21 @@ def run_scenario(
         final_ops = run.acked()
         if final_ops and any(e.check == "history_linearizable" for e in scn.expects):
             t1 = driver.now()
-            leader, seen = driver.present_via_leader(final_ops)
+            _leader, seen = driver.present_via_leader(final_ops)
             if seen is not None:
                 run.final_read = (t1, driver.now(), seen)
         for e in scn.expects:
             if e.check in LIVE:
                 live.append(evaluate(run, e))
         driver.trace_log()
+        run.end_t = driver.now()
         driver.fill_indexes(run.ops)
         driver.write_client_lines(run.ops)
     finally:
         driver.stop()
         traces = out / "traces"
-        try:
+        with contextlib.suppress(OSError):
             driver.collect_traces(traces)
-        except OSError:
-            pass
         if driver.mode == "real":
             run.data_dirs = {n: cluster_dir / n for n in scn.cluster.names}
     try:
@@ -192,7 +192,9 @@ class _Player:
             rec.end = self.d.now()
             self.say(rec, f"{rec.text}: {rec.note}" if rec.note else rec.text)
             if rec.status in ("failed", "unsupported"):
-                self.progress(f"[{self.run.scenario.name}] stopping: step {rec.number} {rec.status}")
+                self.progress(
+                    f"[{self.run.scenario.name}] stopping: step {rec.number} {rec.status}"
+                )
                 return
 
     # ------------------------------------------------------------ resolution
@@ -260,7 +262,9 @@ class _Player:
             d.trace_log()
             return None
         if a == "create_service":
-            d.create_service(step.get("name"), step.get("replicas", 1), step.get("image", "nginx:alpine"))
+            d.create_service(
+                step.get("name"), step.get("replicas", 1), step.get("image", "nginx:alpine")
+            )
             return None
         if a == "scale":
             d.scale(step.get("service"), step.get("replicas"))
@@ -279,7 +283,9 @@ class _Player:
         base = len(self.run.ops)
         for i in range(step.get("count", 1)):
             key = f"{self.run.scenario.name}-{base + i + 1:03d}"
-            op = self.d.write(step.number, key, step.get("kind", "config"), via, step.get("timeout"))
+            op = self.d.write(
+                step.number, key, step.get("kind", "config"), via, step.get("timeout")
+            )
             ops.append(op)
         self.run.ops += ops
         counts: dict[str, int] = {}

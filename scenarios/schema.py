@@ -36,6 +36,7 @@ the field, e.g. ``step 3 (kill): missing field 'node'``.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,7 +240,7 @@ _TYPE_WORDS = {
 def _fields(
     where: str, raw: dict[str, Any], required: dict[str, str], optional: dict[str, str]
 ) -> dict[str, Any]:
-    for key, kind in required.items():
+    for key, _kind in required.items():
         if key not in raw:
             raise ScenarioError(f"{where}: missing field {key!r}")
     allowed = {**required, **optional}
@@ -310,6 +311,9 @@ def _step(number: int, raw: Any, names: list[str], aliases: set[str]) -> Step:
     where = f"step {number} ({action})"
     required, optional = ACTIONS[action]
     args = _fields(where, {k: v for k, v in raw.items() if k != "action"}, required, optional)
+    if action == "promote" and re.fullmatch(r"manager[1-9]", args["node"]):
+        if args["node"] not in names:
+            names.append(args["node"])  # a new manager joins; later steps may name it
     for key in ("node", "via", "to"):
         if key in args:
             _check_ref(where, key, args[key], names, aliases)
@@ -422,10 +426,11 @@ def parse(text: str, source: str = "<scenario>", default_name: str = "") -> Scen
     if not raw_steps:
         raise ScenarioError(f"{source}: no [[step]] at all")
     aliases: set[str] = set()
+    names = list(cluster.names)
     try:
-        steps = tuple(_step(i, s, cluster.names, aliases) for i, s in enumerate(raw_steps, 1))
+        steps = tuple(_step(i, s, names, aliases) for i, s in enumerate(raw_steps, 1))
         expects = tuple(
-            _expect(i, e, len(steps), cluster.names, aliases)
+            _expect(i, e, len(steps), names, aliases)
             for i, e in enumerate(raw.get("expect", []), 1)
         )
     except ScenarioError as e:
@@ -455,11 +460,30 @@ def builtin_dir() -> Path:
     return Path(__file__).with_name("builtin")
 
 
+#: The built-in scenarios in the order `list` shows and `run all` runs them.
+BUILTIN_ORDER = (
+    "leader-kill",
+    "quorum-loss",
+    "minority-leader",
+    "stale-log-loses",
+    "split-vote",
+    "leader-pause",
+    "rolling-restart",
+    "drain",
+    "secrets-at-rest",
+    "transfer-leadership",
+    "quorum-table",
+    "figure-8",
+    "membership",
+    "disaster-recovery",
+    "autolock",
+)
+
+
 def builtins() -> dict[str, Path]:
-    """Built-in scenario name -> file, in the documented order (``order`` file, then the rest)."""
-    d = builtin_dir()
-    files = {p.stem: p for p in d.glob("*.toml")}
-    order_file = d / "ORDER"
-    order = order_file.read_text().split() if order_file.exists() else []
-    names = [n for n in order if n in files] + sorted(n for n in files if n not in order)
+    """Built-in scenario name -> file, in `BUILTIN_ORDER` (then any others by name)."""
+    files = {p.stem: p for p in builtin_dir().glob("*.toml")}
+    names = [n for n in BUILTIN_ORDER if n in files] + sorted(
+        n for n in files if n not in BUILTIN_ORDER
+    )
     return {n: files[n] for n in names}

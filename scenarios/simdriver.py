@@ -44,7 +44,9 @@ class SimDriver:
                 election_ticks=self._ticks(spec.election_timeout_ms),
             ),
             prefix="manager",
-            election_ticks={n: self._ticks(ms) for n, ms in spec.election_timeout_overrides.items()},
+            election_ticks={
+                n: self._ticks(ms) for n, ms in spec.election_timeout_overrides.items()
+            },
         )
         self.sim = self.tracer.sim
 
@@ -78,7 +80,13 @@ class SimDriver:
     # ------------------------------------------------------------ state
 
     def running(self) -> list[str]:
-        return [self.tracer.name(i) for i, n in self.sim.nodes.items() if n.core is not None]
+        """Live members of the current configuration."""
+        members = set(self.sim.members())
+        return [
+            self.tracer.name(i)
+            for i, n in self.sim.nodes.items()
+            if n.core is not None and i in members
+        ]
 
     def leader(self) -> str | None:
         return self._name(self.sim.leader())
@@ -146,12 +154,16 @@ class SimDriver:
             return None
         return target
 
-    def write(self, step: int, key: str, kind: str, via: str | None, timeout: float | None) -> ClientOp:
+    def write(
+        self, step: int, key: str, kind: str, via: str | None, timeout: float | None
+    ) -> ClientOp:
         wait = timeout if timeout is not None else self.spec.request_timeout_ms / 1000
         start = self.now()
         proposer = self._proposer(via)
         proposed = self.sim.propose(key.encode(), proposer) if proposer else None
-        op = ClientOp("write", key, f"{key}-value", start, start, "ok", step, via or self._name(proposer))
+        op = ClientOp(
+            "write", key, f"{key}-value", start, start, "ok", step, via or self._name(proposer)
+        )
         if proposed is None:
             self.tracer.run(wait)  # the client waits for its deadline, then gets a 503
             op.outcome, op.status, op.error = "fail", 503, "no leader or no quorum"
@@ -170,32 +182,45 @@ class SimDriver:
 
     # ------------------------------------------------------------ membership
 
+    def _change(self, op: ConfChangeOp, sid: str) -> None:
+        """Propose one membership change and wait until it commits (one at a time, §4.1).
+
+        The leader refuses while an earlier change is uncommitted or a learner
+        is still catching up; like an operator, we retry for a while."""
+        index = None
+        deadline = self.sim.now + 5000
+        while index is None and self.sim.now < deadline:
+            if op is ConfChangeOp.ADD_LEARNER:
+                index = self.sim.add_node(sid)
+            else:
+                index = self.sim.change(op, sid)
+            if index is None:
+                self.tracer.run(0.05)
+        if index is None:
+            raise RuntimeError(f"the leader refused to {op.value} {self.tracer.name(sid)}")
+
+        def committed() -> bool:
+            leader = self.sim.leader()
+            core = self.sim.nodes[leader].core if leader else None
+            return bool(core and core.commit_index >= index)
+
+        if not self.sim.run_until(committed, 5000):
+            raise RuntimeError(f"{op.value} {self.tracer.name(sid)} did not commit within 5 s")
+
     def promote(self, node: str) -> None:
         """Add ``node`` as a learner, let it catch up, then make it a voter (§4.2.1)."""
         sid = self._id(node)
         if node not in self.names:
             self.names.append(node)
-        if self.sim.add_node(sid) is None:
-            raise RuntimeError(f"the leader refused to add {node}")
-        leader = self.sim.leader()
-
-        def caught_up() -> bool:
-            lead = self.sim.nodes[leader].core if leader else None
-            me = self.sim.nodes[sid].core
-            return bool(lead and me and me.log.last_index >= lead.commit_index)
-
-        self.sim.run_until(caught_up, 5000)
-        self.tracer.run(2 * self.spec.heartbeat_ms / 1000)
-        if self.sim.change(ConfChangeOp.PROMOTE, sid) is None:
-            raise RuntimeError(f"the leader refused to promote {node}")
+        self._change(ConfChangeOp.ADD_LEARNER, sid)
+        self._change(ConfChangeOp.PROMOTE, sid)
 
     def demote(self, node: str) -> None:
-        """Take ``node`` out of the voters and then out of the cluster."""
+        """Take ``node`` out of the voters, then out of the cluster, and stop it."""
         sid = self._id(node)
-        if self.sim.change(ConfChangeOp.DEMOTE, sid) is None:
-            raise RuntimeError(f"the leader refused to demote {node}")
-        self.tracer.run(0.5)
-        self.sim.change(ConfChangeOp.REMOVE, sid)
+        self._change(ConfChangeOp.DEMOTE, sid)
+        self._change(ConfChangeOp.REMOVE, sid)
+        self.tracer.kill(sid)
 
     def force_new_cluster(self, node: str) -> None:
         sid = self._id(node)

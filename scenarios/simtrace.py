@@ -98,7 +98,11 @@ class SimTracer:
         return f"{self.prefix}{m.group(1)}" if m and self.prefix != "n" else sim_id
 
     def sim_id(self, name: str) -> NodeId:
-        if self.prefix != "n" and name.startswith(self.prefix) and name[len(self.prefix) :].isdigit():
+        if (
+            self.prefix != "n"
+            and name.startswith(self.prefix)
+            and name[len(self.prefix) :].isdigit()
+        ):
             return f"n{name[len(self.prefix) :]}"
         return name
 
