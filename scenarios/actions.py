@@ -134,10 +134,8 @@ class RealDriver:
 
     def stop(self) -> None:
         """Stop every process; never raises (it runs in ``finally``)."""
-        try:
+        with contextlib.suppress(Exception):  # the last resort below handles the rest
             self.sup.down(purge=False)
-        except Exception:  # the last resort below handles whatever is left
-            pass
         kill_leftovers(self.dir)
 
     def collect_traces(self, dest: Path) -> None:

@@ -311,9 +311,9 @@ def _step(number: int, raw: Any, names: list[str], aliases: set[str]) -> Step:
     where = f"step {number} ({action})"
     required, optional = ACTIONS[action]
     args = _fields(where, {k: v for k, v in raw.items() if k != "action"}, required, optional)
-    if action == "promote" and re.fullmatch(r"manager[1-9]", args["node"]):
-        if args["node"] not in names:
-            names.append(args["node"])  # a new manager joins; later steps may name it
+    new_manager = action == "promote" and re.fullmatch(r"manager[1-9]", args["node"])
+    if new_manager and args["node"] not in names:
+        names.append(args["node"])  # a new manager joins; later steps may name it
     for key in ("node", "via", "to"):
         if key in args:
             _check_ref(where, key, args[key], names, aliases)

@@ -76,7 +76,7 @@ def test_mistakes_are_one_line_naming_where(text, words):
 
 
 def test_alias_must_not_shadow_a_node():
-    with pytest.raises(ScenarioError, match="step 1.*'as'"):
+    with pytest.raises(ScenarioError, match=r"step 1.*'as'"):
         parse('name="t"\n[[step]]\naction="kill"\nnode="leader"\nas="manager2"\n')
 
 
