@@ -10,9 +10,10 @@ measures, in this order:
    (``up_to_leader_s``), then each manager's resident memory once idle.
 2. **http**: committed writes per second and latency percentiles through the
    HTTP API, for 1, 16, 64 and 256 concurrent clients and 16 B and 1 KiB
-   values.  The write is ``POST /configs/create`` (a config with a unique
-   name and that many bytes of data: a client-session command replicated
-   through Raft and applied by every store).  Clients talk to the leader
+   values.  The write is a config label update (``POST
+   /configs/{id}/update?version=N`` with a label of that many bytes; each
+   client updates a config of its own: a client-session command replicated
+   through Raft, compare-and-set in every store; see `cluster.loadgen`).  Clients talk to the leader
    directly (a follower would forward: one more hop).  The load comes from
    `cluster.loadgen`, a process of its own; its CPU share is reported, and
    when it is saturated the output says the generator, not the cluster, may

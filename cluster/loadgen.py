@@ -5,11 +5,16 @@ measured level, so that generating the load does not compete with the
 benchmark's bookkeeping (and so that its CPU use can be read and reported:
 on a small machine the generator itself can be what limits the rate).
 
-The write is ``POST /configs/create`` with a unique name and ``size`` bytes of
-data: a real replicated write (a client session command through Raft, applied
-by every manager's store), cheap to validate, never refused by compare-and-set.
-Each client is one keep-alive connection with one request outstanding; client
-``i`` talks to ``urls[i % len(urls)]``.
+The write is a config label update, ``POST /configs/{id}/update?version=N``
+with one label of ``size`` bytes: a real replicated write (a client-session
+command through Raft, compare-and-set on the version, applied by every
+manager's store).  Each client first creates its own config (not measured)
+and then updates only that one, passing the version the previous answer
+returned, so compare-and-set never refuses it.  (``POST /configs/create``
+was the first choice, but the store checks a new name against every
+config, so its cost grows with each write the benchmark makes.)  Each client
+is one keep-alive connection with one request outstanding; client ``i``
+talks to ``urls[i % len(urls)]``.
 
 Every loop is bounded twice: by time (``warmup + duration``) and by count
 (``max_ops``).  The result is one JSON object on stdout (`run`'s value).
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import sys
@@ -85,7 +91,7 @@ async def run(
     """Keep ``clients`` writes outstanding; measure after ``warmup`` for ``duration`` s."""
     import aiohttp  # imported here so `summarize` users need no aiohttp
 
-    data = base64.b64encode(os.urandom(size)).decode()
+    label = base64.b64encode(os.urandom(size)).decode()[:size]
     prefix = f"bench-{os.getpid()}-{time.time_ns() % 10**9}"
     latencies: list[float] = []
     samples: list[list[float]] = []
@@ -102,26 +108,44 @@ async def run(
     client_timeout = aiohttp.ClientTimeout(total=timeout)
     async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as http:
 
+        async def own_config(base: str, name: str) -> tuple[str, int]:
+            """Create this client's config; its ID and current version."""
+            body = {"Name": name, "Data": base64.b64encode(b"bench").decode()}
+            async with http.post(f"{base}/configs/create", json=body) as resp:
+                created = await resp.json()
+                if resp.status != 201:
+                    raise RuntimeError(f"cannot create {name}: {created}")
+            return created["ID"], await version_of(base, created["ID"])
+
+        async def version_of(base: str, config_id: str) -> int:
+            async with http.get(f"{base}/configs/{config_id}") as resp:
+                return int((await resp.json())["Version"]["Index"])
+
         async def client(i: int) -> None:
             nonlocal issued
-            url = urls[i % len(urls)].rstrip("/") + "/configs/create"
-            n = 0
+            base = urls[i % len(urls)].rstrip("/")
+            name = f"{prefix}-{i}"
+            config_id, version = await own_config(base, name)
+            url = f"{base}/configs/{config_id}/update"
+            body = {"Name": name, "Labels": {"bench": label}}
             while loop.time() < end and issued < max_ops:
                 issued += 1
-                n += 1
-                body = {"Name": f"{prefix}-{i}-{n}", "Data": data}
                 t0 = loop.time()
                 try:
-                    async with http.post(url, json=body) as resp:
-                        await resp.read()
-                        ok = resp.status == 201
+                    async with http.post(url, params={"version": version}, json=body) as resp:
+                        doc = await resp.json(content_type=None)
+                        ok = resp.status == 200
                         kind = str(resp.status)
-                except (aiohttp.ClientError, TimeoutError) as e:
+                    if ok:
+                        version = int(doc["Version"]["Index"])
+                except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as e:
                     ok, kind = False, type(e).__name__
                 t1 = loop.time()
                 if not ok:
                     errors[kind] = errors.get(kind, 0) + 1
                     await asyncio.sleep(0.01)  # no busy loop against a failing server
+                    with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
+                        version = await version_of(base, config_id)
                     continue
                 if t0 >= measure_from and t1 <= end:
                     ms = (t1 - t0) * 1000
