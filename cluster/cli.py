@@ -70,11 +70,14 @@ def cmd_up(ctx: Context) -> int:
         if not ms.isdigit():
             raise ClusterError(f"--node-election-timeout wants NAME=MS, got {item!r}")
         overrides[name] = max(2, round(int(ms) / 1000 / timing.tick_interval))
-    if a.workers:
-        raise ClusterError("worker agents are not available in this version (use managers)")
-    desc = ctx.sup.up(a.managers, a.base_port, timing, overrides, progress=ctx.say)
+    desc = ctx.sup.up(
+        a.managers, a.base_port, timing, overrides, progress=ctx.say, workers=a.workers
+    )
     if a.detach:
-        ctx.say(f"cluster is up: {len(desc.members)} managers in {ctx.cdir.path}")
+        n_managers = sum(1 for m in desc.members if m.role == "manager")
+        n_workers = len(desc.members) - n_managers
+        extra = f" and {n_workers} workers" if n_workers else ""
+        ctx.say(f"cluster is up: {n_managers} managers{extra} in {ctx.cdir.path}")
         return 0
     from cluster.watch import watch
 
@@ -132,6 +135,21 @@ def cmd_status(ctx: Context) -> int:
                 n["term"],
                 n["commit_index"],
                 n["applied_index"],
+            )
+        )
+    for w in st.get("workers", []):
+        rows.append(
+            (
+                w["id"][:25],
+                w["name"],
+                "Ready" if w["state"] == "ready" else "Down",
+                w["availability"].capitalize(),
+                "",
+                ENGINE_VERSION,
+                "worker" if w["state"] in ("ready", "down") else w["state"],
+                "-",
+                "-",
+                "-",
             )
         )
     print_table(
@@ -236,9 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="start a cluster (or restart one on its data)")
     up.add_argument("--managers", type=int, help="number of managers (new cluster; default 3)")
-    up.add_argument("--workers", type=int, default=0, help="number of worker agents")
+    up.add_argument("--workers", type=int, help="number of worker agents (new cluster)")
     up.add_argument("-d", "--detach", action="store_true", help="return once a leader is elected")
-    up.add_argument("--base-port", type=int, help="first of 2 x managers consecutive ports")
+    up.add_argument(
+        "--base-port", type=int, help="first of 2 x managers + workers consecutive ports"
+    )
     up.add_argument("--election-timeout", type=int, metavar="MS", help="election timeout T")
     up.add_argument("--heartbeat", type=int, metavar="MS", help="heartbeat interval (one tick)")
     up.add_argument(

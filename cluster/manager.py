@@ -53,6 +53,7 @@ from typing import Any
 from cluster import agent, commands, crypto
 from cluster import errors as store_errors
 from cluster.backend import NoQuorumError, NotLeaderError, UnavailableError
+from cluster.dispatcher import Dispatcher, is_worker_node
 from cluster.errors import FailedPrecondition, NotFound, StoreError
 from cluster.orchestrator import ControlLoop
 from cluster.orchestrator import Settings as OrchestratorSettings
@@ -246,6 +247,9 @@ class Manager:
         self._by_request: collections.OrderedDict[str, int] = collections.OrderedDict()
         #: Secrets of running tasks, decrypted into memory only (never a disk).
         self._mounted: dict[str, dict[str, bytes]] = {}
+        #: The worker agents' sessions and heartbeats (`cluster.dispatcher`), on the leader.
+        self.dispatcher = Dispatcher(time.monotonic)
+        self._leading = False
 
     # ------------------------------------------------------------ Backend
 
@@ -435,6 +439,16 @@ class Manager:
     def api_url(self) -> str:
         return f"http://{self.settings.api_host}:{self.settings.api_port}"
 
+    @property
+    def manager_urls(self) -> dict[str, str]:
+        """Every manager's API URL by name (worker agents learn them on registration)."""
+        return {name: p.api_url for name, p in self.settings.peers.items()}
+
+    def require_leader(self) -> None:
+        """`NotLeaderError` (the API forwards) unless this manager leads now."""
+        if not self.node.is_leader:
+            raise self._not_leader(self.node.status().get("leader"))
+
     def _not_leader(self, leader: str | None) -> NotLeaderError:
         peer = self.settings.peers.get(leader) if leader else None
         return NotLeaderError(leader, peer.api_url if peer else None)
@@ -471,11 +485,16 @@ class Manager:
             await asyncio.sleep(DUTY_INTERVAL)
             if not self.node.is_leader:
                 self._client_id = None  # a new leadership opens a new session
+                self._leading = False
                 continue
+            if not self._leading:
+                self._leading = True
+                self.dispatcher.reset()  # workers register again with the new leader
             try:
                 await self._bootstrap()
                 await self._reconcile_members()
                 await self._report_managers()
+                await self._watch_workers()
                 await self._orchestrate()
             except (NotLeaderError, NoQuorumError, UnavailableError) as e:
                 logger.debug("%s: leader duty deferred: %s", self.name, e)
@@ -513,6 +532,17 @@ class Manager:
             except (ProposalTimeout, ProposalLost, NotLeader):
                 pass
             return  # one change at a time
+
+    async def _watch_workers(self) -> None:
+        """Mark worker agents down when their heartbeats stop, ready when they resume."""
+        workers = [n for n in self._store.list("node") if is_worker_node(n, self.settings.peers)]
+        changes = self.dispatcher.node_updates(workers)
+        if changes:
+            now = time.time()
+            await self.write(
+                commands.batch(*(commands.set_node_status(n, now, state=s) for n, s in changes))
+            )
+            logger.info("%s: workers %s", self.name, ", ".join(f"{n} {s}" for n, s in changes))
 
     async def _orchestrate(self) -> None:
         """Services -> tasks -> nodes (`cluster.orchestrator`); one entry per command."""

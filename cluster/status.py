@@ -46,7 +46,10 @@ def collect(sup: Supervisor, desc: Description, timeout: float = 0.6) -> dict[st
                 strict=True,
             )
         )
-    availability = _availability(running, timeout)
+    store_nodes = _store_nodes(running, timeout)
+    availability = {
+        n.get("ID"): n.get("Spec", {}).get("Availability", "active") for n in store_nodes.values()
+    }
 
     leaders = [(st["term"], n) for n, st in raft.items() if st and st.get("role") == "leader"]
     term_leader = max(leaders) if leaders else None
@@ -110,17 +113,43 @@ def collect(sup: Supervisor, desc: Description, timeout: float = 0.6) -> dict[st
         "reachable": len(voting),
         "partition": desc.partition,
         "nodes": nodes,
+        "workers": _workers(sup, desc, store_nodes),
     }
 
 
-def _availability(running: list[Any], timeout: float) -> dict[str, str]:
-    """Node availability from the store, read locally on any running manager."""
+def _workers(sup: Supervisor, desc: Description, store_nodes: dict[str, Any]) -> list[Any]:
+    """The worker agents (kept apart from "nodes", which DESIGN.md fixes as managers).
+
+    ``state`` is the process's ("down", "paused") or, while it runs, what the
+    leader's dispatcher concluded from its heartbeats ("ready" / "down"), as
+    replicated in the store.
+    """
+    out = []
+    for m in desc.members:
+        if m.role != "worker":
+            continue
+        process = sup.process_state(m)
+        node = store_nodes.get(m.node_id, {})
+        observed = node.get("Status", {}).get("State", "unknown")
+        state = observed if process == "running" else process
+        out.append(
+            {
+                "name": m.name,
+                "id": m.node_id,
+                "role": "worker",
+                "state": state,
+                "availability": node.get("Spec", {}).get("Availability", "active"),
+                "api_url": m.api_url,
+                "pid": m.pid if process != "down" else None,
+            }
+        )
+    return out
+
+
+def _store_nodes(running: list[Any], timeout: float) -> dict[str, Any]:
+    """The node objects by ID, read locally (no barrier) on any running manager."""
     for m in running:
         nodes = _fetch(f"{m.api_url}/nodes?consistency=local", timeout)
         if isinstance(nodes, list):
-            return {
-                n.get("ID"): n.get("Spec", {}).get("Availability", "active")
-                for n in nodes
-                if isinstance(n, dict)
-            }
+            return {n.get("ID"): n for n in nodes if isinstance(n, dict)}
     return {}

@@ -96,8 +96,13 @@ class Supervisor:
         election_ticks: dict[str, int] | None = None,
         progress: Progress = lambda _: None,
         leader_timeout: float = 30.0,
+        workers: int | None = None,
     ) -> Description:
-        """Create and start a cluster, or restart an existing one on its data."""
+        """Create and start a cluster, or restart an existing one on its data.
+
+        Managers start first; worker agents once a leader has initialised
+        the swarm, since they join with its worker token.
+        """
         if self.cdir.exists():
             desc = self.cdir.load()
             running = [m for m in desc.members if self.process_state(m) != "down"]
@@ -112,23 +117,33 @@ class Supervisor:
                     f"{self.cdir.path} holds a cluster of {self._manager_count(desc)} managers; "
                     f"use another --dir, or `down --purge` first"
                 )
+            have = sum(1 for m in desc.members if m.role == "worker")
+            if workers is not None and workers != have:
+                raise ClusterError(
+                    f"{self.cdir.path} holds a cluster of {have} workers; "
+                    f"use another --dir, or `down --purge` first"
+                )
             for m in desc.members:
                 if election_ticks and m.name in election_ticks:
                     m.election_ticks = election_ticks[m.name]
             progress(f"restarting the cluster in {self.cdir.path} on its data")
             new = False
         else:
-            desc = self._create(managers or 3, base_port, timing or Timing(), election_ticks or {})
-            progress(f"created a cluster of {managers or 3} managers in {self.cdir.path}")
+            desc = self._create(
+                managers or 3, base_port, timing or Timing(), election_ticks or {}, workers or 0
+            )
+            extra = f" and {workers} workers" if workers else ""
+            progress(f"created a cluster of {managers or 3} managers{extra} in {self.cdir.path}")
             new = True
         self._check_ports(desc)
         started: list[Member] = []
         try:
             for m in desc.members:
-                self._write_config(desc, m)
-                self._start(m)
-                started.append(m)
-                progress(f"started {m.name} (pid {m.pid}, api {m.api_url})")
+                if m.role == "manager":
+                    self._write_config(desc, m)
+                    self._start(m)
+                    started.append(m)
+                    progress(f"started {m.name} (pid {m.pid}, api {m.api_url})")
             self.cdir.save(desc)
             leader = self.wait_for_leader(desc, leader_timeout, progress)
             if leader is None:
@@ -136,6 +151,13 @@ class Supervisor:
                     f"no leader was elected within {leader_timeout:g}s; "
                     f"see {self.cdir.path}/<node>/node.log"
                 )
+            for m in desc.members:
+                if m.role == "worker":
+                    self._write_config(desc, m)
+                    self._start(m)
+                    started.append(m)
+                    progress(f"started {m.name} (pid {m.pid}, status {m.api_url}/status)")
+            self.cdir.save(desc)
         except BaseException:
             # Nothing half-started: stop what this call started.
             self._stop(started)
@@ -184,10 +206,13 @@ class Supervisor:
         base_port: int | None,
         timing: Timing,
         election_ticks: dict[str, int],
+        workers: int = 0,
     ) -> Description:
         if not 1 <= managers <= 9:
             raise ClusterError("--managers must be between 1 and 9")
-        ports = _pick_ports(2 * managers, base_port)
+        if not 0 <= workers <= 20:
+            raise ClusterError("--workers must be between 0 and 20")
+        ports = _pick_ports(2 * managers + workers, base_port)
         desc = Description(cluster_id=new_id(), created=time.time(), timing=timing)
         for i in range(managers):
             name = f"manager{i + 1}"
@@ -201,8 +226,19 @@ class Supervisor:
                     election_ticks=election_ticks.get(name),
                 )
             )
+        for i in range(workers):
+            desc.members.append(
+                Member(
+                    name=f"worker{i + 1}",
+                    node_id=new_id(),
+                    role="worker",
+                    api_port=ports[2 * managers + i],
+                )
+            )
         kek = generate_kek(secrets.token_bytes)
         for m in desc.members:
+            if m.role != "manager":
+                continue
             keys = self.cdir.node_dir(m.name) / "keys"
             keys.mkdir(parents=True, exist_ok=True)
             path = keys / "kek"
@@ -215,13 +251,16 @@ class Supervisor:
     def _check_ports(self, desc: Description) -> None:
         for m in desc.members:
             for port in (m.raft_port, m.api_port):
-                if not _port_free(port):
+                if port and not _port_free(port):
                     raise ClusterError(
                         f"port {port} of {m.name} is in use by another program; "
                         "pick other ports with --base-port (new cluster) or free it"
                     )
 
     def _write_config(self, desc: Description, m: Member) -> None:
+        if m.role == "worker":
+            self._write_worker_config(desc, m)
+            return
         t = desc.timing
         peers = {
             p.name: {
@@ -252,12 +291,46 @@ class Supervisor:
         d.mkdir(parents=True, exist_ok=True)
         (d / "config.json").write_text(json.dumps(config, indent=2))
 
+    def _write_worker_config(self, desc: Description, m: Member) -> None:
+        """A worker's config: the managers' API URLs and the worker join token (0600)."""
+        d = self.cdir.node_dir(m.name)
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / "config.json"
+        token = None
+        with contextlib.suppress(OSError, ValueError):
+            token = json.loads(path.read_text()).get("join_token")
+        config = {
+            "name": m.name,
+            "node_id": m.node_id,
+            "data_dir": str(d),
+            "api_port": m.api_port,
+            "managers": {p.name: p.api_url for p in desc.members if p.role == "manager"},
+            "join_token": token or self._worker_token(desc),
+            "request_timeout": desc.timing.request_timeout,
+        }
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(config, indent=2))
+
+    def _worker_token(self, desc: Description) -> str:
+        """The swarm's worker join token (``docker swarm join-token worker``)."""
+        for m in desc.members:
+            if m.role != "manager" or self.process_state(m) != "running":
+                continue
+            with contextlib.suppress(Unreachable, ApiError):
+                cluster = request("GET", f"{m.api_url}/swarm", timeout=desc.timing.request_timeout)
+                token = (cluster or {}).get("JoinTokens", {}).get("Worker")
+                if token:
+                    return str(token)
+        raise ClusterError("no manager could give the worker join token (is there a leader?)")
+
     def _start(self, m: Member) -> None:
         d = self.cdir.node_dir(m.name)
+        module = "cluster.worker" if m.role == "worker" else "cluster.manager"
         log = (d / "node.log").open("ab")
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "cluster.manager", "--config", str(d / "config.json")],
+                [sys.executable, "-m", module, "--config", str(d / "config.json")],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -280,7 +353,7 @@ class Supervisor:
         said = False
         while time.monotonic() < deadline:
             for m in desc.members:
-                if self.process_state(m) != "running":
+                if m.role != "manager" or self.process_state(m) != "running":
                     continue
                 try:
                     st = request("GET", f"{m.api_url}/raft/status", timeout=0.5)
@@ -303,7 +376,7 @@ class Supervisor:
         """A member by name, node-ID prefix, or the word ``leader``."""
         if ref == "leader":
             for m in desc.members:
-                if self.process_state(m) != "running":
+                if m.role != "manager" or self.process_state(m) != "running":
                     continue
                 with contextlib.suppress(Unreachable, ApiError):
                     st = request("GET", f"{m.api_url}/raft/status", timeout=0.5)
@@ -395,6 +468,9 @@ class Supervisor:
         for m in desc.members:
             if m is survivor:
                 continue
+            if m.role != "manager":
+                m.pid = m.pid_start = None  # stopped above; `restart` brings it back
+                continue
             shutil.rmtree(self.cdir.node_dir(m.name) / "raft", ignore_errors=True)
             m.joiner = True
             m.pid = m.pid_start = None
@@ -414,11 +490,17 @@ class Supervisor:
         Managers named in no group form one more group together.
         """
         desc = self.cdir.load()
-        resolved = [[self.resolve(desc, ref).name for ref in g] for g in groups]
+        members = [[self.resolve(desc, ref) for ref in g] for g in groups]
+        workers = [m.name for g in members for m in g if m.role != "manager"]
+        if workers:
+            raise ClusterError(
+                f"partitions cut the managers' Raft network; {', '.join(workers)} is a worker"
+            )
+        resolved = [[m.name for m in g] for g in members]
         flat = [n for g in resolved for n in g]
         if len(flat) != len(set(flat)):
             raise ClusterError("a node appears in two groups")
-        rest = [m.name for m in desc.members if m.name not in flat]
+        rest = [m.name for m in desc.members if m.role == "manager" and m.name not in flat]
         if rest:
             resolved.append(rest)
         if len(resolved) < 2:
@@ -443,10 +525,11 @@ class Supervisor:
 
     def _apply_partition(self, desc: Description) -> None:
         group_of = {n: i for i, g in enumerate(desc.partition) for n in g}
-        for m in desc.members:
+        managers = [m for m in desc.members if m.role == "manager"]
+        for m in managers:
             others = [
                 p.name
-                for p in desc.members
+                for p in managers
                 if p.name != m.name and group_of.get(p.name) != group_of.get(m.name)
             ]
             cut = {"drop": True, "loss": 0.0, "delay": 0.0}

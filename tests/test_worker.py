@@ -1,0 +1,120 @@
+"""Worker agents without processes: the dispatcher's pure rules and the agent's secrets."""
+
+from __future__ import annotations
+
+import base64
+
+from cluster.dispatcher import (
+    Dispatcher,
+    assigned_tasks,
+    check_join_token,
+    is_worker_node,
+    liveness_changes,
+    secrets_to_deliver,
+)
+from cluster.worker import Worker, WorkerSettings
+
+
+def task(tid: str, node: str, state: str, desired: str = "running", secrets=()) -> dict:
+    refs = [{"SecretID": sid, "SecretName": name, "File": {"Name": name}} for sid, name in secrets]
+    return {
+        "ID": tid,
+        "NodeID": node,
+        "Status": {"State": state},
+        "DesiredState": desired,
+        "Spec": {"ContainerSpec": {"Image": "nginx", "Secrets": refs}},
+    }
+
+
+def node(nid: str, name: str, role: str = "worker", state: str = "ready") -> dict:
+    return {
+        "ID": nid,
+        "Spec": {"Role": role},
+        "Description": {"Hostname": name},
+        "Status": {"State": state},
+    }
+
+
+def test_join_token_must_be_the_worker_token() -> None:
+    cluster = {"JoinTokens": {"Worker": "SWMTKN-1-w", "Manager": "SWMTKN-1-m"}}
+    assert check_join_token(cluster, "SWMTKN-1-w")
+    assert not check_join_token(cluster, "SWMTKN-1-m")  # the manager token is not a worker's
+    assert not check_join_token(cluster, "")
+    assert not check_join_token(cluster, None)
+    assert not check_join_token(None, "SWMTKN-1-w")
+
+
+def test_assigned_tasks_are_this_nodes_live_ones() -> None:
+    tasks = [task("a", "n1", "running"), task("b", "n2", "running"), task("c", "n1", "shutdown")]
+    assert [t["ID"] for t in assigned_tasks(tasks, "n1")] == ["a"]
+
+
+def test_secrets_go_only_with_running_tasks_that_want_them() -> None:
+    tasks = [
+        task("a", "n1", "running", secrets=[("s1", "pw")]),
+        task("b", "n1", "starting", secrets=[("s1", "pw")]),
+        task("c", "n1", "running", desired="shutdown", secrets=[("s1", "pw")]),
+        task("d", "n1", "running"),
+    ]
+    assert secrets_to_deliver(tasks) == {"a": [("s1", "pw")]}
+
+
+def test_liveness_marks_silent_workers_down_and_heard_ones_ready() -> None:
+    workers = [node("w1", "worker1"), node("w2", "worker2", state="down"), node("w3", "worker3")]
+    changes = liveness_changes(workers, {"w1": 0.0, "w2": 9.0}, now=10.0, down_after=3.0)
+    assert changes == [("w1", "down"), ("w2", "ready"), ("w3", "down")]
+
+
+def test_a_new_leader_gives_workers_time_to_check_in() -> None:
+    now = [100.0]
+    d = Dispatcher(clock=lambda: now[0], down_after=3.0)
+    d.reset()
+    workers = [node("w1", "worker1")]
+    assert d.node_updates(workers) == []  # just became leader: no verdict yet
+    now[0] = 104.0
+    assert d.node_updates(workers) == [("w1", "down")]
+    session = d.open_session("w1")
+    assert d.node_updates([node("w1", "worker1", state="down")]) == [("w1", "ready")]
+    assert d.check_session("w1", session)
+    assert not d.check_session("w1", "nope")
+    assert not d.check_session("w2", session)
+
+
+def test_sessions_die_with_the_leadership() -> None:
+    d = Dispatcher(clock=lambda: 0.0)
+    s = d.open_session("w1")
+    d.heartbeat("w1", {"t1": ["pw"]})
+    assert d.secrets_held() == {"w1": {"t1": ["pw"]}}
+    d.reset()
+    assert not d.check_session("w1", s)
+    assert d.secrets_held() == {}
+
+
+def test_worker_nodes_are_not_manager_processes() -> None:
+    assert is_worker_node(node("w", "worker1"), ["manager1"])
+    assert not is_worker_node(node("m", "manager1", role="manager"), ["manager1"])
+    # A demoted manager process still has no worker agent: the dispatcher leaves it alone.
+    assert not is_worker_node(node("m", "manager2"), ["manager1", "manager2"])
+
+
+def _worker(tmp_path) -> Worker:
+    settings = WorkerSettings(
+        name="worker1",
+        node_id="w1",
+        data_dir=tmp_path,
+        api_port=0,
+        managers={"manager1": "http://127.0.0.1:1"},
+        join_token="SWMTKN-1-x",
+    )
+    return Worker(settings)
+
+
+def test_worker_holds_secrets_while_the_task_runs_and_drops_them_after(tmp_path) -> None:
+    w = _worker(tmp_path)
+    data = base64.b64encode(b"hunter2").decode()
+    running = [task("t1", "w1", "running", secrets=[("s1", "pw")])]
+    w.mount(running, {"t1": {"pw": data}})
+    assert w.secrets_held() == {"t1": ["pw"]}
+    assert "hunter2" not in repr(w.status())  # names only, never the data
+    w.mount([task("t1", "w1", "running", desired="shutdown")], {})
+    assert w.secrets_held() == {}
