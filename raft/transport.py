@@ -235,7 +235,9 @@ class TransportSettings:
     #: Reconnect delay doubles from `backoff_initial` up to `backoff_max`;
     #: the actual wait is drawn uniformly from [delay/2, delay] (jitter).
     backoff_initial: float = 0.05
-    backoff_max: float = 2.0
+    #: Short, because peers are on one machine and a restarted manager must
+    #: hear its leader again well within an election timeout.
+    backoff_max: float = 0.25
     read_chunk: int = 256 * 1024
 
 
@@ -587,6 +589,11 @@ class Transport:
                 reader, writer = await self._dial(peer)
             except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
                 failures += 1
+                # Whatever waits for a dead peer is stale by the time it returns
+                # (old votes, appends the leader will resend): drop it, and let
+                # the peer be greeted by what Raft sends next.
+                self.stats.dropped_write_failed += len(peer.outbox)
+                peer.outbox.clear()
                 log = self._log.info if failures == 1 else self._log.debug
                 log("%s: cannot reach %s at %s:%d: %s", self.node_id, peer.node_id, *peer.address,
                     exc or type(exc).__name__)  # fmt: skip
