@@ -356,17 +356,31 @@ class RealDriver:
         )
 
     def promote(self, node: str) -> None:
-        raise Unsupported(
-            "promote/demote: the manager does not turn a node's role change into a Raft "
-            "membership change (and cannot start new manager processes) yet"
-        )
+        """``docker node promote``: the leader then makes it a Raft voter (§4)."""
+        self._set_role(node, "manager")
 
-    demote = promote
+    def demote(self, node: str) -> None:
+        """``docker node demote``: the leader makes it a learner (no vote)."""
+        self._set_role(node, "worker")
+
+    def _set_role(self, node: str, role: str, timeout: float = 20.0) -> None:
+        n = self._api("GET", f"/nodes/{node}")
+        version = n["Version"]["Index"]
+        self._api("POST", f"/nodes/{n['ID']}/update?version={version}", {"Role": role})
+        # The store changes at once; Raft's configuration follows one server
+        # at a time (a promoted learner first catches up).  Wait for it.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for st in self.raft_status().values():
+                is_voter = node in st.get("voters", [])
+                if st.get("role") == "leader" and is_voter == (role == "manager"):
+                    return
+            time.sleep(0.1)
+        raise ClusterError(f"{node} did not become a {role} in Raft within {timeout:g}s")
 
     def force_new_cluster(self, node: str) -> None:
-        raise Unsupported(
-            "force_new_cluster: no manager flag or CLI verb (`up --force-new-cluster`) exists yet"
-        )
+        """``docker swarm init --force-new-cluster`` on the survivor ``node``."""
+        self.sup.force_new_cluster(node)
 
     def lock(self) -> None:
         raise Unsupported(

@@ -144,7 +144,9 @@ def _finish(run: Run, scn: Scenario, out: Path, live: list[CheckResult]) -> list
         s = broken[0]
         checks.append(CheckResult(f"step {s.number} ({s.action})", False, s.note))
     try:
-        run.model = read_model(out / "traces")
+        # The story ends with the last step, not with the shutdown after it.
+        until = run.end_t if run.end_t else None
+        run.model = read_model(out / "traces", until=until)
     except (TraceError, OSError) as e:
         checks.append(CheckResult("traces", False, f"cannot read the traces: {e}"))
         return checks + live

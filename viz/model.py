@@ -524,9 +524,15 @@ def _parse(raw: str) -> dict[str, Any] | None:
     return rec
 
 
-def read_model(directory: str | Path) -> TraceModel:
-    """`load` then `build`; the load warnings end up in ``model.warnings``."""
+def read_model(directory: str | Path, until: float | None = None) -> TraceModel:
+    """`load` then `build`; the load warnings end up in ``model.warnings``.
+
+    ``until`` (Unix seconds) leaves out later lines: a scenario's story ends
+    when its last step does, not when its cluster is shut down afterwards.
+    """
     records, warnings = load(directory)
+    if until is not None:
+        records = [r for r in records if float(r["t"]) <= until]
     if not records:
         raise TraceError(f"no trace lines under {directory}")
     model = build(records)
