@@ -657,9 +657,10 @@ class Transport:
             peer_id = hello.node_id
             writer.write(self._hello_frame)
             await writer.drain()
-            old = self._inbound.get(peer_id)
-            if old is not None:  # the peer redialled; its old connection is dead or dying
-                old.transport.abort()
+            # A peer that redials leaves its old connection to end by itself
+            # (EOF or error): aborting it could lose messages still in flight
+            # on it, and a stale address table elsewhere may make two dialers
+            # present the same id.
             self._inbound[peer_id] = writer
             self.stats.accepts += 1
             await self._read_messages(reader, peer_id)
