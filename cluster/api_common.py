@@ -93,6 +93,10 @@ async def read_json(request: web.Request, *, required: bool = True) -> dict[str,
         doc = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError:
         raise ApiError(400, "invalid JSON body: not UTF-8") from None
+    except RecursionError:
+        # json's decoder recurses once per level: a body of "[[[[..." within
+        # the size limit would otherwise be a 500.
+        raise ApiError(400, "invalid JSON body: nested too deeply") from None
     except ValueError as exc:
         where = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)

@@ -199,7 +199,7 @@ def parse_filters(request: web.Request, allowed: tuple[str, ...]) -> dict[str, l
         return {}
     try:
         doc = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         raise ApiError(400, "invalid filters: not a JSON object") from None
     if not isinstance(doc, dict):
         raise ApiError(400, "invalid filters: not a JSON object")

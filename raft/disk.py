@@ -226,8 +226,35 @@ def _encode_hard_state(hs: HardState) -> bytes:
     return msgpack.packb([hs.term, hs.vote, hs.commit])
 
 
+def _uint(value: Any) -> bool:
+    return type(value) is int and value >= 0  # not bool, not float
+
+
+def _names(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(n, str) for n in value)
+
+
+def _entry_ok(item: Any) -> bool:
+    """``[term, kind, data]`` with the types `Entry` needs (checked on replay)."""
+    return (
+        isinstance(item, list)
+        and len(item) == 3
+        and _uint(item[0])
+        and _uint(item[1])
+        and item[1] < len(_KINDS)
+        and isinstance(item[2], bytes)
+    )
+
+
+# A record with a valid checksum can still hold values of the wrong type (a
+# bug elsewhere, another format): the decoders check types, so that such a
+# file is reported as corrupt instead of crashing the node later.
+
+
 def _decode_hard_state(obj: Any) -> HardState:
     term, vote, commit = obj
+    if not (_uint(term) and _uint(commit) and (vote is None or isinstance(vote, str))):
+        raise ValueError("fields of the wrong type")
     return HardState(term=term, vote=vote, commit=commit)
 
 
@@ -238,6 +265,10 @@ def _encode_snapshot(snap: Snapshot) -> bytes:
 
 def _decode_snapshot(obj: Any) -> Snapshot:
     index, term, voters, learners, data = obj
+    if not (_uint(index) and _uint(term) and _names(voters) and _names(learners)):
+        raise ValueError("fields of the wrong type")
+    if not isinstance(data, bytes):
+        raise ValueError("data is not bytes")
     conf = ConfState(voters=tuple(voters), learners=tuple(learners))
     return Snapshot(meta=SnapshotMeta(index=index, term=term, conf=conf), data=data)
 
@@ -573,8 +604,10 @@ class DiskStorage:
             for offset, payload in records:
                 try:
                     rtype, first, body = msgpack.unpackb(payload)
-                    if rtype != _ENTRIES or first < 1:
-                        raise ValueError(f"record type {rtype}, first {first}, {len(body)} entries")
+                    if rtype != _ENTRIES or not _uint(first) or first < 1:
+                        raise ValueError(f"record type {rtype!r:.20}, first {first!r:.20}")
+                    if not (isinstance(body, list) and all(_entry_ok(x) for x in body)):
+                        raise ValueError("entries of the wrong shape or type")
                 except Exception as exc:
                     raise CorruptLogError(path, offset, f"undecodable record: {exc}") from exc
                 if run and run_first <= first <= run_first + len(run):
