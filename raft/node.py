@@ -15,7 +15,9 @@ core, the user's `StateMachine` and the trace, and runs four tasks in one
   1. persist: snapshot, hard state and entries go to storage, then one
      ``sync()`` (fsync) in a worker thread so the loop keeps receiving;
   2. send the batch's messages (persist before send: a vote or an append
-     acknowledgement never leaves before what it promises is durable);
+     acknowledgement never leaves before what it promises is durable; a
+     leader's AppendEntries go out before its fsync, which then overlaps
+     the followers' -- dissertation §10.2.1);
   3. apply committed entries to the state machine and resolve the clients
      waiting on them; serve linearizable reads whose index is applied;
   4. ``core.advance(rd)``; then take a snapshot if the core asks for one (§7).
@@ -603,12 +605,22 @@ class RaftNode:
         if rd.entries:
             storage.append(rd.entries)
             dirty = True
+        messages = rd.messages
+        if dirty and rd.snapshot is None:
+            # A leader's AppendEntries may leave before its own fsync (dissertation
+            # §10.2.1): they promise nothing about our disk, and the core counts our
+            # own log towards a majority only after `advance` (durable).  Votes and
+            # acknowledgements promise durable state: they wait for the fsync.
+            early = [m for m in messages if isinstance(m, AppendEntries)]
+            if early:
+                self._send_all(early)
+                messages = [m for m in messages if not isinstance(m, AppendEntries)]
         if dirty:
             await self._sync()
         for ev in rd.events:
             self._record(ev)
-        # 2. Send.
-        self._send_all(rd.messages)
+        # 2. Send (the rest: persist before send).
+        self._send_all(messages)
         # 3. Apply.
         if rd.snapshot is not None:
             self._restore(rd.snapshot)
