@@ -502,6 +502,50 @@ async def inspect_swarm(request: web.Request) -> web.Response:
     return reply(cluster)
 
 
+def _manager_call(request: web.Request, what: str) -> Any:
+    method = getattr(backend_of(request), what, None)
+    if method is None:
+        raise ApiError(501, f"this manager cannot {what.replace('_', ' ')}")
+    return method
+
+
+@routes.post("/swarm/unlock")
+async def unlock_swarm(request: web.Request) -> web.Response:
+    """``docker swarm unlock``: ``{"UnlockKey": "SWMKEY-1-..."}``; answered while locked."""
+    body = await read_json(request)
+    assert body is not None
+    key = body.get("UnlockKey")
+    if not isinstance(key, str) or set(body) - {"UnlockKey"}:
+        raise ApiError(400, 'expected {"UnlockKey": "SWMKEY-1-..."}')
+    await _manager_call(request, "unlock")(key)
+    return reply({})
+
+
+@routes.get("/swarm/unlockkey")
+async def swarm_unlock_key(request: web.Request) -> web.Response:
+    """``docker swarm unlock-key``: only a leader holding the key in memory can say it."""
+    return reply({"UnlockKey": _manager_call(request, "unlock_key")()})
+
+
+@routes.post("/swarm/update")
+async def update_swarm(request: web.Request) -> web.Response:
+    """``docker swarm update``: a cluster spec at ``version``; ``rotateManagerUnlockKey``.
+
+    Answers the cluster and, when autolock was turned on or the key rotated,
+    the new ``UnlockKey`` (shown once: no manager stores it).
+    """
+    version = query_version(request)
+    rotate = query_bool(request, "rotateManagerUnlockKey")
+    spec = await read_json(request)
+    assert spec is not None
+    enc = spec.get("EncryptionConfig", {})
+    if not isinstance(enc, dict) or not isinstance(enc.get("AutoLockManagers", False), bool):
+        raise ApiError(400, "EncryptionConfig.AutoLockManagers must be a boolean")
+    update = _manager_call(request, "update_swarm")
+    cluster, key = await bounded(backend_of(request), "swarm update", update(version, spec, rotate))
+    return reply({"Cluster": cluster, "UnlockKey": key})
+
+
 # -- dispatcher (worker agents; see cluster.dispatcher) ------------------------
 
 _LOOPBACK = ("127.0.0.1", "::1")

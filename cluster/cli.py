@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -71,8 +72,16 @@ def cmd_up(ctx: Context) -> int:
             raise ClusterError(f"--node-election-timeout wants NAME=MS, got {item!r}")
         overrides[name] = max(2, round(int(ms) / 1000 / timing.tick_interval))
     desc = ctx.sup.up(
-        a.managers, a.base_port, timing, overrides, progress=ctx.say, workers=a.workers
+        a.managers,
+        a.base_port,
+        timing,
+        overrides,
+        progress=ctx.say,
+        workers=a.workers,
+        autolock=a.autolock,
     )
+    if ctx.sup.unlock_key:
+        _show_unlock_key(ctx.sup.unlock_key)
     if a.detach:
         n_managers = sum(1 for m in desc.members if m.role == "manager")
         n_workers = len(desc.members) - n_managers
@@ -241,6 +250,126 @@ def cmd_swarm_init(ctx: Context) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- autolock
+
+
+def _show_unlock_key(key: str) -> None:
+    print(
+        "Swarm autolock is on. To unlock a swarm manager after it restarts, run\n"
+        "`python -m cluster swarm unlock` and give it this key:\n\n"
+        f"    {key}\n\n"
+        "Remember to store this key in a password manager: no manager keeps it on disk,\n"
+        "and without it a restarted manager cannot rejoin the swarm.",
+        flush=True,
+    )
+
+
+def _leader_url(ctx: Context) -> str:
+    return ctx.sup.resolve(ctx.cdir.load(), "leader").api_url
+
+
+def cmd_swarm_unlock(ctx: Context) -> int:
+    """Give the unlock key to one locked manager (--node) or to every locked one."""
+    from cluster.httpclient import request
+
+    desc = ctx.cdir.load()
+    if ctx.args.node:
+        targets = [ctx.sup.resolve(desc, ctx.args.node)]
+    else:
+        targets = []
+        for m in desc.members:
+            if m.role != "manager" or ctx.sup.process_state(m) != "running":
+                continue
+            # A manager just (re)started may take a moment to answer.
+            deadline = time.monotonic() + 3.0
+            while True:
+                try:
+                    if request("GET", f"{m.api_url}/raft/status", timeout=1.0).get("locked"):
+                        targets.append(m)
+                    break
+                except (Unreachable, ApiError):
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.1)
+        if not targets:
+            raise ClusterError("no manager is locked")
+    key = ctx.args.key
+    if key is None:
+        if sys.stdin.isatty():
+            import getpass
+
+            key = getpass.getpass("Enter unlock key: ")
+        else:
+            key = sys.stdin.readline()
+    key = key.strip()
+    if not key:
+        raise ClusterError("no unlock key given (--key, or on stdin)")
+    for m in targets:
+        deadline = time.monotonic() + 3.0
+        while True:
+            try:
+                request("POST", f"{m.api_url}/swarm/unlock", {"UnlockKey": key}, timeout=10.0)
+                break
+            except Unreachable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)  # just restarted: not listening yet
+        ctx.say(f"{m.name} unlocked")
+    return 0
+
+
+def cmd_swarm_unlock_key(ctx: Context) -> int:
+    from cluster.httpclient import request
+
+    url = _leader_url(ctx)
+    if ctx.args.rotate:
+        swarm = request("GET", f"{url}/swarm")
+        version = swarm["Version"]["Index"]
+        out = request(
+            "POST",
+            f"{url}/swarm/update?version={version}&rotateManagerUnlockKey=true",
+            swarm["Spec"],
+            timeout=10.0,
+        )
+        key = out["UnlockKey"]
+        if not ctx.args.quiet:
+            ctx.say("Successfully rotated manager unlock key.")
+    else:
+        key = request("GET", f"{url}/swarm/unlockkey")["UnlockKey"]
+    if ctx.args.quiet:
+        print(key)
+    else:
+        _show_unlock_key(key)
+    return 0
+
+
+def cmd_swarm_update(ctx: Context) -> int:
+    from cluster.httpclient import request
+
+    if ctx.args.autolock is None:
+        raise ClusterError("swarm update: nothing to change (try --autolock=true)")
+    url = _leader_url(ctx)
+    swarm = request("GET", f"{url}/swarm")
+    spec = swarm["Spec"]
+    spec["EncryptionConfig"] = {"AutoLockManagers": ctx.args.autolock == "true"}
+    out = request(
+        "POST", f"{url}/swarm/update?version={swarm['Version']['Index']}", spec, timeout=10.0
+    )
+    ctx.say("Swarm updated.")
+    if out.get("UnlockKey"):
+        _show_unlock_key(out["UnlockKey"])
+    return 0
+
+
+def cmd_swarm_join_token(ctx: Context) -> int:
+    from cluster.httpclient import request
+
+    swarm = request("GET", f"{_leader_url(ctx)}/swarm")
+    token = swarm["JoinTokens"]["Worker" if ctx.args.role == "worker" else "Manager"]
+    print(token)
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -268,6 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-node election timeout override (repeatable)",
     )
     up.add_argument("--no-fsync", action="store_true", help="unsafe: skip fsync (demos only)")
+    up.add_argument(
+        "--autolock",
+        action="store_true",
+        help="new cluster: lock managers on restart until given the unlock key (shown once)",
+    )
     up.set_defaults(func=cmd_up)
 
     down = sub.add_parser("down", help="stop every process of the cluster")
@@ -308,6 +442,20 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--force-new-cluster", action="store_true")
     init.add_argument("--node", help="the surviving manager to keep")
     init.set_defaults(func=cmd_swarm_init)
+    unlock = ssub.add_parser("unlock", help="unlock a manager locked by autolock")
+    unlock.add_argument("--node", help="the locked manager (default: every locked one)")
+    unlock.add_argument("--key", help="the unlock key (default: read from stdin)")
+    unlock.set_defaults(func=cmd_swarm_unlock)
+    ukey = ssub.add_parser("unlock-key", help="show (or --rotate) the unlock key")
+    ukey.add_argument("--rotate", action="store_true", help="make a new unlock key")
+    ukey.add_argument("-q", "--quiet", action="store_true", help="print the key only")
+    ukey.set_defaults(func=cmd_swarm_unlock_key)
+    update = ssub.add_parser("update", help="change swarm settings")
+    update.add_argument("--autolock", choices=("true", "false"), help="lock managers on restart")
+    update.set_defaults(func=cmd_swarm_update)
+    jt = ssub.add_parser("join-token", help="print a join token")
+    jt.add_argument("role", choices=("worker", "manager"))
+    jt.set_defaults(func=cmd_swarm_join_token)
 
     from cluster import bench, cli_docker
 

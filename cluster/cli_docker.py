@@ -99,9 +99,12 @@ class Api:
                 continue
             tried.append(m.name)
             try:
-                request("GET", f"{m.api_url}/raft/status", timeout=PROBE_TIMEOUT)
+                st = request("GET", f"{m.api_url}/raft/status", timeout=PROBE_TIMEOUT)
             except (Unreachable, ApiError):
                 self._tried.add(m.name)
+                continue
+            if isinstance(st, dict) and st.get("locked") and not self.pinned:
+                self._tried.add(m.name)  # autolock: it serves nothing until unlocked
                 continue
             self._member = m
             return m

@@ -112,6 +112,8 @@ class ManagerSettings:
     #: The voters of a brand-new cluster (None: every peer); [] for a manager
     #: that joins an existing one as a learner.
     voters: list[str] | None = None
+    #: Founding setting: the swarm starts with autolock on (`cluster.crypto`).
+    autolock: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -206,6 +208,11 @@ def decode_answer(answer: Any) -> Result:
 #: Remembered X-Request-IDs (each maps to the session sequence number it used).
 REQUEST_ID_MEMORY = 4096
 
+LOCKED_MESSAGE = (
+    "swarm is locked: this manager restarted with autolock on and needs the unlock key "
+    "(python -m cluster swarm unlock --node {name})"
+)
+
 
 class Manager:
     """The manager process's heart; implements `cluster.backend.Backend`."""
@@ -250,6 +257,14 @@ class Manager:
         #: The worker agents' sessions and heartbeats (`cluster.dispatcher`), on the leader.
         self.dispatcher = Dispatcher(time.monotonic)
         self._leading = False
+        #: Autolock: while locked the Raft node is not started (no vote, no
+        #: log, no quorum share) and the API answers 503 but for a few routes.
+        self.locked = False
+        self._unlocked = asyncio.Event()
+        self._unlocked.set()
+        self._unlock_lock = asyncio.Lock()
+        #: The unlock key, in memory only, when this manager was given it.
+        self._unlock_key: str | None = None
 
     # ------------------------------------------------------------ Backend
 
@@ -265,7 +280,12 @@ class Manager:
     def request_timeout(self) -> float:
         return self.settings.request_timeout
 
+    def _check_unlocked(self) -> None:
+        if self.locked:
+            raise UnavailableError(LOCKED_MESSAGE.format(name=self.name))
+
     async def write(self, command: bytes, *, request_id: str | None = None) -> Result:
+        self._check_unlocked()
         for attempt in range(2):
             client = await self._session()
             if request_id is not None and request_id in self._by_request:
@@ -331,6 +351,7 @@ class Manager:
             raise UnavailableError(f"this manager is stopping: {e}") from None
 
     async def read_barrier(self, timeout: float) -> None:
+        self._check_unlocked()
         try:
             await self.node.read_index(timeout=timeout)
         except NotLeader as e:
@@ -347,11 +368,27 @@ class Manager:
             raise UnavailableError(f"this manager is stopping: {e}") from None
 
     def data_key(self) -> crypto.DataKey:
+        self._check_unlocked()
         if self._dek is None:
             self._dek = self._unwrap_dek()
         return self._dek
 
     def raft_status(self) -> dict[str, Any]:
+        if self.locked:
+            return {
+                "name": self.name,
+                "node_id": self.settings.node_id,
+                "role": "locked",
+                "locked": True,
+                "term": 0,
+                "leader": None,
+                "commit_index": 0,
+                "applied_index": 0,
+                "last_log_index": 0,
+                "api_url": self.api_url,
+                "pid": os.getpid(),
+                "initialised": False,
+            }
         st = self.node.status()
         st["name"] = self.name
         st["node_id"] = self.settings.node_id
@@ -366,6 +403,7 @@ class Manager:
         return st
 
     async def transfer_leadership(self, target: str | None) -> str:
+        self._check_unlocked()
         if target is not None and target not in self.settings.peers:
             raise NotFound(f"node {target} not found")
         try:
@@ -424,7 +462,7 @@ class Manager:
         return {
             "Managers": len(st.get("voters", s.peers)),
             "Nodes": self._store.count("node"),
-            "LocalNodeState": "active",
+            "LocalNodeState": "locked" if self.locked else "active",
             "Raft": {
                 "HeartbeatTick": s.heartbeat_ticks,
                 "ElectionTick": s.election_ticks,
@@ -446,12 +484,152 @@ class Manager:
 
     def require_leader(self) -> None:
         """`NotLeaderError` (the API forwards) unless this manager leads now."""
+        self._check_unlocked()
         if not self.node.is_leader:
             raise self._not_leader(self.node.status().get("leader"))
 
     def _not_leader(self, leader: str | None) -> NotLeaderError:
         peer = self.settings.peers.get(leader) if leader else None
         return NotLeaderError(leader, peer.api_url if peer else None)
+
+    # ------------------------------------------------------------ autolock
+
+    @property
+    def _kek_file(self) -> Path:
+        return self.settings.data_dir / "keys" / "kek"
+
+    @property
+    def _fingerprint_file(self) -> Path:
+        """With autolock: the KEK's public ID (a hash), to check an unlock key against."""
+        return self.settings.data_dir / "keys" / "kek.fingerprint"
+
+    def open_keys(self, unlock_key: str | None) -> None:
+        """At start: a KEK file means no autolock; a fingerprint file means locked
+        unless ``unlock_key`` (from the supervisor, on stdin) matches it."""
+        if self._kek_file.exists() or not self._fingerprint_file.exists():
+            return  # the KEK is read from its file when first needed
+        if unlock_key is not None:
+            try:
+                self._accept_unlock_key(unlock_key)
+                return
+            except StoreError as e:
+                logger.error("%s: the unlock key given at start was refused: %s", self.name, e)
+        self.locked = True
+        self._unlocked.clear()
+        logger.warning("%s: swarm is locked; waiting for the unlock key", self.name)
+
+    def _accept_unlock_key(self, unlock_key: str) -> None:
+        """Check a key against the stored fingerprint (never the key) and keep it."""
+        try:
+            kek = crypto.kek_from_unlock_key(unlock_key)
+        except ValueError as e:
+            raise store_errors.InvalidArgument(str(e)) from None
+        try:
+            want = self._fingerprint_file.read_text().strip()
+        except FileNotFoundError:
+            raise FailedPrecondition("this manager has no unlock key fingerprint") from None
+        if kek.key_id != want:
+            raise store_errors.InvalidArgument(
+                "invalid key: this is not the unlock key of this manager"
+            )
+        self._kek, self._unlock_key = kek, unlock_key
+
+    async def unlock(self, unlock_key: str) -> None:
+        """``docker swarm unlock``: start the Raft node once the key matches."""
+        async with self._unlock_lock:  # two unlocks at once start one node
+            if not self.locked:
+                raise FailedPrecondition("swarm is not locked")
+            self._accept_unlock_key(unlock_key)
+            await self.node.start()
+            self.locked = False
+            self._follow_keys()  # unwrap the DEK from our own log before it moves on
+            self._unlocked.set()
+        logger.info("%s: unlocked", self.name)
+
+    def _follow_keys(self) -> None:
+        """Keep this manager's key files in step with the replicated keyring.
+
+        The wrapped DEK names the KEK that wrapped it (its public ID), and the
+        cluster spec says whether autolock is on.  Every manager: unwraps the
+        DEK into memory as soon as it can; with autolock it keeps only the
+        KEK's fingerprint on disk (so a rotated key is what it asks for after
+        a restart); without autolock it keeps the KEK itself, when it has it.
+        """
+        entry = self._store.active_data_key()
+        cluster = self._store.cluster()
+        if entry is None or cluster is None:
+            return
+        _, kek_id = crypto.wrapped_key_ids(entry["Wrapped"])
+        if self._dek is None and self._kek is not None and self._kek.key_id == kek_id:
+            with contextlib.suppress(crypto.DecryptionError):
+                self._dek = crypto.unwrap_dek(entry["Wrapped"], self._kek)
+        autolock = cluster["Spec"].get("EncryptionConfig", {}).get("AutoLockManagers", False)
+        try:
+            if autolock:
+                if self._kek is None and self._kek_file.exists():
+                    self._kek = self._load_kek()
+                _write_private(self._fingerprint_file, kek_id.encode())
+                self._kek_file.unlink(missing_ok=True)
+            elif self._kek is not None and self._kek.key_id == kek_id:
+                _write_private(self._kek_file, self._kek.secret_bytes())
+                self._fingerprint_file.unlink(missing_ok=True)
+        except OSError as e:
+            logger.error("%s: cannot update the key files: %s", self.name, e)
+
+    def unlock_key(self) -> str:
+        """The current unlock key, if this manager holds it in memory."""
+        self.require_leader()
+        entry = self._store.active_data_key()
+        current = crypto.wrapped_key_ids(entry["Wrapped"])[1] if entry else None
+        if self._unlock_key is None or self._kek is None or self._kek.key_id != current:
+            raise FailedPrecondition(
+                f"the leader ({self.name}) does not hold the current unlock key in memory; "
+                "make a new one with: swarm unlock-key --rotate"
+            )
+        return self._unlock_key
+
+    async def update_swarm(
+        self, version: int, spec: dict[str, Any], rotate_unlock_key: bool
+    ) -> tuple[dict[str, Any], str | None]:
+        """``docker swarm update`` (autolock on/off) and ``unlock-key --rotate``.
+
+        Turning autolock on or rotating the key only rewraps the DEK under
+        the KEK derived from a new unlock key (`crypto.rewrap_dek`'s job,
+        done from the DEK in memory); the new wrapping, which names the new
+        KEK's fingerprint, replicates with the spec in one entry.  Turning it
+        off keeps the wrapping: each manager that holds the KEK writes it to
+        its disk again.  Returns the cluster and the new key, if one was made.
+        """
+        self.require_leader()
+        cluster = self._store.cluster()
+        if cluster is None:
+            raise UnavailableError("the swarm is not initialised yet")
+        had = cluster["Spec"].get("EncryptionConfig", {}).get("AutoLockManagers", False)
+        enc = spec.get("EncryptionConfig")
+        want = bool(enc.get("AutoLockManagers", False)) if isinstance(enc, dict) else had
+        spec = {**cluster["Spec"], **spec, "EncryptionConfig": {"AutoLockManagers": want}}
+        now = time.time()
+        parts = [commands.update_cluster(version, now, spec=spec)]
+        new_key = kek = None
+        if rotate_unlock_key and not want:
+            raise FailedPrecondition("autolock is not enabled: there is no unlock key to rotate")
+        if want and (rotate_unlock_key or not had):
+            new_key = crypto.generate_unlock_key()
+            kek = crypto.kek_from_unlock_key(new_key)
+            parts.append(commands.put_data_key(crypto.wrap_dek(self.data_key(), kek), now))
+        elif had and not want:
+            entry = self._store.active_data_key()
+            current = crypto.wrapped_key_ids(entry["Wrapped"])[1] if entry else None
+            if self._kek is None or self._kek.key_id != current:
+                raise FailedPrecondition(
+                    f"the leader ({self.name}) does not hold the current unlock key; "
+                    "rotate it first (swarm unlock-key --rotate), then turn autolock off"
+                )
+        result = await self.write(commands.batch(*parts))
+        value = result.unwrap()
+        if new_key is not None:
+            self._kek, self._unlock_key = kek, new_key
+        return value[0], new_key
 
     def _load_kek(self) -> crypto.KeyEncryptionKey:
         path = self.settings.data_dir / "keys" / "kek"
@@ -466,7 +644,13 @@ class Manager:
         entry = self._store.active_data_key()
         if entry is None:
             raise UnavailableError("the swarm is not initialised yet (no data key)")
-        return crypto.unwrap_dek(entry["Wrapped"], self._kek)
+        try:
+            return crypto.unwrap_dek(entry["Wrapped"], self._kek)
+        except crypto.DecryptionError:
+            raise UnavailableError(
+                "this manager cannot unwrap the data key (its key-encryption key is not "
+                "the current one); restart and unlock it with the current unlock key"
+            ) from None
 
     def reload_faults(self) -> None:
         """SIGHUP: the supervisor rewrote ``faults.json`` (partition / heal)."""
@@ -480,9 +664,11 @@ class Manager:
         logger.info("%s: network fault rules reloaded", self.name)
 
     async def run_duties(self) -> None:
-        """The leader's control loop; idle on followers."""
+        """The leader's control loop; on followers only the keys are followed."""
+        await self._unlocked.wait()
         while True:
             await asyncio.sleep(DUTY_INTERVAL)
+            self._follow_keys()
             if not self.node.is_leader:
                 self._client_id = None  # a new leadership opens a new session
                 self._leading = False
@@ -498,6 +684,11 @@ class Manager:
                 await self._orchestrate()
             except (NotLeaderError, NoQuorumError, UnavailableError) as e:
                 logger.debug("%s: leader duty deferred: %s", self.name, e)
+
+    async def wait_stopped(self) -> None:
+        """Until the Raft node stops (after an unlock, if locked at start)."""
+        await self._unlocked.wait()
+        await self.node.wait_stopped()
 
     async def _reconcile_members(self) -> None:
         """Make Raft's voters follow the managers in the store (dissertation §4).
@@ -555,6 +746,7 @@ class Manager:
         """Play the containers of the tasks assigned to this node (`cluster.agent`)."""
         import aiohttp
 
+        await self._unlocked.wait()
         async with aiohttp.ClientSession() as http:
             while True:
                 await asyncio.sleep(DUTY_INTERVAL)
@@ -583,9 +775,15 @@ class Manager:
         body = {"State": r.state, "Message": r.message}
         if r.err:
             body["Err"] = r.err
-        timeout = self.request_timeout
-        async with asyncio.timeout(timeout):
-            await http.post(f"{url}/tasks/{r.task_id}/status", json=body)
+        import aiohttp
+
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                async with http.post(f"{url}/tasks/{r.task_id}/status", json=body):
+                    pass
+        except (aiohttp.ClientError, TimeoutError) as e:
+            # The leader we knew of just died or moved: try again next round.
+            raise UnavailableError(f"the leader did not take the report: {e}") from None
 
     def _mount_secrets(self, tasks: list[dict[str, Any]]) -> None:
         """Decrypt the secrets of this node's running tasks into memory; drop the rest."""
@@ -626,7 +824,10 @@ class Manager:
                 now,
                 worker_token=commands.new_join_token(self._rng),
                 manager_token=commands.new_join_token(self._rng),
-                spec={"Raft": self._raft_spec()},
+                spec={
+                    "Raft": self._raft_spec(),
+                    "EncryptionConfig": {"AutoLockManagers": self.settings.autolock},
+                },
             ),
             commands.put_data_key(crypto.wrap_dek(dek, self._kek), now),
         ]
@@ -689,8 +890,29 @@ class Manager:
             await self.write(commands.batch(*updates))
 
 
-async def serve(settings: ManagerSettings) -> int:
-    """Run one manager until SIGTERM/SIGINT; returns the exit status."""
+def _write_private(path: Path, data: bytes) -> None:
+    """Replace a small key file atomically, readable by its owner only."""
+    try:
+        if path.read_bytes() == data:
+            return
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+async def serve(settings: ManagerSettings, unlock_key: str | None = None) -> int:
+    """Run one manager until SIGTERM/SIGINT; returns the exit status.
+
+    ``unlock_key``: given by the supervisor on our stdin at a cluster's first
+    start with autolock; without it an autolocked manager starts locked.
+    """
     from cluster.api import run_api  # aiohttp is only needed by a serving manager
 
     loop = asyncio.get_running_loop()
@@ -699,11 +921,14 @@ async def serve(settings: ManagerSettings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, manager.reload_faults)
-    await manager.node.start()
+    manager.open_keys(unlock_key)
+    if not manager.locked:
+        await manager.node.start()
     runner = await run_api(manager, settings.api_host, settings.api_port)
     info = {
         "pid": os.getpid(),
         "name": settings.name,
+        "locked": manager.locked,
         "raft_port": manager.node.raft_port,
         "api_url": manager.api_url,
         "started": time.time(),
@@ -711,12 +936,18 @@ async def serve(settings: ManagerSettings) -> int:
     path = settings.data_dir / "manager.json"
     path.with_suffix(".tmp").write_text(json.dumps(info))
     os.replace(path.with_suffix(".tmp"), path)
-    logger.info("%s: serving %s, raft port %d", settings.name, manager.api_url, info["raft_port"])
+    logger.info(
+        "%s: serving %s, raft port %d%s",
+        settings.name,
+        manager.api_url,
+        info["raft_port"],
+        " (locked)" if manager.locked else "",
+    )
     status = 0
     async with asyncio.TaskGroup() as tg:
         duties = tg.create_task(manager.run_duties())
         agent_task = tg.create_task(manager.run_agent())
-        stopped = tg.create_task(manager.node.wait_stopped())
+        stopped = tg.create_task(manager.wait_stopped())
         waiter = tg.create_task(stop.wait())
         await asyncio.wait({stopped, waiter}, return_when=asyncio.FIRST_COMPLETED)
         for t in (duties, agent_task, stopped, waiter):
@@ -752,8 +983,15 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level,
         format=f"%(asctime)s {settings.name} %(levelname)s %(message)s",
     )
+    unlock_key = None
+    if settings.autolock or (settings.data_dir / "keys" / "kek.fingerprint").exists():
+        # The supervisor writes the unlock key on our stdin and closes it (or
+        # gives us /dev/null); the key never touches a disk.
+        with contextlib.suppress(OSError, ValueError):
+            if not sys.stdin.isatty():
+                unlock_key = sys.stdin.readline().strip() or None
     try:
-        return asyncio.run(serve(settings))
+        return asyncio.run(serve(settings, unlock_key))
     except KeyboardInterrupt:
         return 0
     except OSError as e:  # a port in use, a data directory held by another process

@@ -46,7 +46,9 @@ def collect(sup: Supervisor, desc: Description, timeout: float = 0.6) -> dict[st
                 strict=True,
             )
         )
-    store_nodes = _store_nodes(running, timeout)
+    # A locked manager's store is empty until it is unlocked: ask another.
+    unlocked = [m for m in running if not (raft.get(m.name) or {}).get("locked")]
+    store_nodes = _store_nodes(unlocked, timeout)
     availability = {
         n.get("ID"): n.get("Spec", {}).get("Availability", "active") for n in store_nodes.values()
     }

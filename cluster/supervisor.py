@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.commands import new_id
-from cluster.crypto import generate_kek
+from cluster.crypto import generate_kek, generate_unlock_key, kek_from_unlock_key
 from cluster.httpclient import ApiError, Unreachable, request
 from cluster.layout import ClusterDir, ClusterError, Description, Member, Timing
 
@@ -57,6 +57,11 @@ class Supervisor:
 
     def __init__(self, cdir: ClusterDir) -> None:
         self.cdir = cdir
+        #: With ``up(autolock=True)`` on a new cluster: the unlock key, held in
+        #: memory only, handed to each manager on its stdin at its first start
+        #: and shown once to the user.
+        self.unlock_key: str | None = None
+        self._start_key: str | None = None
 
     # ------------------------------------------------------------ process state
 
@@ -97,6 +102,7 @@ class Supervisor:
         progress: Progress = lambda _: None,
         leader_timeout: float = 30.0,
         workers: int | None = None,
+        autolock: bool = False,
     ) -> Description:
         """Create and start a cluster, or restart an existing one on its data.
 
@@ -130,13 +136,19 @@ class Supervisor:
             new = False
         else:
             desc = self._create(
-                managers or 3, base_port, timing or Timing(), election_ticks or {}, workers or 0
+                managers or 3,
+                base_port,
+                timing or Timing(),
+                election_ticks or {},
+                workers or 0,
+                autolock,
             )
             extra = f" and {workers} workers" if workers else ""
             progress(f"created a cluster of {managers or 3} managers{extra} in {self.cdir.path}")
             new = True
         self._check_ports(desc)
         started: list[Member] = []
+        self._start_key = self.unlock_key if new else None
         try:
             for m in desc.members:
                 if m.role == "manager":
@@ -145,7 +157,17 @@ class Supervisor:
                     started.append(m)
                     progress(f"started {m.name} (pid {m.pid}, api {m.api_url})")
             self.cdir.save(desc)
-            leader = self.wait_for_leader(desc, leader_timeout, progress)
+            locked = [m.name for m in desc.members if self.starts_locked(m)]
+            if locked and not self._start_key:
+                progress(
+                    f"autolock: {', '.join(locked)} started locked; unlock with "
+                    "`python -m cluster swarm unlock` (the unlock key on stdin)"
+                )
+            unlocked = self._manager_count(desc) - len(locked)
+            if not self._start_key and unlocked < self._manager_count(desc) // 2 + 1:
+                leader = "(locked)"  # no majority can run until unlocked
+            else:
+                leader = self.wait_for_leader(desc, leader_timeout, progress)
             if leader is None:
                 raise ClusterError(
                     f"no leader was elected within {leader_timeout:g}s; "
@@ -158,7 +180,9 @@ class Supervisor:
                     started.append(m)
                     progress(f"started {m.name} (pid {m.pid}, status {m.api_url}/status)")
             self.cdir.save(desc)
+            self._start_key = None
         except BaseException:
+            self._start_key = None
             # Nothing half-started: stop what this call started.
             self._stop(started)
             self.cdir.save(desc)
@@ -207,6 +231,7 @@ class Supervisor:
         timing: Timing,
         election_ticks: dict[str, int],
         workers: int = 0,
+        autolock: bool = False,
     ) -> Description:
         if not 1 <= managers <= 9:
             raise ClusterError("--managers must be between 1 and 9")
@@ -236,15 +261,21 @@ class Supervisor:
                 )
             )
         kek = generate_kek(secrets.token_bytes)
+        if autolock:
+            # The KEK is derived from the unlock key and never stored: each
+            # manager keeps only its fingerprint, to check a key it is given.
+            self.unlock_key = generate_unlock_key(secrets.token_bytes)
+            kek = kek_from_unlock_key(self.unlock_key)
+            desc.autolock = True
         for m in desc.members:
             if m.role != "manager":
                 continue
             keys = self.cdir.node_dir(m.name) / "keys"
             keys.mkdir(parents=True, exist_ok=True)
-            path = keys / "kek"
+            path = keys / ("kek.fingerprint" if autolock else "kek")
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as f:
-                f.write(kek.secret_bytes())
+                f.write(kek.key_id.encode() if autolock else kek.secret_bytes())
         self.cdir.save(desc)
         return desc
 
@@ -284,12 +315,22 @@ class Supervisor:
             "snapshot_entries": t.snapshot_entries,
             "request_timeout": t.request_timeout,
             "fsync": t.fsync,
+            "autolock": desc.autolock,
         }
         if m.joiner:
             config["voters"] = []
         d = self.cdir.node_dir(m.name)
         d.mkdir(parents=True, exist_ok=True)
         (d / "config.json").write_text(json.dumps(config, indent=2))
+
+    def starts_locked(self, m: Member) -> bool:
+        """Will this manager start locked?  (Autolock: a fingerprint, no KEK file.)"""
+        keys = self.cdir.node_dir(m.name) / "keys"
+        return (
+            m.role == "manager"
+            and (keys / "kek.fingerprint").exists()
+            and not (keys / "kek").exists()
+        )
 
     def _write_worker_config(self, desc: Description, m: Member) -> None:
         """A worker's config: the managers' API URLs and the worker join token (0600)."""
@@ -327,11 +368,14 @@ class Supervisor:
     def _start(self, m: Member) -> None:
         d = self.cdir.node_dir(m.name)
         module = "cluster.worker" if m.role == "worker" else "cluster.manager"
+        # An autolocked manager's first start gets the unlock key on its stdin
+        # (never on its command line, environment or disk); later starts none.
+        key = self._start_key if m.role == "manager" and self.starts_locked(m) else None
         log = (d / "node.log").open("ab")
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-m", module, "--config", str(d / "config.json")],
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE if key else subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
                 # Its own session: Ctrl-C in the user's terminal reaches the CLI,
@@ -340,6 +384,10 @@ class Supervisor:
             )
         finally:
             log.close()
+        if key and proc.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.write(key.encode() + b"\n")
+            proc.stdin.close()
         st = _proc_stat(proc.pid)
         m.pid, m.pid_start = proc.pid, st[1] if st else None
 

@@ -1,0 +1,92 @@
+"""Autolock without processes: a locked manager's gate, its key files, the key check."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from cluster import crypto
+from cluster.backend import UnavailableError
+from cluster.errors import InvalidArgument
+from cluster.manager import Manager, ManagerSettings, Peer
+
+
+def _manager(tmp_path: Path) -> Manager:
+    settings = ManagerSettings(
+        name="manager1",
+        node_id="n1",
+        cluster_id="c1",
+        data_dir=tmp_path / "manager1",
+        api_port=0,
+        peers={"manager1": Peer("n1", ("127.0.0.1", 0), "http://127.0.0.1:0")},
+        autolock=True,
+    )
+    return Manager(settings)
+
+
+def _fingerprint(tmp_path: Path, key: str) -> None:
+    keys = tmp_path / "manager1" / "keys"
+    keys.mkdir(parents=True)
+    (keys / "kek.fingerprint").write_text(crypto.kek_from_unlock_key(key).key_id)
+
+
+def test_a_manager_with_only_a_fingerprint_starts_locked(tmp_path: Path) -> None:
+    async def run() -> None:
+        key = crypto.generate_unlock_key()
+        _fingerprint(tmp_path, key)
+        m = _manager(tmp_path)
+        m.open_keys(None)
+        assert m.locked
+        st = m.raft_status()
+        assert st["role"] == "locked" and st["locked"] is True
+        assert m.info()["LocalNodeState"] == "locked"
+        with pytest.raises(UnavailableError, match="swarm is locked"):
+            await m.write(b"")
+        with pytest.raises(UnavailableError, match="swarm is locked"):
+            m.data_key()
+        with pytest.raises(UnavailableError, match="swarm is locked"):
+            m.require_leader()
+
+    asyncio.run(run())
+
+
+def test_the_key_is_checked_against_the_fingerprint_never_stored(tmp_path: Path) -> None:
+    async def run() -> None:
+        key = crypto.generate_unlock_key()
+        _fingerprint(tmp_path, key)
+        m = _manager(tmp_path)
+        m.open_keys(None)
+        with pytest.raises(InvalidArgument, match="invalid key"):
+            m._accept_unlock_key(crypto.generate_unlock_key())
+        with pytest.raises(InvalidArgument, match="invalid unlock key"):
+            m._accept_unlock_key("not-a-key")
+        assert m.locked
+        m._accept_unlock_key(key)
+        files = [p for p in (tmp_path / "manager1").rglob("*") if p.is_file()]
+        on_disk = b"".join(p.read_bytes() for p in files)
+        assert key.encode() not in on_disk
+        assert crypto.kek_from_unlock_key(key).secret_bytes() not in on_disk
+
+    asyncio.run(run())
+
+
+def test_the_right_key_at_start_unlocks(tmp_path: Path) -> None:
+    key = crypto.generate_unlock_key()
+    _fingerprint(tmp_path, key)
+    m = _manager(tmp_path)
+    m.open_keys(key)
+    assert not m.locked
+    m2 = _manager(tmp_path)
+    m2.open_keys(crypto.generate_unlock_key())  # a wrong key at start: locked, not dead
+    assert m2.locked
+
+
+def test_a_kek_file_means_no_autolock(tmp_path: Path) -> None:
+    keys = tmp_path / "manager1" / "keys"
+    keys.mkdir(parents=True)
+    (keys / "kek").write_bytes(crypto.generate_kek().secret_bytes())
+    m = _manager(tmp_path)
+    m.open_keys(None)
+    assert not m.locked
