@@ -208,19 +208,19 @@ class SimDriver:
             raise RuntimeError(f"{op.value} {self.tracer.name(sid)} did not commit within 5 s")
 
     def promote(self, node: str) -> None:
-        """Add ``node`` as a learner, let it catch up, then make it a voter (§4.2.1)."""
+        """Make ``node`` a voter (§4.2.1): a learner is promoted once caught up; a
+        server outside the configuration first joins as a learner."""
         sid = self._id(node)
         if node not in self.names:
             self.names.append(node)
-        self._change(ConfChangeOp.ADD_LEARNER, sid)
+        if sid not in self.sim.members():
+            self._change(ConfChangeOp.ADD_LEARNER, sid)
         self._change(ConfChangeOp.PROMOTE, sid)
 
     def demote(self, node: str) -> None:
-        """Take ``node`` out of the voters, then out of the cluster, and stop it."""
-        sid = self._id(node)
-        self._change(ConfChangeOp.DEMOTE, sid)
-        self._change(ConfChangeOp.REMOVE, sid)
-        self.tracer.kill(sid)
+        """Make ``node`` a learner: it keeps receiving the log but no longer
+        votes or counts towards a majority (as ``docker node demote`` does here)."""
+        self._change(ConfChangeOp.DEMOTE, self._id(node))
 
     def force_new_cluster(self, node: str) -> None:
         sid = self._id(node)
