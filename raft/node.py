@@ -591,6 +591,7 @@ class RaftNode:
         core, storage = self._core, self._storage
         assert core is not None and storage is not None
         # 1. Persist (§5.2, §5.3: durable before anyone hears of it).
+        durable_hs = self._written_hs  # what earlier batches' fsyncs made durable
         dirty = False
         if rd.snapshot is not None:
             storage.install_snapshot(rd.snapshot)  # replaces the whole log (Figure 13)
@@ -606,7 +607,13 @@ class RaftNode:
             storage.append(rd.entries)
             dirty = True
         messages = rd.messages
-        if dirty and rd.snapshot is None:
+        # Only if this batch does not change our term or vote: a lone voter that
+        # campaigns and wins in one batch must not announce a term it could
+        # forget in a crash, or a restart could lead that term a second time.
+        same_term = rd.hard_state is None or (
+            (rd.hard_state.term, rd.hard_state.vote) == (durable_hs.term, durable_hs.vote)
+        )
+        if dirty and rd.snapshot is None and same_term:
             # A leader's AppendEntries may leave before its own fsync (dissertation
             # §10.2.1): they promise nothing about our disk, and the core counts our
             # own log towards a majority only after `advance` (durable).  Votes and
