@@ -4,6 +4,10 @@
     python -m scenarios run leader-kill [--out DIR] [--seed N] [--simulated] [--keep]
     python -m scenarios run my-scenario.toml
     python -m scenarios run all --out notes/
+    python -m scenarios run jepsen [--duration S] [--seed N] [--clients K]
+
+``jepsen`` is not a TOML file: it dispatches to `scenarios.jepsen`.  ``run
+all`` runs the TOML built-ins only; run ``jepsen`` by name.
 
 Exit status 0 only when every expectation of every scenario run held.
 Progress goes to stderr, one line per step; errors are one line.
@@ -51,13 +55,25 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument(
         "--keep", action="store_true", help="keep the cluster's data in OUT/NAME/cluster"
     )
+    r.add_argument(
+        "--unsafe-commit-rule",
+        action="store_true",
+        help="figure-8 only: TEACHING DEMO with a planted bug (commit by counting old-term replicas)",
+    )
+    r.add_argument("--duration", type=float, default=30.0, help="jepsen: seconds of load")
+    r.add_argument("--clients", type=int, default=5, help="jepsen: concurrent clients")
     args = p.parse_args(argv)
     try:
         if args.cmd == "list":
             for name, path in builtins().items():
                 scn = load(path)
                 print(f"{name:22} {scn.title}")
+            from scenarios.jepsen import TITLE
+
+            print(f"{'jepsen':22} {TITLE}")
             return 0
+        if args.target == "jepsen":
+            return _run_jepsen(args)
         scenarios = _resolve(args.target)
         from scenarios.report import write_index
         from scenarios.runner import run_scenario
@@ -72,8 +88,11 @@ def main(argv: list[str] | None = None) -> int:
                     simulated=args.simulated,
                     keep=args.keep,
                     progress=_say,
+                    unsafe_commit_rule=args.unsafe_commit_rule,
                 )
             )
+        if args.target == "all":
+            _say("(jepsen is not part of `run all`: run it by name)")
         if args.target == "all" or len(outcomes) > 1:
             index = write_index(args.out, outcomes)
             _say(f"index: {index}")
@@ -86,6 +105,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _run_jepsen(args: argparse.Namespace) -> int:
+    from scenarios.jepsen import Settings, run_jepsen
+
+    if args.duration <= 0 or args.clients < 1:
+        raise ScenarioError("jepsen needs --duration > 0 and --clients >= 1")
+    settings = Settings(
+        duration=args.duration, clients=args.clients, seed=args.seed, keep=args.keep
+    )
+    return 0 if run_jepsen(settings, args.out, progress=_say).passed else 1
 
 
 if __name__ == "__main__":

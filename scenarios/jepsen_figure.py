@@ -1,0 +1,174 @@
+"""The Jepsen test's figure: every operation over time, and its latency.
+
+Data first, drawing second: `figure_model` turns records and fault lines
+into plain rows and windows (tested without a figure); `draw_operations`
+and `draw_latency` only draw them on an ``ax``; `render` makes the two-panel
+figure and saves it as PNG and SVG.
+
+Top panel: one row per client, one bar per operation from invocation to
+answer (an unknown outcome to the moment the client gave up).  Ok is green,
+fail red with ``////``, unknown amber with ``xx`` -- the hatches and the
+end markers keep it readable in grayscale.  Fault windows are shaded across
+both panels.  Bottom panel: latency of each operation on a log axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from scenarios.jepsen_history import Record
+from scenarios.jepsen_nemesis import Interval, fault_intervals
+from scenarios.linearizability import Status
+
+__all__ = ["FigureModel", "OpBar", "draw_latency", "draw_operations", "figure_model", "render"]
+
+#: status -> (colour, hatch, end marker, legend label)
+STYLE = {
+    Status.OK: ("#2ca02c", "", "o", "ok"),
+    Status.FAIL: ("#d62728", "////", "x", "fail (no effect)"),
+    Status.INFO: ("#ff9f1c", "xx", "^", "unknown (may take effect)"),
+}
+#: fault kind -> (colour, hatch)
+FAULT_STYLE = {
+    "partition": ("#1f77b4", "\\\\"),
+    "kill": ("#7f7f7f", ".."),
+    "pause": ("#9467bd", "--"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OpBar:
+    client: int
+    start: float  # seconds since the run's start
+    length: float
+    status: Status
+    op: str
+
+
+@dataclass(frozen=True, slots=True)
+class FigureModel:
+    bars: tuple[OpBar, ...]
+    faults: tuple[Interval, ...]  # times relative to the start
+    clients: tuple[int, ...]
+    end: float
+
+
+def figure_model(
+    records: Sequence[Record], fault_lines: Iterable[dict[str, Any]], t0: float, t_end: float
+) -> FigureModel:
+    """Rows and windows relative to ``t0``; a zero-length operation still shows."""
+    bars = tuple(
+        OpBar(r.client, r.invoke - t0, max(r.end - r.invoke, 1e-4), r.status, r.op) for r in records
+    )
+    faults = tuple(
+        Interval(i.start - t0, i.end - t0, i.kind, i.label)
+        for i in fault_intervals(list(fault_lines), t_end)
+        if i.end >= t0
+    )
+    clients = tuple(sorted({r.client for r in records}))
+    return FigureModel(bars, faults, clients, t_end - t0)
+
+
+def _shade(ax: Axes, model: FigureModel, labels: bool) -> None:
+    """Fault windows across the panel; with ``labels``, named above it (two staggered rows)."""
+    for n, f in enumerate(model.faults):
+        colour, hatch = FAULT_STYLE.get(f.kind, ("#bbbbbb", ""))
+        ax.axvspan(
+            max(f.start, 0.0), f.end, facecolor=colour, alpha=0.12, hatch=hatch,
+            edgecolor=colour, linewidth=0,
+        )  # fmt: skip
+        if labels:
+            ax.annotate(
+                f.label, xy=(max(f.start, 0.0), 1.0), xycoords=("data", "axes fraction"),
+                xytext=(1, 2 + 9 * (n % 2)), textcoords="offset points", fontsize=6.5,
+                color=colour, va="bottom", ha="left", annotation_clip=False,
+            )  # fmt: skip
+
+
+def draw_operations(ax: Axes, model: FigureModel) -> None:
+    """One row per client, one bar per operation, coloured by outcome."""
+    _shade(ax, model, labels=True)
+    row = {c: i for i, c in enumerate(model.clients)}
+    for status, (colour, hatch, marker, _label) in STYLE.items():
+        for c in model.clients:
+            spans = [
+                (b.start, b.length) for b in model.bars if b.client == c and b.status is status
+            ]
+            if not spans:
+                continue
+            y = row[c]
+            ax.broken_barh(
+                spans, (y - 0.35, 0.7), facecolors=colour, edgecolor="black",
+                linewidth=0.2, hatch=hatch,
+            )  # fmt: skip
+            if status is not Status.OK:
+                ax.plot(
+                    [s + n for s, n in spans], [y] * len(spans), linestyle="none",
+                    marker=marker, markersize=3.5, color="black",
+                )  # fmt: skip
+    ax.set_yticks(range(len(model.clients)), [f"client {c}" for c in model.clients])
+    ax.set_ylim(-0.7, len(model.clients) - 0.3)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(model.end, 1e-3))
+    ax.set_title("Operations by client (bar: invoke to answer)", fontsize=10, pad=24)
+    handles = [
+        Patch(facecolor=c, hatch=h, edgecolor="black", label=lab)
+        for c, h, _m, lab in STYLE.values()
+    ]
+    kinds = sorted({f.kind for f in model.faults})
+    handles += [
+        Patch(facecolor=FAULT_STYLE[k][0], alpha=0.25, hatch=FAULT_STYLE[k][1], label=k)
+        for k in kinds
+        if k in FAULT_STYLE
+    ]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7)
+
+
+def draw_latency(ax: Axes, model: FigureModel) -> None:
+    """Latency of each operation (invoke to answer or give-up) on a log axis."""
+    _shade(ax, model, labels=False)
+    for status, (colour, _hatch, marker, label) in STYLE.items():
+        pts = [(b.start, b.length * 1000) for b in model.bars if b.status is status]
+        if pts:
+            xs, ys = zip(*pts, strict=True)
+            edge = None if marker == "x" else "black"  # an unfilled marker has no edge
+            ax.scatter(
+                xs, ys, s=6, c=colour, marker=marker, label=label, linewidths=0.3,
+                edgecolors=edge,
+            )  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_ylabel("latency (ms)")
+    ax.set_xlabel("time since the clients started (s)")
+    ax.set_xlim(0, max(model.end, 1e-3))
+    ax.grid(True, which="major", axis="y", linewidth=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7)
+
+
+def render(model: FigureModel, base: Path, title: str) -> list[Path]:
+    """The two-panel figure as ``base.png`` and ``base.svg``; the paths written."""
+    rows = max(1, len(model.clients))
+    fig = Figure(figsize=(12, 2.6 + 0.35 * rows + 2.6), layout="constrained")
+    top, bottom = fig.subplots(
+        2, 1, sharex=True, gridspec_kw={"height_ratios": [1.0 + 0.15 * rows, 1.2]}
+    )
+    draw_operations(top, model)
+    draw_latency(bottom, model)
+    fig.suptitle(title, fontsize=11)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in ("png", "svg"):
+        path = base.with_suffix(f".{fmt}")
+        fig.savefig(path, format=fmt, dpi=130 if fmt == "png" else None)
+        paths.append(path)
+    return paths
