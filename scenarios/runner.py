@@ -16,6 +16,7 @@ Order of a run (the cluster is always stopped, whatever fails):
 from __future__ import annotations
 
 import contextlib
+import importlib
 import shutil
 import tempfile
 import time
@@ -29,7 +30,7 @@ from cluster.layout import ClusterError
 from scenarios import report
 from scenarios.actions import NotApplicable, RealDriver, Unsupported
 from scenarios.checks import LIVE, CheckResult, Run, StepRecord, evaluate
-from scenarios.schema import ClusterSpec, Scenario, Step
+from scenarios.schema import ClusterSpec, Scenario, ScenarioError, Step
 
 __all__ = ["Outcome", "run_scenario"]
 
@@ -66,7 +67,14 @@ def run_scenario(
     simulated: bool = False,
     keep: bool = False,
     progress: Progress = lambda _: None,
+    unsafe_commit_rule: bool = False,
 ) -> Outcome:
+    if unsafe_commit_rule and scn.directed != "figure8":
+        raise ScenarioError("--unsafe-commit-rule is a teaching demo of figure-8 only")
+    if scn.directed:  # a schedule in code, on the simulator: scenarios/<directed>.py
+        module = importlib.import_module(f"scenarios.{scn.directed}")
+        kwargs = {"unsafe_commit_rule": True} if unsafe_commit_rule else {}
+        return module.run(scn, out_root, seed=seed, progress=progress, **kwargs)
     simulated = simulated or scn.simulated_only
     out = out_root / scn.name
     if out.exists():

@@ -125,6 +125,9 @@ CHECKS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "history_linearizable": ({}, {}),
 }
 
+#: Schedules written in code (``directed = "..."``): scenarios/<name>.py with a ``run``.
+DIRECTED = ("figure8",)
+
 _CLUSTER_FIELDS = {
     "managers": "int",
     "election_timeout_ms": "int",
@@ -194,6 +197,8 @@ class Scenario:
     source: str = ""
     #: Run it on the simulator even without --simulated (no real processes can show it).
     simulated_only: bool = False
+    #: A schedule written in code, ``scenarios/<directed>.py``, run on the simulator.
+    directed: str = ""
 
 
 def _type_ok(value: Any, kind: str) -> bool:
@@ -395,6 +400,7 @@ _TOP = {
     "topic": "str",
     "description": "str",
     "simulated_only": "bool",
+    "directed": "str",
     "cluster": "table",
     "step": "list",
     "expect": "list",
@@ -423,7 +429,13 @@ def parse(text: str, source: str = "<scenario>", default_name: str = "") -> Scen
         raise ScenarioError(f"{source}: missing field 'name'")
     cluster = _cluster(raw.get("cluster"))
     raw_steps = raw.get("step", [])
-    if not raw_steps:
+    directed = raw.get("directed", "")
+    if directed and directed not in DIRECTED:
+        raise ScenarioError(
+            f"{source}: field 'directed': unknown schedule {directed!r} "
+            f"(known: {', '.join(DIRECTED)})"
+        )
+    if not raw_steps and not directed:
         raise ScenarioError(f"{source}: no [[step]] at all")
     aliases: set[str] = set()
     names = list(cluster.names)
@@ -444,7 +456,8 @@ def parse(text: str, source: str = "<scenario>", default_name: str = "") -> Scen
         topic=raw.get("topic", ""),
         description=raw.get("description", "").strip(),
         source=source,
-        simulated_only=raw.get("simulated_only", False),
+        simulated_only=raw.get("simulated_only", False) or bool(directed),
+        directed=directed,
     )
 
 

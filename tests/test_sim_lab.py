@@ -46,6 +46,7 @@ from raft.messages import (
 from raft.quorum import VoteResult
 from raft.sim import NetConfig, SafetyViolation, SimConfig, Simulator
 from raft.storage import MemoryStorage, PersistentState
+from scenarios.figure8 import figure8  # the directed schedule, shared with the scenario
 
 SEEDS = [0, 1, 2, 3]
 
@@ -832,52 +833,6 @@ def test_checker_catches_a_stale_leader(make_sim, monkeypatch):
         sim.run_for(2_000)
 
     assert "Leader Completeness" in _first_violation(run, range(20))
-
-
-def _kill(sim: Simulator, *nodes: NodeId) -> None:
-    """Crash ``nodes`` and drop what they still had in flight."""
-    sim.partition(*([n] for n in nodes), [n for n in sim.ids if n not in nodes])
-    for n in nodes:
-        sim.crash(n)
-    sim.run_for(50)
-    sim.heal()
-
-
-def figure8(sim: Simulator) -> tuple[int, int, NodeId]:
-    """The paper's Figure 8 as a directed schedule on five nodes.
-
-    (a) S1 leads and replicates x at index k to S2 only; (b) S5 leads a later
-    term and writes its own entry at k, alone; (c) S1 (or S2) leads again and
-    copies x to S3: x now sits on a majority, but in an older term; (d) they
-    crash and S5, whose last term is higher than S3's and S4's, can win.
-    Returns (k, term of x, S5).  The commit rule of §5.4.2 must keep x
-    uncommitted until an entry of the new leader's term is on a majority.
-    """
-    s1 = sim.wait_leader(ELECTION_BOUND_MS)
-    assert s1, sim.describe()
-    wait_applied(sim, commit(sim, b"init")[0])
-    s2, *rest = [n for n in sim.ids if n != s1]
-    # (a)
-    _kill(sim, *rest)
-    k, t1 = sim.propose(b"x", s1)
-    assert sim.run_until(lambda: core(sim, s2).log.last_index >= k, 1_000), sim.describe()
-    # (b)
-    _kill(sim, s1, s2)
-    for n in rest:
-        sim.restart(n)
-    assert sim.run_until(lambda: leader_among(sim, rest), ELECTION_BOUND_MS), sim.describe()
-    s5 = leader_among(sim, rest)
-    assert core(sim, s5).log.term(k) != t1, sim.describe()
-    _kill(sim, s5)
-    # (c)
-    sim.restart(s1)
-    sim.restart(s2)
-    assert sim.run_until(lambda: sim.is_committed(k, t1), 5_000), sim.describe()
-    # (d)
-    _kill(sim, s1, s2)
-    sim.restart(s5)
-    sim.run_for(2_000)
-    return k, t1, s5
 
 
 @pytest.mark.parametrize("seed", SEEDS)
