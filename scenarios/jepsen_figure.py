@@ -72,7 +72,7 @@ def figure_model(
         OpBar(r.client, r.invoke - t0, max(r.end - r.invoke, 1e-4), r.status, r.op) for r in records
     )
     faults = tuple(
-        Interval(i.start - t0, i.end - t0, i.kind, i.label)
+        Interval(i.start - t0, i.end - t0, i.kind, i.label, i.short)
         for i in fault_intervals(list(fault_lines), t_end)
         if i.end >= t0
     )
@@ -81,7 +81,7 @@ def figure_model(
 
 
 def _shade(ax: Axes, model: FigureModel, labels: bool) -> None:
-    """Fault windows across the panel; with ``labels``, named above it (two staggered rows)."""
+    """Fault windows across the panel; with ``labels``, named above it (three staggered rows)."""
     for n, f in enumerate(model.faults):
         colour, hatch = FAULT_STYLE.get(f.kind, ("#bbbbbb", ""))
         ax.axvspan(
@@ -90,9 +90,10 @@ def _shade(ax: Axes, model: FigureModel, labels: bool) -> None:
         )  # fmt: skip
         if labels:
             ax.annotate(
-                f.label, xy=(max(f.start, 0.0), 1.0), xycoords=("data", "axes fraction"),
-                xytext=(1, 2 + 9 * (n % 2)), textcoords="offset points", fontsize=6.5,
-                color=colour, va="bottom", ha="left", annotation_clip=False,
+                f.short or f.label, xy=(max(f.start, 0.0), 1.0),
+                xycoords=("data", "axes fraction"), xytext=(1, 2 + 8 * (n % 3)),
+                textcoords="offset points", fontsize=6.5, color=colour, va="bottom",
+                ha="left", annotation_clip=False,
             )  # fmt: skip
 
 
@@ -108,9 +109,12 @@ def draw_operations(ax: Axes, model: FigureModel) -> None:
             if not spans:
                 continue
             y = row[c]
+            # Outlines only on the rare long bars: on thousands of short ok
+            # bars they would paint the row black.
+            edge = "none" if status is Status.OK else "black"
             ax.broken_barh(
-                spans, (y - 0.35, 0.7), facecolors=colour, edgecolor="black",
-                linewidth=0.2, hatch=hatch,
+                spans, (y - 0.35, 0.7), facecolors=colour, edgecolor=edge,
+                linewidth=0.3, hatch=hatch,
             )  # fmt: skip
             if status is not Status.OK:
                 ax.plot(
@@ -121,7 +125,7 @@ def draw_operations(ax: Axes, model: FigureModel) -> None:
     ax.set_ylim(-0.7, len(model.clients) - 0.3)
     ax.invert_yaxis()
     ax.set_xlim(0, max(model.end, 1e-3))
-    ax.set_title("Operations by client (bar: invoke to answer)", fontsize=10, pad=24)
+    ax.set_title("Operations by client (bar: invoke to answer)", fontsize=10, pad=30)
     handles = [
         Patch(facecolor=c, hatch=h, edgecolor="black", label=lab)
         for c, h, _m, lab in STYLE.values()

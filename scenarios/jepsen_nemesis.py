@@ -88,6 +88,8 @@ class Interval:
     end: float
     kind: str
     label: str
+    #: a few characters for a figure: ``kill m3``, ``cut m1,m2`` (the minority side)
+    short: str = ""
 
 
 def fault_intervals(lines: list[dict[str, Any]], end: float) -> list[Interval]:
@@ -105,25 +107,37 @@ def fault_intervals(lines: list[dict[str, Any]], end: float) -> list[Interval]:
         if kind == "kill":
             open_kill[who] = t
         elif kind == "restart" and who in open_kill:
-            out.append(Interval(open_kill.pop(who), t, "kill", f"kill {who}"))
+            out.append(_interval(open_kill.pop(who), t, "kill", who))
         elif kind == "pause":
             open_pause[who] = t
         elif kind == "unpause" and who in open_pause:
-            out.append(Interval(open_pause.pop(who), t, "pause", f"pause {who}"))
+            out.append(_interval(open_pause.pop(who), t, "pause", who))
         elif kind in ("partition", "heal"):
             if part is not None:
-                out.append(Interval(part[0], t, "partition", part[1]))
+                out.append(_interval(part[0], t, "partition", part[1]))
                 part = None
             if kind == "partition":
-                groups = rec.get("groups") or []
-                part = (t, "partition " + " | ".join(",".join(g) for g in groups))
+                part = (t, rec.get("groups") or [])
     for who, t in open_kill.items():
-        out.append(Interval(t, end, "kill", f"kill {who}"))
+        out.append(_interval(t, end, "kill", who))
     for who, t in open_pause.items():
-        out.append(Interval(t, end, "pause", f"pause {who}"))
+        out.append(_interval(t, end, "pause", who))
     if part is not None:
-        out.append(Interval(part[0], end, "partition", part[1]))
+        out.append(_interval(part[0], end, "partition", part[1]))
     return sorted(out, key=lambda i: i.start)
+
+
+def _short(name: str) -> str:
+    return name.replace("manager", "m")
+
+
+def _interval(start: float, end: float, kind: str, what: Any) -> Interval:
+    if kind != "partition":
+        return Interval(start, end, kind, f"{kind} {what}", f"{kind} {_short(str(what))}")
+    groups = [list(g) for g in what]
+    label = "partition " + " | ".join(",".join(g) for g in groups)
+    small = min(groups, key=len) if groups else []
+    return Interval(start, end, kind, label, "cut " + ",".join(_short(n) for n in small))
 
 
 @dataclass

@@ -183,8 +183,11 @@ def test_fault_intervals_pair_starts_and_ends():
         {"t": 15.0, "kind": "heal"},
         {"t": 16.0, "kind": "pause", "target": "manager3"},
     ]
-    got = [(i.start, i.end, i.kind) for i in fault_intervals(lines, 20.0)]
+    windows = fault_intervals(lines, 20.0)
+    got = [(i.start, i.end, i.kind) for i in windows]
     assert got == [(10.0, 12.0, "kill"), (13.0, 15.0, "partition"), (16.0, 20.0, "pause")]
+    assert [i.short for i in windows] == ["kill m1", "cut m2", "pause m3"]
+    assert windows[1].label == "partition manager2 | manager1,manager3"
 
 
 # ---------------------------------------------------------------- figure
