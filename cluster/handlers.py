@@ -86,7 +86,7 @@ def _check_new_id(tx: Txn, kind: str, obj_id: str) -> None:
 
 
 def _by_name(tx: Txn, kind: str, name: str) -> o.Obj | None:
-    return next((x for x in tx.rows(kind) if x["Spec"]["Name"] == name), None)
+    return next((x for x in tx.named(kind, name) if x["Spec"]["Name"] == name), None)
 
 
 def _removed(tx: Txn, kind: str, obj_id: str) -> dict[str, str]:

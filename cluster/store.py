@@ -89,9 +89,12 @@ class Txn:
 
     _MISSING = object()
 
-    def __init__(self, tables: dict[str, dict[str, Any]], index: int) -> None:
+    def __init__(
+        self, tables: dict[str, dict[str, Any]], index: int, names: NameIndex | None = None
+    ) -> None:
         self.index = index
         self._tables = tables
+        self._names = names if names is not None else NameIndex(tables)
         self._undo: list[tuple[str, str, Any]] = []
 
     def get(self, table: str, key: str) -> Any:
@@ -100,24 +103,84 @@ class Txn:
     def rows(self, table: str) -> Iterable[Any]:
         return self._tables[table].values()
 
+    def named(self, kind: str, name: str) -> list[Any]:
+        """The objects of ``kind`` that answer to ``name`` (`_names`), in ID order."""
+        rows = self._tables[kind]
+        return [rows[k] for k in self._names.ids(kind, name)]
+
     def put(self, table: str, key: str, value: Any) -> None:
         rows = self._tables[table]
-        self._undo.append((table, key, rows.get(key, self._MISSING)))
+        previous = rows.get(key, self._MISSING)
+        self._undo.append((table, key, previous))
         rows[key] = value
+        self._names.replace(table, key, previous, value)
 
     def delete(self, table: str, key: str) -> None:
         rows = self._tables[table]
         if key in rows:
-            self._undo.append((table, key, rows.pop(key)))
+            previous = rows.pop(key)
+            self._undo.append((table, key, previous))
+            self._names.replace(table, key, previous, self._MISSING)
 
     def rollback(self) -> None:
         """Undo every change of this command, newest first."""
         while self._undo:
             table, key, previous = self._undo.pop()
+            current = self._tables[table].get(key, self._MISSING)
             if previous is self._MISSING:
                 self._tables[table].pop(key, None)
             else:
                 self._tables[table][key] = previous
+            self._names.replace(table, key, current, previous)
+
+
+class NameIndex:
+    """kind -> name -> IDs of the objects answering to it (`_names`).
+
+    Looking a name up used to scan every object of the kind, and every create
+    checks that its name is free: creating N configs cost O(N^2).  The index
+    is derived state: kept current by `Txn.put`/`delete`/`rollback` and
+    rebuilt from the tables on `Store.restore`, never part of a snapshot.
+    """
+
+    def __init__(self, tables: dict[str, dict[str, Any]]) -> None:
+        self._by_kind: dict[str, dict[str, set[str]]] = {k: {} for k in o.KINDS}
+        for kind in o.KINDS:
+            for obj_id, obj in tables.get(kind, {}).items():
+                self._add(kind, obj_id, obj)
+
+    def ids(self, kind: str, name: str) -> list[str]:
+        """IDs of the objects of ``kind`` named ``name``, sorted."""
+        found = self._by_kind[kind].get(name)
+        return sorted(found) if found else []
+
+    def replace(self, table: str, obj_id: str, old: Any, new: Any) -> None:
+        """Row ``obj_id`` of ``table`` changed from ``old`` to ``new`` (`Txn._MISSING`: absent)."""
+        if table not in self._by_kind:
+            return  # not an object kind (sealed, keyring): no names
+        if old is not Txn._MISSING:
+            self._remove(table, obj_id, old)
+        if new is not Txn._MISSING:
+            self._add(table, obj_id, new)
+
+    def _add(self, kind: str, obj_id: str, obj: Any) -> None:
+        index = self._by_kind[kind]
+        for name in _names(kind, obj):
+            index.setdefault(name, set()).add(obj_id)
+
+    def _remove(self, kind: str, obj_id: str, obj: Any) -> None:
+        index = self._by_kind[kind]
+        for name in _names(kind, obj):
+            ids = index.get(name)
+            if ids is not None:
+                ids.discard(obj_id)
+                if not ids:
+                    del index[name]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NameIndex) and self._by_kind == other._by_kind
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 Handler = Callable[[Txn, dict[str, Any]], Any]
@@ -160,6 +223,7 @@ class Store:
 
     def __init__(self) -> None:
         self._tables: dict[str, dict[str, Any]] = {t: {} for t in TABLES}
+        self._names = NameIndex(self._tables)
         self._applied = 0
 
     @property
@@ -184,7 +248,7 @@ class Store:
         if not command:
             return Result(index, "noop")
         op = ""
-        tx = Txn(self._tables, index)
+        tx = Txn(self._tables, index, self._names)
         try:
             op, args = decode_command(command)
             value = self._dispatch(tx, op, args, nested=False)
@@ -255,6 +319,7 @@ class Store:
                     raise SnapshotError("malformed row in snapshot")
                 fresh[table][row[0]] = row[1]
         self._tables, self._applied = fresh, applied
+        self._names = NameIndex(fresh)
 
     @classmethod
     def from_snapshot(cls, data: bytes) -> Store:
@@ -281,7 +346,8 @@ class Store:
 
     def find_by_name(self, kind: str, name: str) -> o.Obj | None:
         """The object whose name is ``name`` (a node's hostname or Spec.Name)."""
-        found = [obj for obj in self._rows(kind).values() if name in _names(kind, obj)]
+        rows = self._rows(kind)
+        found = [rows[k] for k in self._names.ids(kind, name)]
         if len(found) > 1:
             raise Ambiguous(f"{kind} {name} is ambiguous ({len(found)} matches found)")
         return copy.deepcopy(found[0]) if found else None

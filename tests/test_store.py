@@ -574,3 +574,39 @@ def test_commands_round_trip_through_decode() -> None:
     assert op == "service.create" and args["id"] == "s1" and args["at"] == NOW
     with pytest.raises(InvalidArgument):
         c.decode(b"junk")
+
+
+def test_name_index_follows_puts_deletes_rollbacks_and_restores(
+    feed: Feed, dek: crypto.DataKey
+) -> None:
+    from cluster.store import NameIndex
+
+    def consistent(store: Store) -> None:
+        assert store._names == NameIndex(store._tables)
+
+    make_cluster(feed, dek)
+    for i in range(5):
+        feed.ok(c.create_config({"Name": f"cfg{i}"}, b"x", f"c{i}", NOW))
+    feed.ok(c.create_service(svc_spec("web"), "s1", NOW))
+    consistent(feed.store)
+    assert feed.store.find_by_name(o.CONFIG, "cfg3")["ID"] == "c3"
+    assert feed.store.lookup(o.NODE, "manager1")["ID"] == "m1"  # the hostname is a name too
+    # A refused create and a failed batch leave the index as the tables are.
+    assert isinstance(feed(c.create_config({"Name": "cfg1"}, b"y", "c9", NOW)).error, AlreadyExists)
+    bad = c.batch(
+        c.remove_config("c2"),
+        c.create_config({"Name": "cfg2"}, b"z", "c7", NOW),
+        c.create_config({"Name": "cfg0"}, b"z", "c8", NOW),  # taken: the whole batch fails
+    )
+    assert isinstance(feed(bad).error, AlreadyExists)
+    consistent(feed.store)
+    assert feed.store.find_by_name(o.CONFIG, "cfg2")["ID"] == "c2"
+    # A removed name is free again.
+    feed.ok(c.remove_config("c4"))
+    assert feed.store.find_by_name(o.CONFIG, "cfg4") is None
+    feed.ok(c.create_config({"Name": "cfg4"}, b"x", "c5", NOW))
+    consistent(feed.store)
+    # A restored replica rebuilds it.
+    replica = Store.from_snapshot(feed.store.snapshot())
+    consistent(replica)
+    assert replica.find_by_name(o.CONFIG, "cfg4")["ID"] == "c5"
