@@ -922,9 +922,11 @@ async def serve(settings: ManagerSettings, unlock_key: str | None = None) -> int
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, manager.reload_faults)
     manager.open_keys(unlock_key)
+    # The API first: while the node loads its log and restores its snapshot
+    # (seconds, for a big store) clients get a clear 503, not a refused connection.
+    runner = await run_api(manager, settings.api_host, settings.api_port)
     if not manager.locked:
         await manager.node.start()
-    runner = await run_api(manager, settings.api_host, settings.api_port)
     info = {
         "pid": os.getpid(),
         "name": settings.name,
