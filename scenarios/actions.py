@@ -383,11 +383,34 @@ class RealDriver:
         self.sup.force_new_cluster(node)
 
     def lock(self) -> None:
-        raise Unsupported(
-            "lock/unlock: the manager has no autolock API (swarm update --autolock) yet"
-        )
+        """``docker swarm update --autolock=true``: keep the unlock key it shows once."""
+        swarm = self._api("GET", "/swarm")
+        spec = swarm["Spec"]
+        spec["EncryptionConfig"] = {"AutoLockManagers": True}
+        out = self._api("POST", f"/swarm/update?version={swarm['Version']['Index']}", spec)
+        self._unlock_key = out.get("UnlockKey")
+        if not self._unlock_key:
+            raise ClusterError("swarm update --autolock=true returned no unlock key")
+        # Every manager must have applied the change (and dropped its key file)
+        # before a restart can show it locked.
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            keys = [self.cdir.node_dir(n) / "keys" / "kek" for n in self.running()]
+            if self.converge(1.0) and not any(k.exists() for k in keys):
+                return
+            time.sleep(0.05)
+        raise ClusterError("autolock did not reach every manager within 10 s")
 
-    unlock = lock
+    def unlock(self) -> None:
+        """``docker swarm unlock`` on every manager that restarted locked."""
+        key = getattr(self, "_unlock_key", None)
+        if key is None:
+            raise ClusterError("unlock: no unlock key (lock the swarm first)")
+        locked = [n for n, st in self.raft_status().items() if st.get("role") == "locked"]
+        if not locked:
+            raise ClusterError("unlock: no manager is locked (autolock did not take effect)")
+        for node in locked:
+            request("POST", f"{self._urls[node]}/swarm/unlock", {"UnlockKey": key}, timeout=10.0)
 
     # ------------------------------------------------------------ for checks
 
