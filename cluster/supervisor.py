@@ -210,6 +210,21 @@ class Supervisor:
             self.cdir.save(desc)
         return len(live)
 
+    def kill_all(self) -> list[int]:
+        """Last resort (tests, aborted runs): SIGKILL every live process of the cluster.
+
+        Only processes whose PID *and* start time match what was recorded are
+        signalled, so a PID reused by another program is left alone.  Returns
+        the PIDs killed.
+        """
+        try:
+            desc = self.cdir.load()
+        except ClusterError:
+            return []
+        killed = [m.pid for m in desc.members if m.pid and self._signal(m, signal.SIGKILL)]
+        self._wait_down(desc.members, 5.0)
+        return killed
+
     def _stop(self, members: list[Member]) -> None:
         for m in members:
             self._signal(m, signal.SIGTERM)

@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument(
         "--unsafe-commit-rule",
         action="store_true",
-        help="figure-8 only: TEACHING DEMO with a planted bug (commit by counting old-term replicas)",
+        help="figure-8 only: TEACHING DEMO with a planted bug "
+        "(commit by counting old-term replicas)",
     )
     r.add_argument("--duration", type=float, default=30.0, help="jepsen: seconds of load")
     r.add_argument("--clients", type=int, default=5, help="jepsen: concurrent clients")

@@ -18,9 +18,7 @@ import base64
 import concurrent.futures
 import contextlib
 import json
-import os
 import shutil
-import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -70,31 +68,9 @@ def _b64(text: str) -> str:
 
 
 def kill_leftovers(cluster_dir: Path) -> list[int]:
-    """Last resort: SIGKILL every manager process DIR/cluster.json names.
-
-    Only PIDs whose command line really is a ``cluster.manager`` are signalled,
-    so a PID reused by another program is left alone.  Returns the PIDs killed.
-    """
-    try:
-        raw = json.loads((cluster_dir / "cluster.json").read_text())
-    except (OSError, ValueError):
-        return []
-    killed = []
-    for m in raw.get("members", []):
-        pid = m.get("pid")
-        if not isinstance(pid, int):
-            continue
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"cluster.manager" in cmd and str(cluster_dir).encode() in cmd:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-            except ProcessLookupError:
-                pass
-    return killed
+    """Last resort: SIGKILL every live process DIR/cluster.json records
+    (PID and start time checked, so a reused PID is left alone)."""
+    return Supervisor(ClusterDir(cluster_dir)).kill_all()
 
 
 class RealDriver:

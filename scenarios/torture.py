@@ -62,7 +62,6 @@ import hashlib
 import json
 import os
 import random
-import signal
 import sys
 import tempfile
 import time
@@ -522,18 +521,8 @@ def _progress(settings: Settings) -> Any:
 
 
 def _kill_leftovers(cdir: ClusterDir) -> None:
-    """Last resort: SIGKILL any recorded manager PID that is still a manager process."""
-    with contextlib.suppress(ClusterError, OSError):
-        for m in cdir.load().members:
-            if m.pid is None:
-                continue
-            try:
-                cmdline = Path(f"/proc/{m.pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"cluster.manager" in cmdline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(m.pid, signal.SIGKILL)
+    """Last resort: SIGKILL any live process the cluster recorded."""
+    Supervisor(cdir).kill_all()
 
 
 def format_summary(s: Summary) -> str:

@@ -9,9 +9,6 @@ every PID recorded in ``cluster.json`` whose command line is a manager's.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,22 +20,8 @@ from cluster.supervisor import Supervisor
 
 
 def kill_leftovers(path: Path) -> None:
-    """SIGKILL every manager PID in DIR/cluster.json that is still a manager."""
-    try:
-        members = json.loads((path / "cluster.json").read_text()).get("members", [])
-    except (OSError, ValueError):
-        return
-    for m in members:
-        pid = m.get("pid")
-        if not pid:
-            continue
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"cluster.manager" in cmdline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    """SIGKILL every process recorded in DIR/cluster.json that is still ours."""
+    Supervisor(ClusterDir(path)).kill_all()
 
 
 @contextlib.contextmanager

@@ -11,15 +11,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
-import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_procs import leader_name, wait_for
+from cluster_procs import kill_leftovers, leader_name, wait_for
 
 from cluster.httpclient import ApiError, request
 from cluster.layout import ClusterDir, Description, Timing
@@ -29,25 +27,6 @@ from cluster.supervisor import Supervisor
 pytestmark = pytest.mark.integration
 
 NS = 1_000_000_000
-
-
-def kill_leftovers(path: Path) -> None:
-    """SIGKILL every PID in DIR/cluster.json that is still one of our processes."""
-    try:
-        members = json.loads((path / "cluster.json").read_text()).get("members", [])
-    except (OSError, ValueError):
-        return
-    for m in members:
-        pid = m.get("pid")
-        if not pid:
-            continue
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"cluster.manager" in cmdline or b"cluster.worker" in cmdline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager
