@@ -93,6 +93,8 @@ _NOTABLE = frozenset(
 )
 #: Apply this many entries, then let the event loop breathe (a long replay at start).
 _APPLY_SLICE = 512
+#: A Ready with at most this many entries is fsynced on the event loop (`_sync`).
+_INLINE_SYNC_ENTRIES = 2
 
 
 class ProposalError(Exception):
@@ -623,7 +625,7 @@ class RaftNode:
                 self._send_all(early)
                 messages = [m for m in messages if not isinstance(m, AppendEntries)]
         if dirty:
-            await self._sync()
+            await self._sync(inline=rd.snapshot is None and len(rd.entries) <= _INLINE_SYNC_ENTRIES)
         for ev in rd.events:
             self._record(ev)
         # 2. Send (the rest: persist before send).
@@ -661,8 +663,16 @@ class RaftNode:
         loop_time = asyncio.get_running_loop().time()
         return loop_time - self._hs_written_at >= self.settings.commit_sync_interval
 
-    async def _sync(self) -> None:
+    async def _sync(self, inline: bool = False) -> None:
         assert self._storage is not None
+        if inline:
+            # A small batch (one client waiting, a vote): handing the fsync to
+            # the sync thread and back would cost two thread wake-ups, more
+            # than the loop gains by running meanwhile.  Our messages that may
+            # leave before the fsync are already in the sockets (`_send_all`
+            # writes at once when the link is idle).
+            self._storage.sync()
+            return
         loop = asyncio.get_running_loop()
         self._sync_future = loop.run_in_executor(self._executor, self._storage.sync)
         # Shielded: if stop() cancels us mid-fsync, the fsync still completes and

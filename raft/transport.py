@@ -31,7 +31,10 @@ Dropping the newest instead would keep the stale traffic and throw away the
 state that matters.  The writer task dials (with exponential backoff and
 jitter after a failure), then repeatedly takes *everything* queued and hands
 it to one ``writelines()`` + ``drain()``: under load, many messages share one
-system call.  A frame whose write fails is lost, like a packet.
+system call.  When nothing is queued and the socket's buffer is empty,
+``send`` writes the frame itself (no wait for the writer task's turn: one
+event-loop iteration less on every hop of a commit).  A frame whose write
+fails is lost, like a packet.
 
 Inbound path, per accepted connection: read chunks, cut them into frames
 with `FrameDecoder`, decode, check that ``src`` is the peer that shook hands
@@ -537,6 +540,27 @@ class Transport:
         if peer is None:  # removed while the frame was delayed
             self.stats.dropped_unknown_peer += 1
             return
+        writer = peer.writer
+        if (
+            not peer.outbox
+            and writer is not None
+            and peer.connection_alive()
+            and not writer.transport.get_write_buffer_size()
+        ):
+            # Nothing queued and the socket keeps up: write now.  Waking the
+            # writer task would cost a trip round the event loop on every
+            # message of the commit path (leader -> follower -> leader).  The
+            # order holds: frames in the queue are never overtaken, and what
+            # the writer task took is already in the socket's buffer.
+            try:
+                writer.write(data)
+            except (OSError, RuntimeError) as exc:  # RuntimeError: write after close
+                self._log.info("%s: lost connection to %s: %s", self.node_id, peer.node_id, exc)
+                self._drop_connection(peer)  # the writer task redials for the queue
+            else:
+                self.stats.sent += 1
+                self.stats.batches += 1
+                return
         self.stats.dropped_queue_full += peer.outbox.put(data)
 
     def _later(self, delay: float, callback: Callable[..., None], *args: Any) -> None:
