@@ -1,4 +1,8 @@
-"""A budgeted subset of the built-in scenarios on real manager processes."""
+"""Every TOML built-in scenario on real manager processes (about 10-20 s each).
+
+figure-8 always runs on the simulator (tests/test_scenario_figure8.py) and
+jepsen has its own short run (tests/test_jepsen.py).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,22 @@ from scenarios.runner import run_scenario
 
 pytestmark = pytest.mark.integration
 
-#: About 10 s each on two cores.
-REAL = ["leader-kill", "quorum-loss", "minority-leader", "stale-log-loses", "split-vote"]
+REAL = [
+    "leader-kill",
+    "quorum-loss",
+    "minority-leader",
+    "stale-log-loses",
+    "split-vote",
+    "leader-pause",
+    "rolling-restart",
+    "drain",
+    "secrets-at-rest",
+    "transfer-leadership",
+    "quorum-table",
+    "membership",
+    "disaster-recovery",
+    "autolock",
+]
 
 
 @pytest.mark.parametrize("name", REAL)
