@@ -321,6 +321,9 @@ class RealDriver:
     def nodes(self) -> list[dict[str, Any]]:
         return self._api("GET", "/nodes")
 
+    def services(self) -> list[dict[str, Any]]:
+        return self._api("GET", "/services")
+
     def tasks_running(self) -> bool:
         try:
             services = self._api("GET", "/services?status=true")

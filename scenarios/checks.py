@@ -74,6 +74,8 @@ class Run:
     quorum_rows: list[dict[str, Any]] = field(default_factory=list)
     #: Trace time when the last step and live check ended, before the cluster stopped.
     end_t: float | None = None
+    #: Task placements (task name -> node name) before the first drain and at the end.
+    placements: list[dict[str, str]] = field(default_factory=list)
 
     def end(self) -> float:
         """The scenario's end in model time (the shutdown that follows is not part of it)."""

@@ -157,6 +157,31 @@ def draw_figures(out: Path, run: Run) -> list[Path]:
     paths = render_all(run.model, out)
     if run.quorum_rows:
         paths += _quorum_figure(out, run.quorum_rows)
+    if len(run.placements) >= 2:
+        paths += _placement_figure(out, run.placements[0], run.placements[-1])
+    return paths
+
+
+def _placement_figure(out: Path, before: dict[str, str], after: dict[str, str]) -> list[Path]:
+    """Which node runs which task, before the first drain and at the end."""
+    from matplotlib.figure import Figure
+
+    from viz.draw import draw_placement
+
+    fig = Figure(figsize=(9, 3.6), layout="constrained", dpi=110)
+    ax = fig.subplots()
+    moved = sum(1 for t in before if t in after and before[t] != after[t])
+    draw_placement(
+        ax,
+        before,
+        after,
+        title=f"Task placement before the drain and at the end ({moved} tasks moved)",
+    )
+    paths = []
+    for fmt in ("png", "svg"):
+        p = out / f"placement.{fmt}"
+        fig.savefig(p, format=fmt)
+        paths.append(p)
     return paths
 
 

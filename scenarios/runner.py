@@ -105,6 +105,8 @@ def run_scenario(
         player.t0 = t_start
         player.play()
         driver.trace_log()
+        if run.placements:
+            run.placements.append(placement(driver))  # "after"
         final_ops = run.acked()
         if final_ops and any(e.check == "history_linearizable" for e in scn.expects):
             t1 = driver.now()
@@ -140,6 +142,21 @@ def run_scenario(
     verdict = "PASSED" if passed else "FAILED"
     progress(f"[{scn.name}] {verdict} in {duration:.1f} s: {out / 'report.md'}")
     return Outcome(scn.name, passed, out, duration, run.metrics, checks)
+
+
+def placement(driver: Any) -> dict[str, str]:
+    """Running tasks as ``service.slot`` -> node name, for the placement grid."""
+    names = {n["ID"]: n.get("Description", {}).get("Hostname", n["ID"][:8]) for n in driver.nodes()}
+    services = {s["ID"]: s["Spec"]["Name"] for s in driver.services()}
+    out = {}
+    for t in driver.tasks():
+        if t.get("DesiredState") != "running" or t.get("Status", {}).get("State") != "running":
+            continue
+        sid = t.get("ServiceID", "")
+        services.setdefault(sid, sid[:6])
+        label = f"{services[sid]}.{t.get('Slot') or names.get(t.get('NodeID', ''), '?')}"
+        out[label] = names.get(t.get("NodeID", ""), "?")
+    return out
 
 
 def _finish(run: Run, scn: Scenario, out: Path, live: list[CheckResult]) -> list[CheckResult]:
@@ -256,6 +273,8 @@ class _Player:
             return None
         if a == "drain":
             node = self.node(step.get("node"))
+            if not self.run.placements:
+                self.run.placements.append(placement(d))  # "before", for the figure
             d.drain(node, step.get("availability", "drain"))
             self.remember(step, node)
             return f"{node} availability {step.get('availability', 'drain')}"

@@ -238,7 +238,7 @@ class SimDriver:
     def _swarm_only(self, *_: object) -> None:
         raise NotApplicable("Swarm objects (nodes, services, tasks, secrets) are not simulated")
 
-    drain = create_service = scale = create_named = tasks = nodes = _swarm_only
+    drain = create_service = scale = create_named = tasks = nodes = services = _swarm_only
     lock = unlock = _swarm_only
 
     def tasks_running(self) -> bool:
