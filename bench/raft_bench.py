@@ -45,21 +45,30 @@ def _free_ports(n: int) -> list[int]:
 class Cluster:
     """N node processes in ``root``; `close` kills them all by PID."""
 
-    def __init__(self, root: Path, n: int, fsync: bool) -> None:
+    def __init__(self, root: Path, n: int, fsync: bool, tls: bool = False) -> None:
         self.root = root
         ids = [f"n{i}" for i in range(1, n + 1)]
         self.peers = {i: ["127.0.0.1", p] for i, p in zip(ids, _free_ports(n), strict=True)}
         self.fsync = fsync
+        self.tls = tls
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.control: dict[str, int] = {}
 
     async def start(self, timeout: float = 15.0) -> None:
+        ca = None
+        if self.tls:  # one CA, one certificate per node, as `up` issues them
+            from cluster.pki import MANAGER_ROLE, CertificateAuthority
+
+            ca = CertificateAuthority.create("bench")
         for node_id in self.peers:
             d = self.root / node_id
             d.mkdir(parents=True)
             cfg = {"id": node_id, "cluster_id": "bench", "peers": self.peers, "data_dir": str(d),
                    "fsync": self.fsync, "trace_path": str(d / "trace.jsonl"),
                    "control_port": 0, "log_level": "WARNING"}  # fmt: skip
+            if ca is not None:
+                files = ca.issue_files(d / "keys", node_id, MANAGER_ROLE, "bench")
+                cfg["tls"] = {"ca": str(files.ca), "cert": str(files.cert), "key": str(files.key)}
             (d / "config.json").write_text(json.dumps(cfg))
             with (d / "stderr.log").open("wb") as log:
                 self.procs[node_id] = subprocess.Popen(
@@ -145,7 +154,7 @@ async def run_level(port: int, clients: int, size: int, duration: float) -> dict
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="raft-bench-", dir=args.dir) as tmp:
-        cluster = Cluster(Path(tmp), args.nodes, fsync=not args.no_fsync)
+        cluster = Cluster(Path(tmp), args.nodes, fsync=not args.no_fsync, tls=args.tls)
         try:
             await cluster.start()
             leader = await cluster.leader()
@@ -153,7 +162,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             levels = [await run_level(port, c, args.size, args.duration) for c in args.clients]
         finally:
             cluster.close()
-    return {"nodes": args.nodes, "fsync": not args.no_fsync, "leader": leader, "levels": levels}
+    return {
+        "nodes": args.nodes,
+        "fsync": not args.no_fsync,
+        "tls": args.tls,
+        "leader": leader,
+        "levels": levels,
+    }
 
 
 def main() -> int:
@@ -164,6 +179,7 @@ def main() -> int:
     p.add_argument("--duration", type=float, default=5.0, help="seconds per level")
     p.add_argument("--no-fsync", action="store_true", help="(needs DiskStorage support)")
     p.add_argument("--dir", default=None, help="where the data directories go (tmp)")
+    p.add_argument("--tls", action="store_true", help="mutual TLS between the nodes")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     result = asyncio.run(bench(args))
@@ -171,6 +187,7 @@ def main() -> int:
         print(json.dumps(result))
     else:
         print(f"{result['nodes']} nodes, fsync {'on' if result['fsync'] else 'off'}, "
+              f"{'mutual TLS' if result['tls'] else 'plain TCP'}, "
               f"{args.size}-byte values, {args.duration}s per level")  # fmt: skip
         for r in result["levels"]:
             print(f"  {r['clients']:>3} outstanding: {r['ops_per_s']:>9.1f} ops/s  "

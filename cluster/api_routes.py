@@ -529,7 +529,8 @@ async def swarm_unlock_key(request: web.Request) -> web.Response:
 
 @routes.post("/swarm/update")
 async def update_swarm(request: web.Request) -> web.Response:
-    """``docker swarm update``: a cluster spec at ``version``; ``rotateManagerUnlockKey``.
+    """``docker swarm update``: a cluster spec at ``version``; ``rotateManagerUnlockKey``,
+    ``rotateWorkerToken``, ``rotateManagerToken``.
 
     Answers the cluster and, when autolock was turned on or the key rotated,
     the new ``UnlockKey`` (shown once: no manager stores it).
@@ -541,8 +542,13 @@ async def update_swarm(request: web.Request) -> web.Response:
     enc = spec.get("EncryptionConfig", {})
     if not isinstance(enc, dict) or not isinstance(enc.get("AutoLockManagers", False), bool):
         raise ApiError(400, "EncryptionConfig.AutoLockManagers must be a boolean")
+    tokens = tuple(
+        role for role in ("Worker", "Manager") if query_bool(request, f"rotate{role}Token")
+    )
     update = _manager_call(request, "update_swarm")
-    cluster, key = await bounded(backend_of(request), "swarm update", update(version, spec, rotate))
+    cluster, key = await bounded(
+        backend_of(request), "swarm update", update(version, spec, rotate, tokens)
+    )
     return reply({"Cluster": cluster, "UnlockKey": key})
 
 

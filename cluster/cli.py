@@ -364,9 +364,15 @@ def cmd_swarm_update(ctx: Context) -> int:
 def cmd_swarm_join_token(ctx: Context) -> int:
     from cluster.httpclient import request
 
-    swarm = request("GET", f"{_leader_url(ctx)}/swarm")
-    token = swarm["JoinTokens"]["Worker" if ctx.args.role == "worker" else "Manager"]
-    print(token)
+    url = _leader_url(ctx)
+    swarm = request("GET", f"{url}/swarm")
+    role = "Worker" if ctx.args.role == "worker" else "Manager"
+    if ctx.args.rotate:
+        version = swarm["Version"]["Index"]
+        answer = request("POST", f"{url}/swarm/update?version={version}&rotate{role}Token=true", {})
+        swarm = answer["Cluster"]
+        ctx.say(f"Successfully rotated {ctx.args.role} join token.")
+    print(swarm["JoinTokens"][role])
     return 0
 
 
@@ -455,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     update.set_defaults(func=cmd_swarm_update)
     jt = ssub.add_parser("join-token", help="print a join token")
     jt.add_argument("role", choices=("worker", "manager"))
+    jt.add_argument("--rotate", action="store_true", help="replace the token (old one refused)")
     jt.set_defaults(func=cmd_swarm_join_token)
 
     from cluster import bench, cli_docker

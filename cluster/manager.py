@@ -67,6 +67,7 @@ from raft.session import (
     encode_command,
     encode_register,
 )
+from raft.tls import TLSFiles
 
 __all__ = ["Manager", "ManagerSettings", "main"]
 
@@ -114,6 +115,9 @@ class ManagerSettings:
     voters: list[str] | None = None
     #: Founding setting: the swarm starts with autolock on (`cluster.crypto`).
     autolock: bool = False
+    #: Mutual TLS between managers: paths of "ca", "cert" and "key" (PEM);
+    #: None (a cluster made before certificates): plain TCP.
+    tls: dict[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -239,6 +243,9 @@ class Manager:
                 propose_timeout=s.request_timeout,
                 snapshot_entries=s.snapshot_entries,
                 trailing_entries=min(500, s.snapshot_entries // 2),
+                tls=None
+                if s.tls is None
+                else TLSFiles(Path(s.tls["ca"]), Path(s.tls["cert"]), Path(s.tls["key"])),
             ),
             BenchEntries(SessionStateMachine(StoreMachine(self._store), window=16)),
         )
@@ -589,9 +596,14 @@ class Manager:
         return self._unlock_key
 
     async def update_swarm(
-        self, version: int, spec: dict[str, Any], rotate_unlock_key: bool
+        self,
+        version: int,
+        spec: dict[str, Any],
+        rotate_unlock_key: bool,
+        rotate_join_tokens: tuple[str, ...] = (),
     ) -> tuple[dict[str, Any], str | None]:
-        """``docker swarm update`` (autolock on/off) and ``unlock-key --rotate``.
+        """``docker swarm update`` (autolock on/off), ``unlock-key --rotate`` and
+        ``join-token --rotate`` (``rotate_join_tokens``: "Worker" and/or "Manager").
 
         Turning autolock on or rotating the key only rewraps the DEK under
         the KEK derived from a new unlock key (`crypto.rewrap_dek`'s job,
@@ -609,7 +621,10 @@ class Manager:
         want = bool(enc.get("AutoLockManagers", False)) if isinstance(enc, dict) else had
         spec = {**cluster["Spec"], **spec, "EncryptionConfig": {"AutoLockManagers": want}}
         now = time.time()
-        parts = [commands.update_cluster(version, now, spec=spec)]
+        # A rotated join token is refused from now on; nodes that joined with
+        # it stay members (only registration checks a token).
+        tokens = {role: commands.new_join_token(self._rng) for role in rotate_join_tokens}
+        parts = [commands.update_cluster(version, now, spec=spec, join_tokens=tokens or None)]
         new_key = kek = None
         if rotate_unlock_key and not want:
             raise FailedPrecondition("autolock is not enabled: there is no unlock key to rotate")

@@ -33,6 +33,8 @@ from cluster.commands import new_id
 from cluster.crypto import generate_kek, generate_unlock_key, kek_from_unlock_key
 from cluster.httpclient import ApiError, Unreachable, request
 from cluster.layout import ClusterDir, ClusterError, Description, Member, Timing
+from cluster.pki import MANAGER_ROLE, CertificateAuthority
+from raft.tls import TLSFiles
 
 __all__ = ["Supervisor"]
 
@@ -291,6 +293,14 @@ class Supervisor:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(kek.key_id.encode() if autolock else kek.secret_bytes())
+        # The cluster's root CA and one certificate per manager, for mutual TLS
+        # on Raft traffic (`cluster.pki`): CN = name = Raft id, OU = role.
+        ca = CertificateAuthority.create(desc.cluster_id)
+        ca.save(self.cdir.path / "ca")
+        for m in desc.members:
+            if m.role == "manager":
+                keys = self.cdir.node_dir(m.name) / "keys"
+                ca.issue_files(keys, m.name, MANAGER_ROLE, desc.cluster_id)
         self.cdir.save(desc)
         return desc
 
@@ -334,6 +344,9 @@ class Supervisor:
         }
         if m.joiner:
             config["voters"] = []
+        tls = TLSFiles.in_dir(self.cdir.node_dir(m.name) / "keys")
+        if tls.cert.exists():  # clusters made before certificates stay on plain TCP
+            config["tls"] = {"ca": str(tls.ca), "cert": str(tls.cert), "key": str(tls.key)}
         d = self.cdir.node_dir(m.name)
         d.mkdir(parents=True, exist_ok=True)
         (d / "config.json").write_text(json.dumps(config, indent=2))
@@ -361,12 +374,21 @@ class Supervisor:
             "data_dir": str(d),
             "api_port": m.api_port,
             "managers": {p.name: p.api_url for p in desc.members if p.role == "manager"},
-            "join_token": token or self._worker_token(desc),
+            "join_token": self._live_worker_token(desc, token),
             "request_timeout": desc.timing.request_timeout,
         }
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(json.dumps(config, indent=2))
+
+    def _live_worker_token(self, desc: Description, cached: str | None) -> str:
+        """The current worker token (it may have been rotated), else the one we had."""
+        try:
+            return self._worker_token(desc)
+        except ClusterError:
+            if cached:
+                return cached
+            raise
 
     def _worker_token(self, desc: Description) -> str:
         """The swarm's worker join token (``docker swarm join-token worker``)."""

@@ -69,6 +69,7 @@ from raft.messages import (
     Snapshot,
 )
 from raft.statemachine import StateMachine, op_kind
+from raft.tls import TLSFiles
 from raft.trace import TraceSettings, TraceWriter
 from raft.transport import Direction, FaultFilter, LinkFault, Transport
 
@@ -153,6 +154,8 @@ class NodeSettings:
     snapshot_entries: int | None = None
     trailing_entries: int | None = None
     seed: int | None = None
+    #: Mutual TLS between peers (`raft.tls`); None: plain TCP.
+    tls: TLSFiles | None = None
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> NodeSettings:
@@ -170,6 +173,11 @@ class NodeSettings:
             d["trace_path"] = Path(d["trace_path"])
         if "trace" in d:
             d["trace"] = TraceSettings(**d["trace"])
+        if d.get("tls") is not None:
+            tls = dict(d["tls"])
+            d["tls"] = TLSFiles(
+                Path(tls.pop("ca")), Path(tls.pop("cert")), Path(tls.pop("key")), **tls
+            )
         return cls(**d)
 
 
@@ -288,6 +296,7 @@ class RaftNode:
             on_message=self._on_message,
             fault_filter=self.faults.filter,
             rng=random.Random(rng.getrandbits(64)),
+            tls=s.tls,
         )
         try:
             await self._transport.start()

@@ -16,6 +16,16 @@ id or another protocol version; the dialer refuses an acceptor that is not
 the node it meant to reach (a stale address, a port reused by another
 cluster).  A refusal closes the connection and logs one line.
 
+Mutual TLS (optional, `raft.tls`).  With ``tls`` set, every connection runs
+inside TLS: the acceptor demands a client certificate, and both ends accept
+only certificates signed by the cluster's CA.  The `Hello` exchange then
+happens inside the encrypted channel, and each end also checks the other's
+certificate against its `Hello`: the certificate's CN must be the node id
+it claims, its role a manager's, its organization our cluster.  A mismatch
+is a refusal like any other, decided before a single Raft message is read.
+Without ``tls`` the transport is plain TCP (tests, and clusters created
+before certificates existed).
+
 Outbound path, per peer::
 
     send(msg) -> fault filter -> encode_frame -> [bounded queue] -> writer task -> socket
@@ -80,6 +90,7 @@ from raft.codec import (
     frame,
 )
 from raft.messages import Message, NodeId
+from raft.tls import TLSFiles, peer_identity, peer_refusal
 
 __all__ = [
     "FaultFilter",
@@ -351,6 +362,7 @@ class Transport:
         *,
         settings: TransportSettings | None = None,
         rng: random.Random | None = None,
+        tls: TLSFiles | None = None,
     ) -> None:
         self.node_id = node_id
         self.cluster_id = cluster_id
@@ -375,6 +387,10 @@ class Transport:
         self._stopping = False
         self._hello_frame = frame(encode_hello(Hello(PROTOCOL_VERSION, cluster_id, node_id)))
         self.port: int = 0
+        self.tls = tls
+        # Built once: loading the CA and our key is file I/O we keep off the hot path.
+        self._server_ssl = tls.server_context() if tls is not None else None
+        self._client_ssl = tls.client_context() if tls is not None else None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -392,7 +408,10 @@ class Transport:
         await ready.wait()
         try:
             self._server = await asyncio.start_server(
-                self._on_accept, self.listen_host, self._listen_port
+                self._on_accept,
+                self.listen_host,
+                self._listen_port,
+                **self._tls_options(server=True),
             )
         except BaseException:
             await self.stop()
@@ -437,6 +456,26 @@ class Transport:
             self.set_peers(self._initial_peers)
             ready.set()
             await asyncio.Future()  # run until cancelled by stop()
+
+    def _tls_options(self, *, server: bool) -> dict[str, Any]:
+        """Keyword arguments that put a connection inside TLS (none for plain TCP)."""
+        ctx = self._server_ssl if server else self._client_ssl
+        if ctx is None:
+            return {}
+        options: dict[str, Any] = {
+            "ssl": ctx,
+            "ssl_handshake_timeout": self.settings.handshake_timeout,
+        }
+        if not server:
+            options["server_hostname"] = ""  # no SNI; the peer is checked by its CN
+        return options
+
+    def _certificate_refusal(self, writer: asyncio.StreamWriter, claimed: NodeId) -> str | None:
+        """With TLS: why the peer's certificate does not back its claim to be ``claimed``."""
+        if self.tls is None:
+            return None
+        identity = peer_identity(writer.get_extra_info("ssl_object"))
+        return peer_refusal(identity, claimed, self.cluster_id, self.tls.peer_role)
 
     def _spawn(self, name: str, fn: Callable[..., Any], *args: Any) -> asyncio.Task[None]:
         """Start ``fn(*args)`` as a child of the task group; unexpected errors are logged.
@@ -638,7 +677,9 @@ class Transport:
     async def _dial(self, peer: _Peer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         host, port = peer.address
         async with asyncio.timeout(self.settings.connect_timeout):
-            reader, writer = await asyncio.open_connection(host, port)
+            reader, writer = await asyncio.open_connection(
+                host, port, **self._tls_options(server=False)
+            )
         try:
             writer.write(self._hello_frame)
             async with asyncio.timeout(self.settings.handshake_timeout):
@@ -648,6 +689,9 @@ class Transport:
                 raise RemoteProtocolError(f"it is in cluster {hello.cluster_id!r}")
             if hello.node_id != peer.node_id:
                 raise RemoteProtocolError(f"it says it is {hello.node_id!r}")
+            refusal = self._certificate_refusal(writer, peer.node_id)
+            if refusal:
+                raise RemoteProtocolError(refusal)
         except BaseException:
             writer.transport.abort()
             raise
@@ -672,7 +716,7 @@ class Transport:
         try:
             async with asyncio.timeout(self.settings.handshake_timeout):
                 hello = await _read_hello(reader)
-            refusal = self._refusal(hello)
+            refusal = self._refusal(hello) or self._certificate_refusal(writer, hello.node_id)
             if refusal:
                 self.stats.refused += 1
                 self._log.warning("%s: refused %s from %s: %s", self.node_id, hello.node_id,

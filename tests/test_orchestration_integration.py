@@ -274,7 +274,8 @@ def test_autolock_a_restarted_manager_is_locked_until_unlocked(tmp_path: Path) -
         request("POST", f"{url}/secrets/create", {"Name": "s", "Data": "aGVsbG8="})
         for m in desc.members:  # only a fingerprint on disk, never the key or the KEK
             keys = sorted(p.name for p in (sup.cdir.node_dir(m.name) / "keys").iterdir())
-            assert keys == ["kek.fingerprint"]
+            # (and the manager's TLS certificate and key, `cluster.pki`)
+            assert keys == ["ca.crt", "kek.fingerprint", "node.crt", "node.key"]
 
         followers = [m.name for m in desc.members if m.name != leader]
         victim = followers[0]

@@ -1,0 +1,112 @@
+"""Mutual TLS for the Raft transport: ssl contexts and the peer-identity check.
+
+Theory of operation
+-------------------
+Every server of a cluster holds a certificate signed by the cluster's own
+root CA.  Its subject says who it is:
+
+* CN (common name): the Raft node id, e.g. ``manager1``;
+* OU (organizational unit): its role, e.g. ``swarm-manager``;
+* O (organization): the cluster id.
+
+TLS proves that the peer holds the private key of a certificate our CA
+signed.  That is not yet enough: any holder of *a* certificate could claim
+any node id in the protocol handshake (`raft.codec.Hello`).  So, once the
+handshake frames are exchanged and before any Raft message is read or sent,
+`peer_refusal` compares the certificate's subject with what the peer claims:
+the CN must be the claimed node id, the OU the role we accept as a peer
+(only managers take part in Raft) and the O our cluster id.  Host names
+mean nothing here (every node is on 127.0.0.1), so ``check_hostname`` is
+off and the CN check replaces it.
+
+This module knows only file paths and subject fields; who issues the
+certificates (the cluster supervisor, `cluster.pki`) is not its business.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+__all__ = ["MANAGER_ROLE", "PeerIdentity", "TLSFiles", "peer_identity", "peer_refusal"]
+
+#: The OU of a certificate that may take part in Raft.
+MANAGER_ROLE = "swarm-manager"
+
+
+@dataclass(frozen=True, slots=True)
+class TLSFiles:
+    """Where one node's PEM files are; ``peer_role`` is the OU a peer must carry."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    peer_role: str = MANAGER_ROLE
+
+    @classmethod
+    def in_dir(cls, keys: Path) -> TLSFiles:
+        """The files of a node's ``keys`` directory: ca.crt, node.crt, node.key."""
+        return cls(keys / "ca.crt", keys / "node.crt", keys / "node.key")
+
+    def server_context(self) -> ssl.SSLContext:
+        """For accepting: our certificate out, a client certificate required and checked."""
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.ca))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_cert_chain(str(self.cert), str(self.key))
+        return ctx
+
+    def client_context(self) -> ssl.SSLContext:
+        """For dialling: the server's certificate checked against our CA only."""
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca))
+        ctx.check_hostname = False  # peers are identified by CN after the handshake
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_cert_chain(str(self.cert), str(self.key))
+        return ctx
+
+
+@dataclass(frozen=True, slots=True)
+class PeerIdentity:
+    """The subject fields of a verified peer certificate that we act on."""
+
+    node_id: str  # CN
+    role: str  # OU
+    cluster_id: str  # O
+
+
+def peer_identity(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> PeerIdentity | None:
+    """The identity in the peer's (already verified) certificate; None without one."""
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        return None
+    subject = x509.load_der_x509_certificate(der).subject
+
+    def field(oid: x509.ObjectIdentifier) -> str:
+        values = subject.get_attributes_for_oid(oid)
+        return str(values[0].value) if len(values) == 1 else ""
+
+    return PeerIdentity(
+        node_id=field(NameOID.COMMON_NAME),
+        role=field(NameOID.ORGANIZATIONAL_UNIT_NAME),
+        cluster_id=field(NameOID.ORGANIZATION_NAME),
+    )
+
+
+def peer_refusal(
+    identity: PeerIdentity | None, claimed_id: str, cluster_id: str, role: str
+) -> str | None:
+    """Why a peer that claims ``claimed_id`` must be refused, or None if it may talk."""
+    if identity is None:
+        return "no verified certificate"
+    if identity.node_id != claimed_id:
+        return f"certificate is for {identity.node_id!r}, not {claimed_id!r}"
+    if identity.role != role:
+        return f"certificate role {identity.role!r} is not {role!r}"
+    if identity.cluster_id != cluster_id:
+        return f"certificate is for cluster {identity.cluster_id!r}"
+    return None
