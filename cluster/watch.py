@@ -164,7 +164,7 @@ def reachability(st: dict[str, Any], node: dict[str, Any]) -> str:
 
 
 def _rows(st: dict[str, Any], procs: dict[str, str]) -> list[tuple[str, ...]]:
-    return [
+    managers = [
         (
             n["name"],
             n["role"],
@@ -177,6 +177,22 @@ def _rows(st: dict[str, Any], procs: dict[str, str]) -> list[tuple[str, ...]]:
         )
         for n in st["nodes"]
     ]
+    # Workers hold no Raft state: "reachable" is whether the leader still
+    # hears their heartbeats.
+    workers = [
+        (
+            w["name"],
+            "worker",
+            "-",
+            "-",
+            "-",
+            w["availability"],
+            procs.get(w["name"], "?"),
+            "yes" if w["state"] == "ready" else "no",
+        )
+        for w in st.get("workers", [])
+    ]
+    return managers + workers
 
 
 COLUMNS = ("NODE", "ROLE", "TERM", "COMMIT", "APPLIED", "AVAILABILITY", "PROCESS", "REACHABLE")
@@ -210,6 +226,8 @@ def plain_snapshot(
     for n in st["nodes"]:
         role = short.get(n["role"], n["role"])
         parts.append(f"{n['name']}={role}/t{n['term']}/c{n['commit_index']}/a{n['applied_index']}")
+    for w in st.get("workers", []):
+        parts.append(f"{w['name']}=worker/{w['state']}")
     q = "ok" if quorum_ok(st) else "LOST"
     line = (
         f"{_clock(now)} leader={st['leader'] or 'none'} term={st['term']} "
