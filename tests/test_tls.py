@@ -9,49 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import random
 import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from transport_harness import TIMEOUT, Node, eventually, transport_factory, vote
 
 from cluster.pki import MANAGER_ROLE, WORKER_ROLE, CertificateAuthority
 from raft.codec import PROTOCOL_VERSION, Hello, encode_frame, encode_hello, frame
-from raft.messages import Message, RequestVote
 from raft.tls import TLSFiles
-from raft.transport import Transport, TransportSettings
 
-TIMEOUT = 5.0
 CLUSTER = "tls-cluster"
-FAST = TransportSettings(backoff_initial=0.01, backoff_max=0.1, handshake_timeout=1.0)
-
-
-def vote(src: str, dst: str, term: int = 1) -> RequestVote:
-    return RequestVote(term=term, src=src, dst=dst, last_log_index=0, last_log_term=0)
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self._changed = asyncio.Event()
-
-    def __call__(self, msg: Message) -> None:
-        self.messages.append(msg)
-        self._changed.set()
-
-    async def wait_for_message(self, msg: Message) -> None:
-        async with asyncio.timeout(TIMEOUT):
-            while msg not in self.messages:
-                self._changed.clear()
-                await self._changed.wait()
-
-
-async def eventually(predicate: Callable[[], bool]) -> None:
-    async with asyncio.timeout(TIMEOUT):
-        while not predicate():
-            await asyncio.sleep(0.005)
 
 
 @pytest.fixture(scope="module")
@@ -72,40 +42,15 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., TLSFiles]:
     return issue
 
 
-class Node:
-    def __init__(self, transport: Transport, inbox: Inbox) -> None:
-        self.t = transport
-        self.inbox = inbox
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return ("127.0.0.1", self.t.port)
-
-
 @pytest.fixture
-async def make_node() -> AsyncIterator[Callable[..., asyncio.Future[Node]]]:
-    started: list[Transport] = []
+async def make_node() -> AsyncIterator[Callable[..., Any]]:
+    """``make_node(name, tls)``: a transport of this cluster, stopped after the test."""
+    async for make in transport_factory():
 
-    async def make(node_id: str, tls: TLSFiles | None) -> Node:
-        inbox = Inbox()
-        t = Transport(
-            node_id,
-            CLUSTER,
-            on_message=inbox,
-            logger=logging.getLogger(f"test.tls.{node_id}"),
-            settings=FAST,
-            rng=random.Random(7),
-            tls=tls,
-        )
-        started.append(t)
-        await t.start()
-        return Node(t, inbox)
+        async def make_tls(node_id: str, tls: TLSFiles | None, make=make) -> Node:
+            return await make(node_id, CLUSTER, tls=tls)
 
-    try:
-        yield make
-    finally:
-        for t in reversed(started):
-            await t.stop()
+        yield make_tls
 
 
 def link(a: Node, b: Node) -> None:
