@@ -122,7 +122,14 @@ async def test_fault_filter_persists_across_restart(cluster: LocalCluster) -> No
     assert node.fault_filter.to_dict() == saved
     # Still cut off after the restart: the others commit without it, it sees nothing.
     await leader.propose(encode_set("during", b"partition"), timeout=5)
-    await asyncio.sleep(0.3)
+    # Wait on a condition, not a clock: a second entry, sent after the first on
+    # every link, is applied by every connected node.  Had the isolated node's
+    # rules been lost, the first entry would have reached it by then as well.
+    await leader.propose(encode_set("after", b"partition"), timeout=5)
+    others = [n for n in cluster.nodes if n != isolated]
+    await eventually(
+        lambda: all(cluster.kvs[n].get("after") == b"partition" for n in others), what="apply"
+    )
     assert cluster.kvs[isolated].get("during") is None
     node.fault_filter.heal()
     await eventually(lambda: cluster.kvs[isolated].get("during") == b"partition", what="heal")

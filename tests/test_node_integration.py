@@ -70,7 +70,10 @@ async def test_failover_and_restart_keep_every_acknowledged_write(procs: ProcClu
 
     task = asyncio.create_task(writer())
     try:
-        await asyncio.sleep(0.2)
+        # Kill the leader mid-stream: once some of these writes are acknowledged.
+        async with asyncio.timeout(10):
+            while not any(k.startswith("during") for k in acked):
+                await asyncio.sleep(0.01)
         assert await procs.kill(first) == -signal.SIGKILL
         second = await procs.wait_leader(timeout=10, exclude=first)
         assert second != first
