@@ -430,25 +430,37 @@ class Supervisor:
 
     # ------------------------------------------------------------ leader
 
+    def find_leader(
+        self, desc: Description, initialised: bool = False
+    ) -> tuple[Member, dict[str, Any]] | None:
+        """The running manager that says it leads, with its ``/raft/status``.
+
+        With ``initialised``, only once it has also set up the swarm (its first
+        act as leader), so the user's very next command can write.
+        """
+        for m in desc.members:
+            if m.role != "manager" or self.process_state(m) != "running":
+                continue
+            try:
+                st = request("GET", f"{m.api_url}/raft/status", timeout=0.5)
+            except (Unreachable, ApiError):
+                continue
+            if st.get("role") == "leader" and (not initialised or st.get("initialised", True)):
+                return m, st
+        return None
+
     def wait_for_leader(
         self, desc: Description, timeout: float, progress: Progress = lambda _: None
     ) -> str | None:
-        """Poll the managers until one says it leads; its name, or None."""
+        """Poll the managers until one leads an initialised swarm; its name, or None."""
         deadline = time.monotonic() + timeout
         said = False
         while time.monotonic() < deadline:
-            for m in desc.members:
-                if m.role != "manager" or self.process_state(m) != "running":
-                    continue
-                try:
-                    st = request("GET", f"{m.api_url}/raft/status", timeout=0.5)
-                except (Unreachable, ApiError):
-                    continue
-                # Leader, and the swarm initialised (its first act as leader),
-                # so the very next command of the user can write.
-                if st.get("role") == "leader" and st.get("initialised", True):
-                    progress(f"{m.name} is the leader (term {st.get('term')})")
-                    return m.name
+            found = self.find_leader(desc, initialised=True)
+            if found is not None:
+                m, st = found
+                progress(f"{m.name} is the leader (term {st.get('term')})")
+                return m.name
             if not said:
                 progress("waiting for an election...")
                 said = True
@@ -460,14 +472,10 @@ class Supervisor:
     def resolve(self, desc: Description, ref: str) -> Member:
         """A member by name, node-ID prefix, or the word ``leader``."""
         if ref == "leader":
-            for m in desc.members:
-                if m.role != "manager" or self.process_state(m) != "running":
-                    continue
-                with contextlib.suppress(Unreachable, ApiError):
-                    st = request("GET", f"{m.api_url}/raft/status", timeout=0.5)
-                    if st.get("role") == "leader":
-                        return m
-            raise ClusterError("there is no leader right now")
+            found = self.find_leader(desc)
+            if found is None:
+                raise ClusterError("there is no leader right now")
+            return found[0]
         for m in desc.members:
             if m.name == ref:
                 return m

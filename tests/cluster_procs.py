@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from cluster.httpclient import ApiError, Unreachable, request
+from cluster.httpclient import ApiError, Unreachable
 from cluster.layout import ClusterDir, Description, Timing
 from cluster.supervisor import Supervisor
 
@@ -52,11 +52,5 @@ def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 def leader_name(desc: Description, sup: Supervisor) -> str | None:
-    for m in desc.members:
-        if sup.process_state(m) != "running":
-            continue
-        with contextlib.suppress(Unreachable, ApiError):
-            st = request("GET", f"{m.api_url}/raft/status", timeout=0.5)
-            if st.get("role") == "leader":
-                return m.name
-    return None
+    found = sup.find_leader(desc)
+    return found[0].name if found else None
