@@ -399,7 +399,6 @@ class Manager:
         st = self.node.status()
         st["name"] = self.name
         st["node_id"] = self.settings.node_id
-        st["voted_for"] = st.pop("vote", None)
         leader = st.get("leader")
         st["leader_api_url"] = (
             self.settings.peers[leader].api_url if leader in self.settings.peers else None

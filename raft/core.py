@@ -289,7 +289,7 @@ class RaftCore:
             "learners": list(self.conf.learners),
         }
         if self.role is Role.LEADER:
-            st["progress"] = {
+            st["peers"] = {
                 p: {"match": pr.match, "next": pr.next, "state": pr.state.value}
                 for p, pr in self.progress.items()
             }

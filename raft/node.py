@@ -448,27 +448,10 @@ class RaftNode:
         core = self._core
         if core is None:
             return {"id": self.id, "role": "down"}
-        st: dict[str, Any] = {
-            "id": self.id,
-            "role": core.role.value,
-            "term": core.term,
-            "leader": core.leader_id,
-            "vote": core.vote,
-            "commit_index": core.commit_index,
-            "applied_index": self._applied,
-            "last_log_index": core.log.last_index,
-            "last_log_term": core.log.last_term,
-            # The newest snapshot; the log may keep trailing entries behind it.
-            "snapshot_index": core.snapshot.meta.index,
-            "voters": list(core.conf.voters),
-            "learners": list(core.conf.learners),
-            "raft_port": self.raft_port,
-        }
-        if core.role is Role.LEADER:
-            st["peers"] = {
-                p: {"match": pr.match, "next": pr.next, "state": pr.state.value}
-                for p, pr in core.progress.items()
-            }
+        st = core.status()
+        # What our state machine has applied (the core learns it at advance()).
+        st["applied_index"] = self._applied
+        st["raft_port"] = self.raft_port
         return st
 
     @property
