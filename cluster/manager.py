@@ -406,6 +406,8 @@ class Manager:
         st["api_url"] = self.api_url
         st["pid"] = os.getpid()
         st["initialised"] = self._store.cluster() is not None
+        # Autolock in force here: a restart would come back locked.
+        st["autolock"] = not self._kek_file.exists()
         return st
 
     async def transfer_leadership(self, target: str | None) -> str:

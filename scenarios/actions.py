@@ -370,12 +370,12 @@ class RealDriver:
         self._unlock_key = out.get("UnlockKey")
         if not self._unlock_key:
             raise ClusterError("swarm update --autolock=true returned no unlock key")
-        # Every manager must have applied the change (and dropped its key file)
-        # before a restart can show it locked.
+        # Every manager must have applied the change before a restart can show
+        # it locked: each says so in its /raft/status.
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline:
-            keys = [self.cdir.node_dir(n) / "keys" / "kek" for n in self.running()]
-            if self.converge(1.0) and not any(k.exists() for k in keys):
+            st = self.raft_status()
+            if len(st) == len(self.running()) and all(s.get("autolock") for s in st.values()):
                 return
             time.sleep(0.05)
         raise ClusterError("autolock did not reach every manager within 10 s")
