@@ -322,7 +322,7 @@ def test_stale_version_is_a_one_line_error(
             return current
         raise ApiError(409, "update out of sequence")
 
-    monkeypatch.setattr(cli_docker, "request", fake_request)
+    monkeypatch.setattr("cluster.cli_api.request", fake_request)  # where Api sends
     monkeypatch.setattr("cluster.supervisor.Supervisor.process_state", lambda self, m: "running")
     rc = main(["--dir", str(fake_cluster(tmp_path)), "service", "update", "--image", "x", "web"])
     err = capsys.readouterr().err
