@@ -26,6 +26,28 @@ is a refusal like any other, decided before a single Raft message is read.
 Without ``tls`` the transport is plain TCP (tests, and clusters created
 before certificates existed).
 
+Both ends connect plain TCP and then run the TLS handshake themselves
+(``StreamWriter.start_tls``), inside the same handshake timeout as the
+`Hello`.  Letting ``start_server(ssl=...)`` do it would be shorter, but a
+handshake that fails there (no client certificate, a foreign CA, an expired
+certificate, plain TCP talking to us) never reaches our code: asyncio drops
+it without a word.  Doing it ourselves lets us count it
+(``stats.tls_failures``) and log why, in OpenSSL's words
+(``PEER_DID_NOT_RETURN_A_CERTIFICATE``).  A handshake that *times out* is
+not a TLS failure: the peer is slow or stopped, and is treated like any
+peer we cannot reach.  asyncio's TLS hangs up without sending an alert when
+it refuses a certificate, so the refused side usually learns only that the
+connection closed: during the handshake (counted as a TLS failure), or, with
+TLS 1.3, where the server checks the client's certificate after the client
+has finished, right after it, before the acceptor's `Hello` (counted as a
+refusal; the acceptor's log says which it was).
+
+Handshake warnings are rate-limited.  A peer that redials every 50 ms with
+a certificate we refuse would otherwise write twenty lines a second; each
+remote and reason gets at most one line per
+``TransportSettings.warning_interval``, and the next line says how many
+were held back.  The counters in `TransportStats` miss none.
+
 Outbound path, per peer::
 
     send(msg) -> fault filter -> encode_frame -> [bounded queue] -> writer task -> socket
@@ -73,7 +95,9 @@ import collections
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Mapping
+import ssl
+import time
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -253,6 +277,10 @@ class TransportSettings:
     #: hear its leader again well within an election timeout.
     backoff_max: float = 0.25
     read_chunk: int = 256 * 1024
+    #: At most one handshake warning (TLS failure, refusal) per remote and
+    #: reason per this many seconds; a peer retrying every 50 ms must not
+    #: flood the log.  The counters see every one.
+    warning_interval: float = 10.0
 
 
 @dataclass(slots=True)
@@ -269,7 +297,69 @@ class TransportStats:
     connects: int = 0  # successful outbound handshakes
     accepts: int = 0  # successful inbound handshakes
     refused: int = 0  # handshakes refused, either side
+    tls_failures: int = 0  # TLS handshakes that failed (not timed out), either side
     protocol_errors: int = 0  # inbound connections closed for bad frames
+
+
+# --------------------------------------------------------------------------
+# Handshake failures
+
+
+class _TLSHandshakeError(Exception):
+    """A TLS handshake that did not complete; ``reason`` says why, briefly."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _tls_failure_reason(exc: BaseException) -> str:
+    """Why a TLS handshake failed, in OpenSSL's words when it gave any.
+
+    OpenSSL's short code is stable, so it names the cause in the log and
+    keys the rate limit: ``PEER_DID_NOT_RETURN_A_CERTIFICATE``,
+    ``WRONG_VERSION_NUMBER`` (plain TCP talking to TLS), an alert the peer
+    sent (``TLSV1_ALERT_UNKNOWN_CA``).  For a certificate we refuse, OpenSSL's
+    verdict on it follows (``certificate has expired``).
+    """
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"{exc.reason} ({exc.verify_message})"
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason or str(exc)
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError)):
+        # asyncio's TLS refuses a certificate by hanging up, alert-less.
+        return "closed by the peer during the TLS handshake"
+    return str(exc) or type(exc).__name__
+
+
+class _WarningThrottle:
+    """At most one warning per key per ``interval`` seconds; counts those held back.
+
+    A key is a remote and a reason: a second peer, or a new reason from the
+    same one, still gets its own line at once.
+    """
+
+    #: Beyond this many keys, the ones quiet for an interval are forgotten,
+    #: so a port scan from many addresses cannot grow the table for ever.
+    MAX_KEYS = 1024
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval
+        self._clock = clock
+        #: key -> (when its last line was written, lines held back since)
+        self._keys: dict[Hashable, tuple[float, int]] = {}
+
+    def admit(self, key: Hashable) -> int | None:
+        """``None``: stay quiet.  Else write the line, saying this many were held back."""
+        now = self._clock()
+        last = self._keys.get(key)
+        if last is not None and now - last[0] < self._interval:
+            self._keys[key] = (last[0], last[1] + 1)
+            return None
+        if last is None and len(self._keys) >= self.MAX_KEYS:
+            self._keys = {k: v for k, v in self._keys.items() if now - v[0] < self._interval}
+        self._keys[key] = (now, 0)
+        return last[1] if last is not None else 0
 
 
 # --------------------------------------------------------------------------
@@ -391,6 +481,7 @@ class Transport:
         # Built once: loading the CA and our key is file I/O we keep off the hot path.
         self._server_ssl = tls.server_context() if tls is not None else None
         self._client_ssl = tls.client_context() if tls is not None else None
+        self._warnings = _WarningThrottle(self.settings.warning_interval)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -407,11 +498,9 @@ class Transport:
         )
         await ready.wait()
         try:
+            # Plain TCP even with TLS: `_serve` runs the TLS handshake itself.
             self._server = await asyncio.start_server(
-                self._on_accept,
-                self.listen_host,
-                self._listen_port,
-                **self._tls_options(server=True),
+                self._on_accept, self.listen_host, self._listen_port
             )
         except BaseException:
             await self.stop()
@@ -457,18 +546,30 @@ class Transport:
             ready.set()
             await asyncio.Future()  # run until cancelled by stop()
 
-    def _tls_options(self, *, server: bool) -> dict[str, Any]:
-        """Keyword arguments that put a connection inside TLS (none for plain TCP)."""
-        ctx = self._server_ssl if server else self._client_ssl
-        if ctx is None:
-            return {}
-        options: dict[str, Any] = {
-            "ssl": ctx,
-            "ssl_handshake_timeout": self.settings.handshake_timeout,
-        }
-        if not server:
-            options["server_hostname"] = ""  # no SNI; the peer is checked by its CN
-        return options
+    async def _start_tls(self, writer: asyncio.StreamWriter, ctx: ssl.SSLContext) -> None:
+        """Run the TLS handshake on a connected stream (either side, as ``writer`` was made).
+
+        Raises `_TLSHandshakeError` if it fails.  The caller bounds it with
+        its handshake timeout, and a timeout stays a TimeoutError: a slow or
+        stopped peer is not a TLS failure.  asyncio's own handshake timer is
+        set longer than ours, as a backstop that never decides.
+        """
+        try:
+            await writer.start_tls(ctx, ssl_handshake_timeout=2 * self.settings.handshake_timeout)
+        except TimeoutError:
+            raise
+        except (OSError, asyncio.IncompleteReadError) as exc:  # ssl.SSLError is an OSError
+            raise _TLSHandshakeError(_tls_failure_reason(exc)) from exc
+
+    def _warn_handshake(self, remote: str, reason: str, msg: str, *args: Any) -> None:
+        """Log a handshake warning about ``remote``, rate-limited by remote and reason."""
+        held = self._warnings.admit((remote, reason))
+        if held is None:
+            return
+        if held:
+            msg += " (and %d more like it since the last report)"
+            args += (held,)
+        self._log.warning(msg, *args, stacklevel=2)  # the line names the caller
 
     def _certificate_refusal(self, writer: asyncio.StreamWriter, claimed: NodeId) -> str | None:
         """With TLS: why the peer's certificate does not back its claim to be ``claimed``."""
@@ -648,24 +749,31 @@ class Transport:
         delay = self.settings.backoff_initial
         failures = 0
         while True:
+            host, port = peer.address  # set_peers may move it between tries
+            remote = f"{host}:{port}"
             try:
                 reader, writer = await self._dial(peer)
             except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
                 failures += 1
-                # Whatever waits for a dead peer is stale by the time it returns
-                # (old votes, appends the leader will resend): drop it, and let
-                # the peer be greeted by what Raft sends next.
-                self.stats.dropped_write_failed += len(peer.outbox)
-                peer.outbox.clear()
+                self._drop_stale(peer)
                 log = self._log.info if failures == 1 else self._log.debug
-                log("%s: cannot reach %s at %s:%d: %s", self.node_id, peer.node_id, *peer.address,
+                log("%s: cannot reach %s at %s: %s", self.node_id, peer.node_id, remote,
                     exc or type(exc).__name__)  # fmt: skip
+            except _TLSHandshakeError as exc:
+                failures += 1
+                self.stats.tls_failures += 1
+                self._drop_stale(peer)
+                self._warn_handshake(
+                    remote, exc.reason, "%s: TLS handshake with %s at %s failed: %s",
+                    self.node_id, peer.node_id, remote, exc.reason,
+                )  # fmt: skip
             except RemoteProtocolError as exc:
                 failures += 1
                 self.stats.refused += 1
-                self._log.warning(
-                    "%s: refusing %s at %s:%d: %s", self.node_id, peer.node_id, *peer.address, exc
-                )
+                self._warn_handshake(
+                    remote, str(exc), "%s: handshake with %s at %s refused: %s",
+                    self.node_id, peer.node_id, remote, exc,
+                )  # fmt: skip
             else:
                 self.stats.connects += 1
                 self._log.info("%s: connected to %s", self.node_id, peer.node_id)
@@ -674,17 +782,41 @@ class Transport:
             await asyncio.sleep(self._rng.uniform(delay / 2, delay))  # backoff, not a condition
             delay = min(delay * 2, self.settings.backoff_max)
 
+    def _drop_stale(self, peer: _Peer) -> None:
+        """Forget what waits for a peer we cannot talk to.
+
+        It is stale by the time the peer answers (old votes, appends the
+        leader will resend): let the peer be greeted by what Raft sends next.
+        """
+        self.stats.dropped_write_failed += len(peer.outbox)
+        peer.outbox.clear()
+
     async def _dial(self, peer: _Peer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Connect to ``peer`` and shake hands: TLS (if configured), then `Hello`.
+
+        Raises OSError or TimeoutError if it cannot be reached in time,
+        `_TLSHandshakeError` if TLS fails, `RemoteProtocolError` if either
+        side refuses the other's `Hello` or certificate.
+        """
         host, port = peer.address
         async with asyncio.timeout(self.settings.connect_timeout):
-            reader, writer = await asyncio.open_connection(
-                host, port, **self._tls_options(server=False)
-            )
+            reader, writer = await asyncio.open_connection(host, port)
         try:
-            writer.write(self._hello_frame)
             async with asyncio.timeout(self.settings.handshake_timeout):
-                await writer.drain()
-                hello = await _read_hello(reader)
+                if self._client_ssl is not None:
+                    await self._start_tls(writer, self._client_ssl)
+                writer.write(self._hello_frame)
+                try:
+                    await writer.drain()
+                    hello = await _read_hello(reader)
+                except ssl.SSLError as exc:  # an alert: its TLS refused our certificate
+                    raise _TLSHandshakeError(_tls_failure_reason(exc)) from exc
+                except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as exc:
+                    # It answered, then hung up without a word: it refused our
+                    # Hello or (TLS 1.3 checks the client last) our certificate.
+                    raise RemoteProtocolError(
+                        "it closed the connection before its Hello; its log says why"
+                    ) from exc
             if hello.cluster_id != self.cluster_id:
                 raise RemoteProtocolError(f"it is in cluster {hello.cluster_id!r}")
             if hello.node_id != peer.node_id:
@@ -704,6 +836,11 @@ class Transport:
         if self._group is None or self._stopping:
             writer.transport.abort()
             return
+        if self._server_ssl is not None:
+            # Read nothing until `_serve` starts TLS: a ClientHello read now
+            # would land in the plain stream's buffer, out of TLS's reach.
+            # (We run inside connection_made, before asyncio first reads.)
+            writer.transport.pause_reading()
         # Tracked apart from the task, which may be cancelled before it first runs.
         self._accepted.add(writer)
         self._spawn("inbound", self._serve, reader, writer)
@@ -715,12 +852,14 @@ class Transport:
         peer_id: NodeId | None = None
         try:
             async with asyncio.timeout(self.settings.handshake_timeout):
+                if self._server_ssl is not None:
+                    await self._start_tls(writer, self._server_ssl)
                 hello = await _read_hello(reader)
             refusal = self._refusal(hello) or self._certificate_refusal(writer, hello.node_id)
             if refusal:
                 self.stats.refused += 1
-                self._log.warning("%s: refused %s from %s: %s", self.node_id, hello.node_id,
-                                  where, refusal)  # fmt: skip
+                self._warn_handshake(host, refusal, "%s: refused %s from %s: %s", self.node_id,
+                                     hello.node_id, where, refusal)  # fmt: skip
                 return
             peer_id = hello.node_id
             writer.write(self._hello_frame)
@@ -732,10 +871,18 @@ class Transport:
             self._inbound[peer_id] = writer
             self.stats.accepts += 1
             await self._read_messages(reader, peer_id)
+        except _TLSHandshakeError as exc:
+            self.stats.tls_failures += 1
+            self._warn_handshake(host, exc.reason, "%s: TLS handshake from %s failed: %s",
+                                 self.node_id, where, exc.reason)  # fmt: skip
         except RemoteProtocolError as exc:
             self.stats.protocol_errors += 1
-            self._log.warning("%s: closing connection from %s (%s): %s", self.node_id,
-                              peer_id or "unidentified peer", where, exc)  # fmt: skip
+            if peer_id is None:  # a bad handshake, perhaps one of many: rate-limited
+                self._warn_handshake(host, str(exc), "%s: closing connection from %s (%s): %s",
+                                     self.node_id, "unidentified peer", where, exc)  # fmt: skip
+            else:
+                self._log.warning("%s: closing connection from %s (%s): %s", self.node_id,
+                                  peer_id, where, exc)  # fmt: skip
         except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
             self._log.debug("%s: inbound connection from %s ended: %r", self.node_id, where, exc)
         finally:

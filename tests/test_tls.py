@@ -3,30 +3,39 @@
 Certificates come from `cluster.pki` the way ``up`` issues them.  A test that
 shows a peer's messages did *not* arrive sends a marker from an honest peer
 afterwards and waits for it; the refused connection is also seen closed.
+Each side counts a failed handshake and logs it (`warnings_from`): one line
+per remote and reason however often a bad peer retries.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import logging
 import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from transport_harness import TIMEOUT, Node, eventually, transport_factory, vote
 
 from cluster.pki import MANAGER_ROLE, WORKER_ROLE, CertificateAuthority
 from raft.codec import PROTOCOL_VERSION, Hello, encode_frame, encode_hello, frame
 from raft.tls import TLSFiles
+from raft.transport import Transport, _WarningThrottle
 
 CLUSTER = "tls-cluster"
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., TLSFiles]:
-    """Issue certificates: ``pki(name, role=..., ca="main", cluster=...)``."""
+    """Issue certificates: ``pki(name, role=..., ca="main", cluster=..., expired=False)``."""
     root = tmp_path_factory.mktemp("pki")
     cas = {
         "main": CertificateAuthority.create(CLUSTER),
@@ -34,12 +43,64 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., TLSFiles]:
     }
     count = 0
 
-    def issue(name: str, role: str = MANAGER_ROLE, ca: str = "main", cluster: str = CLUSTER):
+    def issue(
+        name: str,
+        role: str = MANAGER_ROLE,
+        ca: str = "main",
+        cluster: str = CLUSTER,
+        expired: bool = False,
+    ) -> TLSFiles:
         nonlocal count
         count += 1
-        return cas[ca].issue_files(root / f"{count}-{name}", name, role, cluster)
+        files = cas[ca].issue_files(root / f"{count}-{name}", name, role, cluster)
+        if expired:
+            write_expired_certificate(
+                cas[ca], root / f"{count}-{ca}-ca", files, name, role, cluster
+            )
+        return files
 
     return issue
+
+
+def write_expired_certificate(
+    ca: CertificateAuthority, ca_dir: Path, files: TLSFiles, name: str, role: str, cluster: str
+) -> None:
+    """Replace ``files``' certificate with one from ``ca`` that expired yesterday."""
+    ca.save(ca_dir)
+    ca_key = serialization.load_pem_private_key((ca_dir / "ca.key").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = serialization.load_pem_private_key(files.key.read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    now = datetime.datetime.now(datetime.UTC)
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, name),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, cluster),
+        ]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=30))
+        .not_valid_after(now - datetime.timedelta(days=1))
+        .sign(ca_key, hashes.SHA256())
+    )
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def warnings_from(caplog: pytest.LogCaptureFixture, node_id: str, needle: str) -> list[str]:
+    """The WARNING lines ``node_id``'s transport logged that contain ``needle``."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == f"test.transport.{node_id}"
+        and r.levelno == logging.WARNING
+        and needle in r.getMessage()
+    ]
 
 
 @pytest.fixture
@@ -77,11 +138,18 @@ async def test_plain_tcp_still_works_without_tls(make_node):
     await b.inbox.wait_for_message(vote("manager1", "manager2"))
 
 
-async def assert_intruder_refused(make_node, pki, intruder_id: str, intruder_tls: TLSFiles | None):
+def handshake_failures(node: Node) -> int:
+    """Handshakes that failed on ``node``'s side, at the TLS or the Hello level."""
+    return node.t.stats.refused + node.t.stats.tls_failures
+
+
+async def assert_intruder_refused(
+    make_node, pki, intruder_id: str, intruder_tls: TLSFiles | None
+) -> tuple[Node, Node]:
     """``intruder_id`` dials manager2 and sends; nothing it sends arrives.
 
     An honest manager1 sends a marker afterwards, which must arrive: so the
-    intruder's message was not merely slow.
+    intruder's message was not merely slow.  Returns (target, intruder).
     """
     target = await make_node("manager2", pki("manager2"))
     honest = await make_node("manager1", pki("manager1"))
@@ -92,21 +160,74 @@ async def assert_intruder_refused(make_node, pki, intruder_id: str, intruder_tls
     target.t.set_peers({**target.t.peers, intruder_id: ("127.0.0.1", 9)})
     intruder.t.set_peers({"manager2": target.address})
     intruder.t.send(vote(intruder_id, "manager2", term=99))
-    await eventually(lambda: intruder.t.stats.refused + target.t.stats.refused > 0
-                     or intruder.t.stats.dropped_write_failed > 0)  # fmt: skip
+    # Both sides see the failure (each in its own words: see the tests below).
+    await eventually(lambda: handshake_failures(target) > 0 and handshake_failures(intruder) > 0)
     honest.t.send(vote("manager1", "manager2", term=1))
     await target.inbox.wait_for_message(vote("manager1", "manager2", term=1))
     assert all(m.src != intruder_id for m in target.inbox.messages)
     assert not intruder.t.is_connected("manager2")
     assert target.t.stats.accepts == 1  # the honest peer only
+    return target, intruder
 
 
-async def test_foreign_ca_cannot_connect(make_node, pki):
-    await assert_intruder_refused(make_node, pki, "manager3", pki("manager3", ca="foreign"))
+async def test_foreign_ca_cannot_connect(make_node, pki, caplog):
+    caplog.set_level(logging.WARNING)
+    files = pki("manager3", ca="foreign")
+    target, intruder = await assert_intruder_refused(make_node, pki, "manager3", files)
+    # The intruder's TLS refuses the target's certificate first, and says why;
+    # the target only sees it hang up in the middle of the handshake.
+    assert intruder.t.stats.tls_failures >= 1
+    [line] = warnings_from(caplog, "manager3", "TLS handshake with manager2")
+    assert f"at 127.0.0.1:{target.t.port} failed: CERTIFICATE_VERIFY_FAILED" in line
+    await eventually(lambda: target.t.stats.tls_failures >= 1)
+    [line] = warnings_from(caplog, "manager2", "TLS handshake from 127.0.0.1:")
+    assert line.endswith("failed: closed by the peer during the TLS handshake")
 
 
-async def test_plain_tcp_peer_cannot_connect(make_node, pki):
-    await assert_intruder_refused(make_node, pki, "manager3", None)
+async def test_plain_tcp_peer_cannot_connect(make_node, pki, caplog):
+    caplog.set_level(logging.WARNING)
+    target, intruder = await assert_intruder_refused(make_node, pki, "manager3", None)
+    await eventually(lambda: target.t.stats.tls_failures >= 1)
+    [line] = warnings_from(caplog, "manager2", "TLS handshake from 127.0.0.1:")
+    assert line.endswith("failed: WRONG_VERSION_NUMBER")
+    # The plain dialer cannot tell TLS from a refusal: the acceptor hung up.
+    assert intruder.t.stats.refused >= 1
+    [line] = warnings_from(caplog, "manager3", "handshake with manager2")
+    assert "refused: it closed the connection before its Hello" in line
+
+
+async def test_expired_client_certificate_is_counted_and_logged(make_node, pki, caplog):
+    """A dialer whose certificate expired: refused, counted and logged on both sides.
+
+    With TLS 1.3 the server checks the client's certificate after the
+    client's side of the handshake is done, so the dialer only sees the
+    acceptor hang up before its Hello: a refusal, not a TLS failure.
+    """
+    caplog.set_level(logging.WARNING)
+    files = pki("manager3", expired=True)
+    target, intruder = await assert_intruder_refused(make_node, pki, "manager3", files)
+    assert target.t.stats.tls_failures >= 1
+    [line] = warnings_from(caplog, "manager2", "TLS handshake from 127.0.0.1:")
+    assert line.endswith("failed: CERTIFICATE_VERIFY_FAILED (certificate has expired)")
+    assert intruder.t.stats.refused >= 1
+    assert warnings_from(caplog, "manager3", "closed the connection before its Hello")
+
+
+async def test_dialer_counts_and_logs_an_expired_server_certificate(make_node, pki, caplog):
+    caplog.set_level(logging.WARNING)
+    server = await make_node("manager2", pki("manager2", expired=True))
+    a = await make_node("manager1", pki("manager1"))
+    server.t.set_peers({"manager1": a.address})
+    a.t.set_peers({"manager2": server.address})
+    a.t.send(vote("manager1", "manager2"))
+    await eventually(lambda: a.t.stats.tls_failures >= 1)
+    [line] = warnings_from(caplog, "manager1", "TLS handshake with manager2")
+    assert line == (
+        f"manager1: TLS handshake with manager2 at 127.0.0.1:{server.t.port} failed: "
+        "CERTIFICATE_VERIFY_FAILED (certificate has expired)"
+    )
+    assert not a.t.is_connected("manager2")
+    assert server.inbox.messages == []
 
 
 async def test_certificate_for_another_name_is_refused(make_node, pki):
@@ -136,25 +257,111 @@ async def test_dialer_refuses_a_server_whose_certificate_is_another_node(make_no
     assert not a.t.is_connected("manager2")
 
 
-async def test_client_without_certificate_is_closed_before_any_message(make_node, pki):
-    """A raw TLS client with no certificate: the server closes without reading a frame."""
-    target = await make_node("manager2", pki("manager2"))
-    files = pki("manager1")
-    target.t.set_peers({"manager1": ("127.0.0.1", 9)})
+async def dial_without_certificate(target: Node, files: TLSFiles) -> None:
+    """A raw TLS client with no certificate says Hello and sends a vote; returns once closed."""
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(files.ca))
     ctx.check_hostname = False
     try:
         reader, writer = await asyncio.open_connection(*target.address, ssl=ctx, server_hostname="")
     except OSError:
         return  # refused during the handshake: also fine
-    writer.write(frame(encode_hello(Hello(PROTOCOL_VERSION, CLUSTER, "manager1"))))
-    writer.write(encode_frame(vote("manager1", "manager2"), 1 << 20))
-    async with asyncio.timeout(TIMEOUT):
-        with contextlib.suppress(OSError):  # ssl.SSLError is an OSError
-            assert await reader.read(4096) == b""
-    writer.close()
+    try:
+        writer.write(frame(encode_hello(Hello(PROTOCOL_VERSION, CLUSTER, "manager1"))))
+        writer.write(encode_frame(vote("manager1", "manager2"), 1 << 20))
+        async with asyncio.timeout(TIMEOUT):
+            with contextlib.suppress(OSError):  # ssl.SSLError is an OSError
+                assert await reader.read(4096) == b""
+    finally:
+        writer.close()
+
+
+async def test_client_without_certificate_is_closed_before_any_message(make_node, pki, caplog):
+    """The server closes without reading a frame, counts it and says why, naming the client."""
+    caplog.set_level(logging.WARNING)
+    target = await make_node("manager2", pki("manager2"))
+    target.t.set_peers({"manager1": ("127.0.0.1", 9)})
+    await dial_without_certificate(target, pki("manager1"))
     assert target.inbox.messages == []
     assert target.t.stats.accepts == 0
+    await eventually(lambda: target.t.stats.tls_failures == 1)
+    [line] = warnings_from(caplog, "manager2", "TLS handshake")
+    assert line.startswith("manager2: TLS handshake from 127.0.0.1:")
+    assert line.endswith(" failed: PEER_DID_NOT_RETURN_A_CERTIFICATE")
+
+
+async def test_a_burst_of_bad_handshakes_is_counted_but_logged_once(make_node, pki, caplog):
+    """Thirty clients without a certificate: thirty failures, one warning line."""
+    caplog.set_level(logging.WARNING)
+    target = await make_node("manager2", pki("manager2"))
+    files = pki("manager1")
+    burst = 30
+    await asyncio.gather(*(dial_without_certificate(target, files) for _ in range(burst)))
+    await eventually(lambda: target.t.stats.tls_failures == burst)
+    assert len(warnings_from(caplog, "manager2", "TLS handshake")) == 1
+    assert target.t.stats.accepts == 0
+    # One bad client costs nobody else: an honest peer still gets through.
+    honest = await make_node("manager1", files)
+    link(honest, target)
+    honest.t.send(vote("manager1", "manager2"))
+    await target.inbox.wait_for_message(vote("manager1", "manager2"))
+
+
+async def test_a_persistent_bad_dialer_is_logged_once_per_interval(make_node, pki, caplog):
+    """A transport redialling every few ms with a foreign certificate: counted every time."""
+    caplog.set_level(logging.WARNING)
+    target = await make_node("manager2", pki("manager2"))
+    intruder = await make_node("manager3", pki("manager3", ca="foreign"))
+    target.t.set_peers({"manager3": ("127.0.0.1", 9)})
+    intruder.t.set_peers({"manager2": target.address})
+    # Each failure empties its queue (stale): keep it fed, so that it keeps redialling.
+    async with asyncio.timeout(TIMEOUT):
+        term = 0
+        while target.t.stats.tls_failures < 5 or intruder.t.stats.tls_failures < 5:
+            term += 1
+            intruder.t.send(vote("manager3", "manager2", term=term))
+            await asyncio.sleep(0.01)  # polls the counters; the timeout bounds the wait
+    assert len(warnings_from(caplog, "manager2", "TLS handshake")) == 1
+    assert len(warnings_from(caplog, "manager3", "TLS handshake")) == 1
+
+
+def test_warning_throttle_reports_what_it_held_back():
+    now = [0.0]
+    throttle = _WarningThrottle(10.0, clock=lambda: now[0])
+    key = ("127.0.0.1", "PEER_DID_NOT_RETURN_A_CERTIFICATE")
+    assert throttle.admit(key) == 0  # the first one is logged
+    assert throttle.admit(("127.0.0.1", "WRONG_VERSION_NUMBER")) == 0  # another reason: logged
+    assert throttle.admit(("10.0.0.9", key[1])) == 0  # another host: logged
+    for _ in range(7):
+        now[0] += 1.0
+        assert throttle.admit(key) is None  # within the interval: held back
+    now[0] = 10.0
+    assert throttle.admit(key) == 7  # the next line says how many were held back
+    assert throttle.admit(key) is None
+
+
+def test_warning_throttle_forgets_quiet_keys_when_full():
+    now = [0.0]
+    throttle = _WarningThrottle(1.0, clock=lambda: now[0])
+    for host in range(throttle.MAX_KEYS):
+        throttle.admit((f"10.0.{host // 256}.{host % 256}", "X"))
+    now[0] = 5.0
+    throttle.admit(("192.0.2.1", "X"))
+    assert len(throttle._keys) == 1
+
+
+def test_held_back_count_is_in_the_next_line(caplog):
+    caplog.set_level(logging.WARNING)
+    t = Transport("manager2", CLUSTER, logger=logging.getLogger("test.transport.manager2"))
+    now = [0.0]
+    t._warnings = _WarningThrottle(10.0, clock=lambda: now[0])
+    for _ in range(4):
+        t._warn_handshake("127.0.0.1", "WRONG_VERSION_NUMBER", "%s: failed: %s", "x", "WHY")
+    now[0] = 11.0
+    t._warn_handshake("127.0.0.1", "WRONG_VERSION_NUMBER", "%s: failed: %s", "x", "WHY")
+    assert warnings_from(caplog, "manager2", "failed") == [
+        "x: failed: WHY",
+        "x: failed: WHY (and 3 more like it since the last report)",
+    ]
 
 
 def test_key_files_are_private(pki):
