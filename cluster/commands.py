@@ -55,10 +55,16 @@ def new_id(rng: random.Random | None = None) -> str:
     return _base36(bits, 25)
 
 
-def new_join_token(rng: random.Random | None = None) -> str:
-    """A token shaped like Docker's ``SWMTKN-1-<50 chars>-<25 chars>``."""
+def new_join_token(rng: random.Random | None = None, root_digest: str | None = None) -> str:
+    """A token shaped like Docker's ``SWMTKN-1-<50 chars>-<25 chars>``.
+
+    The first field is the root certificate's digest (`cluster.pki.root_digest`),
+    which lets a newcomer check the CA it is given; the second is the secret.
+    Without a digest (a swarm without certificates) the first field is random.
+    """
     draw = rng.getrandbits if rng is not None else secrets.randbits
-    return f"SWMTKN-1-{_base36(draw(256), 50)}-{_base36(draw(128), 25)}"
+    digest = root_digest if root_digest is not None else _base36(draw(256), 50)
+    return f"SWMTKN-1-{digest}-{_base36(draw(128), 25)}"
 
 
 def format_time(t: Time) -> str:
@@ -158,6 +164,11 @@ def update_cluster(
     )
 
 
+def put_root_ca(cert_pem: str, sealed_key: dict[str, Any], now: Time) -> bytes:
+    """Replicate the root CA: its certificate (public) and its key sealed by the DEK."""
+    return encode("cluster.root_ca", cert=cert_pem, sealed=sealed_key, at=format_time(now))
+
+
 def put_data_key(wrapped: bytes, now: Time) -> bytes:
     """Replicate the DEK wrapped under the KEK (at init, or after a rewrap)."""
     key_id, _ = crypto.wrapped_key_ids(wrapped)
@@ -176,8 +187,15 @@ def create_node(
     manager_addr: str | None = None,
     availability: str = "active",
     labels: dict[str, str] | None = None,
+    description: dict[str, Any] | None = None,
+    state: str = "ready",
 ) -> bytes:
-    """A node joining the swarm (a manager also gets a ManagerStatus)."""
+    """A node joining the swarm (a manager also gets a ManagerStatus).
+
+    ``description`` adds to ``Description`` (e.g. ``TLSInfo``, ``Endpoints``);
+    ``state`` is ``unknown`` for a node that has a certificate but has not
+    yet checked in.
+    """
     spec = o.normalize_node_spec({"Role": role, "Availability": availability, "Labels": labels})
     return encode(
         "node.create",
@@ -187,6 +205,8 @@ def create_node(
         spec=spec,
         addr=addr,
         manager_addr=manager_addr,
+        description=description or {},
+        state=state,
     )
 
 

@@ -137,6 +137,30 @@ def cluster_update(tx: Txn, args: dict[str, Any]) -> o.Obj:
     return copy.deepcopy(cluster)
 
 
+#: The row of the ``sealed`` table that holds the root CA's key (not a secret
+#: ID: those are 25 base36 digits).
+ROOT_CA_KEY = "root-ca"
+
+
+def cluster_root_ca(tx: Txn, args: dict[str, Any]) -> dict[str, Any]:
+    """Store the root CA: the certificate in ``TLSInfo.TrustRoot`` (Docker's place
+    for it, shown by ``GET /swarm``), the key sealed like a secret's data."""
+    clusters = list(tx.rows(o.CLUSTER))
+    if not clusters:
+        raise FailedPrecondition("the swarm is not initialised")
+    cert, sealed = _arg(args, "cert", str), _arg(args, "sealed", dict)
+    try:
+        crypto.check_sealed(sealed)
+    except ValueError as e:
+        raise InvalidArgument(f"malformed command: {e}") from None
+    cluster = copy.deepcopy(clusters[0])
+    cluster["TLSInfo"] = {"TrustRoot": cert}
+    o.touch(cluster, tx.index, _arg(args, "at", str))
+    tx.put(o.CLUSTER, cluster["ID"], cluster)
+    tx.put("sealed", ROOT_CA_KEY, {k: sealed[k] for k in ("Alg", "KeyID", "Nonce", "Ciphertext")})
+    return {"ID": cluster["ID"]}
+
+
 def keyring_put(tx: Txn, args: dict[str, Any]) -> dict[str, Any]:
     """Store a wrapped DEK (new, or rewrapped under a new KEK)."""
     key_id, wrapped = _arg(args, "key_id", str), _arg(args, "wrapped", bytes)
@@ -567,6 +591,7 @@ HANDLERS: dict[str, Callable[[Txn, dict[str, Any]], Any]] = {
     "cluster.init": cluster_init,
     "cluster.update": cluster_update,
     "keyring.put": keyring_put,
+    "cluster.root_ca": cluster_root_ca,
     "node.create": node_create,
     "node.update": node_update,
     "node.status": node_status,

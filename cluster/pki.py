@@ -16,16 +16,36 @@ Files (PEM)::
     DIR/<node>/keys/ca.crt                 the root certificate, to verify peers
     DIR/<node>/keys/node.crt, node.key     the node's own; node.key is 0600
 
-Here the CA key stays in ``DIR/ca`` beside the cluster, because one local
-user runs every process.  In a real swarm it would live in the managers'
-replicated state (encrypted like the other keys), so that whichever manager
-leads can issue certificates to nodes that join, and no single disk outside
-the swarm holds it.  This module does not rotate or revoke certificates.
+Joining
+-------
+Nodes that come later (every worker, and managers added with ``swarm join``)
+get their certificate the way Docker's do.  A join token
+``SWMTKN-1-<digest>-<secret>`` carries `root_digest` of the root
+certificate: the newcomer fetches the root certificate from any manager
+(``GET /ca`` on its swarm port, `cluster.swarm_api`), checks that its
+digest is the one in the token -- so a man in the middle cannot slip in a
+CA of its own -- and from then on trusts only that root.  It makes its own
+key and sends a certificate signing request with the token; the leader
+checks the token, decides the role *from the token* (a worker token never
+yields a manager certificate) and signs with `CertificateAuthority.sign`:
+the key never leaves the node, and CN/OU/O are the CA's choice, not the
+requester's.
+
+Where the CA key lives: ``up`` keeps a copy in ``DIR/ca`` (it issues the
+founding managers' certificates before any process runs), and the first
+leader puts it in the replicated store sealed with the swarm's data key,
+like a secret (`cluster.manager`), so that whichever manager leads can sign
+for newcomers -- a manager that joined later included -- and, with
+autolock, it is as locked as the secrets are.  Certificates are not rotated;
+a removed node's certificate stops working because the dispatcher admits
+only nodes that are still in the store.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -41,6 +61,12 @@ __all__ = [
     "VALIDITY",
     "WORKER_ROLE",
     "CertificateAuthority",
+    "digest_matches",
+    "make_csr",
+    "private_key_pem",
+    "root_digest",
+    "token_digest",
+    "write_node_files",
 ]
 
 WORKER_ROLE = "swarm-worker"
@@ -55,6 +81,48 @@ def _write(path: Path, data: bytes, private: bool = False) -> None:
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     os.chmod(path, mode)  # O_CREAT's mode does not apply to a file that existed
+
+
+_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def root_digest(cert: x509.Certificate) -> str:
+    """SHA-256 of the root certificate (DER) as 50 base36 digits, Docker's token field."""
+    n = int.from_bytes(hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest())
+    digits = []
+    while n:
+        n, r = divmod(n, 36)
+        digits.append(_ALPHABET[r])
+    return "".join(reversed(digits)).rjust(50, "0")
+
+
+def token_digest(token: str) -> str | None:
+    """The root digest a ``SWMTKN-1-<digest>-<secret>`` token carries, or None."""
+    parts = token.split("-")
+    if len(parts) != 4 or parts[:2] != ["SWMTKN", "1"] or len(parts[2]) != 50:
+        return None
+    return parts[2]
+
+
+def digest_matches(token: str, cert: x509.Certificate) -> bool:
+    """Is ``cert`` the root the token names?  (What a newcomer checks before trusting it.)"""
+    want = token_digest(token)
+    return want is not None and hmac.compare_digest(want, root_digest(cert))
+
+
+def make_csr(node_key: ec.EllipticCurvePrivateKey) -> bytes:
+    """A PEM signing request for ``node_key`` (its subject is left to the CA)."""
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "swarmraft node")]))
+        .sign(node_key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def private_key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    """PKCS#8 PEM, unencrypted (it goes to a 0600 file or, sealed, to the store)."""
+    return _key_pem(key)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -115,6 +183,19 @@ class CertificateAuthority:
         return cls(cert, key)
 
     @classmethod
+    def from_pem(cls, cert_pem: bytes, key_pem: bytes) -> CertificateAuthority:
+        """From the root certificate and key as PEM (as the store keeps them)."""
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        key = serialization.load_pem_private_key(key_pem, None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError("the root CA key is not an EC key")
+        return cls(cert, key)
+
+    def key_pem(self) -> bytes:
+        """The root key as PEM: only ever to be sealed into the store or a 0600 file."""
+        return _key_pem(self._key)
+
+    @classmethod
     def load(cls, directory: Path) -> CertificateAuthority:
         cert = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
         key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None)
@@ -135,9 +216,37 @@ class CertificateAuthority:
     ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         """A fresh key and a certificate for it: CN = node name, OU = role, O = cluster."""
         key = ec.generate_private_key(ec.SECP256R1())
+        return self.sign(key.public_key(), node_name, role, cluster_id), key
+
+    def sign_csr(
+        self, csr_pem: bytes, node_id: str, role: str, cluster_id: str, hostname: str
+    ) -> x509.Certificate:
+        """Certify the key of a newcomer's signing request as ``node_id`` in ``role``.
+
+        Only the request's public key is used: the subject is the CA's to
+        decide.  A request whose signature does not verify (not made with
+        the key it carries) raises ValueError.
+        """
+        csr = x509.load_pem_x509_csr(csr_pem)
+        if not csr.is_signature_valid:
+            raise ValueError("the signing request's signature does not verify")
+        public = csr.public_key()
+        if not isinstance(public, ec.EllipticCurvePublicKey):
+            raise ValueError("the signing request must carry an EC key")
+        return self.sign(public, node_id, role, cluster_id, hostname)
+
+    def sign(
+        self,
+        public: ec.EllipticCurvePublicKey,
+        node_id: str,
+        role: str,
+        cluster_id: str,
+        hostname: str | None = None,
+    ) -> x509.Certificate:
+        """A certificate for ``public``: CN = node id, OU = role, O = cluster id."""
         subject = x509.Name(
             [
-                x509.NameAttribute(NameOID.COMMON_NAME, node_name),
+                x509.NameAttribute(NameOID.COMMON_NAME, node_id),
                 x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role),
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, cluster_id),
             ]
@@ -145,11 +254,11 @@ class CertificateAuthority:
         now = datetime.datetime.now(datetime.UTC)
         role_uri = "swarmraft://role/" + role.removeprefix("swarm-")
         ca_ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        cert = (
+        return (
             x509.CertificateBuilder()
             .subject_name(subject)
             .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
+            .public_key(public)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=VALIDITY))
@@ -162,26 +271,33 @@ class CertificateAuthority:
             )
             .add_extension(
                 x509.SubjectAlternativeName(
-                    [x509.DNSName(node_name), x509.UniformResourceIdentifier(role_uri)]
+                    [
+                        x509.DNSName(hostname or node_id),
+                        x509.UniformResourceIdentifier(role_uri),
+                    ]
                 ),
                 critical=False,
             )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
                 critical=False,
             )
             .sign(self._key, hashes.SHA256())
         )
-        return cert, key
 
     def issue_files(self, keys_dir: Path, node_name: str, role: str, cluster_id: str) -> TLSFiles:
         """Issue a certificate and write ca.crt, node.crt, node.key (0600) into ``keys_dir``."""
         cert, key = self.issue(node_name, role, cluster_id)
-        files = TLSFiles.in_dir(keys_dir)
-        _write(files.ca, self.cert_pem())
-        _write(files.key, _key_pem(key), private=True)
-        _write(files.cert, cert.public_bytes(serialization.Encoding.PEM))
-        return files
+        return write_node_files(keys_dir, self.cert_pem(), cert, key)
+
+
+def write_node_files(
+    keys_dir: Path, ca_pem: bytes, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
+) -> TLSFiles:
+    """Write a node's ca.crt, node.crt and node.key (0600) into ``keys_dir``."""
+    files = TLSFiles.in_dir(keys_dir)
+    _write(files.ca, ca_pem)
+    _write(files.key, _key_pem(key), private=True)
+    _write(files.cert, cert.public_bytes(serialization.Encoding.PEM))
+    return files
