@@ -124,14 +124,14 @@ class Api:
         return self.get(f"/{kind}s/{quote(ref, safe='')}")
 
 
-def _remove_each(ctx: Any, kind: str, refs: Sequence[str]) -> int:
+def _remove_each(ctx: Any, kind: str, refs: Sequence[str], query: str = "") -> int:
     """docker's ``rm``: remove each one, report each failure, fail if any failed."""
     api = Api(ctx)
     failed = 0
     for ref in refs:
         try:
             obj = api.lookup(kind, ref)
-            api.call("DELETE", f"/{kind}s/{obj['ID']}")
+            api.call("DELETE", f"/{kind}s/{obj['ID']}{query}")
         except ApiError as e:
             print(f"error: {e.message}", file=sys.stderr)
             failed += 1

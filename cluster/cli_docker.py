@@ -44,7 +44,13 @@ from cluster.cli_format import (
     task_rows,
     updated_spec,
 )
-from cluster.cli_nodes import cmd_node_inspect, cmd_node_ls, cmd_node_role, cmd_node_update
+from cluster.cli_nodes import (
+    cmd_node_inspect,
+    cmd_node_ls,
+    cmd_node_rm,
+    cmd_node_role,
+    cmd_node_update,
+)
 from cluster.cli_secrets import cmd_named_create, cmd_named_inspect, cmd_named_ls, cmd_named_rm
 from cluster.cli_services import (
     cmd_service_create,
@@ -226,6 +232,11 @@ def _register_node(sub: argparse._SubParsersAction) -> None:
         p = _common(ns, verb, what)
         p.add_argument("refs", nargs="+", metavar="NODE")
         p.set_defaults(func=cmd_node_role)
+
+    p = _common(ns, "rm", "remove nodes from the swarm (a worker must be down, or --force)")
+    p.add_argument("-f", "--force", action="store_true", help="remove a node that is still up")
+    p.add_argument("refs", nargs="+", metavar="NODE")
+    p.set_defaults(func=cmd_node_rm)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

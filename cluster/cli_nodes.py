@@ -1,4 +1,4 @@
-"""The ``node`` verbs: ls, inspect, update, promote, demote.
+"""The ``node`` verbs: ls, inspect, update, promote, demote, rm.
 
 ``node ls`` without ``--json`` or ``-q`` is the status table of
 `cluster.cli`; the rest go through the API (`cluster.cli_api.Api`) and, like
@@ -13,12 +13,12 @@ import sys
 import time
 from typing import Any
 
-from cluster.cli_api import Api
+from cluster.cli_api import Api, _remove_each
 from cluster.cli_format import Obj, _key_values, _pretty, _print_json
 from cluster.httpclient import ApiError, Unreachable
 from cluster.layout import ClusterError
 
-__all__ = ["cmd_node_inspect", "cmd_node_ls", "cmd_node_role", "cmd_node_update"]
+__all__ = ["cmd_node_inspect", "cmd_node_ls", "cmd_node_rm", "cmd_node_role", "cmd_node_update"]
 
 
 def cmd_node_ls(ctx: Any) -> int:
@@ -120,6 +120,12 @@ def cmd_node_role(ctx: Any) -> int:
             print(f"Manager {name} demoted in the swarm.")
         _check_membership(api, name, role == "manager")
     return 0
+
+
+def cmd_node_rm(ctx: Any) -> int:
+    """``node rm [--force]``: a node leaves the swarm's store; its certificate stops
+    working, since the dispatcher admits only nodes that are still there."""
+    return _remove_each(ctx, "node", ctx.args.refs, "?force=true" if ctx.args.force else "")
 
 
 def _check_membership(api: Api, name: str, voter: bool, wait: float = 3.0) -> None:
