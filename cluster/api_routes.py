@@ -20,14 +20,12 @@ now (its new ``Version.Index`` is what the next update must send); removed
 
 from __future__ import annotations
 
-import base64
 import time
 from typing import Any
 
 from aiohttp import web
 
 from cluster import commands as c
-from cluster import crypto
 from cluster import objects as o
 from cluster.api_common import (
     ApiError,
@@ -48,12 +46,6 @@ from cluster.api_schema import (
     parse_filters,
     service_spec,
     transfer_target,
-)
-from cluster.dispatcher import (
-    HEARTBEAT_PERIOD,
-    assigned_tasks,
-    check_join_token,
-    secrets_to_deliver,
 )
 from cluster.errors import Ambiguous, InvalidArgument, NotFound
 from cluster.store import Store
@@ -553,8 +545,8 @@ async def update_swarm(request: web.Request) -> web.Response:
 
 
 # -- dispatcher (worker agents; see cluster.dispatcher) ------------------------
-
-_LOOPBACK = ("127.0.0.1", "::1")
+# Workers talk to the swarm port over mutual TLS (`cluster.swarm_api`); this
+# API only shows who holds which secret *names*.
 
 
 def _dispatcher(request: web.Request) -> tuple[Any, Any]:
@@ -565,102 +557,6 @@ def _dispatcher(request: web.Request) -> tuple[Any, Any]:
         raise ApiError(501, "this manager has no dispatcher")
     backend.require_leader()
     return backend, dispatcher
-
-
-def _strings(body: dict[str, Any], *names: str) -> list[str]:
-    values = []
-    for name in names:
-        value = body.get(name)
-        if not isinstance(value, str) or not value or len(value) > 200:
-            raise ApiError(400, f"{name} must be a non-empty string")
-        values.append(value)
-    return values
-
-
-def _session(dispatcher: Any, node_id: str, session: object) -> None:
-    if not dispatcher.check_session(node_id, session):
-        raise ApiError(401, f"unknown session for node {node_id[:40]}: register again")
-
-
-@routes.post("/dispatcher/register")
-async def dispatcher_register(request: web.Request) -> web.Response:
-    """A worker agent joins: ``{NodeID, Hostname, JoinToken}`` -> ``{SessionID, ...}``."""
-    body = await read_json(request)
-    assert body is not None
-    node_id, hostname, token = _strings(body, "NodeID", "Hostname", "JoinToken")
-    backend, dispatcher = _dispatcher(request)
-    store = backend.store
-    if not check_join_token(store.cluster(), token):
-        raise ApiError(403, "invalid join token")
-    now = time.time()
-    try:
-        node: o.Obj | None = store.get(o.NODE, node_id)
-    except NotFound:
-        node = None
-    if node is None:
-        if store.find_by_name(o.NODE, hostname) is not None:
-            raise ApiError(409, f"a node named {hostname} already exists with another ID")
-        await write(request, c.create_node(node_id, now, hostname=hostname, role="worker"))
-    elif node["Spec"]["Role"] != "worker":
-        raise ApiError(403, f"node {hostname} is a manager: it cannot join as a worker")
-    elif node["Status"]["State"] != "ready":
-        await write(request, c.set_node_status(node_id, now, state="ready"))
-    session = dispatcher.open_session(node_id)
-    return reply(
-        {
-            "SessionID": session,
-            "HeartbeatPeriod": HEARTBEAT_PERIOD,
-            "Managers": backend.manager_urls,
-        }
-    )
-
-
-@routes.post("/dispatcher/heartbeat")
-async def dispatcher_heartbeat(request: web.Request) -> web.Response:
-    """``{NodeID, SessionID, SecretsHeld: {task ID: [secret file names]}}``."""
-    body = await read_json(request)
-    assert body is not None
-    node_id, session = _strings(body, "NodeID", "SessionID")
-    held = body.get("SecretsHeld", {})
-    ok = isinstance(held, dict) and all(
-        isinstance(v, list) and all(isinstance(n, str) for n in v) for v in held.values()
-    )
-    if not ok:
-        raise ApiError(400, "SecretsHeld maps task IDs to lists of secret names")
-    _, dispatcher = _dispatcher(request)
-    _session(dispatcher, node_id, session)
-    dispatcher.heartbeat(node_id, held)
-    return reply({"HeartbeatPeriod": HEARTBEAT_PERIOD})
-
-
-@routes.get("/dispatcher/assignments")
-async def dispatcher_assignments(request: web.Request) -> web.Response:
-    """``?node=ID&session=S``: the node's live tasks and its running tasks' secrets.
-
-    Secret data leaves a manager only here: decrypted for the one node that
-    runs a task referencing it, over loopback, base64 in ``Secrets``
-    (task ID -> file name -> data).  Never logged (the middleware logs the
-    path only).
-    """
-    if request.remote not in _LOOPBACK:
-        raise ApiError(403, "assignments are served over loopback only")
-    node_id = request.query.get("node", "")
-    backend, dispatcher = _dispatcher(request)
-    _session(dispatcher, node_id, request.query.get("session"))
-    store = backend.store
-    tasks = assigned_tasks(store.tasks(node_id=node_id), node_id)
-    delivered: dict[str, dict[str, str]] = {}
-    for task_id, wanted in secrets_to_deliver(tasks).items():
-        files = {}
-        for secret_id, name in wanted:
-            try:
-                sealed = store.sealed_secret(secret_id)
-            except NotFound:
-                continue  # removed since: the task cannot have it
-            plain = crypto.decrypt_secret(backend.data_key(), secret_id, sealed)
-            files[name] = base64.b64encode(plain).decode("ascii")
-        delivered[task_id] = files
-    return reply({"Tasks": tasks, "Secrets": delivered})
 
 
 @routes.get("/dispatcher/secrets-held")

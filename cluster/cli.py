@@ -372,7 +372,25 @@ def cmd_swarm_join_token(ctx: Context) -> int:
         answer = request("POST", f"{url}/swarm/update?version={version}&rotate{role}Token=true", {})
         swarm = answer["Cluster"]
         ctx.say(f"Successfully rotated {ctx.args.role} join token.")
-    print(swarm["JoinTokens"][role])
+    token = swarm["JoinTokens"][role]
+    if ctx.args.quiet:
+        print(token)
+    else:
+        dir_flag = f" --dir {ctx.cdir.path}" if ctx.args.dir else ""
+        print(f"To add a {ctx.args.role} to this swarm, run the following command:\n")
+        print(f"    python -m cluster{dir_flag} swarm join --token {token}\n")
+    return 0
+
+
+def cmd_swarm_join(ctx: Context) -> int:
+    """``docker swarm join --token TOKEN``: one more node; the token decides its role."""
+    token = ctx.args.token
+    if token == "-":
+        token = sys.stdin.readline().strip()
+    m = ctx.sup.join(token, progress=ctx.say)
+    print(f"This node joined a swarm as a {m.role} ({m.name}).")
+    if m.role == "manager" and ctx.sup.starts_locked(m):
+        ctx.say(f"{m.name} is locked (autolock): unlock it with `swarm unlock --node {m.name}`")
     return 0
 
 
@@ -462,7 +480,13 @@ def build_parser() -> argparse.ArgumentParser:
     jt = ssub.add_parser("join-token", help="print a join token")
     jt.add_argument("role", choices=("worker", "manager"))
     jt.add_argument("--rotate", action="store_true", help="replace the token (old one refused)")
+    jt.add_argument("-q", "--quiet", action="store_true", help="print the token only")
     jt.set_defaults(func=cmd_swarm_join_token)
+    join = ssub.add_parser(
+        "join", help="add a node to the swarm: a worker or a manager, as the token says"
+    )
+    join.add_argument("--token", required=True, help="a join token (SWMTKN-1-...), or - for stdin")
+    join.set_defaults(func=cmd_swarm_join)
 
     from cluster import bench, cli_docker
 

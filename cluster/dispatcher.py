@@ -2,27 +2,27 @@
 
 Theory of operation
 -------------------
-A worker (`cluster.worker`) is a light process with no Raft state.  It talks
-to the managers' HTTP API, and every dispatcher call is answered by the
-*leader* (a follower forwards it, `cluster.api`), because only the leader
-knows which workers it has heard from lately:
+A worker (`cluster.worker`) is a light process with no Raft state.  It
+joined once with the swarm's worker token and holds a certificate naming its
+node ID (`cluster.pki`); from then on it talks to the leader's swarm port
+over mutual TLS (`cluster.swarm_api`), and who it is comes from that
+certificate, never from what it says:
 
-1. ``POST /dispatcher/register`` ``{NodeID, Hostname, JoinToken}``: the join
-   token must be the cluster's worker token (``Cluster.JoinTokens.Worker``).
-   The node object is created (role worker) if absent, or marked ``ready``
-   again; the answer carries a fresh ``SessionID``.  Sessions live in the
-   leader's memory only, so after a change of leader every worker is told
-   its session is unknown (401) and registers again -- swarmkit's agents
-   do the same.
-2. ``POST /dispatcher/heartbeat`` ``{NodeID, SessionID, SecretsHeld}`` every
+1. ``POST /dispatcher/register``: the node (still a worker in the store) is
+   marked ``ready``; the answer carries a fresh ``SessionID``.  Sessions live
+   in the leader's memory only, so after a change of leader every worker is
+   told its session is unknown (401) and registers again -- swarmkit's
+   agents do the same.
+2. ``POST /dispatcher/heartbeat`` ``{SessionID, SecretsHeld}`` every
    `HEARTBEAT_PERIOD` seconds.  ``SecretsHeld`` maps task IDs to the *names*
    of the secret files the agent holds for them (never their data), so the
    API can show who holds what.
-3. ``GET /dispatcher/assignments?node=ID&session=S``: the node's tasks, and
-   for each of its running tasks that references secrets, their plaintext
-   (base64).  Only the node that runs such a task gets it, only over
-   loopback, and it is never logged; the agent keeps it in memory and drops
-   it when the task ends.
+3. ``GET /dispatcher/assignments?session=S``: the node's tasks, and for each
+   of its running tasks that references secrets, their plaintext (base64).
+   Only the node that runs such a task gets it, only inside the TLS
+   connection, and it is never logged; the agent keeps it in memory and
+   drops it when the task ends.
+4. ``POST /dispatcher/tasks/{id}/status``: the state of one of its own tasks.
 
 The leader's duty loop calls `Dispatcher.node_updates`: a worker silent for
 `DOWN_AFTER` seconds is marked ``down`` (and the orchestrator replaces its
@@ -30,7 +30,7 @@ tasks once it stays down past its grace period); one heard again is
 ``ready``.  A new leader gives every worker `DOWN_AFTER` seconds from the
 moment it took over, so an election does not mark live workers down.
 
-The pure parts (`check_join_token`, `assigned_tasks`, `secrets_to_deliver`,
+The pure parts (`join_role`, `assigned_tasks`, `secrets_to_deliver`,
 `liveness_changes`) are tested without a cluster.
 """
 
@@ -49,8 +49,8 @@ __all__ = [
     "HEARTBEAT_PERIOD",
     "Dispatcher",
     "assigned_tasks",
-    "check_join_token",
     "is_worker_node",
+    "join_role",
     "liveness_changes",
     "secrets_to_deliver",
 ]
@@ -61,12 +61,22 @@ HEARTBEAT_PERIOD = 0.5
 DOWN_AFTER = 3.0
 
 
-def check_join_token(cluster: o.Obj | None, token: object) -> bool:
-    """Is ``token`` the swarm's worker join token?  (Constant-time comparison.)"""
+def join_role(cluster: o.Obj | None, token: object) -> str | None:
+    """The role a join token grants: "worker", "manager", or None for no valid token.
+
+    The role comes from *which* token it is, never from what the newcomer
+    asks for: that is what keeps a worker token from making a manager.
+    Both comparisons run, in constant time, whatever the outcome.
+    """
     if cluster is None or not isinstance(token, str):
-        return False
-    want = cluster.get("JoinTokens", {}).get("Worker", "")
-    return bool(want) and hmac.compare_digest(want.encode(), token.encode())
+        return None
+    tokens = cluster.get("JoinTokens", {})
+    found = None
+    for role in ("Worker", "Manager"):
+        want = tokens.get(role, "")
+        if isinstance(want, str) and want and hmac.compare_digest(want.encode(), token.encode()):
+            found = role.lower()
+    return found
 
 
 def assigned_tasks(tasks: Iterable[o.Obj], node_id: str) -> list[o.Obj]:

@@ -6,7 +6,9 @@ timeouts is the simplest thing that works; the managers' API is aiohttp.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import ssl
 import urllib.error
 import urllib.request
 from typing import Any
@@ -25,6 +27,8 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+        #: The whole JSON answer, when it was one (e.g. a 421's leader hint).
+        self.body: Any = None
 
 
 def request(
@@ -34,11 +38,12 @@ def request(
     *,
     timeout: float = 5.0,
     headers: dict[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
 ) -> Any:
     """Send ``body`` as JSON; return the decoded JSON answer (None if empty).
 
     Raises `Unreachable` when nothing answers within ``timeout`` and
-    `ApiError` for a 4xx/5xx answer.
+    `ApiError` for a 4xx/5xx answer.  ``context``: for an ``https`` URL.
     """
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
@@ -48,7 +53,7 @@ def request(
     for k, v in (headers or {}).items():
         req.add_header(k, v)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             raw = resp.read()
     except urllib.error.HTTPError as e:
         raw = e.read()
@@ -56,7 +61,10 @@ def request(
             message = json.loads(raw).get("message", raw.decode(errors="replace"))
         except (ValueError, AttributeError):
             message = raw.decode(errors="replace").strip() or e.reason
-        raise ApiError(e.code, str(message)) from None
+        error = ApiError(e.code, str(message))
+        with contextlib.suppress(ValueError, AttributeError):
+            error.body = json.loads(raw)
+        raise error from None
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise Unreachable(f"{url}: {reason}") from None

@@ -10,6 +10,10 @@ One directory holds one cluster (``--dir DIR``, else ``$CLUSTER_DIR``, else
         raft/               its Raft data (log segments, hard state, snapshot,
                             faults.json: its network fault rules)
         keys/kek            the key-encryption key (absent with autolock)
+        keys/node.crt, node.key, ca.crt
+                            its certificate (`cluster.pki`)
+    DIR/worker1/keys/       a worker's certificate, from joining
+    DIR/ca/                 the root CA (`up` issues the founding managers')
 
 `cluster.json` is rewritten whole (write a temp file, rename) so a reader
 never sees half of it.
@@ -66,6 +70,9 @@ class Member:
     role: str  # "manager" or "worker"
     raft_port: int = 0
     api_port: int = 0
+    #: A manager's swarm port: HTTPS with mutual TLS for workers and
+    #: newcomers (`cluster.swarm_api`).
+    swarm_port: int = 0
     #: Override of the election timeout for this node (ticks), so a scenario
     #: can decide which node times out first.
     election_ticks: int | None = None
@@ -81,6 +88,10 @@ class Member:
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def swarm_url(self) -> str:
+        return f"https://127.0.0.1:{self.swarm_port}"
 
 
 @dataclass(slots=True)

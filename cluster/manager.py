@@ -50,13 +50,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cluster import agent, commands, crypto
+from cluster import agent, commands, crypto, joins
 from cluster import errors as store_errors
 from cluster.backend import NoQuorumError, NotLeaderError, UnavailableError
 from cluster.dispatcher import Dispatcher, is_worker_node
 from cluster.errors import FailedPrecondition, NotFound, StoreError
 from cluster.orchestrator import ControlLoop
 from cluster.orchestrator import Settings as OrchestratorSettings
+from cluster.pki import CertificateAuthority
 from cluster.store import Result, Store, decode_command
 from raft.core import ConfChange, ConfChangeError, ConfChangeOp, NotLeader, ProposalDropped
 from raft.node import NodeSettings, NodeStopped, ProposalLost, ProposalTimeout, RaftNode
@@ -88,6 +89,8 @@ class Peer:
     node_id: str
     raft: tuple[str, int]
     api_url: str
+    #: Its swarm port (`cluster.swarm_api`), where nodes talk over mutual TLS.
+    swarm_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,16 +118,22 @@ class ManagerSettings:
     voters: list[str] | None = None
     #: Founding setting: the swarm starts with autolock on (`cluster.crypto`).
     autolock: bool = False
-    #: Mutual TLS between managers: paths of "ca", "cert" and "key" (PEM);
-    #: None (a cluster made before certificates): plain TCP.
+    #: Mutual TLS between managers: paths of "ca", "cert" and "key" (PEM),
+    #: and for a founding manager "ca_key", the root key the first leader
+    #: seals into the store; None (a cluster made before certificates): plain TCP.
     tls: dict[str, str] | None = None
+    #: The swarm port (HTTPS, mutual TLS) where workers and newcomers talk to
+    #: us (`cluster.swarm_api`); None: not served.
+    swarm_port: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> ManagerSettings:
         raw = json.loads(path.read_text())
         peers = {
-            name: Peer(p["node_id"], (p["raft"][0], int(p["raft"][1])), p["api_url"])
+            name: Peer(
+                p["node_id"], (p["raft"][0], int(p["raft"][1])), p["api_url"], p.get("swarm_url")
+            )
             for name, p in raw.pop("peers").items()
         }
         raw["data_dir"] = Path(raw["data_dir"])
@@ -272,6 +281,10 @@ class Manager:
         self._unlock_lock = asyncio.Lock()
         #: The unlock key, in memory only, when this manager was given it.
         self._unlock_key: str | None = None
+        #: Every manager we know of: those of our config, then those that
+        #: joined later, learnt from their node objects (`_learn_peers`).
+        self.peers: dict[str, Peer] = dict(settings.peers)
+        self._ca: CertificateAuthority | None = None
 
     # ------------------------------------------------------------ Backend
 
@@ -400,9 +413,7 @@ class Manager:
         st["name"] = self.name
         st["node_id"] = self.settings.node_id
         leader = st.get("leader")
-        st["leader_api_url"] = (
-            self.settings.peers[leader].api_url if leader in self.settings.peers else None
-        )
+        st["leader_api_url"] = self.peers[leader].api_url if leader in self.peers else None
         st["api_url"] = self.api_url
         st["pid"] = os.getpid()
         st["initialised"] = self._store.cluster() is not None
@@ -412,7 +423,7 @@ class Manager:
 
     async def transfer_leadership(self, target: str | None) -> str:
         self._check_unlocked()
-        if target is not None and target not in self.settings.peers:
+        if target is not None and target not in self.peers:
             raise NotFound(f"node {target} not found")
         try:
             chosen = self.node.transfer_leadership(target)
@@ -487,8 +498,22 @@ class Manager:
 
     @property
     def manager_urls(self) -> dict[str, str]:
-        """Every manager's API URL by name (worker agents learn them on registration)."""
-        return {name: p.api_url for name, p in self.settings.peers.items()}
+        """Every manager's API URL by name."""
+        return {name: p.api_url for name, p in self.peers.items()}
+
+    @property
+    def swarm_urls(self) -> dict[str, str]:
+        """Every manager's swarm URL by name (workers learn them on registration)."""
+        return {name: p.swarm_url for name, p in self.peers.items() if p.swarm_url}
+
+    @property
+    def cluster_id(self) -> str:
+        return self.settings.cluster_id
+
+    @property
+    def swarm_url(self) -> str | None:
+        port = self.settings.swarm_port
+        return f"https://{self.settings.api_host}:{port}" if port else None
 
     def require_leader(self) -> None:
         """`NotLeaderError` (the API forwards) unless this manager leads now."""
@@ -497,7 +522,7 @@ class Manager:
             raise self._not_leader(self.node.status().get("leader"))
 
     def _not_leader(self, leader: str | None) -> NotLeaderError:
-        peer = self.settings.peers.get(leader) if leader else None
+        peer = self.peers.get(leader) if leader else None
         return NotLeaderError(leader, peer.api_url if peer else None)
 
     # ------------------------------------------------------------ autolock
@@ -624,7 +649,8 @@ class Manager:
         now = time.time()
         # A rotated join token is refused from now on; nodes that joined with
         # it stay members (only registration checks a token).
-        tokens = {role: commands.new_join_token(self._rng) for role in rotate_join_tokens}
+        digest = joins.root_ca_digest(self.settings.tls)
+        tokens = {role: commands.new_join_token(self._rng, digest) for role in rotate_join_tokens}
         parts = [commands.update_cluster(version, now, spec=spec, join_tokens=tokens or None)]
         new_key = kek = None
         if rotate_unlock_key and not want:
@@ -685,6 +711,7 @@ class Manager:
         while True:
             await asyncio.sleep(DUTY_INTERVAL)
             self._follow_keys()
+            self._learn_peers()
             if not self.node.is_leader:
                 self._client_id = None  # a new leadership opens a new session
                 self._leading = False
@@ -719,7 +746,7 @@ class Manager:
         voters, learners = set(st.get("voters", [])), set(st.get("learners", []))
         for node in self._store.list("node"):
             name = node.get("Description", {}).get("Hostname")
-            if name not in self.settings.peers:
+            if name not in self.peers:
                 continue  # no Raft address known for it: not a manager process of ours
             want_voter = node["Spec"].get("Role") == "manager"
             change = None
@@ -742,7 +769,7 @@ class Manager:
 
     async def _watch_workers(self) -> None:
         """Mark worker agents down when their heartbeats stop, ready when they resume."""
-        workers = [n for n in self._store.list("node") if is_worker_node(n, self.settings.peers)]
+        workers = [n for n in self._store.list("node") if is_worker_node(n, self.peers)]
         changes = self.dispatcher.node_updates(workers)
         if changes:
             now = time.time()
@@ -829,17 +856,19 @@ class Manager:
     async def _bootstrap(self) -> None:
         """``docker swarm init`` on the first leader: the cluster, its keys, its managers."""
         if self._store.cluster() is not None:
+            await self._replicate_root_ca()
             return
         now = time.time()
         if self._kek is None:
             self._kek = self._load_kek()
         dek = crypto.generate_dek()
+        digest = joins.root_ca_digest(self.settings.tls)
         parts = [
             commands.init_cluster(
                 self.settings.cluster_id,
                 now,
-                worker_token=commands.new_join_token(self._rng),
-                manager_token=commands.new_join_token(self._rng),
+                worker_token=commands.new_join_token(self._rng, digest),
+                manager_token=commands.new_join_token(self._rng, digest),
                 spec={
                     "Raft": self._raft_spec(),
                     "EncryptionConfig": {"AutoLockManagers": self.settings.autolock},
@@ -847,6 +876,9 @@ class Manager:
             ),
             commands.put_data_key(crypto.wrap_dek(dek, self._kek), now),
         ]
+        root_ca = joins.seal_root_ca(self.settings.tls, dek, now)
+        if root_ca is not None:
+            parts.append(root_ca)
         for name, peer in sorted(self.settings.peers.items()):
             parts.append(
                 commands.create_node(
@@ -855,11 +887,45 @@ class Manager:
                     hostname=name,
                     role="manager",
                     manager_addr=f"{peer.raft[0]}:{peer.raft[1]}",
+                    description=joins.endpoints_description(peer),
                 )
             )
         result = await self.write(commands.batch(*parts))
         if result.ok:
-            logger.info("%s: swarm initialised with %d managers", self.name, len(parts) - 2)
+            logger.info("%s: swarm initialised with %d managers", self.name, len(self.peers))
+
+    async def _replicate_root_ca(self) -> None:
+        """A swarm initialised before its CA was replicated gets it now, once."""
+        cluster = self._store.cluster()
+        if cluster is None or cluster.get("TLSInfo", {}).get("TrustRoot"):
+            return
+        command = joins.seal_root_ca(self.settings.tls, self.data_key(), time.time())
+        if command is not None:
+            await self.write(command)
+
+    def root_ca_pem(self) -> bytes:
+        """The root certificate, PEM (public: newcomers check it against their token)."""
+        if not self.settings.tls:
+            raise UnavailableError("this swarm has no certificates (made before them)")
+        return Path(self.settings.tls["ca"]).read_bytes()
+
+    def certificate_authority(self) -> CertificateAuthority:
+        """The root CA, opened from the store with the data key (leader's duty)."""
+        if self._ca is None:
+            self._ca = joins.open_root_ca(self._store, self.data_key())
+        if self._ca is None:
+            raise UnavailableError("this swarm has no certificate authority in its store yet")
+        return self._ca
+
+    def _learn_peers(self) -> None:
+        """Managers that joined after us: their addresses, from their node objects."""
+        learnt = joins.learn_peers(self._store, self.peers, Peer)
+        if learnt is None:
+            return
+        added = sorted(set(learnt) - set(self.peers))
+        self.peers = learnt  # type: ignore[assignment]
+        self.node.set_peer_addresses({name: p.raft for name, p in self.peers.items()})
+        logger.info("%s: learnt the address of %s", self.name, ", ".join(added))
 
     def _raft_spec(self) -> dict[str, Any]:
         s = self.settings
@@ -876,7 +942,7 @@ class Manager:
         now = time.monotonic()
         limit = self.settings.election_timeout * UNREACHABLE_AFTER
         updates = []
-        for name, peer in self.settings.peers.items():
+        for name, peer in self.peers.items():
             try:
                 node = self._store.get("node", peer.node_id)
             except NotFound:
@@ -941,6 +1007,20 @@ async def serve(settings: ManagerSettings, unlock_key: str | None = None) -> int
     # The API first: while the node loads its log and restores its snapshot
     # (seconds, for a big store) clients get a clear 503, not a refused connection.
     runner = await run_api(manager, settings.api_host, settings.api_port)
+    swarm_runner = None
+    if settings.tls and settings.swarm_port:
+        from cluster.swarm_api import run_swarm_api
+
+        files = TLSFiles(
+            Path(settings.tls["ca"]), Path(settings.tls["cert"]), Path(settings.tls["key"])
+        )
+        try:
+            swarm_runner = await run_swarm_api(
+                manager, files, settings.api_host, settings.swarm_port
+            )
+        except BaseException:
+            await runner.cleanup()
+            raise
     if not manager.locked:
         await manager.node.start()
     info = {
@@ -949,6 +1029,7 @@ async def serve(settings: ManagerSettings, unlock_key: str | None = None) -> int
         "locked": manager.locked,
         "raft_port": manager.node.raft_port,
         "api_url": manager.api_url,
+        "swarm_url": manager.swarm_url,
         "started": time.time(),
     }
     path = settings.data_dir / "manager.json"
@@ -974,6 +1055,8 @@ async def serve(settings: ManagerSettings, unlock_key: str | None = None) -> int
     try:
         async with asyncio.timeout(10):
             await runner.cleanup()
+            if swarm_runner is not None:
+                await swarm_runner.cleanup()
             await manager.node.stop()
     except TimeoutError:
         logger.error("%s: graceful stop timed out", settings.name)

@@ -32,8 +32,9 @@ from typing import Any
 from cluster.commands import new_id
 from cluster.crypto import generate_kek, generate_unlock_key, kek_from_unlock_key
 from cluster.httpclient import ApiError, Unreachable, request
+from cluster.join_client import Joined, join_swarm
 from cluster.layout import ClusterDir, ClusterError, Description, Member, Timing
-from cluster.pki import MANAGER_ROLE, CertificateAuthority
+from cluster.pki import MANAGER_ROLE, CertificateAuthority, write_node_files
 from raft.tls import TLSFiles
 
 __all__ = ["Supervisor"]
@@ -134,6 +135,8 @@ class Supervisor:
             for m in desc.members:
                 if election_ticks and m.name in election_ticks:
                     m.election_ticks = election_ticks[m.name]
+                if m.role == "manager" and not m.swarm_port:  # a directory from before
+                    m.swarm_port = _pick_ports(1, None)[0]
             progress(f"restarting the cluster in {self.cdir.path} on its data")
             new = False
         else:
@@ -177,6 +180,7 @@ class Supervisor:
                 )
             for m in desc.members:
                 if m.role == "worker":
+                    self._join_worker(desc, m, progress)
                     self._write_config(desc, m)
                     self._start(m)
                     started.append(m)
@@ -254,7 +258,7 @@ class Supervisor:
             raise ClusterError("--managers must be between 1 and 9")
         if not 0 <= workers <= 20:
             raise ClusterError("--workers must be between 0 and 20")
-        ports = _pick_ports(2 * managers + workers, base_port)
+        ports = _pick_ports(3 * managers + workers, base_port)
         desc = Description(cluster_id=new_id(), created=time.time(), timing=timing)
         for i in range(managers):
             name = f"manager{i + 1}"
@@ -263,18 +267,20 @@ class Supervisor:
                     name=name,
                     node_id=new_id(),
                     role="manager",
-                    raft_port=ports[2 * i],
-                    api_port=ports[2 * i + 1],
+                    raft_port=ports[3 * i],
+                    api_port=ports[3 * i + 1],
+                    swarm_port=ports[3 * i + 2],
                     election_ticks=election_ticks.get(name),
                 )
             )
         for i in range(workers):
+            # Its node ID comes from the swarm when it joins (`_join_worker`).
             desc.members.append(
                 Member(
                     name=f"worker{i + 1}",
-                    node_id=new_id(),
+                    node_id="",
                     role="worker",
-                    api_port=ports[2 * managers + i],
+                    api_port=ports[3 * managers + i],
                 )
             )
         kek = generate_kek(secrets.token_bytes)
@@ -306,7 +312,7 @@ class Supervisor:
 
     def _check_ports(self, desc: Description) -> None:
         for m in desc.members:
-            for port in (m.raft_port, m.api_port):
+            for port in (m.raft_port, m.api_port, m.swarm_port):
                 if port and not _port_free(port):
                     raise ClusterError(
                         f"port {port} of {m.name} is in use by another program; "
@@ -323,6 +329,7 @@ class Supervisor:
                 "node_id": p.node_id,
                 "raft": ["127.0.0.1", p.raft_port],
                 "api_url": p.api_url,
+                "swarm_url": p.swarm_url if p.swarm_port else None,
             }
             for p in desc.members
             if p.role == "manager"
@@ -341,12 +348,17 @@ class Supervisor:
             "request_timeout": t.request_timeout,
             "fsync": t.fsync,
             "autolock": desc.autolock,
+            "swarm_port": m.swarm_port or None,
         }
         if m.joiner:
             config["voters"] = []
         tls = TLSFiles.in_dir(self.cdir.node_dir(m.name) / "keys")
         if tls.cert.exists():  # clusters made before certificates stay on plain TCP
             config["tls"] = {"ca": str(tls.ca), "cert": str(tls.cert), "key": str(tls.key)}
+            ca_key = self.cdir.path / "ca" / "ca.key"
+            if ca_key.exists():
+                # Read once, by the first leader, to seal the root CA into the store.
+                config["tls"]["ca_key"] = str(ca_key)
         d = self.cdir.node_dir(m.name)
         d.mkdir(parents=True, exist_ok=True)
         (d / "config.json").write_text(json.dumps(config, indent=2))
@@ -361,34 +373,102 @@ class Supervisor:
         )
 
     def _write_worker_config(self, desc: Description, m: Member) -> None:
-        """A worker's config: the managers' API URLs and the worker join token (0600)."""
+        """A worker's config: the managers' swarm URLs and its certificate's files."""
         d = self.cdir.node_dir(m.name)
         d.mkdir(parents=True, exist_ok=True)
-        path = d / "config.json"
-        token = None
-        with contextlib.suppress(OSError, ValueError):
-            token = json.loads(path.read_text()).get("join_token")
+        tls = TLSFiles.in_dir(d / "keys")
         config = {
             "name": m.name,
             "node_id": m.node_id,
             "data_dir": str(d),
             "api_port": m.api_port,
-            "managers": {p.name: p.api_url for p in desc.members if p.role == "manager"},
-            "join_token": self._live_worker_token(desc, token),
+            "managers": {p.name: p.swarm_url for p in desc.members if p.role == "manager"},
+            "tls": {"ca": str(tls.ca), "cert": str(tls.cert), "key": str(tls.key)},
             "request_timeout": desc.timing.request_timeout,
         }
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(config, indent=2))
+        (d / "config.json").write_text(json.dumps(config, indent=2))
 
-    def _live_worker_token(self, desc: Description, cached: str | None) -> str:
-        """The current worker token (it may have been rotated), else the one we had."""
-        try:
-            return self._worker_token(desc)
-        except ClusterError:
-            if cached:
-                return cached
-            raise
+    def _join_worker(self, desc: Description, m: Member, progress: Progress) -> None:
+        """A worker of ``up --workers`` joins with the worker token, as ``swarm join`` does."""
+        if TLSFiles.in_dir(self.cdir.node_dir(m.name) / "keys").cert.exists():
+            return  # joined on an earlier start
+        joined = join_swarm(
+            self._swarm_urls(desc),
+            self._worker_token(desc),
+            hostname=m.name,
+            role="worker",
+            timeout=desc.timing.request_timeout * 2,
+        )
+        self._keep_certificate(m, joined)
+        progress(f"{m.name} joined the swarm as a worker (node {joined.node_id[:12]})")
+
+    def _keep_certificate(self, m: Member, joined: Joined) -> None:
+        m.node_id = joined.node_id
+        keys = self.cdir.node_dir(m.name) / "keys"
+        write_node_files(keys, joined.ca_pem, joined.certificate, joined.key)
+
+    def _swarm_urls(self, desc: Description) -> list[str]:
+        """The swarm URLs of the managers running now."""
+        return [
+            m.swarm_url
+            for m in desc.members
+            if m.role == "manager" and m.swarm_port and self.process_state(m) == "running"
+        ]
+
+    def join(self, token: str, progress: Progress = lambda _: None) -> Member:
+        """``docker swarm join --token TOKEN``: start one more node, its role set by the token.
+
+        The new node gets the next free name (the swarm picks it), fresh ports,
+        and its own key; a manager starts with no configuration and joins Raft
+        as a learner, promoted by the leader once it has caught up (§4.2.1).
+        """
+        desc = self.cdir.load()
+        if not any(m.role == "manager" and m.swarm_port for m in desc.members):
+            raise ClusterError(f"the cluster in {self.cdir.path} has no swarm port (made before)")
+        raft_port, api_port, swarm_port = _pick_ports(3, None)
+        endpoints = {
+            "Raft": f"127.0.0.1:{raft_port}",
+            "API": f"http://127.0.0.1:{api_port}",
+            "Swarm": f"https://127.0.0.1:{swarm_port}",
+        }
+        joined = join_swarm(
+            self._swarm_urls(desc),
+            token,
+            endpoints=endpoints,
+            timeout=desc.timing.request_timeout * 2,
+        )
+        m = Member(
+            name=joined.hostname, node_id=joined.node_id, role=joined.role, api_port=api_port
+        )
+        if joined.role == "manager":
+            m.raft_port, m.swarm_port, m.joiner = raft_port, swarm_port, True
+            self._give_kek(desc, m)
+        self._keep_certificate(m, joined)
+        desc.members.append(m)
+        self.cdir.save(desc)
+        self._write_config(desc, m)
+        self._start(m)
+        self.cdir.save(desc)
+        progress(f"started {m.name} (pid {m.pid}, api {m.api_url})")
+        return m
+
+    def _give_kek(self, desc: Description, m: Member) -> None:
+        """A new manager gets the swarm's key-encryption key as the others hold it.
+
+        Without autolock that is the ``kek`` file; with it only the
+        fingerprint, so the new manager starts locked until ``swarm unlock``.
+        """
+        keys = self.cdir.node_dir(m.name) / "keys"
+        keys.mkdir(parents=True, exist_ok=True)
+        for other in desc.members:
+            src = self.cdir.node_dir(other.name) / "keys"
+            for name in ("kek", "kek.fingerprint"):
+                if other.role == "manager" and (src / name).exists():
+                    data = (src / name).read_bytes()
+                    fd = os.open(keys / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                    with os.fdopen(fd, "wb") as f:
+                        f.write(data)
+                    return
 
     def _worker_token(self, desc: Description) -> str:
         """The swarm's worker join token (``docker swarm join-token worker``)."""

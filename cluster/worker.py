@@ -4,26 +4,30 @@
 
 Theory of operation
 -------------------
-A worker knows every manager's API URL and the swarm's worker join token
-(both in its config, written by the supervisor).  It loops every heartbeat
-period:
+A worker joined the swarm once, before it first ran: the supervisor sent a
+signing request with the worker join token to the leader's swarm port and
+wrote the certificate it got into ``DIR/workerK/keys`` (`cluster.swarm_api`,
+`cluster.pki`).  That certificate -- CN = its node ID, OU = swarm-worker --
+is who it is from then on; the token is not kept.  It knows the managers'
+swarm URLs (its config, then each registration's answer, so it learns of
+managers that joined later) and loops every heartbeat period, over mutual
+TLS:
 
-1. not registered yet: ``POST /dispatcher/register`` to some manager (a
-   follower forwards to the leader, `cluster.dispatcher`), which gives it a
+1. not registered yet: ``POST /dispatcher/register``, which gives it a
    session;
 2. ``POST /dispatcher/heartbeat`` with the names of the secrets it holds;
 3. ``GET /dispatcher/assignments``: its tasks, plus the plaintext of the
    secrets its running tasks reference;
 4. plays the containers (`cluster.agent.next_reports`: one state step per
    task per round; an image tagged ``:fail`` fails) and reports each step
-   with ``POST /tasks/{id}/status``.
+   with ``POST /dispatcher/tasks/{id}/status``.
 
-Finding the leader: every answer names the manager that served it (the
-``X-Swarmraft-Served-By`` header, the leader when a follower forwarded), so
-the worker talks to the leader directly from then on.  A manager that does
-not answer, or answers 503, makes the worker try the next one; a 401 (the
-new leader does not know its session) makes it register again.  A refused
-join token (403) ends the process: it would never be let in.
+Finding the leader: a follower answers 421 with the leader's name and URL,
+and the worker calls the leader from then on.  A manager that does not
+answer, answers 503, or shows a certificate that is not a manager's makes
+the worker try the next one; a 401 (the new leader does not know its
+session) makes it register again.  A 403 (the node was removed from the
+swarm, or is no longer a worker) ends the process: it would never be let in.
 
 Secrets are kept in this process's memory only (a dict of bytes), mounted
 when a task runs and dropped when it stops; they are never written or
@@ -49,14 +53,20 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from cluster import agent
-from cluster.api_common import SERVED_BY_HEADER
 from cluster.dispatcher import HEARTBEAT_PERIOD
+from raft.tls import MANAGER_ROLE, TLSFiles, peer_identity
 
 __all__ = ["Worker", "WorkerSettings", "main"]
 
 logger = logging.getLogger("cluster.worker")
+
+#: 421 answers followed at once in a row; then the next one waits a period
+#: (leadership moving while we chase it).
+MAX_REDIRECTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +77,10 @@ class WorkerSettings:
     node_id: str
     data_dir: Path
     api_port: int
-    #: Every manager's API URL by name.
+    #: Every manager's swarm URL by name (HTTPS, `cluster.swarm_api`).
     managers: dict[str, str]
-    join_token: str
+    #: Our certificate: paths of "ca", "cert" and "key" (PEM).
+    tls: dict[str, str]
     api_host: str = "127.0.0.1"
     request_timeout: float = 3.0
     log_level: str = "INFO"
@@ -100,14 +111,25 @@ class ManagerUnavailable(Exception):
     """No answer, or a 5xx: try another manager."""
 
 
+class Redirected(Exception):
+    """421: that manager is not the leader; it named the one to call."""
+
+
 class Worker:
     """One worker agent's state: its session, its tasks, the secrets it holds."""
 
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
-        names = sorted(settings.managers)
-        self._order = names
-        self.manager: str | None = names[0] if names else None
+        #: Manager name -> swarm URL; grows when a registration names more.
+        self.managers = dict(settings.managers)
+        self.manager: str | None = min(self.managers) if self.managers else None
+        self.tls = TLSFiles(
+            Path(settings.tls["ca"]), Path(settings.tls["cert"]), Path(settings.tls["key"])
+        )
+        #: Our swarm, as our certificate says (O): managers must show the same.
+        cert = x509.load_pem_x509_certificate(self.tls.cert.read_bytes())
+        orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+        self.cluster_id = str(orgs[0].value) if orgs else ""
         self.session: str | None = None
         self.period = HEARTBEAT_PERIOD
         self.tasks: dict[str, dict[str, Any]] = {}
@@ -140,10 +162,11 @@ class Worker:
     # ------------------------------------------------------------ talking
 
     def _next_manager(self) -> None:
-        if not self._order:
+        order = sorted(self.managers)
+        if not order:
             return
-        i = self._order.index(self.manager) if self.manager in self._order else -1
-        self.manager = self._order[(i + 1) % len(self._order)]
+        i = order.index(self.manager) if self.manager in order else -1
+        self.manager = order[(i + 1) % len(order)]
 
     async def _call(
         self,
@@ -154,15 +177,21 @@ class Worker:
         params: dict[str, str] | None = None,
     ) -> Any:
         assert self.manager is not None
-        url = self.settings.managers[self.manager] + path
+        url = self.managers[self.manager] + path
         timeout = aiohttp.ClientTimeout(total=self.settings.request_timeout * 2 + 1)
         try:
             async with http.request(method, url, json=body, params=params, timeout=timeout) as resp:
                 payload = await resp.json(content_type=None)
-                served_by = resp.headers.get(SERVED_BY_HEADER)
         except (aiohttp.ClientError, TimeoutError, ValueError) as e:
-            raise ManagerUnavailable(f"{self.manager}: {type(e).__name__}") from None
+            raise ManagerUnavailable(f"{self.manager}: {type(e).__name__} {e}") from None
         message = payload.get("message", "") if isinstance(payload, dict) else ""
+        if resp.status == 421 and isinstance(payload, dict):
+            leader, leader_url = payload.get("Leader"), payload.get("LeaderURL")
+            if isinstance(leader, str) and isinstance(leader_url, str):
+                self.managers[leader] = leader_url
+                self.manager = leader
+                raise Redirected(leader)
+            raise ManagerUnavailable(f"{self.manager}: {message}")
         if resp.status == 401:
             raise SessionLost(message)
         if 400 <= resp.status < 500:
@@ -170,15 +199,15 @@ class Worker:
         if resp.status >= 500:
             raise ManagerUnavailable(f"{self.manager}: {resp.status} {message}")
         self.last_contact = time.time()
-        if served_by in self.settings.managers:
-            self.manager = served_by  # the leader answered: talk to it directly
         return payload
 
     async def register(self, http: aiohttp.ClientSession) -> None:
         s = self.settings
-        body = {"NodeID": s.node_id, "Hostname": s.name, "JoinToken": s.join_token}
-        answer = await self._call(http, "POST", "/dispatcher/register", body)
+        answer = await self._call(http, "POST", "/dispatcher/register", {})
         self.session = answer["SessionID"]
+        known = answer.get("Managers")
+        if isinstance(known, dict):
+            self.managers.update({str(k): str(v) for k, v in known.items()})
         self.period = float(answer.get("HeartbeatPeriod", HEARTBEAT_PERIOD))
         logger.info("%s: registered with %s", s.name, self.manager)
 
@@ -191,13 +220,10 @@ class Worker:
             http,
             "POST",
             "/dispatcher/heartbeat",
-            {"NodeID": s.node_id, "SessionID": self.session, "SecretsHeld": self.secrets_held()},
+            {"SessionID": self.session, "SecretsHeld": self.secrets_held()},
         )
         answer = await self._call(
-            http,
-            "GET",
-            "/dispatcher/assignments",
-            params={"node": s.node_id, "session": self.session or ""},
+            http, "GET", "/dispatcher/assignments", params={"session": self.session or ""}
         )
         tasks = answer.get("Tasks", [])
         self.mount(tasks, answer.get("Secrets", {}))
@@ -207,18 +233,24 @@ class Worker:
             if r.err:
                 body["Err"] = r.err
             try:
-                await self._call(http, "POST", f"/tasks/{r.task_id}/status", body)
+                await self._call(http, "POST", f"/dispatcher/tasks/{r.task_id}/status", body)
             except Refused as e:  # e.g. the task moved on meanwhile
                 logger.debug("%s: report on %s refused: %s", s.name, r.task_id, e)
 
     async def run(self) -> None:
-        async with aiohttp.ClientSession() as http:
+        connector = ManagersOnly(self.tls, self.cluster_id)
+        redirects = 0
+        async with aiohttp.ClientSession(connector=connector) as http:
             while True:
                 try:
                     await self.round(http)
                 except SessionLost:
                     self.session = None
                     continue
+                except Redirected:
+                    redirects += 1
+                    if redirects <= MAX_REDIRECTS:
+                        continue  # call the leader now; a few hops at most
                 except ManagerUnavailable as e:
                     logger.debug("%s: %s; trying another manager", self.settings.name, e)
                     self._next_manager()
@@ -226,6 +258,8 @@ class Worker:
                     if e.status == 403:
                         raise
                     logger.warning("%s: request refused: %s", self.settings.name, e)
+                else:
+                    redirects = 0
                 await asyncio.sleep(self.period)
 
     def status(self) -> dict[str, Any]:
@@ -240,6 +274,34 @@ class Worker:
             "SecretsHeld": self.secrets_held(),
             "pid": os.getpid(),
         }
+
+
+class ManagersOnly(aiohttp.TCPConnector):
+    """A connector that hangs up on any server whose certificate is not a manager's.
+
+    TLS already proved that the server's certificate comes from our CA; a
+    worker's certificate does too, so the role (OU) and swarm (O) must be
+    checked as well: only a manager may hand out tasks and secrets.  The
+    check runs on each new connection, before any request is sent on it.
+    (aiohttp has no public hook at that moment, hence the override.)
+    """
+
+    def __init__(self, tls: TLSFiles, cluster_id: str) -> None:
+        super().__init__(ssl=tls.client_context())
+        self.cluster_id = cluster_id
+
+    async def _wrap_create_connection(self, *args: Any, **kwargs: Any) -> Any:
+        transport, protocol = await super()._wrap_create_connection(*args, **kwargs)
+        who = peer_identity(transport.get_extra_info("ssl_object"))
+        why = None
+        if who is None:
+            why = "no verified certificate"
+        elif who.role != MANAGER_ROLE or who.cluster_id != self.cluster_id:
+            why = f"its certificate ({who.node_id}, {who.role}) is not a manager's of this swarm"
+        if why:
+            transport.close()
+            raise aiohttp.ClientConnectionError(f"refused the server: {why}")
+        return transport, protocol
 
 
 def make_status_app(worker: Worker) -> web.Application:

@@ -26,11 +26,11 @@ def kill_leftovers(path: Path) -> None:
 
 @contextlib.contextmanager
 def running_cluster(
-    path: Path, managers: int = 3, timing: Timing | None = None
+    path: Path, managers: int = 3, timing: Timing | None = None, workers: int = 0
 ) -> Iterator[tuple[Supervisor, Description]]:
     sup = Supervisor(ClusterDir(path))
     try:
-        desc = sup.up(managers, timing=timing or Timing())
+        desc = sup.up(managers, timing=timing or Timing(), workers=workers)
         yield sup, desc
     finally:
         try:

@@ -16,22 +16,22 @@ from cluster_procs import leader_name, running_cluster, wait_for
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from cluster.commands import new_id
-from cluster.httpclient import ApiError, request
-from cluster.layout import Description
+from cluster.httpclient import request
+from cluster.join_client import join_swarm
+from cluster.layout import ClusterError, Description
 from cluster.pki import MANAGER_ROLE
 
 pytestmark = pytest.mark.integration
 
 
-def register(url: str, token: str, node_id: str, hostname: str) -> int:
-    """POST /dispatcher/register; the HTTP status."""
-    body = {"NodeID": node_id, "Hostname": hostname, "JoinToken": token}
+def join_status(desc: Description, token: str, role: str | None = None) -> int | str:
+    """Ask the swarm port to join with ``token``: the role granted, or the refusal's status."""
+    urls = [m.swarm_url for m in desc.members if m.role == "manager"]
+    ends = {"Raft": "127.0.0.1:9", "API": "http://127.0.0.1:9", "Swarm": "https://127.0.0.1:9"}
     try:
-        request("POST", f"{url}/dispatcher/register", body)
-    except ApiError as e:
-        return e.status
-    return 200
+        return join_swarm(urls, token, role=role, endpoints=ends).role
+    except ClusterError as e:
+        return 403 if "refused" in str(e) else str(e)
 
 
 def tokens(url: str) -> dict[str, str]:
@@ -50,6 +50,7 @@ def test_up_issues_certificates_and_raft_runs_over_tls(tmp_path: Path) -> None:
                 "ca": str(keys / "ca.crt"),
                 "cert": str(keys / "node.crt"),
                 "key": str(keys / "node.key"),
+                "ca_key": str(cdir / "ca" / "ca.key"),  # sealed into the store by the first leader
             }
             assert (keys / "node.key").stat().st_mode & 0o777 == 0o600
             cert = x509.load_pem_x509_certificate((keys / "node.crt").read_bytes())
@@ -85,20 +86,18 @@ def test_rotated_join_tokens_are_refused(tmp_path: Path) -> None:
         url = _leader_url(desc, sup)
         wait_for(lambda: tokens(url)["Worker"], 20, "the swarm initialised")
         before = tokens(url)
-        assert ok(cdir, "swarm", "join-token", "worker").strip() == before["Worker"]
+        assert ok(cdir, "swarm", "join-token", "-q", "worker").strip() == before["Worker"]
 
-        # The manager token is not a worker's, and a worker token cannot make a
-        # manager's node object rejoin as a worker.
-        assert register(url, before["Manager"], new_id(), "w-mtoken") == 403
-        manager_id = next(m.node_id for m in desc.members if m.role == "manager")
-        assert register(url, before["Worker"], manager_id, "manager1") == 403
+        # The token decides the role: a worker token cannot join as a manager.
+        assert join_status(desc, before["Worker"], role="manager") == 403
+        assert join_status(desc, before["Manager"], role="worker") == 403
 
-        out = ok(cdir, "swarm", "join-token", "--rotate", "worker").strip()
+        out = ok(cdir, "swarm", "join-token", "-q", "--rotate", "worker").strip()
         after = tokens(url)
         assert out == after["Worker"] != before["Worker"]
         assert after["Manager"] == before["Manager"]
-        assert register(url, before["Worker"], new_id(), "w-old") == 403
-        assert register(url, after["Worker"], new_id(), "w-new") == 200
+        assert join_status(desc, before["Worker"]) == 403
+        assert join_status(desc, after["Worker"]) == "worker"
 
         ok(cdir, "swarm", "join-token", "--rotate", "manager")
         rotated = tokens(url)

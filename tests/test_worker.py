@@ -7,11 +7,12 @@ import base64
 from cluster.dispatcher import (
     Dispatcher,
     assigned_tasks,
-    check_join_token,
     is_worker_node,
+    join_role,
     liveness_changes,
     secrets_to_deliver,
 )
+from cluster.pki import WORKER_ROLE, CertificateAuthority
 from cluster.worker import Worker, WorkerSettings
 
 
@@ -35,13 +36,15 @@ def node(nid: str, name: str, role: str = "worker", state: str = "ready") -> dic
     }
 
 
-def test_join_token_must_be_the_worker_token() -> None:
+def test_the_token_decides_the_role() -> None:
     cluster = {"JoinTokens": {"Worker": "SWMTKN-1-w", "Manager": "SWMTKN-1-m"}}
-    assert check_join_token(cluster, "SWMTKN-1-w")
-    assert not check_join_token(cluster, "SWMTKN-1-m")  # the manager token is not a worker's
-    assert not check_join_token(cluster, "")
-    assert not check_join_token(cluster, None)
-    assert not check_join_token(None, "SWMTKN-1-w")
+    assert join_role(cluster, "SWMTKN-1-w") == "worker"
+    assert join_role(cluster, "SWMTKN-1-m") == "manager"
+    assert join_role(cluster, "SWMTKN-1-x") is None
+    assert join_role(cluster, "") is None
+    assert join_role(cluster, None) is None
+    assert join_role(None, "SWMTKN-1-w") is None
+    assert join_role({"JoinTokens": {"Worker": "", "Manager": ""}}, "") is None
 
 
 def test_assigned_tasks_are_this_nodes_live_ones() -> None:
@@ -98,15 +101,19 @@ def test_worker_nodes_are_not_manager_processes() -> None:
 
 
 def _worker(tmp_path) -> Worker:
+    ca = CertificateAuthority.create("c1")
+    files = ca.issue_files(tmp_path / "keys", "w1", WORKER_ROLE, "c1")
     settings = WorkerSettings(
         name="worker1",
         node_id="w1",
         data_dir=tmp_path,
         api_port=0,
-        managers={"manager1": "http://127.0.0.1:1"},
-        join_token="SWMTKN-1-x",
+        managers={"manager1": "https://127.0.0.1:1"},
+        tls={"ca": str(files.ca), "cert": str(files.cert), "key": str(files.key)},
     )
-    return Worker(settings)
+    worker = Worker(settings)
+    assert worker.cluster_id == "c1"  # read from its certificate
+    return worker
 
 
 def test_worker_holds_secrets_while_the_task_runs_and_drops_them_after(tmp_path) -> None:
