@@ -37,6 +37,7 @@ runs a task using them.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import re
@@ -80,6 +81,10 @@ log = logging.getLogger("cluster.swarm_api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+#: One join at a time on a leader: choosing a free hostname and recording the
+#: node must not interleave with another join (hostnames are Raft ids).
+JOIN_LOCK: web.AppKey[asyncio.Lock] = web.AppKey("join_lock", asyncio.Lock)
+
 _HOSTNAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _ROLES = {"worker": WORKER_ROLE, "manager": MANAGER_ROLE}
 _ENDPOINTS = ("Raft", "API", "Swarm")
@@ -104,6 +109,7 @@ def make_swarm_app(backend: Any) -> web.Application:
     """The swarm port's app for one manager (serve it with `run_swarm_api`)."""
     app = web.Application(middlewares=[_middleware], client_max_size=MAX_BODY)
     app[BACKEND] = backend
+    app[JOIN_LOCK] = asyncio.Lock()
     app.add_routes(routes)
     return app
 
@@ -217,6 +223,18 @@ async def join(request: web.Request) -> web.Response:
         raise ApiError(400, "Role must be worker or manager")
     if hostname is not None and not _HOSTNAME.match(hostname):
         raise ApiError(400, "Hostname must be lowercase letters, digits and dashes")
+    async with request.app[JOIN_LOCK]:
+        return await _join(request, token, csr, asked, hostname, body)
+
+
+async def _join(
+    request: web.Request,
+    token: str | None,
+    csr: str | None,
+    asked: str | None,
+    hostname: str | None,
+    body: dict[str, Any],
+) -> web.Response:
     backend = backend_of(request)
     backend.require_leader()
     # A token rotated by an earlier leader must be refused: read the latest state.
