@@ -9,12 +9,17 @@ that wires together:
 * a `raft.node.RaftNode` whose state machine is this manager's `Store`
   replica (every manager applies the same commands in the same order);
 * the HTTP API (`cluster.api`), which reads the local store and sends writes
-  through `Manager.write` -> Raft;
+  through `Manager.write` -> Raft, and the swarm port (`cluster.swarm_api`),
+  where nodes join and workers talk to the dispatcher over mutual TLS;
+* the managers it knows: those of its config, and those that joined later,
+  learnt from their node objects (`cluster.joins.learn_peers`) so that Raft
+  can dial them and the leader can add them to the configuration;
 * the keys that seal secrets: a data-encryption key (DEK) replicated in the
   store *wrapped* by the key-encryption key (KEK) that each manager keeps in
   its data directory (or, with autolock, derives from the unlock key);
 * the leader's duties, run only while this manager leads: bootstrap a new
-  swarm (cluster object, join tokens, DEK, one node object per manager),
+  swarm (cluster object, join tokens carrying the root CA's digest, DEK,
+  the root CA sealed by the DEK, one node object per manager),
   keep each manager's ``ManagerStatus`` (Leader / Reachable / Unreachable)
   true in the store, the way ``docker node ls`` shows it, and run the
   orchestrator (`cluster.orchestrator.ControlLoop`) that turns services into
