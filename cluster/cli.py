@@ -391,7 +391,46 @@ def cmd_swarm_join(ctx: Context) -> int:
     print(f"This node joined a swarm as a {m.role} ({m.name}).")
     if m.role == "manager" and ctx.sup.starts_locked(m):
         ctx.say(f"{m.name} is locked (autolock): unlock it with `swarm unlock --node {m.name}`")
+    elif m.role == "manager":
+        _follow_promotion(ctx, m.name)
     return 0
+
+
+def _follow_promotion(ctx: Context, name: str, timeout: float = 30.0) -> None:
+    """Show a new manager going from learner to voter (§4.2.1), for at most ``timeout`` s.
+
+    The leader replicates the log to it as a learner -- not counted in any
+    majority -- and promotes it only once it has caught up, so a slow
+    newcomer never stalls commits.
+    """
+    deadline = time.monotonic() + timeout
+    said = ""
+    while time.monotonic() < deadline:
+        found = ctx.sup.find_leader(ctx.cdir.load())
+        if found is not None:
+            leader, st = found
+            voters = st.get("voters", [])
+            if name in voters:
+                n = len(voters)
+                q = n // 2 + 1
+                ctx.say(
+                    f"{name} is a voter: {n} managers, quorum {q}, "
+                    f"tolerates {n - q} failure{'s' if n - q != 1 else ''}"
+                )
+                return
+            peer = st.get("peers", {}).get(name)
+            if name in st.get("learners", []) and peer:
+                line = (
+                    f"{name} is a learner, catching up: "
+                    f"{peer['match']} of {st['last_log_index']} entries"
+                )
+            else:
+                line = f"waiting for {leader.name} (the leader) to add {name}"
+            if line != said:
+                ctx.say(line)
+                said = line
+        time.sleep(0.2)
+    ctx.say(f"{name} is not a voter yet after {timeout:g}s; see `status` and {name}/node.log")
 
 
 # ---------------------------------------------------------------- parser

@@ -88,8 +88,11 @@ def test_nodes_join_with_tokens_and_workers_use_mutual_tls(tmp_path: Path) -> No
 
         # -- a manager token adds a manager: learner first, then a voter (§4.2.1)
         token = ok(cdir, "swarm", "join-token", "-q", "manager").strip()
-        out = ok(cdir, "swarm", "join", "--token", token)
-        assert "joined a swarm as a manager (manager4)" in out
+        joined = cli(cdir, "swarm", "join", "--token", token)
+        assert joined.returncode == 0, joined.stderr
+        assert "joined a swarm as a manager (manager4)" in joined.stdout
+        # The CLI follows the promotion: learner first, then a voter.
+        assert "manager4 is a voter: 4 managers, quorum 3, tolerates 1 failure" in joined.stderr
         desc = ClusterDir(cdir).load()
         new = next(m for m in desc.members if m.name == "manager4")
         subject = _subject(cdir / "manager4" / "keys" / "node.crt")
