@@ -590,6 +590,12 @@ class DiskStorage:
             (int(p.name[len(_SEGMENT_PREFIX) : -len(_SEGMENT_SUFFIX)]), p)
             for p in self.path.glob(f"{_SEGMENT_PREFIX}*{_SEGMENT_SUFFIX}")
         )
+        # Only entries after the snapshot are kept while replaying (§7): the
+        # active segment can hold up to `segment_size` bytes of entries the
+        # snapshot already covers (only whole segments are deleted), and
+        # decoding them all before dropping them would leave a restarted node
+        # holding memory it never gives back.
+        start = snapshot.meta.index + 1
         run: list[list[Any]] = []  # [term, kind, data] of index run_first + i
         run_first = 0
         segments: list[_Segment] = []
@@ -616,10 +622,19 @@ class DiskStorage:
                 else:  # cut below the run, or a new run after a snapshot emptied the log
                     run, run_first = body, first
                 max_index = max(max_index, first + len(body) - 1)
+                if run and run_first < start:
+                    # Drop what the snapshot covers, as MemoryStorage.save_snapshot
+                    # does.  The run's end (what a later record may extend or
+                    # cut) does not move, so the result is the same as
+                    # dropping at the end: a later record that cuts below
+                    # ``start`` starts a new run whose entries from ``start`` on
+                    # are the ones the whole run would have had.
+                    drop = min(len(run), start - run_first)
+                    del run[:drop]
+                    run_first += drop
+            del data, records  # before the next segment is read
             segments.append(_Segment(seq, path, end, max_index))
 
-        # Drop what the snapshot covers, as MemoryStorage.save_snapshot does.
-        start = snapshot.meta.index + 1
         entries: list[Entry] = []
         if run and run_first <= start < run_first + len(run):
             try:

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -426,3 +427,26 @@ def test_sigkill_never_loses_an_acknowledged_entry(tmp_path: Path) -> None:
         if snap:
             assert state.snapshot.data == b"snapshot-at-%d" % snap
     assert acknowledged > 0
+
+
+# §7: the snapshot replaces the log before it, in memory too.  The active
+# segment still holds the entries it covers (only whole segments are
+# deleted), so a restart must not decode them all at once.
+def test_replay_holds_only_the_entries_after_the_snapshot(tmp_path: Path) -> None:
+    st = DiskStorage(tmp_path)
+    for first in range(1, 4001, 100):
+        st.append([Entry(1, i, bytes(1000)) for i in range(first, first + 100)])
+    st.save_snapshot(Snapshot(SnapshotMeta(3900, 1, ConfState(voters=("a",))), b"image"))
+    st.close()
+    size = sum(p.stat().st_size for p in tmp_path.glob("log-*.seg"))
+    tracemalloc.start()
+    try:
+        st = DiskStorage(tmp_path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    state = st.load()
+    st.close()
+    assert [e.index for e in state.entries] == list(range(3901, 4001))
+    # The file itself is read whole; beyond it, about one record at a time.
+    assert peak < size * 1.25, (peak, size)
