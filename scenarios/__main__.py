@@ -1,7 +1,7 @@
 """``python -m scenarios``: list the built-in scenarios, run one, a file, or all.
 
     python -m scenarios list
-    python -m scenarios run leader-kill [--out DIR] [--seed N] [--simulated] [--keep]
+    python -m scenarios run leader-kill [--out DIR] [--simulated [--seed N]] [--keep]
     python -m scenarios run my-scenario.toml
     python -m scenarios run all --out notes/
     python -m scenarios run jepsen [--duration S] [--seed N] [--clients K]
@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="the built-in scenarios")
     r = sub.add_parser("run", help="run a scenario (a built-in name, a .toml file, or 'all')")
     r.add_argument("target", metavar="NAME|FILE.toml|all")
-    r.add_argument("--out", type=Path, default=Path("scenario-out"), help="output directory")
-    r.add_argument("--seed", type=int, default=1, help="seed of a simulated run")
+    r.add_argument("--out", type=Path, default=Path("out"), help="output directory (./out)")
+    r.add_argument("--seed", type=int, default=None, help="seed of a simulated run (1)")
     r.add_argument("--simulated", action="store_true", help="run on the deterministic simulator")
     r.add_argument(
         "--keep", action="store_true", help="keep the cluster's data in OUT/NAME/cluster"
@@ -76,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.target == "jepsen":
             return _run_jepsen(args)
         scenarios = _resolve(args.target)
+        real = [s.name for s in scenarios if not (args.simulated or s.simulated_only)]
+        if args.seed is not None and real:
+            _say(
+                f"note: --seed applies to simulated runs only; {', '.join(real[:3])}"
+                f"{' ...' if len(real) > 3 else ''} will run on real processes "
+                "(add --simulated for a replayable run)"
+            )
+        args.seed = 1 if args.seed is None else args.seed
         from scenarios.report import write_index
         from scenarios.runner import run_scenario
 
@@ -113,9 +121,8 @@ def _run_jepsen(args: argparse.Namespace) -> int:
 
     if args.duration <= 0 or args.clients < 1:
         raise ScenarioError("jepsen needs --duration > 0 and --clients >= 1")
-    settings = Settings(
-        duration=args.duration, clients=args.clients, seed=args.seed, keep=args.keep
-    )
+    seed = 1 if args.seed is None else args.seed
+    settings = Settings(duration=args.duration, clients=args.clients, seed=seed, keep=args.keep)
     return 0 if run_jepsen(settings, args.out, progress=_say).passed else 1
 
 

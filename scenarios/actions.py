@@ -19,6 +19,7 @@ import concurrent.futures
 import contextlib
 import json
 import shutil
+import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -134,8 +135,13 @@ class RealDriver:
         return self.sup.process_state(m)
 
     def running(self) -> list[str]:
+        """Manager processes that run (workers that joined are not Raft members)."""
         desc = self.cdir.load()
-        return [m.name for m in desc.members if self.sup.process_state(m) == "running"]
+        return [
+            m.name
+            for m in desc.members
+            if m.role == "manager" and self.sup.process_state(m) == "running"
+        ]
 
     def raft_status(self, timeout: float = 0.5) -> dict[str, dict[str, Any]]:
         """``/raft/status`` of every running manager that answers."""
@@ -174,7 +180,14 @@ class RealDriver:
     # ------------------------------------------------------------ faults
 
     def kill(self, node: str) -> None:
-        self.sup.kill(node)
+        m = self.sup.kill(node)
+        # The supervisor returns once the process is a zombie, but its sockets
+        # can stay bound a few ms longer (the other threads are still exiting):
+        # a restart at once would find its ports "in use".  Wait for them.
+        ports = [p for p in (m.raft_port, m.api_port, m.swarm_port) if p]
+        deadline = time.monotonic() + 2.0
+        while not all(map(_port_free, ports)) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def restart(self, node: str) -> None:
         self.sup.restart(node)
@@ -357,6 +370,52 @@ class RealDriver:
             time.sleep(0.1)
         raise ClusterError(f"{node} did not become a {role} in Raft within {timeout:g}s")
 
+    def join(self, role: str) -> str:
+        """``docker swarm join --token ...``: the token comes from the swarm itself
+        (``GET /swarm``, as ``swarm join-token`` shows it) and decides the role.
+        Returns the new node's name once the leader has taken a manager into
+        its configuration as a learner (it adds one as soon as the store lists
+        it; the process may still be starting), and promotes it once it has
+        caught up -- ``wait for = "voters"``.  A worker: once it is started."""
+        swarm = self._api("GET", "/swarm")
+        token = swarm.get("JoinTokens", {}).get(role.capitalize())
+        if not token:
+            raise ClusterError(f"the swarm gave no {role} join token")
+        m = self.sup.join(token)
+        self._urls[m.name] = m.api_url
+        if m.role != role:
+            raise ClusterError(f"{m.name} joined as a {m.role}, not a {role}")
+        if role == "manager":
+            self.names.append(m.name)
+            deadline = time.monotonic() + 10.0
+            while not self._in_configuration(m.name):
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"the leader did not add {m.name} to Raft within 10 s")
+                time.sleep(0.02)
+        return m.name
+
+    def _in_configuration(self, node: str) -> bool:
+        for st in self.raft_status().values():
+            if st.get("role") == "leader":
+                return node in st.get("learners", []) or node in st.get("voters", [])
+        return False
+
+    def voters(self) -> list[str]:
+        """The voters in the leader's configuration (empty without a leader)."""
+        for st in self.raft_status().values():
+            if st.get("role") == "leader":
+                return list(st.get("voters", []))
+        return []
+
+    def nodes_ready(self, names: list[str]) -> bool:
+        """Does the swarm list every one of ``names`` as ready (``docker node ls``)?"""
+        try:
+            nodes = self.nodes()
+        except (ApiError, Unreachable, ClusterError):
+            return False
+        state = {n["Description"]["Hostname"]: n.get("Status", {}).get("State") for n in nodes}
+        return all(state.get(n) == "ready" for n in names)
+
     def force_new_cluster(self, node: str) -> None:
         """``docker swarm init --force-new-cluster`` on the survivor ``node``."""
         self.sup.force_new_cluster(node)
@@ -447,6 +506,16 @@ class RealDriver:
 
     def data_dirs(self) -> dict[str, Path]:
         return {n: self.dir / n for n in self.names}
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _service_spec(name: str, replicas: int, image: str) -> dict[str, Any]:

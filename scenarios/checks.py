@@ -76,6 +76,12 @@ class Run:
     end_t: float | None = None
     #: Task placements (task name -> node name) before the first drain and at the end.
     placements: list[dict[str, str]] = field(default_factory=list)
+    #: Nodes that joined during the run: {"name", "role", "step"}.
+    joined: list[dict[str, Any]] = field(default_factory=list)
+    #: Every ``membership`` trace line as (model time, node, voters, learners), in time order.
+    conf_lines: list[tuple[float, str, tuple[str, ...], tuple[str, ...]]] = field(
+        default_factory=list
+    )
 
     def end(self) -> float:
         """The scenario's end in model time (the shutdown that follows is not part of it)."""
@@ -112,7 +118,15 @@ def label(e: Expect) -> str:
     a = e.args
     c = e.check
     if c == "leader_within":
-        return f"leader_within {a['seconds']:g} s after step {a['after_step']}"
+        since = f"step {a['after_step']}" if "after_step" in a else "the start"
+        return f"leader_within {a['seconds']:g} s after {since}"
+    if c == "voter_within":
+        return f"voter_within {a['node']} {a['seconds']:g} s after step {a['after_step']}"
+    if c == "quorum_size":
+        when = f"at step {a['at_step']}" if "at_step" in a else "at the end"
+        return f"quorum_size {a['voters'] // 2 + 1} of {a['voters']} {when}"
+    if c == "winner_most_up_to_date" and "after_step" in a:
+        return f"{c} (after step {a['after_step']})"
     if "steps" in a:
         return f"{c} ({_steps_label(a['steps'])})"
     if "node" in a and "after_step" in a:
@@ -130,20 +144,23 @@ def label(e: Expect) -> str:
 
 
 def leader_within(run: Run, e: Expect) -> CheckResult:
-    step = run.step(e.get("after_step"))
-    t = run.rel(step.start)
+    """A leader within ``seconds`` of step ``after_step`` beginning (without
+    ``after_step``: of the cluster's start, the first trace line)."""
+    if e.get("after_step"):
+        step = run.step(e.get("after_step"))
+        t = run.rel(step.start)
+        since = f"step {step.number} ({step.text}) began"
+    else:
+        t, since = 0.0, "the cluster started"
     later = [iv for iv in run.model.leaders() if iv.start > t - 1e-6]
     if not later:
-        return CheckResult(label(e), False, f"no leader was elected after step {step.number}")
+        return CheckResult(label(e), False, f"no leader was elected after {since.split(' (')[0]}")
     first = later[0]
     dt = first.start - t
     run.metrics.setdefault("time_to_leader_s", round(dt, 3))
     ok = dt <= e.get("seconds")
     return CheckResult(
-        label(e),
-        ok,
-        f"{first.node} became leader in term {first.term} {dt:.2f} s after step "
-        f"{step.number} ({step.text}) began",
+        label(e), ok, f"{first.node} became leader in term {first.term} {dt:.2f} s after {since}"
     )
 
 
@@ -247,9 +264,15 @@ def leader_in(run: Run, e: Expect) -> CheckResult:
 def leader_is(run: Run, e: Expect) -> CheckResult:
     node = run.node(e.get("node"))
     if e.get("after_step"):
-        t = run.rel(run.step(e.get("after_step")).start)
-        later = [iv for iv in run.model.leaders() if iv.start > t - 1e-6]
-        iv = later[0] if later else None
+        # The leader when the step ended (a step that already found its
+        # leader in place, or waited for a transfer); else the first one
+        # elected after the step began.
+        step = run.step(e.get("after_step"))
+        t, t_end = run.rel(step.start), run.rel(step.end)
+        leaders = run.model.leaders()
+        then = [iv for iv in leaders if iv.start <= t_end < iv.end]
+        later = [iv for iv in leaders if iv.start > t - 1e-6]
+        iv = max(then, key=lambda x: x.term or 0) if then else (later[0] if later else None)
     else:
         iv = _final_leader(run)
     if iv is None:
@@ -298,6 +321,170 @@ def uncommitted_overwritten(run: Run, e: Expect) -> CheckResult:
     return CheckResult(label(e), False, f"no uncommitted entry of {node} was replaced")
 
 
+def _last_entry(model: Any, node: str, t: float) -> tuple[int, int] | None:
+    """(term, index) of ``node``'s last log entry as last traced at or before ``t``."""
+    snaps = [s for s in model.logs.get(node, ()) if s.t <= t]
+    if not snaps:
+        return None
+    s = snaps[-1]
+    if not s.entries:
+        return (0, 0) if s.snapshot_index == 0 else None  # compacted away: term unknown
+    index, term = max(s.entries)
+    return term, index
+
+
+def _cut_off(model: Any, a: str, b: str, t: float) -> bool:
+    """Were ``a`` and ``b`` separated by a partition (or an isolation) at ``t``?"""
+    for f in model.fault_intervals:
+        if f.kind != "partition" or not f.start <= t < f.end:
+            continue
+        if f.cause == "isolate":
+            if a in f.nodes or b in f.nodes:
+                return True
+            continue
+        side = {n: i for i, g in enumerate(f.groups) for n in g}
+        if side.get(a) != side.get(b):
+            return True
+    return False
+
+
+def winner_most_up_to_date(run: Run, e: Expect) -> CheckResult:
+    """§5.4.1: every leader elected (after step ``after_step``) had, when it
+    campaigned, a log at least as up to date -- last term, then length -- as
+    every other manager that was up and could reach it.
+
+    The logs come from the ``log`` trace lines (a node writes one on every role
+    change, so a candidate's log is known as it campaigns; the runner asks every
+    node for one after each step of a scenario with this check).  Raft itself
+    promises only "at least as up to date as a majority": a node that holds an
+    extra uncommitted entry no majority has can lose to one without it."""
+    m = run.model
+    since = run.rel(run.step(e.get("after_step")).start) if e.get("after_step") else -1.0
+    wins = [w for w in m.won() if w.t >= since - 1e-6]
+    if not wins:
+        where = f" after step {e.get('after_step')}" if e.get("after_step") else ""
+        return CheckResult(label(e), False, f"no leader was elected{where}")
+    parts: list[str] = []
+    bad: list[str] = []
+    compared = 0
+    for w in wins:
+        mine = _last_entry(m, w.node, w.t)
+        if mine is None:
+            bad.append(f"{w.node}'s log is not in the traces when it campaigned for term {w.term}")
+            continue
+        others = []
+        for n in m.nodes:
+            if n == w.node or m.role_at(n, w.t) in (None, "down", "paused"):
+                continue
+            if _cut_off(m, w.node, n, w.t):
+                continue
+            theirs = _last_entry(m, n, w.t)
+            if theirs is None:
+                continue
+            compared += 1
+            mark = " BEHIND it" if theirs < mine else (" AHEAD of it" if theirs > mine else "")
+            others.append(f"{n} ({theirs[0]}, {theirs[1]}){mark}")
+            if theirs > mine:
+                bad.append(
+                    f"{w.node} won term {w.term} with (term {mine[0]}, index {mine[1]}) but "
+                    f"{n} held (term {theirs[0]}, index {theirs[1]})"
+                )
+        parts.append(
+            f"{w.node} won term {w.term} at {w.t:.2f} s with its last entry at (term "
+            f"{mine[0]}, index {mine[1]}); others (term, index): {', '.join(others) or 'none'}"
+        )
+    if not compared and not bad:
+        bad.append("no other manager's log was traced before the elections")
+    detail = "; ".join(bad[:1] + parts[-2:]) if bad else "; ".join(parts[-2:])
+    if len(wins) > 2:
+        detail = f"{len(wins)} elections checked; " + detail
+    return CheckResult(label(e), not bad, detail)
+
+
+# ============================================================ membership
+
+
+def conf_changes(run: Run) -> list[tuple[float, tuple[str, ...], tuple[str, ...]]]:
+    """(time, voters, learners) of every configuration a leader traced.
+
+    A leader traces a change as it appends it, so its lines tell when a
+    change happened; followers trace it on receipt and a restarted node
+    traces what it reloads, at times that say nothing about the change (and
+    processes' clocks differ by a few ms)."""
+    return [
+        (ct, voters, learners)
+        for ct, node, voters, learners in run.conf_lines
+        if run.model.role_at(node, ct) == "leader"
+    ]
+
+
+def _conf_at(run: Run, t: float) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(voters, learners) in force just before ``t``: the last configuration a
+    leader traced, else the founding managers."""
+    found: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+    for ct, voters, learners in conf_changes(run):
+        if ct >= t:
+            break
+        found = (voters, learners)
+    return found or (tuple(run.scenario.cluster.names), ())
+
+
+def join_phases(run: Run, node: str, t0: float) -> tuple[float | None, float | None]:
+    """When, after ``t0``, a leader made ``node`` a learner, and when a voter."""
+    changes = [c for c in conf_changes(run) if c[0] >= t0 - 1e-6]
+    learner = next((ct for ct, v, ls in changes if node in ls and node not in v), None)
+    voter = next((ct for ct, v, _ls in changes if node in v), None)
+    return learner, voter
+
+
+def voter_within(run: Run, e: Expect) -> CheckResult:
+    """A node that joined becomes a voter within ``seconds`` of step ``after_step``
+    beginning: first a learner (it gets the log, does not vote), then promoted
+    once caught up (dissertation §4.2.1).  Records the phases as metrics."""
+    node = run.node(e.get("node"))
+    step = run.step(e.get("after_step"))
+    t0 = run.rel(step.start)
+    learner, voter = join_phases(run, node, t0)
+    if voter is None:
+        where = f"; a learner from {learner - t0:.2f} s after step {step.number}" if learner else ""
+        return CheckResult(label(e), False, f"{node} never became a voter{where}")
+    dt = voter - t0
+    met = run.metrics
+    met["voter_after_s"] = round(dt, 3)
+    detail = f"{node} became a voter {dt:.2f} s after step {step.number} ({step.text}) began"
+    if learner is not None and learner <= voter:
+        met["learner_after_s"] = round(learner - t0, 3)
+        met["learner_phase_s"] = round(voter - learner, 3)
+        acked = [
+            op
+            for op in run.ops
+            if op.outcome == "ok" and learner <= run.rel(op.end) and run.rel(op.start) < voter
+        ]
+        met["writes_while_learner"] = len(acked)
+        detail += (
+            f", after {voter - learner:.2f} s as a learner (added at {learner - t0:.2f} s); "
+            f"{len(acked)} writes were acknowledged meanwhile"
+        )
+    return CheckResult(label(e), dt <= e.get("seconds"), detail)
+
+
+def quorum_size(run: Run, e: Expect) -> CheckResult:
+    """The configuration at the start of step ``at_step`` (default: at the end) has
+    ``voters`` voters, hence a quorum of (N/2)+1; learners do not count."""
+    t = run.rel(run.step(e.get("at_step")).start) if e.get("at_step") else run.end()
+    voters, learners = _conf_at(run, t)
+    n = len(voters)
+    want = e.get("voters")
+    when = f"at step {e.get('at_step')}" if e.get("at_step") else "at the end"
+    detail = (
+        f"{n} voters {when} ({', '.join(voters)}): quorum {n // 2 + 1} of {n}, "
+        f"tolerates {(n - 1) // 2} failure{'s' if (n - 1) // 2 != 1 else ''}"
+    )
+    if learners:
+        detail += f"; learners (no vote, not counted): {', '.join(learners)}"
+    return CheckResult(label(e), n == want, detail)
+
+
 def fault_tolerance_matches(run: Run, e: Expect) -> CheckResult:
     rows = run.quorum_rows
     if not rows:
@@ -315,6 +502,8 @@ def fault_tolerance_matches(run: Run, e: Expect) -> CheckResult:
 
 def new_leader_has_all_committed(run: Run, e: Expect) -> CheckResult:
     acked = run.acked()
+    if not acked:
+        return CheckResult(label(e), False, "no write was acknowledged: there is nothing to check")
     leader, present = run.driver.present_via_leader(acked)
     if leader is None or present is None:
         return CheckResult(label(e), False, f"could not read through the leader ({leader})")
@@ -340,6 +529,8 @@ def no_acknowledged_write_lost(run: Run, e: Expect) -> CheckResult:
             continue
         checked += 1
         lost += [f"{k}@{node}" for k, ok in present.items() if not ok]
+    if not acked:
+        return CheckResult(label(e), False, "no write was acknowledged: there is nothing to check")
     detail = f"{len(acked)} acknowledged writes checked on {checked} managers (local reads)"
     if not converged:
         detail += "; applied indexes did not converge within 15 s"
@@ -465,6 +656,8 @@ def history_linearizable(run: Run, e: Expect) -> CheckResult:
         return CheckResult(
             label(e), True, "skipped: scenarios/linearizability.py is not there yet", True
         )
+    if not run.ops:
+        return CheckResult(label(e), False, "no write was made: there is no history to check")
     if run.final_read is None:
         return CheckResult(label(e), False, "no final read through the leader was possible")
     ops = []
@@ -504,6 +697,9 @@ CHECKS: dict[str, Check] = {
     "secret_plaintext_absent": secret_plaintext_absent,
     "fault_tolerance_matches": fault_tolerance_matches,
     "history_linearizable": history_linearizable,
+    "winner_most_up_to_date": winner_most_up_to_date,
+    "voter_within": voter_within,
+    "quorum_size": quorum_size,
 }
 
 #: Checks that ask the running cluster (evaluated before it stops).

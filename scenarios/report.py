@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from scenarios.checks import CheckResult, Run
+from scenarios.checks import CheckResult, Run, conf_changes
 
 __all__ = ["collect_metrics", "draw_figures", "write_index", "write_note", "write_result"]
 
@@ -124,6 +124,23 @@ TOPICS: dict[str, tuple[str, str]] = {
         "configuration to contain only itself, keeping every entry it had committed.",
         "`docker swarm init --force-new-cluster` on a surviving manager: it keeps the state, "
         "becomes a single-manager swarm, and other managers are re-added afterwards.",
+    ),
+    "join": (
+        "**Adding a server (dissertation §4.2.1, §4.2.3, §4.1).** A newcomer starts with an "
+        "empty log. Were it a voter at once, the quorum would grow before it could help: the "
+        "leader would need it to commit while it still lacks most of the log, and one more "
+        "failure would stop the cluster. So it joins as a **learner** (a non-voting member): "
+        "the leader replicates the log to it, but it neither votes nor counts towards the "
+        "quorum. Once it has caught up with the commit index the leader promotes it to voter, "
+        "with a second configuration entry. Servers are added **one at a time**, each change "
+        "committed before the next: any majority of the old configuration and any majority "
+        "of the new one then share a server, so two leaders can never be elected for one term.",
+        "`docker swarm join --token SWMTKN-1-...` adds a node, and the token decides its role: "
+        "the worker token makes a worker, the manager token a manager (`docker swarm "
+        "join-token manager|worker` shows them; `--rotate` replaces one). Workers take no part "
+        "in Raft, so they never change the quorum. Keep the number of managers **odd**: 4 "
+        "managers need 3 for a quorum and tolerate 1 failure -- no more than 3 managers do -- "
+        "while 5 tolerate 2. A classic DCA exam question.",
     ),
     "autolock": (
         "Not a Raft rule: the key that unwraps the data key is kept out of the data directory.",
@@ -260,6 +277,16 @@ def _happened(run: Run) -> list[str]:
             if nxt == "leader":
                 continue  # a term change while leading is not an end of leadership
             events.append((iv.end, f"{iv.node} stopped leading term {iv.term} (now {nxt})"))
+    previous: tuple[Any, ...] | None = None
+    for ct, voters, learners in conf_changes(run):
+        if (voters, learners) == previous:
+            continue
+        previous = (voters, learners)
+        n = len(voters)
+        extra = f"; learners {', '.join(learners)}" if learners else ""
+        events.append(
+            (ct, f"configuration: {n} voters ({', '.join(voters)}), quorum {n // 2 + 1}{extra}")
+        )
     for a, b in m.quorum.lost:
         events.append((a, "quorum lost"))
         if b < m.end - 1e-6:
@@ -313,6 +340,8 @@ def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> 
                 f"{r['measured_tolerance']} | {r['mode']} |"
             )
         lines.append("")
+    if run.joined and run.model is not None:
+        lines += _join_story(run)
     rule, fact = TOPICS.get(scn.topic, ("", ""))
     if rule:
         lines += ["## Why Raft did this", "", rule, ""]
@@ -337,6 +366,105 @@ def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> 
     (out / "report.md").write_text("\n".join(lines))
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _join_story(run: Run) -> list[str]:
+    """The join in numbers: the learner phase, the quorum before and after, and
+    what the new (possibly even) configuration tolerates, as the run showed it."""
+    from scenarios.checks import _conf_at, join_phases
+
+    m = run.model
+    out = ["## The join, in numbers", ""]
+    for j in run.joined:
+        name, step = j["name"], run.step(j["step"])
+        t0 = run.rel(step.start)
+        before, _ = _conf_at(run, t0)
+        nb = len(before)
+        if j["role"] != "manager":
+            after, _ = _conf_at(run, run.end())
+            out += [
+                f"- **{name}** joined at {t0:.2f} s (step {step.number}) with the *worker* "
+                f"token: a Swarm agent that runs tasks, no Raft member. The configuration "
+                f"stayed at {nb} voters, quorum {nb // 2 + 1} of {nb} (at the end: "
+                f"{len(after)} voters, quorum {len(after) // 2 + 1}).",
+                "",
+            ]
+            continue
+        learner, voter = join_phases(run, name, t0)
+        out.append(
+            f"- **{name}** asked to join at {t0:.2f} s (step {step.number}) with the *manager* "
+            f"token. Before: {nb} voters ({', '.join(before)}), quorum {nb // 2 + 1} of {nb}."
+        )
+        if learner is None or voter is None:
+            out += [f"- {name} did not become a voter during the run.", ""]
+            continue
+        commits = [c for c in (s.at(learner) for s in m.commit.values()) if c is not None]
+        catch_up = max(commits, default=0)
+        top = max((c for c in (s.at(voter) for s in m.commit.values()) if c), default=0)
+        during = [
+            op
+            for op in run.ops
+            if op.outcome == "ok" and learner <= run.rel(op.end) and run.rel(op.start) < voter
+        ]
+        after, _ = _conf_at(run, voter + 1e-3)
+        na = len(after)
+        out += [
+            f"- The leader added it as a **learner** at {learner:.2f} s "
+            f"({learner - t0:.2f} s after the request). It started with an empty log while the "
+            f"commit index was {catch_up}: everything had to be sent to it. As a learner it "
+            f"had no vote and was not counted: the quorum stayed {nb // 2 + 1} of {nb}, and "
+            f"{_plural(len(during), 'write')} committed meanwhile without waiting for it.",
+            f"- Caught up, it was **promoted to voter** at {voter:.2f} s, after "
+            f"{voter - learner:.2f} s as a learner (commit index then {top}). Now: {na} voters, "
+            f"quorum {na // 2 + 1} of {na}.",
+        ]
+        if nb >= 2 and na == nb + 1:
+            old_major = before[: nb // 2 + 1]
+            rest = [n for n in after if n not in old_major]
+            out.append(
+                f"- Why one server at a time: any {nb // 2 + 1} of the old {nb} and any "
+                f"{na // 2 + 1} of the new {na} share at least one server (there are only {na}), "
+                f"so no two leaders can be elected for one term. Adding two at once "
+                f"({nb} -> {nb + 2}) would break that: {', '.join(old_major)} (a majority of "
+                f"the old {nb}) and {', '.join([*rest, 'a fifth'][: (nb + 2) // 2 + 1])} "
+                f"(a majority of {nb + 2}) need not overlap."
+            )
+        if na % 2 == 0:
+            out.append(
+                f"- {na} is even: a quorum of {na // 2 + 1} tolerates {(na - 1) // 2} "
+                f"failure{'s' if (na - 1) // 2 != 1 else ''}, no more than {na - 1} managers "
+                "did. The extra manager is one more machine that can fail."
+            )
+        out += _tolerance_lines(run, voter, after)
+        out.append("")
+    return out
+
+
+def _tolerance_lines(run: Run, since: float, voters: tuple[str, ...]) -> list[str]:
+    """Each write step after ``since``: how many voters were down, how writes fared."""
+    m = run.model
+    out = []
+    for s in run.steps:
+        if s.action != "write" or s.status != "ok" or run.rel(s.start) < since:
+            continue
+        t = run.rel(s.start)
+        down = [n for n in voters if m.role_at(n, t) in (None, "down", "paused")]
+        if not down:
+            continue
+        ops = [op for op in run.ops if op.step == s.number]
+        ok = sum(op.outcome == "ok" for op in ops)
+        up = len(voters) - len(down)
+        need = len(voters) // 2 + 1
+        refused = f", {len(ops) - ok} refused" if ok < len(ops) else ""
+        out.append(
+            f"- Step {s.number}, with {', '.join(down)} down ({up} of {len(voters)} up, "
+            f"{need} needed): {ok} of {len(ops)} writes acknowledged{refused}."
+        )
+    return out
+
+
 def write_index(out_root: Path, outcomes: list[Any]) -> Path:
     lines = ["# Scenario notes", "", "| scenario | result | duration | key metric |",
              "| --- | --- | ---: | --- |"]  # fmt: skip
@@ -352,6 +480,10 @@ def write_index(out_root: Path, outcomes: list[Any]) -> Path:
 
 
 def key_metric(met: dict[str, Any]) -> str:
+    if "voter_after_s" in met:
+        learner = met.get("learner_phase_s")
+        extra = f" ({learner:.2f} s as a learner)" if learner is not None else ""
+        return f"voter after {met['voter_after_s']:.2f} s{extra}"
     if "time_to_leader_s" in met:
         return f"new leader after {met['time_to_leader_s']:.2f} s"
     if "quorum_table" in met:

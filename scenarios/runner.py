@@ -126,7 +126,8 @@ def run_scenario(
         with contextlib.suppress(OSError):
             driver.collect_traces(traces)
         if driver.mode == "real":
-            run.data_dirs = {n: cluster_dir / n for n in scn.cluster.names}
+            joined = [j["name"] for j in run.joined if j["role"] == "manager"]
+            run.data_dirs = {n: cluster_dir / n for n in [*scn.cluster.names, *joined]}
     try:
         checks = _finish(run, scn, out, live)
     finally:
@@ -172,6 +173,7 @@ def _finish(run: Run, scn: Scenario, out: Path, live: list[CheckResult]) -> list
         # The story ends with the last step, not with the shutdown after it.
         until = run.end_t if run.end_t else None
         run.model = read_model(out / "traces", until=until)
+        run.conf_lines = _conf_lines(out / "traces", run.model.t0, until)
     except (TraceError, OSError) as e:
         checks.append(CheckResult("traces", False, f"cannot read the traces: {e}"))
         return checks + live
@@ -188,6 +190,23 @@ def _finish(run: Run, scn: Scenario, out: Path, live: list[CheckResult]) -> list
     return checks
 
 
+def _conf_lines(traces: Path, t0: float, until: float | None) -> list[Any]:
+    """Every ``membership`` line: (model time, node, voters, learners), in time order."""
+    from viz.model import load
+
+    records, _warnings = load(traces)
+    return [
+        (
+            float(r["t"]) - t0,
+            str(r.get("node")),
+            tuple(r.get("voters") or ()),
+            tuple(r.get("learners") or ()),
+        )
+        for r in records
+        if r["type"] == "membership" and (until is None or float(r["t"]) <= until)
+    ]
+
+
 class _Player:
     """Plays the steps of a run against its driver."""
 
@@ -197,6 +216,9 @@ class _Player:
         self.progress = progress
         self.wall0 = wall0
         self.t0 = 0.0
+        # Comparing logs at each election needs every node's log, not only
+        # the candidates' (traced at each role change): ask after every step.
+        self.log_each_step = any(e.check == "winner_most_up_to_date" for e in run.scenario.expects)
 
     def say(self, rec: StepRecord, msg: str) -> None:
         elapsed = self.d.now() - self.t0
@@ -216,6 +238,8 @@ class _Player:
             except (StepFailed, ClusterError, ApiError, Unreachable, RuntimeError) as e:
                 rec.status = "failed"
                 rec.note = f"{getattr(e, 'message', None) or e}"
+            if self.log_each_step and rec.status == "ok":
+                self.d.trace_log()
             rec.end = self.d.now()
             self.say(rec, f"{rec.text}: {rec.note}" if rec.note else rec.text)
             if rec.status in ("failed", "unsupported"):
@@ -280,6 +304,9 @@ class _Player:
             return f"{node} availability {step.get('availability', 'drain')}"
         if a == "transfer_leadership":
             to = self.node(step.get("to")) if step.get("to") else None
+            if to is not None and to == d.leader():
+                self.remember(step, to)
+                return f"{to} already leads: nothing to transfer"
             chosen = d.transfer_leadership(to)
             if chosen:
                 self.remember(step, chosen)
@@ -304,6 +331,14 @@ class _Player:
             return None
         if a == "quorum_table":
             return self.quorum_table(step)
+        if a == "join":
+            role = step.get("role")
+            name = d.join(role)
+            self.run.joined.append({"name": name, "role": role, "step": step.number})
+            self.remember(step, name)
+            if role == "manager":
+                return f"{name} joined with the manager token: a learner until it catches up"
+            return f"{name} joined with the worker token: an agent, no part of Raft"
         raise StepFailed(f"no implementation for action {a!r}")
 
     def write(self, step: Step) -> str:
@@ -341,6 +376,8 @@ class _Player:
             "leader_in": lambda: d.leader() in [self.node(n) for n in step.get("nodes")],
             "term_above": lambda: d.max_term() > step.get("term"),
             "tasks_running": lambda: d.tasks_running(),
+            "voters": lambda: set(map(self.node, step.get("nodes"))) <= set(d.voters()),
+            "ready": lambda: d.nodes_ready([self.node(n) for n in step.get("nodes")]),
         }
         test = tests[cond]
         start = d.now()
@@ -349,6 +386,9 @@ class _Player:
             if got:
                 waited = d.now() - start
                 leader = d.leader() if cond in ("leader", "leader_in") else None
+                if cond == "voters":
+                    n = len(d.voters())
+                    return f"voters after {waited:.2f} s: {n}, quorum {n // 2 + 1} of {n}"
                 return f"{cond} after {waited:.2f} s" + (f": {leader}" if leader else "")
             if d.now() - start > timeout:
                 raise StepFailed(f"waited {timeout:g} s for {cond}: it never came")

@@ -32,10 +32,18 @@ Steps are numbered from 1 in file order; expectations refer to them by
 number.  `parse` checks everything it can without a cluster and raises
 `ScenarioError` with one line naming the step (or expectation) number and
 the field, e.g. ``step 3 (kill): missing field 'node'``.
+
+Spellings: names of actions, checks and ``wait for`` conditions may use
+hyphens or underscores (``transfer-leadership`` as DESIGN.md writes it, or
+``transfer_leadership``), and a few other names a reader of DESIGN.md would
+reach for are accepted (`ACTION_ALIASES`, `CHECK_ALIASES`); ``[[steps]]`` and
+``[[expectations]]`` are accepted for ``[[step]]`` and ``[[expect]]``.  Each
+is turned into the one canonical name at parse time.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -44,12 +52,15 @@ from typing import Any
 
 __all__ = [
     "ACTIONS",
+    "ACTION_ALIASES",
     "CHECKS",
+    "CHECK_ALIASES",
     "ClusterSpec",
     "Expect",
     "Scenario",
     "ScenarioError",
     "Step",
+    "canonical",
     "load",
     "parse",
 ]
@@ -91,6 +102,17 @@ ACTIONS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "create_secret": ({"name": "str", "data": "str"}, {}),
     "create_config": ({"name": "str", "data": "str"}, {}),
     "quorum_table": ({}, {"sizes": "ints", "real": "ints"}),
+    "join": ({"role": "str"}, {"as": "str"}),
+}
+
+#: Other names for actions (after hyphens became underscores) -> the canonical one.
+ACTION_ALIASES = {
+    "transfer": "transfer_leadership",
+    "resume": "unpause",
+    "continue": "unpause",
+    "writes": "write",
+    "sleep": "wait",
+    "swarm_join": "join",
 }
 
 #: ``wait for = ...`` conditions and the fields they need.
@@ -101,11 +123,13 @@ WAIT_FOR = {
     "term_above": ("term",),
     "converged": (),
     "tasks_running": (),
+    "voters": ("nodes",),
+    "ready": ("nodes",),
 }
 
 #: check -> (required fields, optional fields)
 CHECKS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
-    "leader_within": ({"seconds": "num", "after_step": "int"}, {}),
+    "leader_within": ({"seconds": "num"}, {"after_step": "int"}),
     "no_leader_while": ({"steps": "ints"}, {"grace": "num"}),
     "writes_fail_no_quorum": ({"steps": "ints"}, {}),
     "writes_succeed": ({"steps": "ints"}, {"min": "int"}),
@@ -123,7 +147,49 @@ CHECKS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "leader_is": ({"node": "str"}, {"after_step": "int"}),
     "fault_tolerance_matches": ({}, {}),
     "history_linearizable": ({}, {}),
+    "winner_most_up_to_date": ({}, {"after_step": "int"}),
+    "voter_within": ({"node": "str", "seconds": "num", "after_step": "int"}, {}),
+    "quorum_size": ({"voters": "int"}, {"quorum": "int", "at_step": "int"}),
 }
+
+#: Other names for checks (after hyphens became underscores) -> the canonical one,
+#: mostly DESIGN.md's wording of the expectations.
+CHECK_ALIASES = {
+    "leader_elected_within": "leader_within",
+    "no_leader": "no_leader_while",
+    "writes_fail": "writes_fail_no_quorum",
+    "writes_fail_without_quorum": "writes_fail_no_quorum",
+    "writes_fail_with_no_quorum": "writes_fail_no_quorum",
+    "writes_ok": "writes_succeed",
+    "winner_has_most_up_to_date_log": "winner_most_up_to_date",
+    "winner_has_the_most_up_to_date_log": "winner_most_up_to_date",
+    "most_up_to_date_wins": "winner_most_up_to_date",
+    "stale_votes_refused": "votes_refused",
+    "no_committed_write_lost": "no_acknowledged_write_lost",
+    "no_committed_writes_lost": "no_acknowledged_write_lost",
+    "no_acknowledged_writes_lost": "no_acknowledged_write_lost",
+    "linearizable": "history_linearizable",
+    "history_is_linearizable": "history_linearizable",
+    "becomes_voter_within": "voter_within",
+    "quorum": "quorum_size",
+}
+
+#: Other names for ``wait for`` conditions -> the canonical one.
+WAIT_ALIASES = {"leader_elected": "leader", "no_quorum": "no_leader", "voter": "voters"}
+
+
+def canonical(word: str, aliases: dict[str, str]) -> str:
+    """``Transfer-Leadership`` -> ``transfer_leadership``, then through ``aliases``."""
+    w = word.strip().lower().replace("-", "_").replace(" ", "_")
+    return aliases.get(w, w)
+
+
+def _unknown(what: str, word: str, known: list[str]) -> str:
+    """``unknown action 'kil' (did you mean 'kill'?; known: ...)``."""
+    close = difflib.get_close_matches(word.replace("-", "_"), known, n=1)
+    hint = f"did you mean {close[0]!r}?; " if close else ""
+    return f"unknown {what} {word!r} ({hint}known: {', '.join(known)})"
+
 
 #: Schedules written in code (``directed = "..."``): scenarios/<name>.py with a ``run``.
 DIRECTED = ("figure8",)
@@ -305,13 +371,13 @@ def _step(number: int, raw: Any, names: list[str], aliases: set[str]) -> Step:
     where = f"step {number}"
     if not isinstance(raw, dict):
         raise ScenarioError(f"{where}: must be a table ([[step]])")
-    action = raw.get("action")
-    if not isinstance(action, str):
+    written = raw.get("action")
+    if not isinstance(written, str):
         raise ScenarioError(f"{where}: missing field 'action'")
+    action = canonical(written, ACTION_ALIASES)
     if action not in ACTIONS:
         raise ScenarioError(
-            f"{where}: field 'action': unknown action {action!r} "
-            f"(known: {', '.join(sorted(ACTIONS))})"
+            f"{where}: field 'action': {_unknown('action', written, sorted(ACTIONS))}"
         )
     where = f"step {number} ({action})"
     required, optional = ACTIONS[action]
@@ -319,6 +385,16 @@ def _step(number: int, raw: Any, names: list[str], aliases: set[str]) -> Step:
     new_manager = action == "promote" and re.fullmatch(r"manager[1-9]", args["node"])
     if new_manager and args["node"] not in names:
         names.append(args["node"])  # a new manager joins; later steps may name it
+    if action == "join":
+        if args["role"] not in ("manager", "worker"):
+            raise ScenarioError(f"{where}: field 'role' must be manager or worker")
+        # The swarm names a newcomer after the others of its role (the first
+        # free number); later steps may use that name, or the step's 'as'.
+        taken = {n for n in names if n.startswith(args["role"])}
+        k = 1
+        while f"{args['role']}{k}" in taken:
+            k += 1
+        names.append(f"{args['role']}{k}")
     for key in ("node", "via", "to"):
         if key in args:
             _check_ref(where, key, args[key], names, aliases)
@@ -340,12 +416,12 @@ def _step(number: int, raw: Any, names: list[str], aliases: set[str]) -> Step:
         if has_s and args["seconds"] < 0:
             raise ScenarioError(f"{where}: field 'seconds' must not be negative")
         if has_for:
-            cond = args["for"]
+            cond = canonical(args["for"], WAIT_ALIASES)
             if cond not in WAIT_FOR:
                 raise ScenarioError(
-                    f"{where}: field 'for': unknown condition {cond!r} "
-                    f"(known: {', '.join(WAIT_FOR)})"
+                    f"{where}: field 'for': {_unknown('condition', args['for'], list(WAIT_FOR))}"
                 )
+            args["for"] = cond
             for need in WAIT_FOR[cond]:
                 if need not in args:
                     raise ScenarioError(f"{where}: field {need!r} is needed with for = {cond!r}")
@@ -366,18 +442,26 @@ def _expect(number: int, raw: Any, steps: int, names: list[str], aliases: set[st
     where = f"expect {number}"
     if not isinstance(raw, dict):
         raise ScenarioError(f"{where}: must be a table ([[expect]])")
-    check = raw.get("check")
-    if not isinstance(check, str):
+    written = raw.get("check")
+    if not isinstance(written, str):
         raise ScenarioError(f"{where}: missing field 'check'")
+    check = canonical(written, CHECK_ALIASES)
     if check not in CHECKS:
-        raise ScenarioError(
-            f"{where}: field 'check': unknown check {check!r} (known: {', '.join(sorted(CHECKS))})"
-        )
+        raise ScenarioError(f"{where}: field 'check': {_unknown('check', written, sorted(CHECKS))}")
     where = f"expect {number} ({check})"
     required, optional = CHECKS[check]
     args = _fields(where, {k: v for k, v in raw.items() if k != "check"}, required, optional)
-    if "after_step" in args and not 1 <= args["after_step"] <= steps:
-        raise ScenarioError(f"{where}: field 'after_step': there is no step {args['after_step']}")
+    for key in ("after_step", "at_step"):
+        if key in args and not 1 <= args[key] <= steps:
+            raise ScenarioError(f"{where}: field {key!r}: there is no step {args[key]}")
+    if check == "quorum_size":
+        if args["voters"] < 1:
+            raise ScenarioError(f"{where}: field 'voters' must be at least 1")
+        if "quorum" in args and args["quorum"] != args["voters"] // 2 + 1:
+            raise ScenarioError(
+                f"{where}: field 'quorum': {args['voters']} voters need a quorum of "
+                f"{args['voters'] // 2 + 1} ((N/2)+1), not {args['quorum']}"
+            )
     if "steps" in args:
         rng = args["steps"]
         if len(rng) not in (1, 2) or not all(1 <= s <= steps for s in rng) or rng != sorted(rng):
@@ -404,7 +488,12 @@ _TOP = {
     "cluster": "table",
     "step": "list",
     "expect": "list",
+    "steps": "list",
+    "expectations": "list",
+    "expects": "list",
 }
+#: Plural table names (DESIGN.md's "steps" and "expectations") -> the canonical one.
+_TOP_ALIASES = {"steps": "step", "expectations": "expect", "expects": "expect"}
 
 
 def parse(text: str, source: str = "<scenario>", default_name: str = "") -> Scenario:
@@ -416,7 +505,8 @@ def parse(text: str, source: str = "<scenario>", default_name: str = "") -> Scen
     for key, value in raw.items():
         if key not in _TOP:
             raise ScenarioError(
-                f"{source}: unknown top-level field {key!r} (allowed: {', '.join(_TOP)})"
+                f"{source}: unknown top-level field {key!r} "
+                f"(allowed: {', '.join(k for k in _TOP if k not in _TOP_ALIASES)})"
             )
         kind = _TOP[key]
         if kind == "list":
@@ -424,10 +514,18 @@ def parse(text: str, source: str = "<scenario>", default_name: str = "") -> Scen
                 raise ScenarioError(f"{source}: {key!r} must be an array of tables ([[{key}]])")
         elif not _type_ok(value, kind):
             raise ScenarioError(f"{source}: field {key!r} must be {_TYPE_WORDS[kind]}")
+    for alias, key in _TOP_ALIASES.items():
+        if alias in raw:
+            if key in raw:
+                raise ScenarioError(f"{source}: give [[{key}]] or [[{alias}]], not both")
+            raw[key] = raw.pop(alias)
     name = raw.get("name") or default_name
     if not name:
         raise ScenarioError(f"{source}: missing field 'name'")
-    cluster = _cluster(raw.get("cluster"))
+    try:
+        cluster = _cluster(raw.get("cluster"))
+    except ScenarioError as e:
+        raise ScenarioError(f"{source}: {e}") from None
     raw_steps = raw.get("step", [])
     directed = raw.get("directed", "")
     if directed and directed not in DIRECTED:
@@ -489,6 +587,7 @@ BUILTIN_ORDER = (
     "figure-8",
     "membership",
     "disaster-recovery",
+    "join",
     "autolock",
 )
 

@@ -136,7 +136,21 @@ class SimDriver:
         self.tracer.snapshot_logs()
 
     def transfer_leadership(self, to: str | None) -> str | None:
-        return self._name(self.sim.transfer(self._id(to) if to else None))
+        """Hand leadership over and wait (two election timeouts at most) until the
+        target leads, as the real ``POST /raft/transfer-leadership`` does."""
+        leader = self.sim.leader()
+        core = self.sim.nodes[leader].core if leader else None
+        if core is None:
+            raise RuntimeError("there is no leader to transfer leadership from")
+        if to is not None and self._id(to) not in core.conf.voters:
+            raise RuntimeError(f"leadership transfer refused: {to} is not a voter")
+        chosen = self.sim.transfer(self._id(to) if to else None)
+        if chosen is None:
+            raise RuntimeError("leadership transfer refused (another transfer under way?)")
+        limit = 2 * self.spec.election_timeout_ms
+        if not self.sim.run_until(lambda: self.sim.leader() == chosen, limit):
+            raise RuntimeError(f"leadership transfer to {self._name(chosen)} did not complete")
+        return self._name(chosen)
 
     # ------------------------------------------------------------ writes
 
@@ -221,6 +235,39 @@ class SimDriver:
         """Make ``node`` a learner: it keeps receiving the log but no longer
         votes or counts towards a majority (as ``docker node demote`` does here)."""
         self._change(ConfChangeOp.DEMOTE, self._id(node))
+
+    def join(self, role: str) -> str:
+        """The closest thing to ``docker swarm join`` with a manager token: an empty
+        server joins as a learner (dissertation §4.2.1), and from then on the
+        leader's duty loop -- every 250 ms, as on a real manager -- promotes it
+        once it has caught up (the core refuses earlier).  Returns its name."""
+        if role != "manager":
+            raise NotApplicable("workers are Swarm agents, not part of Raft: not simulated")
+        k = 1
+        while f"manager{k}" in self.names:
+            k += 1
+        name = f"manager{k}"
+        sid = self._id(name)
+        self.names.append(name)
+        self.tracer.started(sid)
+        self._change(ConfChangeOp.ADD_LEARNER, sid)
+
+        def duty() -> None:  # the leader's reconcile loop (cluster.manager)
+            leader = self.sim.leader()
+            core = self.sim.nodes[leader].core if leader else None
+            if core is not None and sid in core.conf.learners:
+                self.sim.change(ConfChangeOp.PROMOTE, sid)
+
+        self.tracer.sim.call_every(250.0, duty)
+        return name
+
+    def voters(self) -> list[str]:
+        leader = self.sim.leader()
+        core = self.sim.nodes[leader].core if leader else None
+        return [self.tracer.name(i) for i in core.conf.voters] if core else []
+
+    def nodes_ready(self, names: list[str]) -> bool:
+        raise NotApplicable("Swarm nodes' status (ready/down) is not simulated")
 
     def force_new_cluster(self, node: str) -> None:
         sid = self._id(node)

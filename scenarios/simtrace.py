@@ -20,16 +20,19 @@ A pause is emulated by taking a node's core off the network and its ticks
 (keeping the very same core object, volatile state and all) and putting it
 back on unpause -- which is what SIGSTOP / SIGCONT do to a real process.
 
-This reaches into private parts of the simulator (``_start``, ``_schedule``
-and the ``crashes`` counter that retires a tick chain); it is scaffolding for
-scenarios and tests, not part of the simulator's API.
+This reaches into private parts of the simulator (``_start``, ``_schedule``,
+the event queue's shape and the ``crashes`` counter that retires a tick
+chain); it is scaffolding for scenarios and tests, not part of the
+simulator's API.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +50,28 @@ _SIM_WORD = re.compile(r"\bn(\d+)\b")
 
 
 class _TunedSimulator(Simulator):
-    """A `Simulator` whose nodes may each have their own election timeout."""
+    """A `Simulator` whose nodes may each have their own election timeout, and
+    which can run a callback every so often in virtual time (`call_every`)."""
 
     def __init__(self, config: SimConfig, seed: int, election_ticks: dict[NodeId, int]) -> None:
         self.election_ticks = dict(election_ticks)  # read by _start, called from __init__
         super().__init__(config, seed=seed)
+
+    def call_every(self, ms: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` every ``ms`` of virtual time from now on, as a manager's
+        periodic duty loop runs on a real leader; events at the same instant
+        keep their order, so this is as deterministic as the rest."""
+        self._schedule(ms, "call", (ms, fn))
+
+    def step(self) -> bool:
+        if self._queue and self._queue[0][2] == "call":
+            when, _seq, _kind, payload = heapq.heappop(self._queue)
+            ms, fn = payload  # type: ignore[misc]
+            self.now = when
+            fn()
+            self._schedule(ms, "call", (ms, fn))
+            return True
+        return super().step()
 
     def _start(self, node_id: NodeId) -> None:
         super()._start(node_id)
@@ -200,6 +220,10 @@ class SimTracer:
             last_log_index=core.log.last_index,
         )
         self.log_line(core)
+
+    def started(self, node: NodeId) -> None:
+        """A ``start`` line for a node that joined after the beginning."""
+        self._node_line(node, "start", term=0, commit_index=0, last_log_index=0)
 
     def set_election_ticks(self, node: NodeId, ticks: int) -> None:
         """The node's own election timeout from its next start on."""

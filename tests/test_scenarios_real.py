@@ -7,9 +7,10 @@ jepsen has its own short run (tests/test_jepsen.py).
 from __future__ import annotations
 
 import pytest
-from scenario_helpers import builtin, failed_checks
+from scenario_helpers import STALE, TOUR, builtin, failed_checks
 
 from scenarios.runner import run_scenario
+from scenarios.schema import parse
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +28,7 @@ REAL = [
     "quorum-table",
     "membership",
     "disaster-recovery",
+    "join",
     "autolock",
 ]
 
@@ -38,3 +40,12 @@ def test_builtin_passes_on_real_processes(name, tmp_path):
     outcome = run_scenario(builtin(name), tmp_path)
     assert outcome.passed, failed_checks(tmp_path, name)
     assert (tmp_path / name / "timeline.png").exists()
+
+
+@pytest.mark.parametrize("text", [TOUR, STALE], ids=["tour", "stale"])
+def test_outsider_scenarios_pass_on_real_processes(text, tmp_path):
+    # The tour kills a manager and restarts it at once: the driver waits for
+    # the dead process's ports to be free (the supervisor returns a little early).
+    scn = parse(text)
+    outcome = run_scenario(scn, tmp_path)
+    assert outcome.passed, failed_checks(tmp_path, scn.name)
