@@ -19,6 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from cluster.layout import ClusterError
 from scenarios.schema import Scenario, ScenarioError, builtins, load
 
 
@@ -112,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except (ClusterError, OSError) as e:  # the cluster would not start, a disk error
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

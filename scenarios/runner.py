@@ -238,6 +238,9 @@ class _Player:
             except (StepFailed, ClusterError, ApiError, Unreachable, RuntimeError) as e:
                 rec.status = "failed"
                 rec.note = f"{getattr(e, 'message', None) or e}"
+            except Exception as e:  # a bug of ours: still a report, not a traceback
+                rec.status = "failed"
+                rec.note = f"internal error: {type(e).__name__}: {e}"
             if self.log_each_step and rec.status == "ok":
                 self.d.trace_log()
             rec.end = self.d.now()
@@ -276,6 +279,10 @@ class _Player:
             return f"{a} {node}" if step.get("node") != node else None
         if a == "partition":
             groups = [[self.node(r) for r in g] for g in step.get("groups")]
+            flat = [n for g in groups for n in g]
+            twice = sorted({n for n in flat if flat.count(n) > 1})
+            if twice:  # "leader" or an alias named a node another group names
+                raise StepFailed(f"{', '.join(twice)} would be in two groups")
             d.partition(groups)
             return " | ".join(",".join(g) for g in groups)
         if a == "heal":

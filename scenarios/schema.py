@@ -399,9 +399,13 @@ def _step(number: int, raw: Any, names: list[str], aliases: set[str]) -> Step:
         if key in args:
             _check_ref(where, key, args[key], names, aliases)
     if action == "partition":
+        seen: set[str] = set()
         for g in args["groups"]:
             for ref in g:
                 _check_ref(where, "groups", ref, names, aliases)
+                if ref in seen:
+                    raise ScenarioError(f"{where}: field 'groups': {ref!r} is in two groups")
+                seen.add(ref)
     if action == "write":
         if args.get("count", 1) < 1:
             raise ScenarioError(f"{where}: field 'count' must be at least 1")

@@ -102,16 +102,38 @@ class SimDriver:
 
     # ------------------------------------------------------------ faults
 
+    def _state(self, node: str) -> str:
+        """running, paused or down -- what the supervisor says of a process."""
+        sid = self._id(node)
+        if sid not in self.sim.nodes:
+            raise RuntimeError(f"{node} is not part of this cluster")
+        if self.tracer.is_paused(sid):
+            return "paused"
+        return "running" if self.sim.nodes[sid].up else "down"
+
+    def _expect(self, node: str, *states: str) -> None:
+        """Refuse what the supervisor refuses (a second kill, an unpause of a
+        running node), with its words, so both modes fail the same step."""
+        state = self._state(node)
+        if state not in states:
+            if states == ("running", "paused"):
+                raise RuntimeError(f"{node} is not running")
+            raise RuntimeError(f"{node} is {state}, not {states[0]}")
+
     def kill(self, node: str) -> None:
+        self._expect(node, "running", "paused")
         self.tracer.kill(self._id(node))
 
     def restart(self, node: str) -> None:
+        self._state(node)
         self.tracer.restart(self._id(node))
 
     def pause(self, node: str) -> None:
+        self._expect(node, "running")
         self.tracer.pause(self._id(node))
 
     def unpause(self, node: str) -> None:
+        self._expect(node, "paused")
         self.tracer.unpause(self._id(node))
 
     def isolate(self, node: str) -> None:

@@ -202,10 +202,12 @@ class SimTracer:
 
     def kill(self, node: NodeId) -> None:
         self._fault("kill", [node])
+        self._paused.pop(node, None)  # SIGKILL ends a stopped process too
         self.sim.crash(node)
 
     def restart(self, node: NodeId) -> None:
         self._fault("restart", [node])
+        self._paused.pop(node, None)
         self._leader.pop(node, None)
         if self.sim.nodes[node].up:
             self.sim.crash(node)

@@ -71,6 +71,10 @@ def test_designs_spellings_become_the_canonical_names():
         ),
         ('[[step]]\naction = "join"\nrole = "boss"\n', ["step 1 (join)", "'role'"]),
         ('[[step]]\naction = "kill"\nnode = "manager4"\n', ["unknown node 'manager4'"]),
+        (
+            '[[step]]\naction = "partition"\ngroups = [["manager1", "manager2"], ["manager2"]]\n',
+            ["step 1 (partition)", "'manager2' is in two groups"],
+        ),
     ],
 )
 def test_mistakes_are_one_line(text, words):
@@ -120,7 +124,50 @@ def test_seed_without_simulated_says_it_is_ignored(tmp_path, capsys, monkeypatch
     assert seen["seed"] == 9 and seen["simulated"] is False
 
 
+def test_a_cluster_that_will_not_start_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    from cluster.layout import ClusterError
+    from scenarios.actions import RealDriver
+
+    def refuse(self):
+        raise ClusterError("no leader was elected within 30 s")
+
+    monkeypatch.setattr(RealDriver, "start", refuse)
+    assert main(["run", str(_write(tmp_path, NO_QUORUM)), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == "error: no leader was elected within 30 s"
+
+
 # ------------------------------------------------------------------ simulated runs
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ("kill manager2|kill manager2", "manager2 is not running"),
+        ("pause manager2|pause manager2", "manager2 is paused, not running"),
+        ("unpause manager2", "manager2 is running, not paused"),
+        ("kill manager2|pause manager2", "manager2 is down, not running"),
+    ],
+)
+def test_impossible_steps_fail_the_same_way_as_on_real_processes(tmp_path, steps, message):
+    text = 'name = "x"\n[[step]]\naction = "wait"\nfor = "leader"\n'
+    for s in steps.split("|"):
+        action, node = s.split()
+        text += f'[[step]]\naction = "{action}"\nnode = "{node}"\n'
+    out = tmp_path / "out"
+    assert main(["run", str(_write(tmp_path, text)), "--out", str(out), "--simulated"]) == 1
+    failed = failed_checks(out, "x")
+    assert failed[0]["name"].startswith("step ") and failed[0]["detail"] == message
+
+
+def test_a_paused_node_can_be_killed_and_restarted_simulated(tmp_path):
+    text = 'name = "p"\n[[step]]\naction = "wait"\nfor = "leader"\n'
+    for action in ("pause", "kill", "restart"):
+        text += f'[[step]]\naction = "{action}"\nnode = "manager2"\n'
+    text += '[[step]]\naction = "write"\n[[step]]\naction = "wait"\nfor = "converged"\n'
+    text += '[[expect]]\ncheck = "no_acknowledged_write_lost"\n'
+    outcome = run_scenario(parse(text), tmp_path, simulated=True)
+    assert outcome.passed, failed_checks(tmp_path, "p")
 
 
 @pytest.mark.parametrize("seed", [1, 5])
