@@ -43,6 +43,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -55,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cluster import agent, commands, crypto, joins
+from cluster import agent, commands, crypto, joins, node_keys
 from cluster import errors as store_errors
 from cluster.backend import NoQuorumError, NotLeaderError, UnavailableError
 from cluster.dispatcher import Dispatcher, is_worker_node
@@ -578,6 +579,7 @@ class Manager:
             if not self.locked:
                 raise FailedPrecondition("swarm is not locked")
             self._accept_unlock_key(unlock_key)
+            self.open_node_key()
             await self.node.start()
             self.locked = False
             self._follow_keys()  # unwrap the DEK from our own log before it moves on
@@ -611,8 +613,63 @@ class Manager:
             elif self._kek is not None and self._kek.key_id == kek_id:
                 _write_private(self._kek_file, self._kek.secret_bytes())
                 self._fingerprint_file.unlink(missing_ok=True)
+            self._follow_node_key(autolock, entry["Wrapped"])
         except OSError as e:
             logger.error("%s: cannot update the key files: %s", self.name, e)
+
+    # ------------------------------------------------------------ the node's TLS key
+
+    @property
+    def _dek_copy_file(self) -> Path:
+        """With autolock: the DEK wrapped by the KEK, to open ``node.key`` at a restart."""
+        return self.settings.data_dir / "keys" / "dek.wrapped"
+
+    def _follow_node_key(self, autolock: bool, wrapped: bytes) -> None:
+        """Autolock seals ``node.key`` (`cluster.node_keys`); without it the file is clear."""
+        if not self.settings.tls or self._dek is None:
+            return
+        key = Path(self.settings.tls["key"])
+        if autolock:
+            _write_private(self._dek_copy_file, wrapped)
+            if not node_keys.is_sealed(key):
+                node_keys.seal_key(key, node_keys.key_password(self._dek))
+                logger.info("%s: TLS key sealed (autolock)", self.name)
+        elif node_keys.is_sealed(key):
+            node_keys.open_key(key, node_keys.key_password(self._dek))
+            self._dek_copy_file.unlink(missing_ok=True)
+            logger.info("%s: TLS key stored in clear (autolock off)", self.name)
+
+    def open_node_key(self) -> None:
+        """Before the node starts: the password of a sealed ``node.key``, from the KEK.
+
+        unlock key -> KEK -> our copy of the wrapped DEK -> DEK -> password.
+        """
+        tls = self.settings.tls
+        if not tls or not node_keys.is_sealed(Path(tls["key"])):
+            return
+        if self._dek is None:
+            if self._kek is None:
+                self._kek = self._load_kek()
+            try:
+                self._dek = crypto.unwrap_dek(self._dek_copy_file.read_bytes(), self._kek)
+            except (OSError, crypto.DecryptionError) as e:
+                raise UnavailableError(
+                    f"{self.name} cannot open its sealed TLS key ({type(e).__name__}): "
+                    "unlock it with the key it was locked with"
+                ) from None
+        files = self.tls_files()
+        assert files is not None
+        self.node.settings = dataclasses.replace(self.node.settings, tls=files)
+
+    def tls_files(self) -> TLSFiles | None:
+        """Our certificate's files, with the password if ``node.key`` is sealed."""
+        tls = self.settings.tls
+        if not tls:
+            return None
+        password = None
+        if node_keys.is_sealed(Path(tls["key"])) and self._dek is not None:
+            password = node_keys.key_password(self._dek)
+        return TLSFiles(Path(tls["ca"]), Path(tls["cert"]), Path(tls["key"]), password=password)
 
     def unlock_key(self) -> str:
         """The current unlock key, if this manager holds it in memory."""
@@ -732,6 +789,9 @@ class Manager:
                 await self._orchestrate()
             except (NotLeaderError, NoQuorumError, UnavailableError) as e:
                 logger.debug("%s: leader duty deferred: %s", self.name, e)
+
+    async def wait_unlocked(self) -> None:
+        await self._unlocked.wait()
 
     async def wait_stopped(self) -> None:
         """Until the Raft node stops (after an unlock, if locked at start)."""
@@ -1012,22 +1072,13 @@ async def serve(settings: ManagerSettings, unlock_key: str | None = None) -> int
     # The API first: while the node loads its log and restores its snapshot
     # (seconds, for a big store) clients get a clear 503, not a refused connection.
     runner = await run_api(manager, settings.api_host, settings.api_port)
-    swarm_runner = None
-    if settings.tls and settings.swarm_port:
-        from cluster.swarm_api import run_swarm_api
-
-        files = TLSFiles(
-            Path(settings.tls["ca"]), Path(settings.tls["cert"]), Path(settings.tls["key"])
-        )
+    if not manager.locked:
         try:
-            swarm_runner = await run_swarm_api(
-                manager, files, settings.api_host, settings.swarm_port
-            )
+            manager.open_node_key()
+            await manager.node.start()
         except BaseException:
             await runner.cleanup()
             raise
-    if not manager.locked:
-        await manager.node.start()
     info = {
         "pid": os.getpid(),
         "name": settings.name,
@@ -1048,19 +1099,21 @@ async def serve(settings: ManagerSettings, unlock_key: str | None = None) -> int
         " (locked)" if manager.locked else "",
     )
     status = 0
+    swarm_port: list[Any] = []  # its runner, once serving
     async with asyncio.TaskGroup() as tg:
         duties = tg.create_task(manager.run_duties())
         agent_task = tg.create_task(manager.run_agent())
+        swarm_task = tg.create_task(_serve_swarm_port(manager, swarm_port))
         stopped = tg.create_task(manager.wait_stopped())
         waiter = tg.create_task(stop.wait())
         await asyncio.wait({stopped, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        for t in (duties, agent_task, stopped, waiter):
+        for t in (duties, agent_task, swarm_task, stopped, waiter):
             t.cancel()
     logger.info("%s: stopping", settings.name)
     try:
         async with asyncio.timeout(10):
             await runner.cleanup()
-            if swarm_runner is not None:
+            for swarm_runner in swarm_port:
                 await swarm_runner.cleanup()
             await manager.node.stop()
     except TimeoutError:
@@ -1069,6 +1122,20 @@ async def serve(settings: ManagerSettings, unlock_key: str | None = None) -> int
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     return 1 if manager.node.failure is not None else status
+
+
+async def _serve_swarm_port(manager: Manager, runners: list[Any]) -> None:
+    """The swarm port (`cluster.swarm_api`), once unlocked: it shows our certificate,
+    whose key a locked manager cannot open."""
+    s = manager.settings
+    if not s.tls or not s.swarm_port:
+        return
+    from cluster.swarm_api import run_swarm_api
+
+    await manager.wait_unlocked()
+    files = manager.tls_files()
+    assert files is not None
+    runners.append(await run_swarm_api(manager, files, s.api_host, s.swarm_port))
 
 
 def main(argv: list[str] | None = None) -> int:

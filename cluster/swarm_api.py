@@ -101,7 +101,7 @@ def swarm_server_context(files: TLSFiles) -> ssl.SSLContext:
     """
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(files.ca))
     ctx.verify_mode = ssl.CERT_OPTIONAL
-    ctx.load_cert_chain(str(files.cert), str(files.key))
+    ctx.load_cert_chain(str(files.cert), str(files.key), password=files.password)
     return ctx
 
 

@@ -26,7 +26,7 @@ certificates (the cluster supervisor, `cluster.pki`) is not its business.
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
@@ -40,12 +40,17 @@ MANAGER_ROLE = "swarm-manager"
 
 @dataclass(frozen=True, slots=True)
 class TLSFiles:
-    """Where one node's PEM files are; ``peer_role`` is the OU a peer must carry."""
+    """Where one node's PEM files are; ``peer_role`` is the OU a peer must carry.
+
+    ``password`` opens an encrypted key file (a manager's under autolock);
+    it is held in memory only and never shown by ``repr``.
+    """
 
     ca: Path
     cert: Path
     key: Path
     peer_role: str = MANAGER_ROLE
+    password: bytes | None = field(default=None, repr=False)
 
     @classmethod
     def in_dir(cls, keys: Path) -> TLSFiles:
@@ -56,7 +61,7 @@ class TLSFiles:
         """For accepting: our certificate out, a client certificate required and checked."""
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.ca))
         ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_cert_chain(str(self.cert), str(self.key))
+        ctx.load_cert_chain(str(self.cert), str(self.key), password=self.password)
         return ctx
 
     def client_context(self) -> ssl.SSLContext:
@@ -64,7 +69,7 @@ class TLSFiles:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca))
         ctx.check_hostname = False  # peers are identified by CN after the handshake
         ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_cert_chain(str(self.cert), str(self.key))
+        ctx.load_cert_chain(str(self.cert), str(self.key), password=self.password)
         return ctx
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -270,9 +271,20 @@ def test_autolock_a_restarted_manager_is_locked_until_unlocked(tmp_path: Path) -
         url = url_of(desc, leader)
         request("POST", f"{url}/secrets/create", {"Name": "s", "Data": "aGVsbG8="})
         for m in desc.members:  # only a fingerprint on disk, never the key or the KEK
-            keys = sorted(p.name for p in (sup.cdir.node_dir(m.name) / "keys").iterdir())
-            # (and the manager's TLS certificate and key, `cluster.pki`)
-            assert keys == ["ca.crt", "kek.fingerprint", "node.crt", "node.key"]
+            keys_dir = sup.cdir.node_dir(m.name) / "keys"
+            # The TLS key is sealed too (`cluster.node_keys`), openable only
+            # through the DEK, itself wrapped by the KEK of the unlock key.
+            wait_for(
+                lambda d=keys_dir: (
+                    (d / "node.key")
+                    .read_bytes()
+                    .startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+                ),
+                10,
+                f"{m.name}'s TLS key sealed",
+            )
+            keys = sorted(p.name for p in keys_dir.iterdir())
+            assert keys == ["ca.crt", "dek.wrapped", "kek.fingerprint", "node.crt", "node.key"]
 
         followers = [m.name for m in desc.members if m.name != leader]
         victim = followers[0]
@@ -287,6 +299,9 @@ def test_autolock_a_restarted_manager_is_locked_until_unlocked(tmp_path: Path) -
         with pytest.raises(ApiError) as locked:
             request("GET", f"{vurl}/services")
         assert locked.value.status == 503 and "locked" in locked.value.message
+        # A locked manager cannot open its TLS key: its swarm port is not even open.
+        vm = next(m for m in sup.cdir.load().members if m.name == victim)
+        assert not _listening(vm.swarm_port)
         st = collect(sup, sup.cdir.load())
         assert {n["name"]: n["role"] for n in st["nodes"]}[victim] == "locked"
         assert st["reachable"] == 2
@@ -298,6 +313,7 @@ def test_autolock_a_restarted_manager_is_locked_until_unlocked(tmp_path: Path) -
         wait_for(
             lambda: collect(sup, sup.cdir.load())["reachable"] == 3, 10, "the manager rejoined"
         )
+        wait_for(lambda: _listening(vm.swarm_port), 10, "its swarm port open once unlocked")
         # It serves linearizable reads once it has heard from the leader.
         wait_for(lambda: request("GET", f"{vurl}/secrets/s"), 10, "a read on the unlocked manager")
 
@@ -333,3 +349,12 @@ def test_autolock_a_restarted_manager_is_locked_until_unlocked(tmp_path: Path) -
             10,
             "a secret written through the manager unlocked with the new key",
         )
+
+
+def _listening(port: int) -> bool:
+    """Does anything accept connections on 127.0.0.1:port?"""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
