@@ -3,7 +3,8 @@
 The note has a fixed shape -- what was done, what happened (from the trace
 model, with times), why Raft did it, the Swarm fact it demonstrates, the
 figures, the checks -- but every number in it comes from the run.  The
-"why" and "Swarm fact" paragraphs are chosen by the scenario's ``topic``.
+"why" and "Swarm fact" paragraphs are chosen by the scenario's ``topic``, or,
+for a file that names none, by what its checks and steps are about.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from scenarios.checks import CheckResult, Run, conf_changes
+from scenarios.schema import TOPIC_NAMES, Scenario
 
 __all__ = ["collect_metrics", "draw_figures", "write_index", "write_note", "write_result"]
 
@@ -148,6 +150,49 @@ TOPICS: dict[str, tuple[str, str]] = {
         "unlock` is given the unlock key.",
     ),
 }
+
+
+assert set(TOPICS) == set(TOPIC_NAMES), "scenarios.schema.TOPIC_NAMES lists the topics"
+
+#: What a step or a check is about, for a scenario that names no topic.
+_ACTION_TOPICS = {
+    "transfer_leadership": "transfer",
+    "join": "join",
+    "promote": "membership",
+    "demote": "membership",
+    "force_new_cluster": "recovery",
+    "partition": "partition",
+    "isolate": "partition",
+    "pause": "pause",
+    "kill": "election",
+    "drain": "drain",
+    "create_secret": "secrets",
+    "lock": "autolock",
+    "set_election_timeout": "stale",
+}
+_CHECK_TOPICS = {
+    "votes_refused": "stale",
+    "winner_most_up_to_date": "stale",
+    "writes_fail_no_quorum": "quorum",
+    "no_leader_while": "quorum",
+    "uncommitted_overwritten": "partition",
+    "voter_within": "join",
+    "quorum_size": "join",
+}
+
+
+def topics(scn: Scenario) -> list[str]:
+    """The scenario's ``topic``; without one, the topics its checks and steps
+    touch (at most three, the checks' first: they say what the point is)."""
+    if scn.topic:
+        return [scn.topic]
+    found: list[str] = []
+    for name in [_CHECK_TOPICS.get(e.check) for e in scn.expects] + [
+        _ACTION_TOPICS.get(s.action) for s in scn.steps
+    ]:
+        if name and name not in found:
+            found.append(name)
+    return found[:3]
 
 
 def collect_metrics(run: Run) -> None:
@@ -342,11 +387,14 @@ def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> 
         lines.append("")
     if run.joined and run.model is not None:
         lines += _join_story(run)
-    rule, fact = TOPICS.get(scn.topic, ("", ""))
-    if rule:
-        lines += ["## Why Raft did this", "", rule, ""]
-    if fact:
-        lines += ["## The Swarm fact", "", fact, ""]
+    chosen = [TOPICS[t] for t in topics(scn)]
+    if chosen:
+        lines += ["## Why Raft did this", ""]
+        for rule, _fact in chosen:
+            lines += [rule, ""]
+        lines += ["## The Swarm fact", ""]
+        for _rule, fact in chosen:
+            lines += [fact, ""]
     figs = sorted(p.name for p in out.glob("*.png"))
     if figs:
         lines += ["## Figures", ""]

@@ -4,7 +4,8 @@ A scenario is a cluster shape, a list of steps and a list of expectations::
 
     name = "leader-kill"
     title = "Kill the leader: a new one is elected, nothing is lost"
-    topic = "election"                # which study-note paragraphs apply
+    topic = "election"                # which study-note paragraphs apply (else
+                                      # chosen from the steps and checks)
 
     [cluster]
     managers = 5
@@ -190,6 +191,25 @@ def _unknown(what: str, word: str, known: list[str]) -> str:
     hint = f"did you mean {close[0]!r}?; " if close else ""
     return f"unknown {what} {word!r} ({hint}known: {', '.join(known)})"
 
+
+#: The study note's "why" paragraphs (`scenarios.report.TOPICS`), by ``topic``.
+TOPIC_NAMES = (
+    "election",
+    "quorum",
+    "partition",
+    "stale",
+    "split",
+    "pause",
+    "rolling",
+    "drain",
+    "secrets",
+    "transfer",
+    "figure8",
+    "membership",
+    "join",
+    "recovery",
+    "autolock",
+)
 
 #: Schedules written in code (``directed = "..."``): scenarios/<name>.py with a ``run``.
 DIRECTED = ("figure8",)
@@ -526,6 +546,10 @@ def parse(text: str, source: str = "<scenario>", default_name: str = "") -> Scen
     name = raw.get("name") or default_name
     if not name:
         raise ScenarioError(f"{source}: missing field 'name'")
+    if "topic" in raw and raw["topic"] not in TOPIC_NAMES:
+        raise ScenarioError(
+            f"{source}: field 'topic': {_unknown('topic', raw['topic'], list(TOPIC_NAMES))}"
+        )
     try:
         cluster = _cluster(raw.get("cluster"))
     except ScenarioError as e:

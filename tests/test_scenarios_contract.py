@@ -72,6 +72,10 @@ def test_designs_spellings_become_the_canonical_names():
         ('[[step]]\naction = "join"\nrole = "boss"\n', ["step 1 (join)", "'role'"]),
         ('[[step]]\naction = "kill"\nnode = "manager4"\n', ["unknown node 'manager4'"]),
         (
+            'topic = "elections"\n[[step]]\naction = "heal"\n',
+            ["'topic'", "did you mean 'election'"],
+        ),
+        (
             '[[step]]\naction = "partition"\ngroups = [["manager1", "manager2"], ["manager2"]]\n',
             ["step 1 (partition)", "'manager2' is in two groups"],
         ),
@@ -182,8 +186,11 @@ def test_every_documented_action_simulated(tmp_path, seed):
         assert set(c) >= {"name", "passed", "detail"}
     for f in ("timeline.png", "report.md", "traces/faults.jsonl"):
         assert (out / "tour" / f).exists()
+    note = (out / "tour/report.md").read_text()
     # drain has no meaning on the simulator: skipped, said so, not failed.
-    assert "*skipped*: not applicable in simulated mode" in (out / "tour/report.md").read_text()
+    assert "*skipped*: not applicable in simulated mode" in note
+    # No topic in the file: the "why" comes from what its steps do.
+    assert "## Why Raft did this" in note and "**§5.1 Terms as a logical clock.**" in note
 
 
 def test_no_quorum_simulated_and_wrong_expectations_fail(tmp_path):
