@@ -15,7 +15,7 @@ from cluster.httpclient import ApiError, Unreachable, request
 from cluster.layout import Description
 from cluster.supervisor import Supervisor
 
-__all__ = ["collect", "quorum"]
+__all__ = ["collect", "quorum", "reachability", "reachable_side"]
 
 #: The DESIGN.md roles; the core's "pre-candidate" is shown as "candidate".
 _ROLES = {"pre-candidate": "candidate"}
@@ -24,6 +24,44 @@ _ROLES = {"pre-candidate": "candidate"}
 def quorum(managers: int) -> int:
     """Raft's majority, and Swarm's: (N/2)+1 managers must be reachable."""
     return managers // 2 + 1
+
+
+#: The roles of a manager that answers and votes (a learner answers but does not vote).
+_ANSWERING = ("leader", "follower", "candidate")
+
+
+def reachable_side(st: dict[str, Any]) -> int | None:
+    """Which side of a partition counts as "the swarm": the leader's, or with no
+    leader the side where most voters answer.  ``None`` when there is no partition.
+
+    Groups are indexes into ``st["partition"]``; a manager in no group is on side -1.
+    """
+    groups = st.get("partition") or []
+    if not groups:
+        return None
+    group_of = {n: i for i, g in enumerate(groups) for n in g}
+    if st.get("leader"):
+        return group_of.get(st["leader"], -1)
+    sizes: dict[int, int] = {}
+    for n in st["nodes"]:
+        if n["role"] in _ANSWERING:
+            g = group_of.get(n["name"], -1)
+            sizes[g] = sizes.get(g, 0) + 1
+    return max(sizes, key=lambda g: sizes[g]) if sizes else -1
+
+
+def reachability(st: dict[str, Any], node: dict[str, Any]) -> str:
+    """A manager as the swarm sees it (Docker's MANAGER STATUS, the watch view):
+    ``"yes"`` (answers, on the side that counts), ``"cut off"`` (answers, but on
+    another side of a partition: a stale leader there is no leader of the swarm)
+    or ``"no"`` (down, paused, locked, or not answering)."""
+    if node["role"] not in (*_ANSWERING, "learner"):
+        return "no"
+    side = reachable_side(st)
+    if side is None:
+        return "yes"
+    group_of = {n: i for i, g in enumerate(st["partition"]) for n in g}
+    return "yes" if group_of.get(node["name"], -1) == side else "cut off"
 
 
 def _fetch(url: str, timeout: float) -> Any:
@@ -63,7 +101,6 @@ def collect(sup: Supervisor, desc: Description, timeout: float = 0.6) -> dict[st
             break
     n_managers = len(voters) or len(managers)
 
-    group_of = {n: i for i, g in enumerate(desc.partition) for n in g}
     nodes = []
     for m in managers:
         st = raft.get(m.name)
@@ -94,25 +131,15 @@ def collect(sup: Supervisor, desc: Description, timeout: float = 0.6) -> dict[st
             }
         )
 
-    # Reachable: answering managers on the leader's side of any partition
-    # (or, with no leader, on the largest side).
-    answering = [n for n in nodes if n["role"] in ("leader", "follower", "candidate")]
-    if desc.partition:
-        side = group_of.get(leader) if leader else None
-        if side is None:
-            sizes: dict[int, int] = {}
-            for n in answering:
-                g = group_of.get(n["name"], -1)
-                sizes[g] = sizes.get(g, 0) + 1
-            side = max(sizes, key=lambda g: sizes[g]) if sizes else None
-        answering = [n for n in answering if group_of.get(n["name"], -1) == side]
-    voting = [n for n in answering if not voters or n["name"] in voters]
+    # Reachable: the voters that answer, on the leader's side of any partition.
+    view = {"leader": leader, "partition": desc.partition, "nodes": nodes}
+    reachable = [n for n in nodes if n["role"] in _ANSWERING and reachability(view, n) == "yes"]
     return {
         "leader": leader,
         "term": term_leader[0] if term_leader else max((n["term"] for n in nodes), default=0),
         "managers": n_managers,
         "quorum": quorum(n_managers),
-        "reachable": len(voting),
+        "reachable": len(reachable),
         "partition": desc.partition,
         "nodes": nodes,
         "workers": _workers(sup, desc, store_nodes),

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.layout import ClusterDir, Description
-from cluster.status import collect
+from cluster.status import collect, reachability
 from cluster.supervisor import Supervisor
 
 __all__ = ["Event", "TraceTail", "describe", "plain_snapshot", "watch"]
@@ -146,21 +146,6 @@ def trace_paths(cdir: ClusterDir, desc: Description) -> list[Path]:
 
 
 # ---------------------------------------------------------------- the model of one refresh
-
-
-def reachability(st: dict[str, Any], node: dict[str, Any]) -> str:
-    """ "yes" (answers, on the leader's side), "cut off" (answers, other side), or "no"."""
-    if node["role"] not in ("leader", "follower", "candidate", "learner"):
-        return "no"
-    groups = st.get("partition") or []
-    if not groups:
-        return "yes"
-    group_of = {n: i for i, g in enumerate(groups) for n in g}
-    if st.get("leader"):
-        side = group_of.get(st["leader"])
-    else:
-        side = max(range(len(groups)), key=lambda i: len(groups[i]))
-    return "yes" if group_of.get(node["name"]) == side else "cut off"
 
 
 def _rows(st: dict[str, Any], procs: dict[str, str]) -> list[tuple[str, ...]]:
