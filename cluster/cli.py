@@ -15,14 +15,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from cluster.httpclient import ApiError, Unreachable
 from cluster.layout import ClusterDir, ClusterError, Timing, resolve_dir
-from cluster.status import collect
+from cluster.status import collect, reachability
 from cluster.supervisor import Supervisor
 
 __all__ = ["Context", "main", "print_table"]
@@ -90,11 +91,24 @@ def cmd_up(ctx: Context) -> int:
         return 0
     from cluster.watch import watch
 
-    with contextlib.suppress(KeyboardInterrupt):
-        watch(ctx.sup, ctx.cdir, interval=0.3)
-    ctx.say("stopping the cluster...")
-    ctx.sup.down(progress=ctx.say)
+    # In the foreground the cluster lives as long as this view: Ctrl-C, or a
+    # SIGTERM (`timeout`, a script, a service manager), stops every process.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            watch(ctx.sup, ctx.cdir, interval=0.3)
+    finally:
+        # A second Ctrl-C must not cut `down` short and leave managers behind
+        # (`down` is bounded on its own: SIGTERM, then SIGKILL).
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        ctx.say("stopping the cluster...")
+        ctx.sup.down(progress=ctx.say)
     return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def cmd_down(ctx: Context) -> int:
@@ -115,12 +129,12 @@ def cmd_watch(ctx: Context) -> int:
 # ---------------------------------------------------------------- status
 
 
-def manager_status(node: dict[str, Any], leader: str | None) -> str:
-    if node["name"] == leader:
+def manager_status(st: dict[str, Any], node: dict[str, Any]) -> str:
+    """Docker's MANAGER STATUS, as the swarm's leader sees the manager: a manager
+    cut off by a partition is Unreachable, even a stale leader still there."""
+    if node["name"] == st["leader"]:
         return "Leader"
-    if node["role"] in ("follower", "candidate", "learner"):
-        return "Reachable"
-    return "Unreachable"
+    return "Reachable" if reachability(st, node) == "yes" else "Unreachable"
 
 
 def cmd_status(ctx: Context) -> int:
@@ -138,7 +152,7 @@ def cmd_status(ctx: Context) -> int:
                 n["name"],
                 "Ready" if up else "Down",
                 n["availability"].capitalize(),
-                manager_status(n, st["leader"]),
+                manager_status(st, n),
                 ENGINE_VERSION,
                 n["role"],
                 n["term"],
@@ -436,8 +450,41 @@ def _follow_promotion(ctx: Context, name: str, timeout: float = 30.0) -> None:
 # ---------------------------------------------------------------- parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error style: one line on stderr, exit status 2.
+
+    Sub-commands' parsers are made by ``add_subparsers`` with the parent's
+    class, so every verb (the docker ones and ``bench`` too) answers alike.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _count(least: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``least``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is below {least}")
+        return value
+
+    return parse
+
+
+def _port(text: str) -> int:
+    value = _count(1)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m cluster",
         description="Run a local Swarm-like cluster of Raft managers, drive it, break it.",
     )
@@ -445,14 +492,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
 
     up = sub.add_parser("up", help="start a cluster (or restart one on its data)")
-    up.add_argument("--managers", type=int, help="number of managers (new cluster; default 3)")
-    up.add_argument("--workers", type=int, help="number of worker agents (new cluster)")
+    up.add_argument(
+        "--managers", type=_count(1), help="number of managers (new cluster; default 3)"
+    )
+    up.add_argument("--workers", type=_count(0), help="number of worker agents (new cluster)")
     up.add_argument("-d", "--detach", action="store_true", help="return once a leader is elected")
     up.add_argument(
-        "--base-port", type=int, help="first of 2 x managers + workers consecutive ports"
+        "--base-port", type=_port, help="first of 3 x managers + workers consecutive ports"
     )
-    up.add_argument("--election-timeout", type=int, metavar="MS", help="election timeout T")
-    up.add_argument("--heartbeat", type=int, metavar="MS", help="heartbeat interval (one tick)")
+    up.add_argument("--election-timeout", type=_count(1), metavar="MS", help="election timeout T")
+    up.add_argument(
+        "--heartbeat", type=_count(1), metavar="MS", help="heartbeat interval (one tick)"
+    )
     up.add_argument(
         "--node-election-timeout",
         action="append",
@@ -476,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_status)
 
     watch = sub.add_parser("watch", help="the live status view")
-    watch.add_argument("--count", type=int, help="stop after this many refreshes")
+    watch.add_argument("--count", type=_count(1), help="stop after this many refreshes")
     watch.set_defaults(func=cmd_watch)
 
     for verb, what in (
@@ -548,6 +599,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Unreachable as e:
         print(f"error: no manager answered ({e})", file=sys.stderr)
+        return 1
+    except OSError as e:
+        # E.g. --dir names a file, or a directory we may not write.
+        where = f": {e.filename}" if e.filename else ""
+        print(f"error: {e.strerror or e}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
