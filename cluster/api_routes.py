@@ -428,11 +428,31 @@ _add_named_routes(o.CONFIG)
 # -- raft ----------------------------------------------------------------------
 
 
+#: The fields DESIGN.md promises in every ``/raft/status``, with the value a
+#: manager that runs no Raft yet (locked by autolock, or still starting) has.
+RAFT_STATUS_FIELDS: dict[str, Any] = {
+    "role": "down",
+    "term": 0,
+    "leader": None,
+    "voted_for": None,
+    "commit_index": 0,
+    "applied_index": 0,
+    "last_log_index": 0,
+    "last_log_term": 0,
+    "snapshot_index": 0,
+}
+
+
 @routes.get("/raft/status")
 async def raft_status(request: web.Request) -> web.Response:
-    """This manager's own Raft state, without a barrier: it must work with no quorum."""
+    """This manager's own Raft state, without a barrier: it must work with no quorum.
+
+    A manager's Raft ID is its name.  On the leader, ``peers`` holds each
+    follower's ``match`` and ``next`` index (§5.3).
+    """
     backend = backend_of(request)
-    return reply({"name": backend.name, **backend.raft_status()})
+    facts = {"name": backend.name, "id": backend.name, **RAFT_STATUS_FIELDS}
+    return reply({**facts, **backend.raft_status()})
 
 
 @routes.post("/raft/trace-log")
