@@ -23,7 +23,9 @@ from typing import Any
 from cluster import commands as c
 from cluster import crypto
 from cluster.backend import NoQuorumError, NotLeaderError
+from cluster.dispatcher import Dispatcher
 from cluster.errors import NotFound
+from cluster.pki import CertificateAuthority
 from cluster.store import Result, Store
 
 NOW = "2024-05-01T12:00:00Z"
@@ -172,3 +174,35 @@ def bootstrap(backend: FakeBackend) -> FakeBackend:
         )
     )
     return backend
+
+
+class SwarmBackend(FakeBackend):
+    """The fake manager plus what the swarm port needs: a CA and swarm URLs."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.cluster_id = "cluster-a"
+        self.ca = CertificateAuthority.create(self.cluster_id)
+        self.dispatcher = Dispatcher(lambda: 0.0)
+        self.swarm_urls = {
+            "manager1": "https://127.0.0.1:9001",
+            "manager2": "https://127.0.0.1:9002",
+        }
+
+    async def read_barrier(self, timeout: float) -> None:
+        await asyncio.sleep(0.01)  # real barriers and writes wait: let joins interleave
+        await super().read_barrier(timeout)
+
+    async def write(self, command: bytes, *, request_id: str | None = None) -> Any:
+        await asyncio.sleep(0.01)
+        return await super().write(command, request_id=request_id)
+
+    def root_ca_pem(self) -> bytes:
+        return self.ca.cert_pem()
+
+    def certificate_authority(self) -> CertificateAuthority:
+        return self.ca
+
+    def require_leader(self) -> None:
+        if self.mode == "follower":
+            raise NotLeaderError(self.leader_name, None)

@@ -19,50 +19,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from cluster import objects as o
-from cluster.dispatcher import Dispatcher
-from cluster.pki import MANAGER_ROLE, WORKER_ROLE, CertificateAuthority, make_csr
+from cluster.pki import MANAGER_ROLE, WORKER_ROLE, make_csr
 from cluster.swarm_api import make_swarm_app
-from tests.api_fakes import FakeBackend, bootstrap
+from tests.api_fakes import SwarmBackend, bootstrap
 
 ENDPOINTS = {
     "Raft": "127.0.0.1:7004",
     "API": "http://127.0.0.1:8004",
     "Swarm": "https://127.0.0.1:9004",
 }
-
-
-class SwarmBackend(FakeBackend):
-    """The fake manager plus what the swarm port needs: a CA and swarm URLs."""
-
-    def __init__(self, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.cluster_id = "cluster-a"
-        self.ca = CertificateAuthority.create(self.cluster_id)
-        self.dispatcher = Dispatcher(lambda: 0.0)
-        self.swarm_urls = {
-            "manager1": "https://127.0.0.1:9001",
-            "manager2": "https://127.0.0.1:9002",
-        }
-
-    async def read_barrier(self, timeout: float) -> None:
-        await asyncio.sleep(0.01)  # real barriers and writes wait: let joins interleave
-        await super().read_barrier(timeout)
-
-    async def write(self, command: bytes, *, request_id: str | None = None) -> Any:
-        await asyncio.sleep(0.01)
-        return await super().write(command, request_id=request_id)
-
-    def root_ca_pem(self) -> bytes:
-        return self.ca.cert_pem()
-
-    def certificate_authority(self) -> CertificateAuthority:
-        return self.ca
-
-    def require_leader(self) -> None:
-        if self.mode == "follower":
-            from cluster.backend import NotLeaderError
-
-            raise NotLeaderError(self.leader_name, None)
 
 
 @pytest.fixture
