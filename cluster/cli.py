@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import time
@@ -599,6 +600,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Unreachable as e:
         print(f"error: no manager answered ({e})", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # stdout was closed early (`status --json | head -1`): stop quietly, as
+        # Unix tools do, and keep Python from complaining again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as e:
         # E.g. --dir names a file, or a directory we may not write.

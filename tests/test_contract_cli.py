@@ -25,7 +25,7 @@ from cluster_procs import kill_leftovers
 
 from cluster import status as status_mod
 from cluster.cli import main, manager_status
-from cluster.layout import Description, Member
+from cluster.layout import ClusterDir, Description, Member
 from cluster.status import collect, reachability
 
 ROLES = {"leader", "follower", "candidate", "learner", "down", "paused", "locked"}
@@ -262,3 +262,21 @@ def test_foreground_up_stops_every_process_on_a_signal(tmp_path: Path, sig: int)
             proc.kill()
             proc.communicate()
         kill_leftovers(path)
+
+
+def test_a_closed_stdout_ends_quietly(tmp_path: Path) -> None:
+    """``status --json | head -1``: no traceback, no error line, when the reader goes."""
+    path = tmp_path / "c"
+    members = [Member(f"manager{i}", f"id{i}", "manager", 1, 40000 + i) for i in (1, 2, 3)]
+    ClusterDir(path).save(Description("cid", 0.0, members=members))  # all down: no HTTP
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cluster", "--dir", str(path), "status", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before it prints: its write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) != 0
+    assert err == ""
