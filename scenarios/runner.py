@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import re
 import shutil
 import tempfile
 import time
@@ -352,8 +353,10 @@ class _Player:
         via = self.node(step.get("via")) if step.get("via") else None
         ops = []
         base = len(self.run.ops)
+        # Object names: a service's must be a DNS label (no '.' or '_').
+        prefix = re.sub(r"[^A-Za-z0-9-]+", "-", self.run.scenario.name)[:40].strip("-") or "w"
         for i in range(step.get("count", 1)):
-            key = f"{self.run.scenario.name}-{base + i + 1:03d}"
+            key = f"{prefix}-{base + i + 1:03d}"
             op = self.d.write(
                 step.number, key, step.get("kind", "config"), via, step.get("timeout")
             )

@@ -516,6 +516,9 @@ _TOP = {
     "expectations": "list",
     "expects": "list",
 }
+#: A scenario's name: the directory OUT/NAME, so no path separators and no "..".
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
 #: Plural table names (DESIGN.md's "steps" and "expectations") -> the canonical one.
 _TOP_ALIASES = {"steps": "step", "expectations": "expect", "expects": "expect"}
 
@@ -546,6 +549,12 @@ def parse(text: str, source: str = "<scenario>", default_name: str = "") -> Scen
     name = raw.get("name") or default_name
     if not name:
         raise ScenarioError(f"{source}: missing field 'name'")
+    if not _NAME.fullmatch(name):
+        # It names the output directory, OUT/NAME, which a run replaces.
+        raise ScenarioError(
+            f"{source}: field 'name': {name!r} must be up to 64 letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit (it names the output directory)"
+        )
     if "topic" in raw and raw["topic"] not in TOPIC_NAMES:
         raise ScenarioError(
             f"{source}: field 'topic': {_unknown('topic', raw['topic'], list(TOPIC_NAMES))}"
