@@ -473,7 +473,8 @@ def _join_story(run: Run) -> list[str]:
             rest = [n for n in after if n not in old_major]
             out.append(
                 f"- Why one server at a time: any {nb // 2 + 1} of the old {nb} and any "
-                f"{na // 2 + 1} of the new {na} share at least one server (there are only {na}), "
+                f"{na // 2 + 1} of the new {na} share at least one server "
+                f"({nb // 2 + 1} + {na // 2 + 1} > {na}), "
                 f"so no two leaders can be elected for one term. Adding two at once "
                 f"({nb} -> {nb + 2}) would break that: {', '.join(old_major)} (a majority of "
                 f"the old {nb}) and {', '.join([*rest, 'a fifth'][: (nb + 2) // 2 + 1])} "
