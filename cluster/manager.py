@@ -430,6 +430,8 @@ class Manager:
     async def transfer_leadership(self, target: str | None) -> str:
         self._check_unlocked()
         if target is not None and target not in self.peers:
+            if self._store.find_by_name("node", target) is not None:
+                raise FailedPrecondition(f"{target} is not a manager: only a manager can lead")
             raise NotFound(f"node {target} not found")
         try:
             chosen = self.node.transfer_leadership(target)

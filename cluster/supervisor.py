@@ -107,20 +107,19 @@ class Supervisor:
         workers: int | None = None,
         autolock: bool = False,
     ) -> Description:
-        """Create and start a cluster, or restart an existing one on its data.
+        """Create and start a cluster, or restart an existing one on its data
+        (only the processes that are down: running ones are left as they are).
 
         Managers start first; worker agents once a leader has initialised
         the swarm, since they join with its worker token.
         """
         if self.cdir.exists():
             desc = self.cdir.load()
+            # `up` on an existing cluster starts what is down and leaves alone
+            # what runs (or is paused): running it twice is harmless.
             running = [m for m in desc.members if self.process_state(m) != "down"]
-            if running:
-                names = ", ".join(f"{m.name} (pid {m.pid})" for m in running)
-                raise ClusterError(
-                    f"a cluster is already running in {self.cdir.path}: {names}; "
-                    "stop it with `down` first"
-                )
+            for m in running:
+                progress(f"{m.name} is already running (pid {m.pid})")
             if managers is not None and managers != self._manager_count(desc):
                 raise ClusterError(
                     f"{self.cdir.path} holds a cluster of {self._manager_count(desc)} managers; "
@@ -137,7 +136,8 @@ class Supervisor:
                     m.election_ticks = election_ticks[m.name]
                 if m.role == "manager" and not m.swarm_port:  # a directory from before
                     m.swarm_port = _pick_ports(1, None)[0]
-            progress(f"restarting the cluster in {self.cdir.path} on its data")
+            if len(running) < len(desc.members):
+                progress(f"restarting the cluster in {self.cdir.path} on its data")
             new = False
         else:
             desc = self._create(
@@ -151,18 +151,19 @@ class Supervisor:
             extra = f" and {workers} workers" if workers else ""
             progress(f"created a cluster of {managers or 3} managers{extra} in {self.cdir.path}")
             new = True
-        self._check_ports(desc)
+        to_start = [m for m in desc.members if new or self.process_state(m) == "down"]
+        self._check_ports(Description(desc.cluster_id, desc.created, members=to_start))
         started: list[Member] = []
         self._start_key = self.unlock_key if new else None
         try:
-            for m in desc.members:
+            for m in to_start:
                 if m.role == "manager":
                     self._write_config(desc, m)
                     self._start(m)
                     started.append(m)
                     progress(f"started {m.name} (pid {m.pid}, api {m.api_url})")
             self.cdir.save(desc)
-            locked = [m.name for m in desc.members if self.starts_locked(m)]
+            locked = [m.name for m in to_start if self.starts_locked(m)]
             if locked and not self._start_key:
                 progress(
                     f"autolock: {', '.join(locked)} started locked; unlock with "
@@ -178,7 +179,7 @@ class Supervisor:
                     f"no leader was elected within {leader_timeout:g}s; "
                     f"see {self.cdir.path}/<node>/node.log"
                 )
-            for m in desc.members:
+            for m in to_start:
                 if m.role == "worker":
                     self._join_worker(desc, m, progress)
                     self._write_config(desc, m)

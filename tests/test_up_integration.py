@@ -1,0 +1,44 @@
+"""Real processes: `up` on a cluster that partly runs starts only what is down.
+
+Marked ``integration``; the cluster is stopped whatever happens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli_helpers import cli, ok
+from cluster_procs import leader_name, running_cluster, wait_for
+
+from cluster.layout import ClusterDir
+
+pytestmark = pytest.mark.integration
+
+
+def test_up_starts_what_is_down_and_leaves_the_rest(tmp_path: Path) -> None:
+    cdir = tmp_path / "c"
+    with running_cluster(cdir, managers=3, workers=1) as (sup, desc):
+        wait_for(lambda: leader_name(desc, sup), 20, "a leader")
+        before = {m.name: m.pid for m in ClusterDir(cdir).load().members}
+        ok(cdir, "kill", "manager2")
+
+        again = cli(cdir, "up", "-d")
+        assert again.returncode == 0, again.stderr
+        assert "manager1 is already running" in again.stderr
+        after = {m.name: m.pid for m in ClusterDir(cdir).load().members}
+        assert after["manager2"] != before["manager2"]  # restarted on its data
+        assert {n: p for n, p in after.items() if n != "manager2"} == {
+            n: p for n, p in before.items() if n != "manager2"
+        }
+        assert all(sup.process_state(m) == "running" for m in ClusterDir(cdir).load().members)
+
+        # Twice is harmless: nothing to start, nothing stopped.
+        twice = cli(cdir, "up", "-d")
+        assert twice.returncode == 0, twice.stderr
+        assert {m.name: m.pid for m in ClusterDir(cdir).load().members} == after
+
+        # Only a manager can lead: a worker is named as such, not "not found".
+        refused = cli(cdir, "transfer-leadership", "worker1")
+        assert refused.returncode == 1
+        assert "worker1 is not a manager" in refused.stderr and "Traceback" not in refused.stderr
