@@ -41,6 +41,8 @@ __all__ = ["Supervisor"]
 
 #: How long a manager gets to stop after SIGTERM before SIGKILL.
 STOP_GRACE = 8.0
+#: How long a port of a node that just died may stay busy (`_check_ports`).
+PORT_GRACE = 2.0
 Progress = Callable[[str], None]
 
 
@@ -311,9 +313,19 @@ class Supervisor:
         self.cdir.save(desc)
         return desc
 
-    def _check_ports(self, desc: Description) -> None:
+    def _check_ports(self, desc: Description, grace: float = PORT_GRACE) -> None:
+        """Every port of these members is free, or a one-line error.
+
+        A manager killed a moment ago may still hold its sockets for a few
+        tens of milliseconds (the kernel closes them as its threads exit,
+        after /proc already says it is dead), so a busy port gets ``grace``
+        seconds to come free before it counts as another program's.
+        """
+        deadline = time.monotonic() + grace
         for m in desc.members:
             for port in (m.raft_port, m.api_port, m.swarm_port):
+                while port and not _port_free(port) and time.monotonic() < deadline:
+                    time.sleep(0.02)
                 if port and not _port_free(port):
                     raise ClusterError(
                         f"port {port} of {m.name} is in use by another program; "

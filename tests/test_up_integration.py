@@ -1,4 +1,5 @@
-"""Real processes: `up` on a cluster that partly runs starts only what is down.
+"""Real processes: `up` on a cluster that partly runs starts only what is down;
+kill then restart at once.
 
 Marked ``integration``; the cluster is stopped whatever happens.
 """
@@ -37,6 +38,12 @@ def test_up_starts_what_is_down_and_leaves_the_rest(tmp_path: Path) -> None:
         twice = cli(cdir, "up", "-d")
         assert twice.returncode == 0, twice.stderr
         assert {m.name: m.pid for m in ClusterDir(cdir).load().members} == after
+
+        # A restart right after a kill waits for the dead process's sockets
+        # to close instead of calling its ports "in use by another program".
+        for _ in range(3):
+            ok(cdir, "kill", "manager3")
+            ok(cdir, "restart", "manager3")
 
         # Only a manager can lead: a worker is named as such, not "not found".
         refused = cli(cdir, "transfer-leadership", "worker1")
