@@ -174,6 +174,16 @@ def test_quorum_lost_while_a_majority_is_down_or_paused():
     assert q.at(4.5) == (3, 2)
 
 
+def test_the_quorum_headline_counts_the_fewest_reachable_during_a_loss_not_at_start_up():
+    nodes = ("n1", "n2", "n3", "n4", "n5")
+    lines = [line(0.1 * i, n, "start", term=0) for i, n in enumerate(nodes)]  # a ramp: 1..5
+    lines += [fault(2.0 + 0.1 * i, "kill", n) for i, n in enumerate(nodes[:3])]
+    lines.append(line(4.0, "n5", "commit", index=0))
+    m = build(lines)
+    assert m.quorum.lost and m.quorum.at(0.05)[0] == 1  # the ramp went down to 1 ...
+    assert "as few as 2 of 5 managers reachable, 3 needed" in m.quorum_headline()  # ... not counted
+
+
 def test_quorum_counts_only_the_largest_live_side_of_a_partition():
     nodes = ("n1", "n2", "n3", "n4", "n5")
     lines = [line(0.0, n, "start", term=0) for n in nodes]

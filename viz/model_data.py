@@ -342,7 +342,13 @@ class TraceModel:
         if not self.quorum.lost:
             return f"Quorum held throughout ({voters} managers, {needed} needed)"
         total = sum(b - a for a, b in self.quorum.lost)
-        low = min(self.quorum.reachable)
+        q = self.quorum
+        # The fewest reachable *while quorum was lost*: the start-up ramp
+        # (managers still coming up) is not a loss and must not count.
+        during = [
+            q.reachable[i] for i, t in enumerate(q.times) if any(a <= t < b for a, b in q.lost)
+        ]
+        low = min(during, default=min(q.reachable))
         n = len(self.quorum.lost)
         times = "once" if n == 1 else f"{n} times"
         return (
