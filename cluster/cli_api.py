@@ -11,7 +11,7 @@ word ``leader``), so the verbs pass what the user typed.
 This is the only module of the verbs that sends requests (`request`, from
 `cluster.httpclient`); keeping it apart lets the helpers in
 `cluster.cli_format` stay pure and lets a test swap the transport in one
-place.  `_remove_each` is here too: docker's ``rm``, the same for services,
+place.  `remove_each` is here too: docker's ``rm``, the same for services,
 secrets and configs.
 """
 
@@ -28,7 +28,7 @@ from cluster.cli_format import Obj
 from cluster.httpclient import ApiError, Unreachable, request
 from cluster.layout import ClusterError, Description, Member
 
-__all__ = ["FAST_FAILURE", "PROBE_TIMEOUT", "Api"]
+__all__ = ["FAST_FAILURE", "PROBE_TIMEOUT", "Api", "remove_each"]
 
 #: How long a manager gets to answer the "are you there" probe.
 PROBE_TIMEOUT = 0.5
@@ -124,7 +124,7 @@ class Api:
         return self.get(f"/{kind}s/{quote(ref, safe='')}")
 
 
-def _remove_each(ctx: Any, kind: str, refs: Sequence[str], query: str = "") -> int:
+def remove_each(ctx: Any, kind: str, refs: Sequence[str], query: str = "") -> int:
     """docker's ``rm``: remove each one, report each failure, fail if any failed."""
     api = Api(ctx)
     failed = 0

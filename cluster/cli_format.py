@@ -25,12 +25,17 @@ __all__ = [
     "TASK_COLUMNS",
     "Obj",
     "Resolver",
+    "filters_param",
     "format_duration",
     "human_duration",
+    "key_values",
     "named_rows",
     "parse_duration",
     "parse_publish",
     "parse_reference",
+    "pretty",
+    "print_json",
+    "service_mode",
     "service_rows",
     "service_spec",
     "task_rows",
@@ -41,7 +46,7 @@ __all__ = [
 Obj = dict[str, Any]
 
 
-def _filters(items: Sequence[str] | None) -> str | None:
+def filters_param(items: Sequence[str] | None) -> str | None:
     """docker's ``--filter key=value`` (repeatable) as the API's ``filters`` JSON."""
     if not items:
         return None
@@ -153,7 +158,7 @@ def parse_reference(text: str) -> tuple[str, Obj]:
     return source, file
 
 
-def _key_values(items: Iterable[str] | None, what: str) -> dict[str, str]:
+def key_values(items: Iterable[str] | None, what: str) -> dict[str, str]:
     out = {}
     for item in items or []:
         key, _, value = item.partition("=")
@@ -214,7 +219,7 @@ def service_spec(args: argparse.Namespace, resolve: Resolver) -> Obj:
     if args.config:
         container["Configs"] = _refs("config", args.config, resolve)
     spec: Obj = {
-        "Labels": _key_values(args.label, "label"),
+        "Labels": key_values(args.label, "label"),
         "TaskTemplate": {"ContainerSpec": container},
         "Mode": (
             {"Global": {}}
@@ -257,7 +262,7 @@ def updated_spec(spec: Obj, args: argparse.Namespace, resolve: Resolver) -> Obj:
         )
     if args.label_add or args.label_rm:
         labels = {k: v for k, v in spec.get("Labels", {}).items() if k not in (args.label_rm or [])}
-        spec["Labels"] = {**labels, **_key_values(args.label_add, "label")}
+        spec["Labels"] = {**labels, **key_values(args.label_add, "label")}
     if args.publish_add or args.publish_rm:
         ports = spec.setdefault("EndpointSpec", {}).get("Ports", [])
         removed = {int(p.split(":")[-1].split("/")[0]) for p in args.publish_rm or []}
@@ -324,7 +329,7 @@ def _ago(stamp: str | None, now: float) -> str:
         return stamp
 
 
-def _mode(service: Obj) -> str:
+def service_mode(service: Obj) -> str:
     return "global" if "Global" in service["Spec"].get("Mode", {}) else "replicated"
 
 
@@ -353,7 +358,9 @@ def service_rows(services: Sequence[Obj], tasks: Sequence[Obj] | None = None) ->
                 t for t in tasks if t["ServiceID"] == s["ID"] and t.get("DesiredState") == "running"
             ]
             running = sum(1 for t in mine if t["Status"]["State"] == "running")
-            desired = len(mine) if _mode(s) == "global" else spec["Mode"]["Replicated"]["Replicas"]
+            desired = (
+                len(mine) if service_mode(s) == "global" else spec["Mode"]["Replicated"]["Replicas"]
+            )
         else:
             status = s.get("ServiceStatus") or {}
             running, desired = status.get("RunningTasks", 0), status.get("DesiredTasks", 0)
@@ -362,7 +369,7 @@ def service_rows(services: Sequence[Obj], tasks: Sequence[Obj] | None = None) ->
             (
                 s["ID"][:12],
                 spec.get("Name", ""),
-                _mode(s),
+                service_mode(s),
                 f"{running}/{desired}",
                 spec["TaskTemplate"]["ContainerSpec"]["Image"],
                 _ports(ports),
@@ -427,7 +434,7 @@ def named_rows(objs: Sequence[Obj], now: float) -> list[tuple]:
     ]
 
 
-def _pretty(pairs: Sequence[tuple[str, Any]]) -> None:
+def pretty(pairs: Sequence[tuple[str, Any]]) -> None:
     """``Key:   value`` lines, values aligned; a leading space nests a key."""
     width = max((len(k) for k, _ in pairs), default=0) + 2
     for key, value in pairs:
@@ -437,5 +444,5 @@ def _pretty(pairs: Sequence[tuple[str, Any]]) -> None:
             print(f"{key + ':':<{width}}{value}")
 
 
-def _print_json(value: Any) -> None:
+def print_json(value: Any) -> None:
     print(json.dumps(value, indent=4))

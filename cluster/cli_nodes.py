@@ -13,8 +13,8 @@ import sys
 import time
 from typing import Any
 
-from cluster.cli_api import Api, _remove_each
-from cluster.cli_format import Obj, _key_values, _pretty, _print_json
+from cluster.cli_api import Api, remove_each
+from cluster.cli_format import Obj, key_values, pretty, print_json
 from cluster.httpclient import ApiError, Unreachable
 from cluster.layout import ClusterError
 
@@ -29,7 +29,7 @@ def cmd_node_ls(ctx: Any) -> int:
         return cmd_status(ctx)
     nodes = Api(ctx).get("/nodes")
     if a.json:
-        _print_json(nodes)
+        print_json(nodes)
     else:
         for n in nodes:
             print(n["ID"])
@@ -58,7 +58,7 @@ def _pretty_node(n: Obj) -> None:
             (" Raft Status", ms.get("Reachability", "").capitalize()),
             (" Leader", "Yes" if ms.get("Leader") else "No"),
         ]
-    _pretty(pairs)
+    pretty(pairs)
 
 
 def cmd_node_inspect(ctx: Any) -> int:
@@ -70,7 +70,7 @@ def cmd_node_inspect(ctx: Any) -> int:
                 print()
             _pretty_node(n)
     else:
-        _print_json(found)
+        print_json(found)
     return 0
 
 
@@ -90,7 +90,7 @@ def cmd_node_update(ctx: Any) -> int:
         changes["Role"] = a.role
     if a.label_add or a.label_rm:
         labels = {k: v for k, v in node["Spec"].get("Labels", {}).items() if k not in a.label_rm}
-        changes["Labels"] = {**labels, **_key_values(a.label_add, "label")}
+        changes["Labels"] = {**labels, **key_values(a.label_add, "label")}
     if not changes:
         raise ClusterError("node update: nothing to change (try --availability drain)")
     _update_node(api, node, changes)
@@ -125,7 +125,7 @@ def cmd_node_role(ctx: Any) -> int:
 def cmd_node_rm(ctx: Any) -> int:
     """``node rm [--force]``: a node leaves the swarm's store; its certificate stops
     working, since the dispatcher admits only nodes that are still there."""
-    return _remove_each(ctx, "node", ctx.args.refs, "?force=true" if ctx.args.force else "")
+    return remove_each(ctx, "node", ctx.args.refs, "?force=true" if ctx.args.force else "")
 
 
 def _check_membership(api: Api, name: str, voter: bool, wait: float = 3.0) -> None:

@@ -15,14 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cluster.cli_api import Api, _remove_each
+from cluster.cli_api import Api, remove_each
 from cluster.cli_format import (
     NAMED_COLUMNS,
-    _filters,
-    _key_values,
-    _pretty,
-    _print_json,
+    filters_param,
+    key_values,
     named_rows,
+    pretty,
+    print_json,
 )
 from cluster.layout import ClusterError
 
@@ -44,7 +44,7 @@ def cmd_named_create(ctx: Any) -> int:
     api = Api(ctx)
     body = {
         "Name": a.name,
-        "Labels": _key_values(a.label, "label"),
+        "Labels": key_values(a.label, "label"),
         "Data": base64.b64encode(data).decode("ascii"),
     }
     created = api.call("POST", f"/{a.cmd}s/create", body)
@@ -54,9 +54,9 @@ def cmd_named_create(ctx: Any) -> int:
 
 def cmd_named_ls(ctx: Any) -> int:
     a = ctx.args
-    found = Api(ctx).get(f"/{a.cmd}s", filters=_filters(a.filter))
+    found = Api(ctx).get(f"/{a.cmd}s", filters=filters_param(a.filter))
     if a.json:
-        _print_json(found)
+        print_json(found)
     elif a.quiet:
         for x in found:
             print(x["ID"])
@@ -75,7 +75,7 @@ def cmd_named_inspect(ctx: Any) -> int:
         for x in found:  # the API never sends it; make sure of it here too
             x.get("Spec", {}).pop("Data", None)
     if not a.pretty:
-        _print_json(found)
+        print_json(found)
         return 0
     for n, x in enumerate(found):
         if n:
@@ -85,7 +85,7 @@ def cmd_named_inspect(ctx: Any) -> int:
             pairs.append(("Labels", None))
             pairs += [(f" - {k}", v) for k, v in x["Spec"]["Labels"].items()]
         pairs += [("Created at", x.get("CreatedAt")), ("Updated at", x.get("UpdatedAt"))]
-        _pretty(pairs)
+        pretty(pairs)
         if a.cmd == "config":
             print("Data:")
             raw = base64.b64decode(x["Spec"].get("Data", ""))
@@ -94,4 +94,4 @@ def cmd_named_inspect(ctx: Any) -> int:
 
 
 def cmd_named_rm(ctx: Any) -> int:
-    return _remove_each(ctx, ctx.args.cmd, ctx.args.refs)
+    return remove_each(ctx, ctx.args.cmd, ctx.args.refs)

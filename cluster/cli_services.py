@@ -14,16 +14,16 @@ import json
 import time
 from typing import Any
 
-from cluster.cli_api import Api, _remove_each
+from cluster.cli_api import Api, remove_each
 from cluster.cli_format import (
     SERVICE_COLUMNS,
     TASK_COLUMNS,
     Obj,
-    _filters,
-    _mode,
-    _pretty,
-    _print_json,
+    filters_param,
     format_duration,
+    pretty,
+    print_json,
+    service_mode,
     service_rows,
     service_spec,
     task_rows,
@@ -53,9 +53,9 @@ def cmd_service_create(ctx: Any) -> int:
 def cmd_service_ls(ctx: Any) -> int:
     a = ctx.args
     api = Api(ctx)
-    services = api.get("/services", status="true", filters=_filters(a.filter))
+    services = api.get("/services", status="true", filters=filters_param(a.filter))
     if a.json:
-        _print_json(services)
+        print_json(services)
     elif a.quiet:
         for s in services:
             print(s["ID"])
@@ -73,11 +73,11 @@ def cmd_service_ps(ctx: Any) -> int:
     for ref in a.services:
         s = api.lookup("service", ref)
         services[s["ID"]] = s
-    filters = json.loads(_filters(a.filter) or "{}")
+    filters = json.loads(filters_param(a.filter) or "{}")
     filters["service"] = list(services)
     tasks = api.get("/tasks", filters=json.dumps(filters))
     if a.json:
-        _print_json(tasks)
+        print_json(tasks)
     elif a.quiet:
         for t in tasks:
             print(t["ID"])
@@ -97,7 +97,7 @@ def _pretty_service(s: Obj) -> None:
     if spec.get("Labels"):
         pairs.append(("Labels", None))
         pairs += [(f" {k}", v) for k, v in spec["Labels"].items()]
-    if _mode(s) == "global":
+    if service_mode(s) == "global":
         pairs.append(("Service Mode", "Global"))
     else:
         pairs += [
@@ -143,7 +143,7 @@ def _pretty_service(s: Obj) -> None:
                 ("  TargetPort", p["TargetPort"]),
                 ("  PublishMode", p.get("PublishMode", "ingress")),
             ]
-    _pretty(pairs)
+    pretty(pairs)
 
 
 def cmd_service_inspect(ctx: Any) -> int:
@@ -155,7 +155,7 @@ def cmd_service_inspect(ctx: Any) -> int:
                 print()
             _pretty_service(s)
     else:
-        _print_json(found)
+        print_json(found)
     return 0
 
 
@@ -201,4 +201,4 @@ def cmd_service_update(ctx: Any) -> int:
 
 
 def cmd_service_rm(ctx: Any) -> int:
-    return _remove_each(ctx, "service", ctx.args.services)
+    return remove_each(ctx, "service", ctx.args.services)
