@@ -626,12 +626,24 @@ class RaftNode:
             await self._sync(inline=rd.snapshot is None and len(rd.entries) <= _INLINE_SYNC_ENTRIES)
         for ev in rd.events:
             self._record(ev)
-        # 2. Send (the rest: persist before send).
-        self._send_all(messages)
-        # 3. Apply.
+        # 2. Send (the rest: persist before send) and 3. apply.  When this batch
+        # commits entries our own clients wait for (we lead), their answers go
+        # out first: apply, let the woken requests write their replies (one turn
+        # of the event loop), then send.  What is left to send then is mostly the
+        # leader's "commit index moved" notices (§5.3); each costs a socket write
+        # (tens of microseconds on loopback, with TLS) that would otherwise sit on
+        # every client's critical path.  Safe: it is all durable already, and a
+        # message sent a moment later is one Raft must tolerate anyway.  A
+        # follower's acknowledgements (no waiters there) are never held back.
+        answers_due = bool(self._waiters) and any(e.index in self._waiters for e in rd.committed)
+        if not answers_due:
+            self._send_all(messages)
         if rd.snapshot is not None:
             self._restore(rd.snapshot)
         await self._apply(rd)
+        if answers_due:
+            await asyncio.sleep(0)  # the answered requests reply now
+            self._send_all(messages)
         for rs in rd.reads:
             fut = self._reads.pop(rs.request_id, None)
             if fut is None or fut.done():
