@@ -17,11 +17,13 @@ matplotlib.use("Agg")
 import matplotlib.image as mpimg
 import matplotlib.pyplot as plt
 import pytest
+from matplotlib.colors import to_hex
+from matplotlib.patches import Rectangle
 from viz_sim_trace import leader_failover_trace
 
 from viz import draw
 from viz.__main__ import main
-from viz.model import read_model
+from viz.model import LEARNER, OUTSIDE, build, read_model
 from viz.render import render_all
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -83,6 +85,61 @@ def test_timeline_title_is_derived_or_passed(model, render):
     render("given", lambda ax: drawn(ax, title="my title"))
     assert titles == [model.headline(), "my title"]
     assert "elected leader in term" in titles[0]
+
+
+def line(t: float, node: str, type_: str, **fields):
+    return {"t": 1_700_000_000.0 + t, "node": node, "type": type_, **fields}
+
+
+def _legend_labels(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def _bands(ax, role):
+    """The lane rectangles drawn in ``role``'s colour and hatch."""
+    face, hatch, _text = draw.ROLE_STYLE[role]
+    return [
+        p
+        for p in ax.patches
+        if isinstance(p, Rectangle)
+        and p.get_hatch() == (hatch or None)
+        and to_hex(p.get_facecolor()) == face
+    ]
+
+
+def test_learner_and_not_a_member_have_their_own_band_and_legend_entry(render):
+    m = build(
+        [
+            *(line(0.0, n, "start", term=0, commit_index=0) for n in ("n1", "n2", "n3")),
+            line(0.5, "n1", "role", **{"from": "follower", "to": "leader", "term": 1}),
+            line(1.0, "n4", "start", term=0, commit_index=0, last_log_index=0),
+            line(2.0, "n1", "membership", voters=["n1", "n2", "n3"], learners=["n4"], term=1),
+            line(3.0, "n1", "membership", voters=["n1", "n2", "n3", "n4"], learners=[], term=1),
+            line(4.0, "n1", "commit", index=5),
+        ]
+    )
+    seen = {}
+
+    def drawn(ax):
+        draw.draw_timeline(ax, m)
+        seen["legend"] = _legend_labels(ax)
+        seen["learner"] = [(p.get_x(), p.get_width()) for p in _bands(ax, LEARNER)]
+        seen["outside"] = [(p.get_x(), p.get_width()) for p in _bands(ax, OUTSIDE)]
+
+    render("learner", drawn)
+    assert LEARNER in seen["legend"] and OUTSIDE in seen["legend"]
+    # Distinct in grayscale too: neither shares a hatch with another state.
+    hatches = [h for _f, h, _t in draw.ROLE_STYLE.values()]
+    for state in (LEARNER, OUTSIDE):
+        assert draw.ROLE_STYLE[state][1] and hatches.count(draw.ROLE_STYLE[state][1]) == 1
+    assert seen["learner"] == [(pytest.approx(2.0), pytest.approx(1.0))]
+    assert seen["outside"] == [(pytest.approx(1.0), pytest.approx(1.0))]
+
+
+def test_a_trace_without_learners_keeps_its_legend(model, render):
+    labels = []
+    render("plain", lambda ax: (draw.draw_timeline(ax, model), labels.extend(_legend_labels(ax))))
+    assert "follower" in labels and LEARNER not in labels and OUTSIDE not in labels
 
 
 def test_quorum_strip(model, render):

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from viz.model import DOWN, PAUSED, TraceError, build, load, read_model
+from viz.model import DOWN, LEARNER, OUTSIDE, PAUSED, TraceError, build, load, read_model
 
 T0 = 1_700_000_000.0
 
@@ -217,6 +217,137 @@ def test_quorum_follows_membership_lines():
     assert m.quorum.at(1.5) == (3, 3)
     assert m.quorum.lost == ((2.0, 3.0),)
     assert m.voters_at(1.5) == ("n1", "n2", "n3", "n4", "n5")
+
+
+# ---------------------------------------------------------------- membership and learners
+
+VOTERS3 = ["n1", "n2", "n3"]
+VOTERS4 = ["n1", "n2", "n3", "n4"]
+
+
+def conf(t: float, node: str, voters: list[str], learners: list[str] = ()) -> dict[str, Any]:
+    return line(t, node, "membership", voters=voters, learners=list(learners), term=1)
+
+
+def join_of_n4(start: float = 2.0) -> list[dict[str, Any]]:
+    """n1 leads term 1; n4 (empty log) starts at ``start``, is added as a
+    learner at 2.0 and promoted at 3.0; followers trace each change later."""
+    return [
+        *three_nodes_start(),
+        *election_of_n1(),
+        line(start, "n4", "start", term=0, commit_index=0, last_log_index=0),
+        conf(2.0, "n1", VOTERS3, ["n4"]),
+        conf(2.01, "n2", VOTERS3, ["n4"]),
+        conf(2.1, "n4", VOTERS3, ["n4"]),
+        conf(3.0, "n1", VOTERS4),
+        conf(3.01, "n4", VOTERS4),
+        line(4.0, "n1", "commit", index=9),
+    ]
+
+
+def test_a_joining_node_is_a_learner_until_promoted():
+    # §4.2.1: a new server joins without a vote until it has caught up.
+    m = build(join_of_n4())
+    assert [(r, a, b) for r, _term, a, b in roles(m, "n4")] == [
+        (LEARNER, 2.0, 2.1),  # the term changes at 2.1: split there
+        (LEARNER, 2.1, 3.0),
+        ("follower", 3.0, 4.0),
+    ]
+    assert m.learners_at(2.5) == ("n4",) and m.learners_at(3.5) == ()
+    # The learner does not count: 3 voters, 2 needed, then 4 and 3.
+    assert m.quorum.at(2.5) == (3, 2) and m.quorum.at(3.5) == (4, 3)
+    assert [(c.t, c.source) for c in m.configs] == [
+        (0.0, "founding"),
+        (2.0, "leader"),
+        (3.0, "leader"),
+    ]
+    # The founding voters never became learners or outsiders.
+    assert {iv.role for iv in m.roles["n2"]} <= {"follower"}
+
+
+def test_a_node_running_before_it_joined_is_not_a_member():
+    m = build(join_of_n4(start=1.5))
+    assert [r for r, *_ in roles(m, "n4")] == [OUTSIDE, LEARNER, LEARNER, "follower"]
+    assert roles(m, "n4")[0][2:] == (1.5, 2.0)
+    # Not a voter before it joined either.
+    assert m.voters_at(1.7) == ("n1", "n2", "n3")
+    assert m.role_at("n4", 1.7) == OUTSIDE and m.role_at("n4", 2.5) == LEARNER
+
+
+def test_a_removed_node_is_not_a_member_and_a_learner_role_line_is_a_learner():
+    lines = [
+        *three_nodes_start(),
+        *election_of_n1(),
+        conf(2.0, "n1", ["n1", "n2"]),
+        line(2.5, "n3", "role", **{"from": "follower", "to": "learner", "term": 1}),
+        line(3.0, "n1", "commit", index=4),
+    ]
+    m = build(lines)
+    # Listed nowhere from 2.0; a traced learner role is drawn as one.
+    assert [(r, a, b) for r, _t, a, b in roles(m, "n3")][-2:] == [
+        (OUTSIDE, 2.0, 2.5),
+        (LEARNER, 2.5, 3.0),
+    ]
+    # Before the first configuration, every node that ran was a voter.
+    assert m.voters_at(1.0) == ("n1", "n2", "n3")
+
+
+def test_a_demoted_founding_voter_was_a_voter_before_the_first_membership_line():
+    lines = [
+        *three_nodes_start(),
+        *election_of_n1(),
+        conf(2.0, "n1", ["n1", "n2"], ["n3"]),
+        line(3.0, "n1", "commit", index=4),
+    ]
+    m = build(lines)
+    assert m.voters_at(1.5) == ("n1", "n2", "n3") and m.quorum.at(1.5) == (3, 2)
+    assert m.role_at("n3", 1.5) == "follower" and m.role_at("n3", 2.5) == LEARNER
+    assert m.quorum.at(2.5) == (2, 2)
+
+
+def test_voters_follow_the_leaders_line_not_a_follower_that_traced_it_first():
+    lines = join_of_n4()
+    # n2's clock runs ahead: it traces the promotion 5 ms before the leader.
+    lines.append(conf(2.995, "n2", VOTERS4))
+    m = build(lines)
+    assert m.voters_at(2.997) == ("n1", "n2", "n3")
+    assert m.quorum.at(2.997) == (3, 2)
+    assert m.quorum.at(3.0) == (4, 3)
+    assert m.role_at("n4", 2.997) == LEARNER
+    assert (m.config_at(3.0).node, m.config_at(3.0).source) == ("n1", "leader")
+
+
+def test_a_change_no_leader_traced_comes_from_a_follower():
+    lines = [x for x in join_of_n4() if not (x["type"] == "membership" and x["node"] == "n1")]
+    lines += [conf(3.02, "n2", VOTERS4)]
+    m = build(lines)
+    # Without leader lines, the earliest follower line of each change counts.
+    assert [(round(c.t, 3), c.node, c.source) for c in m.configs] == [
+        (0.0, None, "founding"),
+        (2.01, "n2", "follower"),
+        (3.01, "n4", "follower"),
+    ]
+    assert m.quorum.at(3.5) == (4, 3)
+
+
+def test_a_restarted_node_reloading_an_old_configuration_changes_nothing():
+    lines = [
+        *join_of_n4(),
+        fault(3.5, "kill", "n2"),
+        line(3.8, "n2", "start", term=1, commit_index=3, last_log_index=5),
+        # It missed the promotion: its log still says n4 is a learner.
+        conf(3.8, "n2", VOTERS3, ["n4"]),
+        line(4.5, "n1", "commit", index=10),
+    ]
+    m = build(lines)
+    assert m.voters_at(4.0) == tuple(VOTERS4)
+    assert m.role_at("n4", 4.0) == "follower"
+
+
+def test_without_membership_lines_nobody_is_a_learner_or_outside():
+    m = build([*three_nodes_start(), *election_of_n1(), line(3.0, "n1", "commit", index=1)])
+    assert m.configs == [] and m.learners_at(1.0) == ()
+    assert not {iv.role for ivs in m.roles.values() for iv in ivs} & {LEARNER, OUTSIDE}
 
 
 # ---------------------------------------------------------------- elections and votes

@@ -19,7 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from viz.model import DOWN, PAUSED, Election, LogMatrix, TraceModel
+from viz.model import DOWN, LEARNER, OUTSIDE, PAUSED, Election, LogMatrix, TraceModel
 
 __all__ = [
     "FAULT_STYLE",
@@ -41,9 +41,15 @@ ROLE_STYLE: dict[str, tuple[str, str, str]] = {
     "pre-candidate": ("#fde3b3", "...", "#5a3b00"),
     "candidate": ("#f4a261", "///", "#3d1f00"),
     "leader": ("#1f5f8b", "", "#ffffff"),
+    LEARNER: ("#8fd1b0", "||", "#0b3d2a"),
+    OUTSIDE: ("#f4f4f4", "--", "#666666"),
     DOWN: ("#3b3b3b", "xx", "#ffffff"),
     PAUSED: ("#a9a9a9", "\\\\\\", "#111111"),
 }
+#: States that only membership changes produce: in the legend when they occur.
+_MEMBERSHIP_STATES = (LEARNER, OUTSIDE)
+#: States whose band is labelled with the state's name, not only the term.
+_NAMED_STATES = (DOWN, PAUSED, LEARNER, OUTSIDE)
 
 #: fault kind -> (colour, hatch, label).
 FAULT_STYLE: dict[str, tuple[str, str, str]] = {
@@ -141,8 +147,9 @@ def draw_timeline(
     elections: bool = True,
     legend: bool = True,
 ) -> None:
-    """One lane per node: a band per role (term printed on it), down and paused
-    bands, fault windows shaded and marked, elections as triangles."""
+    """One lane per node: a band per role (term printed on it), learner and
+    not-a-member bands (from the configuration), down and paused bands,
+    fault windows shaded and marked, elections as triangles."""
     nodes = model.nodes
     lane = {n: len(nodes) - 1 - i for i, n in enumerate(nodes)}  # first node on top
     height = 0.62
@@ -164,11 +171,13 @@ def draw_timeline(
                 )
             )
             width = (iv.end - iv.start) / span
-            if iv.term is None or (iv.role in (DOWN, PAUSED) and width < 0.06):
-                continue
             label = None
-            if iv.role in (DOWN, PAUSED):
+            if iv.role in _NAMED_STATES and width >= 0.06:
                 label = iv.role
+                if iv.role == LEARNER and iv.term is not None and width > 0.16:
+                    label = f"learner, term {iv.term}"
+            elif iv.term is None or iv.role in _NAMED_STATES:
+                continue
             elif width > 0.09:
                 label = f"term {iv.term}"
             elif width > 0.022:
@@ -245,9 +254,11 @@ def draw_timeline(
     ax.tick_params(axis="y", length=0)
     ax.set_title(title if title is not None else model.headline(), loc="left", pad=28)
     if legend:
+        shown = {iv.role for ivs in model.roles.values() for iv in ivs}
         handles: list[Any] = [
             Patch(facecolor=f, hatch=h, edgecolor="#888888", lw=0.5, label=r)
             for r, (f, h, _) in ROLE_STYLE.items()
+            if r not in _MEMBERSHIP_STATES or r in shown
         ]
         handles += _fault_handles(model)
         if any(iv.kind == "partition" for iv in model.fault_intervals):

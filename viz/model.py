@@ -8,13 +8,16 @@ seconds), ``node`` and ``type``.  `load` merges them all in time order and
 `build` turns them into a `TraceModel`; `read_model(dir)` does both.
 
 This module is the way in: it reads the directory, and every name of the
-model can be imported from it.  The rest lives in three modules, by concern:
+model can be imported from it.  The rest lives in four modules, by concern:
 
 * `viz.model_data` -- what the model *is*: the frozen records (roles,
   elections, votes, faults, quorum, client operations, logs) and
   `TraceModel` with its queries and headline sentences;
 * `viz.model_build` -- how lines *become* the model: which lines are read
   and what they mean, one pass over them, and `build`;
+* `viz.model_membership` -- the cluster's configurations over time (who
+  voted, who only learned), read from the leader's ``membership`` lines
+  first, and the learner and not-a-member stretches of each lane;
 * `viz.model_quorum` -- what is derived from the whole trace at once: when
   each fault was in force, and how many voters could reach each other.
 
@@ -29,10 +32,18 @@ Conventions of the model
   has one term.  A node's term is the highest term its own lines showed
   (role, real election, granted real vote, leader, start, check_quorum,
   membership, commit): terms never go back.
+* The configuration at an instant is the last one the leader of the moment
+  traced in a ``membership`` line; another node's line counts only for a
+  change no leader line shows (a follower may trace it a few ms early).
+  Before the first one: its voters plus every node seen earlier that did
+  not join later (rules in `viz.model_membership`).
+* A follower is shown as a *learner* while the configuration lists it as
+  one, and as *not a member* while it lists it nowhere (before it joined,
+  after it was removed).  Without ``membership`` lines nobody is either.
 * Reachable managers at an instant: the most voters that are up, not paused
   and all on the same side of the partition.  Quorum is lost while that is
   below a majority of the voters (nodes a partition names in no group count
-  as alone).  Voters come from ``membership`` lines, else every node seen.
+  as alone).  Voters come from the configuration, else every node seen.
 """
 
 from __future__ import annotations
@@ -44,9 +55,12 @@ from typing import Any
 from viz.model_build import NODE_TYPES, build
 from viz.model_data import (
     DOWN,
+    LEARNER,
+    OUTSIDE,
     PAUSED,
     ROLES,
     ClientOp,
+    Config,
     Election,
     Fault,
     FaultInterval,
@@ -63,10 +77,13 @@ from viz.model_data import (
 
 __all__ = [
     "DOWN",
+    "LEARNER",
     "NODE_TYPES",
+    "OUTSIDE",
     "PAUSED",
     "ROLES",
     "ClientOp",
+    "Config",
     "Election",
     "Fault",
     "FaultInterval",

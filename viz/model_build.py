@@ -6,7 +6,7 @@ Lines this module reads
 From the nodes (the core's trace events plus the driver's additions)::
 
     role        from, to, term            a role change (follower, pre-candidate,
-                                          candidate, leader)
+                                          candidate, leader; learner if traced)
     election    term, pre_vote            a campaign starts (pre-vote: the term
                                           it would take)
     vote        candidate, granted, term, pre_vote, reason (when refused)
@@ -37,8 +37,10 @@ From the supervisor and the scenario runner::
 
 `build` sorts the lines, names the nodes, runs `_Builder` over them (roles,
 terms, elections and votes, commit and apply, logs), reads the client
-operations, and asks `viz.model_quorum` for what needs the whole trace at
-once (fault intervals, quorum).  The conventions it follows are written in
+operations, asks `viz.model_membership` for the configurations (the
+leader's ``membership`` lines first) and for the learner and not-a-member
+stretches of each lane, and `viz.model_quorum` for what needs the whole
+trace at once (fault intervals, quorum).  The conventions it follows are written in
 `viz.model`.
 """
 
@@ -61,6 +63,7 @@ from viz.model_data import (
     TraceModel,
     Vote,
 )
+from viz.model_membership import configurations, overlay
 from viz.model_quorum import _fault_intervals, _quorum
 
 __all__ = ["NODE_TYPES", "build"]
@@ -134,17 +137,14 @@ def build(records: Iterable[dict[str, Any]]) -> TraceModel:
     b.finish()
 
     fault_intervals = _fault_intervals(faults, rel, nodes, end)
-    membership = [
-        (r["t"], tuple(str(x) for x in r.get("voters") or ()))
-        for r in rel
-        if r["type"] == "membership" and r.get("voters")
-    ]
+    configs = configurations(rel, b.roles, nodes, b.first_seen)
+    membership = [(c.t, c.voters) for c in configs]
     quorum = _quorum(rel, faults, nodes, membership, b.first_seen, end)
     return TraceModel(
         t0=t0,
         end=end,
         nodes=nodes,
-        roles=b.roles,
+        roles=overlay(b.roles, configs),
         terms={n: Steps(tuple(t), tuple(v)) for n, (t, v) in b.term_steps.items()},
         elections=b.elections_with_votes(),
         votes=b.votes,
@@ -157,6 +157,7 @@ def build(records: Iterable[dict[str, Any]]) -> TraceModel:
         logs=b.logs,
         membership=membership,
         warnings=b.warnings,
+        configs=configs,
     )
 
 

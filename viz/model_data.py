@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "DOWN",
+    "LEARNER",
+    "OUTSIDE",
     "PAUSED",
     "ROLES",
     "ClientOp",
+    "Config",
     "Election",
     "Fault",
     "FaultInterval",
@@ -36,6 +39,12 @@ __all__ = [
 ROLES = ("follower", "pre-candidate", "candidate", "leader")
 DOWN = "down"
 PAUSED = "paused"
+#: A follower the configuration lists as a learner: it receives the log but
+#: does not vote and is not counted in a quorum (dissertation §4.2.1).
+LEARNER = "learner"
+#: Running, but in neither the voters nor the learners of the configuration
+#: (before it joined, or after it was removed).
+OUTSIDE = "not a member"
 
 
 class TraceError(Exception):
@@ -47,13 +56,37 @@ class TraceError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RoleInterval:
-    """``node`` held ``role`` (one of `ROLES`, `DOWN`, `PAUSED`) in ``term``."""
+    """``node`` held ``role`` (one of `ROLES`, `LEARNER`, `OUTSIDE`, `DOWN`,
+    `PAUSED`) in ``term``."""
 
     node: str
     role: str
     term: int | None
     start: float
     end: float
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The cluster's configuration from ``t`` on: who votes, who only learns.
+
+    ``node`` is the node whose ``membership`` line said so (None for the
+    founding configuration, inferred from the first line), and ``source``
+    how it was chosen: ``leader`` (traced by the leader of the moment, as it
+    appended the change), ``follower`` (no leader line for that change) or
+    ``founding``."""
+
+    t: float
+    voters: tuple[str, ...]
+    learners: tuple[str, ...] = ()
+    node: str | None = None
+    source: str = "leader"
+
+    def status(self, node: str) -> str:
+        """``voter``, ``learner`` or ``outside``."""
+        if node in self.voters:
+            return "voter"
+        return "learner" if node in self.learners else "outside"
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,15 +280,30 @@ class TraceModel:
     quorum: Quorum
     clients: list[ClientOp]
     logs: dict[str, list[LogSnapshot]]
-    #: (time, voters) of every membership line, in time order.
+    #: (time, voters) of every configuration in `configs`, in time order.
     membership: list[tuple[float, tuple[str, ...]]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: The configurations in force over time (see `viz.model_membership`);
+    #: empty when the trace has no ``membership`` lines.
+    configs: list[Config] = field(default_factory=list)
 
     # -------------------------------------------------------------- queries
 
     def voters_at(self, t: float) -> tuple[str, ...]:
-        """The voters at ``t``: the latest membership line, else every node."""
+        """The voters at ``t``: the configuration in force, else every node."""
         return _voters_from(self.membership, self.nodes, t)
+
+    def config_at(self, t: float) -> Config | None:
+        """The configuration in force at ``t`` (the first one before it);
+        None without ``membership`` lines."""
+        if not self.configs:
+            return None
+        i = bisect.bisect_right([c.t for c in self.configs], t) - 1
+        return self.configs[max(i, 0)]
+
+    def learners_at(self, t: float) -> tuple[str, ...]:
+        c = self.config_at(t)
+        return c.learners if c is not None else ()
 
     def role_at(self, node: str, t: float) -> str | None:
         ivs = self.roles.get(node, ())
