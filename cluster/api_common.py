@@ -199,21 +199,27 @@ async def write(request: web.Request, command: bytes) -> Any:
     return result.unwrap()
 
 
-async def lookup_fresh(request: web.Request, kind: str, ref: str) -> o.Obj:
+async def lookup_fresh(
+    request: web.Request, kind: str, ref: str, *, read_only: bool = False
+) -> o.Obj:
     """Resolve a reference for a write: locally, then once more after a barrier.
 
     The local replica may lag (a follower, or a leader elected a moment ago)
     and not know an object the client just created; a read barrier makes it
     catch up before we answer 404.  The happy path costs nothing.
+
+    ``read_only``: the route only reads the object (its ID, its name) into a
+    command, so it gets the stored object itself (`Store.peek`), not a copy.
     """
     backend = backend_of(request)
     store = backend.store
+    find = store.peek if read_only else store.lookup
     try:
-        return store.lookup(kind, ref)
+        return find(kind, ref)
     except NotFound:
         pass
     await bounded(backend, "read barrier", backend.read_barrier(backend.request_timeout))
-    return store.lookup(kind, ref)
+    return find(kind, ref)
 
 
 __all__ = [

@@ -273,7 +273,7 @@ async def update_service(request: web.Request) -> web.Response:
 
 @routes.delete("/services/{id}")
 async def remove_service(request: web.Request) -> web.Response:
-    service = await lookup_fresh(request, o.SERVICE, _ref(request))
+    service = await lookup_fresh(request, o.SERVICE, _ref(request), read_only=True)
     return reply(await write(request, c.remove_service(service["ID"])))
 
 
@@ -343,7 +343,7 @@ async def report_task(request: web.Request) -> web.Response:
             raise ApiError(400, f"{key} must be a string")
     if "State" not in body:
         raise ApiError(400, "missing field 'State'")
-    task = await lookup_fresh(request, o.TASK, _ref(request))
+    task = await lookup_fresh(request, o.TASK, _ref(request), read_only=True)
     cmd = _build(
         c.update_task,
         task["ID"],
@@ -397,7 +397,7 @@ def _add_named_routes(kind: str) -> None:
         """Labels only, as in Docker; a missing Name means "the same name"."""
         version = query_version(request)
         spec, data = named_spec(await read_json(request))
-        obj = await lookup_fresh(request, kind, _ref(request))
+        obj = await lookup_fresh(request, kind, _ref(request), read_only=True)
         spec.setdefault("Name", obj["Spec"]["Name"])
         if kind == o.SECRET:
             if data:
@@ -410,7 +410,7 @@ def _add_named_routes(kind: str) -> None:
         return reply(_public(kind, await write(request, cmd)))
 
     async def remove(request: web.Request) -> web.Response:
-        obj = await lookup_fresh(request, kind, _ref(request))
+        obj = await lookup_fresh(request, kind, _ref(request), read_only=True)
         remover = c.remove_secret if kind == o.SECRET else c.remove_config
         return reply(await write(request, remover(obj["ID"])))
 

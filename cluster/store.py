@@ -354,18 +354,32 @@ class Store:
 
     def lookup(self, kind: str, ref: str) -> o.Obj:
         """Resolve what a user typed, as Docker does: full ID, then name, then ID prefix."""
+        return copy.deepcopy(self.peek(kind, ref))
+
+    def peek(self, kind: str, ref: str) -> o.Obj:
+        """`lookup` without the copy: the stored object itself, to read and never change.
+
+        The one exception to "reads return copies", for the write routes, which
+        resolve a reference only to read the object's ID and name into a
+        command: copying the whole object there cost about a tenth of the
+        config update route on the leader (profiled with py-spy).  Stored
+        objects are only ever replaced, never changed in place (`Txn`), so
+        what this returns stays as it was, even after later writes.
+        """
         rows = self._rows(kind)
         if ref in rows:
-            return copy.deepcopy(rows[ref])
-        by_name = self.find_by_name(kind, ref) if ref else None
-        if by_name is not None:
-            return by_name
+            return rows[ref]
+        found = self._names.ids(kind, ref) if ref else []
+        if len(found) > 1:
+            raise Ambiguous(f"{kind} {ref} is ambiguous ({len(found)} matches found)")
+        if found:
+            return rows[found[0]]
         matches = [k for k in rows if ref and k.startswith(ref)]
         if len(matches) > 1:
             raise Ambiguous(f"{kind} {ref} is ambiguous ({len(matches)} matches found)")
         if not matches:
             raise NotFound(f"{kind} {ref} not found")
-        return copy.deepcopy(rows[matches[0]])
+        return rows[matches[0]]
 
     def cluster(self) -> o.Obj | None:
         """The one cluster object, or ``None`` before ``cluster.init``."""
