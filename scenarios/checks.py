@@ -23,6 +23,7 @@ from typing import Any
 
 from scenarios.actions import ClientOp, NotApplicable
 from scenarios.schema import Expect, Scenario
+from viz.model import LEARNER, OUTSIDE
 
 __all__ = ["LIVE", "ON_DISK", "CheckResult", "Run", "StepRecord", "evaluate"]
 
@@ -374,7 +375,9 @@ def winner_most_up_to_date(run: Run, e: Expect) -> CheckResult:
             continue
         others = []
         for n in m.nodes:
-            if n == w.node or m.role_at(n, w.t) in (None, "down", "paused"):
+            # Only voters elect: a learner or a node outside the configuration
+            # has no vote, so its log is not one the winner had to match.
+            if n == w.node or m.role_at(n, w.t) in (None, "down", "paused", LEARNER, OUTSIDE):
                 continue
             if _cut_off(m, w.node, n, w.t):
                 continue
