@@ -342,6 +342,8 @@ class Manager:
         raise UnavailableError("could not open a client session")
 
     async def _session(self) -> int:
+        if self._client_id is not None:
+            return self._client_id  # the usual case: no lock to take on every write
         async with self._session_lock:  # one registration, however many writers wait
             return await self._open_session()
 

@@ -230,6 +230,14 @@ class _Waiter:
     future: asyncio.Future[Any]
 
 
+def _time_out(future: asyncio.Future[Any], index: int, term: int, timeout: float) -> None:
+    """`RaftNode._wait_entry`'s timer: the entry was not applied in time."""
+    if not future.done():
+        future.set_exception(
+            ProposalTimeout(f"entry {index} (term {term}) not applied within {timeout}s")
+        )
+
+
 class RaftNode:
     """One Raft server: storage, transport, core and state machine, driven by asyncio."""
 
@@ -491,21 +499,19 @@ class RaftNode:
             # We proposed at this index in an earlier term; our log now holds the
             # new entry there, so the old one is gone for good.
             old.future.set_exception(ProposalLost(f"entry {index} replaced"))
-        waiter = _Waiter(term, asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(term, loop.create_future())
         self._waiters[index] = waiter
         self._wake.set()
         timeout = timeout if timeout is not None else self.settings.propose_timeout
-        deadline = asyncio.timeout(timeout)
+        # A plain timer that fails the future, not ``asyncio.timeout``: every
+        # client write waits here, and the timer is the cheaper way (no context
+        # object, no cancelling and un-cancelling of the waiting task).
+        timer = loop.call_later(timeout, _time_out, waiter.future, index, term, timeout)
         try:
-            async with deadline:
-                return await waiter.future
-        except TimeoutError:
-            if not deadline.expired():
-                raise  # the state machine's own TimeoutError, not ours
-            raise ProposalTimeout(
-                f"entry {index} (term {term}) not applied within {timeout}s"
-            ) from None
+            return await waiter.future
         finally:
+            timer.cancel()
             if self._waiters.get(index) is waiter:
                 del self._waiters[index]
 
