@@ -222,6 +222,26 @@ async def lookup_fresh(
     return find(kind, ref)
 
 
+_TASK_REPORT_FIELDS = {"State": str, "Message": str, "Err": str}
+
+
+def task_report(body: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """An agent's task report ``{State, Message?, Err?}`` -> (state, message, err); 400 else.
+
+    Both channels take it: a manager's own agent on the API, a worker on the
+    swarm port (`cluster.swarm_api`).
+    """
+    for key, value in body.items():
+        want = _TASK_REPORT_FIELDS.get(key)
+        if want is None:
+            raise ApiError(400, f"unknown field {key!r} in task status")
+        if not isinstance(value, want):
+            raise ApiError(400, f"{key} must be a string")
+    if "State" not in body:
+        raise ApiError(400, "missing field 'State'")
+    return body["State"], body.get("Message"), body.get("Err")
+
+
 __all__ = [
     "BACKEND",
     "CONSISTENCY_HEADER",
@@ -242,6 +262,7 @@ __all__ = [
     "read_json",
     "reply",
     "request_id_of",
+    "task_report",
     "wants_local_read",
     "write",
 ]

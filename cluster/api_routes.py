@@ -37,6 +37,7 @@ from cluster.api_common import (
     query_version,
     read_json,
     reply,
+    task_report,
     write,
 )
 from cluster.api_schema import (
@@ -322,9 +323,6 @@ async def inspect_task(request: web.Request) -> web.Response:
     return reply(backend_of(request).store.lookup(o.TASK, _ref(request)))
 
 
-_TASK_REPORT_FIELDS = {"State": str, "Message": str, "Err": str}
-
-
 @routes.post("/tasks/{id}/status")
 async def report_task(request: web.Request) -> web.Response:
     """A node's agent reports its task's state (Swarm's dispatcher channel).
@@ -335,23 +333,9 @@ async def report_task(request: web.Request) -> web.Response:
     """
     body = await read_json(request)
     assert body is not None
-    for key, value in body.items():
-        want = _TASK_REPORT_FIELDS.get(key)
-        if want is None:
-            raise ApiError(400, f"unknown field {key!r} in task status")
-        if not isinstance(value, want):
-            raise ApiError(400, f"{key} must be a string")
-    if "State" not in body:
-        raise ApiError(400, "missing field 'State'")
+    state, message, err = task_report(body)
     task = await lookup_fresh(request, o.TASK, _ref(request), read_only=True)
-    cmd = _build(
-        c.update_task,
-        task["ID"],
-        time.time(),
-        state=body["State"],
-        message=body.get("Message"),
-        err=body.get("Err"),
-    )
+    cmd = _build(c.update_task, task["ID"], time.time(), state=state, message=message, err=err)
     return reply(await write(request, cmd))
 
 

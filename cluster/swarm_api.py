@@ -62,6 +62,7 @@ from cluster.api_common import (
     error_reply,
     read_json,
     reply,
+    task_report,
     write,
 )
 from cluster.backend import BackendError, NotLeaderError
@@ -382,22 +383,12 @@ async def dispatcher_assignments(request: web.Request) -> web.Response:
     return reply({"Tasks": tasks, "Secrets": delivered})
 
 
-_TASK_REPORT_FIELDS = {"State": str, "Message": str, "Err": str}
-
-
 @routes.post("/dispatcher/tasks/{id}/status")
 async def dispatcher_task_status(request: web.Request) -> web.Response:
     """A worker reports a state of one of *its own* tasks (the store only moves forward)."""
     body = await read_json(request)
     assert body is not None
-    for key, value in body.items():
-        want = _TASK_REPORT_FIELDS.get(key)
-        if want is None:
-            raise ApiError(400, f"unknown field {key!r} in task status")
-        if not isinstance(value, want):
-            raise ApiError(400, f"{key} must be a string")
-    if "State" not in body:
-        raise ApiError(400, "missing field 'State'")
+    state, message, err = task_report(body)
     backend, _, node = _worker(request)
     try:
         task = backend.store.get(o.TASK, request.match_info["id"])
@@ -406,13 +397,7 @@ async def dispatcher_task_status(request: web.Request) -> web.Response:
     if task.get("NodeID") != node["ID"]:
         raise ApiError(403, "this task is not assigned to the calling node")
     try:
-        cmd = c.update_task(
-            task["ID"],
-            time.time(),
-            state=body["State"],
-            message=body.get("Message"),
-            err=body.get("Err"),
-        )
+        cmd = c.update_task(task["ID"], time.time(), state=state, message=message, err=err)
     except (TypeError, ValueError) as exc:
         raise ApiError(400, f"invalid task status ({type(exc).__name__})") from None
     return reply(await write(request, cmd))

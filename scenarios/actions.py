@@ -19,7 +19,6 @@ import concurrent.futures
 import contextlib
 import json
 import shutil
-import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -180,14 +179,9 @@ class RealDriver:
     # ------------------------------------------------------------ faults
 
     def kill(self, node: str) -> None:
-        m = self.sup.kill(node)
-        # The supervisor returns once the process is a zombie, but its sockets
-        # can stay bound a few ms longer (the other threads are still exiting):
-        # a restart at once would find its ports "in use".  Wait for them.
-        ports = [p for p in (m.raft_port, m.api_port, m.swarm_port) if p]
-        deadline = time.monotonic() + 2.0
-        while not all(map(_port_free, ports)) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        # A restart right after waits for the dead process's ports itself
+        # (`Supervisor._check_ports`).
+        self.sup.kill(node)
 
     def restart(self, node: str) -> None:
         self.sup.restart(node)
@@ -506,16 +500,6 @@ class RealDriver:
 
     def data_dirs(self) -> dict[str, Path]:
         return {n: self.dir / n for n in self.names}
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _service_spec(name: str, replicas: int, image: str) -> dict[str, Any]:
