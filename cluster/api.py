@@ -34,6 +34,7 @@ for forwarding is opened when the app starts and closed when it stops.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -56,7 +57,14 @@ from cluster.api_routes import routes
 from cluster.backend import Backend, BackendError, NotLeaderError
 from cluster.errors import StoreError
 
-__all__ = ["FORWARDED_HEADER", "SERVED_BY_HEADER", "bound_port", "make_app", "run_api"]
+__all__ = [
+    "FORWARDED_HEADER",
+    "SERVED_BY_HEADER",
+    "bound_port",
+    "make_app",
+    "run_api",
+    "serve_app",
+]
 
 log = logging.getLogger("cluster.api")
 
@@ -81,9 +89,16 @@ async def run_api(backend: Backend, host: str = "127.0.0.1", port: int = 0) -> w
     ``port=0`` binds a free port; `bound_port` tells which.  aiohttp's own
     access log is off: our middleware logs each request once, at debug.
     """
-    runner = web.AppRunner(make_app(backend), access_log=None, shutdown_timeout=2.0)
+    return await serve_app(make_app(backend), host, port)
+
+
+async def serve_app(
+    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> web.AppRunner:
+    """Serve ``app`` on ``host:port`` (HTTPS with ``ssl_context``) until ``runner.cleanup()``."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     try:
         await site.start()
     except BaseException:

@@ -612,10 +612,10 @@ class Manager:
             if autolock:
                 if self._kek is None and self._kek_file.exists():
                     self._kek = self._load_kek()
-                _write_private(self._fingerprint_file, kek_id.encode())
+                node_keys.write_private(self._fingerprint_file, kek_id.encode())
                 self._kek_file.unlink(missing_ok=True)
             elif self._kek is not None and self._kek.key_id == kek_id:
-                _write_private(self._kek_file, self._kek.secret_bytes())
+                node_keys.write_private(self._kek_file, self._kek.secret_bytes())
                 self._fingerprint_file.unlink(missing_ok=True)
             self._follow_node_key(autolock, entry["Wrapped"])
         except OSError as e:
@@ -634,7 +634,7 @@ class Manager:
             return
         key = Path(self.settings.tls["key"])
         if autolock:
-            _write_private(self._dek_copy_file, wrapped)
+            node_keys.write_private(self._dek_copy_file, wrapped)
             if not node_keys.is_sealed(key):
                 node_keys.seal_key(key, node_keys.key_password(self._dek))
                 logger.info("%s: TLS key sealed (autolock)", self.name)
@@ -1039,23 +1039,6 @@ class Manager:
                 )
         if updates:
             await self.write(commands.batch(*updates))
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Replace a small key file atomically, readable by its owner only."""
-    try:
-        if path.read_bytes() == data:
-            return
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 async def serve(settings: ManagerSettings, unlock_key: str | None = None) -> int:

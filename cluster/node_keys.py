@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from cluster.crypto import DataKey
 
-__all__ = ["is_sealed", "key_password", "open_key", "seal_key"]
+__all__ = ["is_sealed", "key_password", "open_key", "seal_key", "write_private"]
 
 _SEALED_HEADER = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
 _INFO = b"swarmraft node TLS key"
@@ -61,12 +61,22 @@ def is_sealed(path: Path) -> bool:
         return False
 
 
-def _rewrite(path: Path, pem: bytes) -> None:
-    """Replace the key file atomically (temp file, fsync, rename), owner-only."""
+def write_private(path: Path, data: bytes) -> None:
+    """Replace a small key file atomically (temp, fsync, rename), readable by its owner only.
+
+    Unchanged content is not rewritten: the manager calls this on every
+    look at its keys.
+    """
+    try:
+        if path.read_bytes() == data:
+            return
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
-        f.write(pem)
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -86,7 +96,7 @@ def seal_key(path: Path, password: bytes) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(password),
     )
-    _rewrite(path, pem)
+    write_private(path, pem)
 
 
 def open_key(path: Path, password: bytes) -> None:
@@ -99,4 +109,4 @@ def open_key(path: Path, password: bytes) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    _rewrite(path, pem)
+    write_private(path, pem)

@@ -52,6 +52,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cluster import commands as c
 from cluster import crypto
 from cluster import objects as o
+from cluster.api import serve_app
 from cluster.api_common import (
     BACKEND,
     MAX_BODY,
@@ -119,15 +120,7 @@ async def run_swarm_api(
     backend: Any, files: TLSFiles, host: str = "127.0.0.1", port: int = 0
 ) -> web.AppRunner:
     """Start serving HTTPS on ``host:port``; stop with ``await runner.cleanup()``."""
-    runner = web.AppRunner(make_swarm_app(backend), access_log=None, shutdown_timeout=2.0)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=swarm_server_context(files))
-    try:
-        await site.start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    return runner
+    return await serve_app(make_swarm_app(backend), host, port, swarm_server_context(files))
 
 
 @web.middleware
