@@ -78,6 +78,11 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+#: One decoder for every body: ``json.loads`` with an option builds a new
+#: decoder on each call, which showed up in the leader's profile under load.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 async def read_json(request: web.Request, *, required: bool = True) -> dict[str, Any] | None:
     """The body as a JSON object; 400 naming the problem otherwise.
 
@@ -90,7 +95,7 @@ async def read_json(request: web.Request, *, required: bool = True) -> dict[str,
             raise ApiError(400, "request body is required (a JSON object)")
         return None
     try:
-        doc = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        doc = _DECODER.decode(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ApiError(400, "invalid JSON body: not UTF-8") from None
     except RecursionError:
