@@ -835,6 +835,35 @@ class Manager:
             except (ProposalTimeout, ProposalLost, NotLeader):
                 pass
             return  # one change at a time
+        await self._remove_gone_learners(learners)
+
+    async def _remove_gone_learners(self, learners: set[str]) -> None:
+        """A learner whose node was removed from the store (``node rm`` after a
+        demotion) leaves the Raft configuration too, so the leader stops
+        replicating to it.
+
+        A configuration entry takes effect when appended (§4.1) but a node
+        object only once applied, so a new leader may know a learner before
+        it has applied the node that explains it: a read barrier first makes
+        the store at least as new as every committed entry.
+        """
+
+        def gone() -> list[str]:
+            names = {n.get("Description", {}).get("Hostname") for n in self._store.list("node")}
+            return sorted(learners - names)
+
+        if not gone():
+            return
+        await self.read_barrier(self.request_timeout)
+        for name in gone()[:1]:  # one change at a time
+            change = ConfChange(ConfChangeOp.REMOVE, name)
+            try:
+                await self.node.propose_conf_change(change, timeout=self.request_timeout)
+                logger.info("%s: membership: remove %s (its node was removed)", self.name, name)
+            except (ConfChangeError, ProposalDropped) as e:
+                logger.debug("%s: membership change deferred: %s", self.name, e)
+            except (ProposalTimeout, ProposalLost, NotLeader):
+                pass
 
     async def _watch_workers(self) -> None:
         """Mark worker agents down when their heartbeats stop, ready when they resume."""

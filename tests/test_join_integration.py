@@ -108,6 +108,20 @@ def test_nodes_join_with_tokens_and_workers_use_mutual_tls(tmp_path: Path) -> No
         assert request("GET", f"{new.api_url}/configs/{created['ID']}")["Spec"]["Name"] == "via4"
         assert _nodes(desc, sup)["manager4"]["ManagerStatus"]["Reachability"] == "reachable"
 
+        # -- a manager leaves the way it came: demoted to a learner, then removed
+        ok(cdir, "node", "demote", "manager4")
+
+        def membership() -> tuple[list[str], list[str]]:
+            found = sup.find_leader(desc)
+            st = found[1] if found else {}
+            return st.get("voters", []), st.get("learners", [])
+
+        wait_for(lambda: "manager4" in membership()[1], 30, "manager4 demoted to a learner")
+        ok(cdir, "node", "rm", "--force", "manager4")
+        wait_for(
+            lambda: found_none("manager4", membership()), 30, "manager4 out of the configuration"
+        )
+
         # -- the token decides the role; a worker token never makes a manager
         worker_token = ok(cdir, "swarm", "join-token", "-q", "worker").strip()
         urls = [m.swarm_url for m in desc.members if m.role == "manager"]
@@ -143,3 +157,8 @@ def test_nodes_join_with_tokens_and_workers_use_mutual_tls(tmp_path: Path) -> No
             )
         )
         assert status == 403
+
+
+def found_none(name: str, membership: tuple[list[str], list[str]]) -> bool:
+    voters, learners = membership
+    return bool(voters) and name not in voters and name not in learners
