@@ -313,7 +313,10 @@ class RaftNode:
             raise
         st = self.status()
         info = {k: st[k] for k in ("term", "commit_index", "last_log_index", "snapshot_index")}
-        self.trace.emit("start", raft_port=self.raft_port, **info)
+        # The configuration it starts with: a figure then knows the founding
+        # voters (and that a joiner, with none, is not one yet) without guessing.
+        config = {k: st.get(k, []) for k in ("voters", "learners")}
+        self.trace.emit("start", raft_port=self.raft_port, **info, **config)
         self.trace_log()
         logger.info("%s: started on %s:%d %s", s.id, s.listen_host, self.raft_port, info)
         self._runner = asyncio.create_task(self._run(), name=f"raft-node-{s.id}")

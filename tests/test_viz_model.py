@@ -274,6 +274,24 @@ def test_a_node_running_before_it_joined_is_not_a_member():
     assert m.role_at("n4", 1.7) == OUTSIDE and m.role_at("n4", 2.5) == LEARNER
 
 
+def test_start_lines_name_the_founding_configuration_instead_of_a_guess():
+    # n4 starts before any leader (so the guess would make it a founder), but
+    # its start line says it has no configuration yet, and n1's names the voters.
+    lines = [
+        line(0.0, "n1", "start", term=0, last_log_index=0, voters=VOTERS3, learners=[]),
+        line(0.0, "n2", "start", term=0, last_log_index=0, voters=VOTERS3, learners=[]),
+        line(0.0, "n3", "start", term=0, last_log_index=0, voters=VOTERS3, learners=[]),
+        line(0.2, "n4", "start", term=0, last_log_index=0, voters=[], learners=[]),
+        *election_of_n1(),
+        conf(2.0, "n1", VOTERS3, ["n4"]),
+        conf(3.0, "n1", VOTERS4),
+        line(4.0, "n1", "commit", index=9),
+    ]
+    m = build(lines)
+    assert m.configs[0].voters == tuple(VOTERS3) and m.configs[0].source == "founding"
+    assert m.role_at("n4", 1.0) == OUTSIDE and m.role_at("n4", 2.5) == LEARNER
+
+
 def test_a_removed_node_is_not_a_member_and_a_learner_role_line_is_a_learner():
     lines = [
         *three_nodes_start(),

@@ -14,9 +14,11 @@ configurations from them:
   dropped when its configuration is one a leader traced before it (already
   in force, or stale) or traces within `EARLY` seconds after it (the same
   change, seen early);
-* before the first configuration, the *founding* one: the first one's
-  voters, plus every node seen before it that did not join later (a node is
-  a newcomer when it started with an empty log after a leader was elected).
+* before the first configuration, the *founding* one: what the earliest
+  ``start`` line says the node started with (``voters``, ``learners``), or
+  in older traces a guess: the first one's voters, plus every node seen
+  before it that did not join later (a node is a newcomer when it started
+  with an empty log after a leader was elected).
   No learners: a node the first configuration lists as a learner was outside
   before, unless it ran from the start (then it was a voter, demoted).
 
@@ -102,7 +104,15 @@ def configurations(
         if not out or not _same(out[-1], c):
             out.append(c)
     first = out[0]
-    if first.t > 0:
+    started = [r for r in rel if r["type"] == "start" and r.get("voters") and r["t"] < first.t]
+    if first.t > 0 and started:
+        # Nodes trace the configuration they start with (traces since it
+        # was added): the earliest such line is the founding configuration.
+        r = started[0]
+        voters = tuple(str(x) for x in r["voters"])
+        learners = tuple(str(x) for x in r.get("learners") or ())
+        out.insert(0, Config(0.0, voters, learners, None, "founding"))
+    elif first.t > 0:
         newcomers = _newcomers(rel, roles)
         before = {n for n, t in first_seen.items() if t < first.t and n not in newcomers}
         founders = set(first.voters) | before
