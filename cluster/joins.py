@@ -99,24 +99,28 @@ def endpoints_description(peer: PeerLike) -> dict[str, Any]:
 
 
 def learn_peers(
-    store: Store, known: Mapping[str, PeerLike], make: Any
+    store: Store, known: Mapping[str, PeerLike], make: Any, self_name: str
 ) -> dict[str, PeerLike] | None:
-    """``known`` plus every manager node with endpoints we did not know; None if none new.
+    """``known`` updated from the manager nodes' endpoints; None if nothing changed.
 
-    ``make(node_id, (host, port), api_url, swarm_url)`` builds a peer.  Known
-    peers are never dropped or changed: a demoted manager keeps its address
-    (it may be promoted again), and our config is right about ourselves.
+    ``make(node_id, (host, port), api_url, swarm_url)`` builds a peer.  A peer
+    is never dropped: a demoted manager keeps its address (it may be promoted
+    again).  A name whose node object now gives other endpoints -- a node
+    removed, then its name given to a newcomer -- takes the new ones; our own
+    entry is always our config's.
     """
-    new: dict[str, PeerLike] = {}
+    changed: dict[str, PeerLike] = {}
     for node in store.list(o.NODE):
         name = node.get("Description", {}).get("Hostname")
         ends = node.get("Description", {}).get("Endpoints")
-        if not name or name in known or not isinstance(ends, dict):
+        if not name or name == self_name or not isinstance(ends, dict):
             continue
         host, _, port = str(ends.get("Raft", "")).rpartition(":")
         if not host or not port.isdigit() or not isinstance(ends.get("API"), str):
             continue
-        new[name] = make(node["ID"], (host, int(port)), ends["API"], ends.get("Swarm"))
-    if not new:
+        peer = make(node["ID"], (host, int(port)), ends["API"], ends.get("Swarm"))
+        if known.get(name) != peer:
+            changed[name] = peer
+    if not changed:
         return None
-    return {**known, **new}
+    return {**known, **changed}

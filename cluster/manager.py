@@ -1017,13 +1017,13 @@ class Manager:
 
     def _learn_peers(self) -> None:
         """Managers that joined after us: their addresses, from their node objects."""
-        learnt = joins.learn_peers(self._store, self.peers, Peer)
+        learnt = joins.learn_peers(self._store, self.peers, Peer, self.name)
         if learnt is None:
             return
-        added = sorted(set(learnt) - set(self.peers))
+        changed = sorted(n for n in learnt if self.peers.get(n) != learnt[n])
         self.peers = learnt  # type: ignore[assignment]
         self.node.set_peer_addresses({name: p.raft for name, p in self.peers.items()})
-        logger.info("%s: learnt the address of %s", self.name, ", ".join(added))
+        logger.info("%s: learnt the address of %s", self.name, ", ".join(changed))
 
     def _raft_spec(self) -> dict[str, Any]:
         s = self.settings

@@ -450,6 +450,14 @@ class Supervisor:
             endpoints=endpoints,
             timeout=desc.timing.request_timeout * 2,
         )
+        old = next((x for x in desc.members if x.name == joined.hostname), None)
+        if old is not None:
+            # The swarm gave us the name of a node it no longer knows (`node rm`):
+            # whatever still runs under it is not a member; the name is the newcomer's.
+            progress(f"{old.name} was removed from the swarm; its name goes to the new node")
+            self._stop([old])
+            desc.members.remove(old)
+            shutil.rmtree(self.cdir.node_dir(old.name), ignore_errors=True)
         m = Member(
             name=joined.hostname, node_id=joined.node_id, role=joined.role, api_port=api_port
         )

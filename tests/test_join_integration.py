@@ -122,6 +122,18 @@ def test_nodes_join_with_tokens_and_workers_use_mutual_tls(tmp_path: Path) -> No
             lambda: found_none("manager4", membership()), 30, "manager4 out of the configuration"
         )
 
+        # The name is free again: a new manager4 (new ports, new key) takes it,
+        # and every manager learns its new address from its node object.
+        again = cli(cdir, "swarm", "join", "--token", token)
+        assert again.returncode == 0, again.stderr
+        assert "joined a swarm as a manager (manager4)" in again.stdout
+        assert "manager4 is a voter" in again.stderr
+        desc = ClusterDir(cdir).load()
+        assert [m.name for m in desc.members].count("manager4") == 1
+        new4 = next(m for m in desc.members if m.name == "manager4")
+        assert new4.raft_port != new.raft_port
+        request("POST", f"{new4.api_url}/configs/create", {"Name": "via-new4", "Data": "aGk="})
+
         # -- the token decides the role; a worker token never makes a manager
         worker_token = ok(cdir, "swarm", "join-token", "-q", "worker").strip()
         urls = [m.swarm_url for m in desc.members if m.role == "manager"]
