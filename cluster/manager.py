@@ -1092,6 +1092,10 @@ async def serve(settings: ManagerSettings, unlock_key: str | None = None) -> int
         try:
             manager.open_node_key()
             await manager.node.start()
+        except UnavailableError as e:  # a sealed key we cannot open: say why, no traceback
+            logger.error("cannot run %s: %s", settings.name, e.message)
+            await runner.cleanup()
+            return 2
         except BaseException:
             await runner.cleanup()
             raise
