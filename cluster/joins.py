@@ -110,9 +110,10 @@ def learn_peers(
     entry is always our config's.
     """
     changed: dict[str, PeerLike] = {}
-    for node in store.list(o.NODE):
+    # Called on every duty tick: copy only the nodes that carry endpoints (managers).
+    for node in store.list(o.NODE, lambda n: "Endpoints" in n.get("Description", {})):
         name = node.get("Description", {}).get("Hostname")
-        ends = node.get("Description", {}).get("Endpoints")
+        ends = node["Description"]["Endpoints"]
         if not name or name == self_name or not isinstance(ends, dict):
             continue
         host, _, port = str(ends.get("Raft", "")).rpartition(":")

@@ -43,7 +43,6 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import itertools
 import json
 import logging
@@ -258,9 +257,7 @@ class Manager:
                 propose_timeout=s.request_timeout,
                 snapshot_entries=s.snapshot_entries,
                 trailing_entries=min(500, s.snapshot_entries // 2),
-                tls=None
-                if s.tls is None
-                else TLSFiles(Path(s.tls["ca"]), Path(s.tls["cert"]), Path(s.tls["key"])),
+                tls=None if s.tls is None else TLSFiles.from_config(s.tls),
             ),
             BenchEntries(SessionStateMachine(StoreMachine(self._store), window=16)),
         )
@@ -663,7 +660,7 @@ class Manager:
                 ) from None
         files = self.tls_files()
         assert files is not None
-        self.node.settings = dataclasses.replace(self.node.settings, tls=files)
+        self.node.use_tls(files)
 
     def tls_files(self) -> TLSFiles | None:
         """Our certificate's files, with the password if ``node.key`` is sealed."""
@@ -673,7 +670,7 @@ class Manager:
         password = None
         if node_keys.is_sealed(Path(tls["key"])) and self._dek is not None:
             password = node_keys.key_password(self._dek)
-        return TLSFiles(Path(tls["ca"]), Path(tls["cert"]), Path(tls["key"]), password=password)
+        return TLSFiles.from_config(tls, password)
 
     def unlock_key(self) -> str:
         """The current unlock key, if this manager holds it in memory."""
@@ -852,7 +849,7 @@ class Manager:
             names = {n.get("Description", {}).get("Hostname") for n in self._store.list("node")}
             return sorted(learners - names)
 
-        if not gone():
+        if not learners or not gone():
             return
         await self.read_barrier(self.request_timeout)
         for name in gone()[:1]:  # one change at a time

@@ -367,7 +367,7 @@ class Supervisor:
             config["voters"] = []
         tls = TLSFiles.in_dir(self.cdir.node_dir(m.name) / "keys")
         if tls.cert.exists():  # clusters made before certificates stay on plain TCP
-            config["tls"] = {"ca": str(tls.ca), "cert": str(tls.cert), "key": str(tls.key)}
+            config["tls"] = tls.config()
             ca_key = self.cdir.path / "ca" / "ca.key"
             if ca_key.exists():
                 # Read once, by the first leader, to seal the root CA into the store.
@@ -396,7 +396,7 @@ class Supervisor:
             "data_dir": str(d),
             "api_port": m.api_port,
             "managers": {p.name: p.swarm_url for p in desc.members if p.role == "manager"},
-            "tls": {"ca": str(tls.ca), "cert": str(tls.cert), "key": str(tls.key)},
+            "tls": tls.config(),
             "request_timeout": desc.timing.request_timeout,
         }
         (d / "config.json").write_text(json.dumps(config, indent=2))

@@ -54,11 +54,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from cryptography import x509
-from cryptography.x509.oid import NameOID
 
 from cluster import agent
 from cluster.dispatcher import HEARTBEAT_PERIOD
-from raft.tls import MANAGER_ROLE, TLSFiles, peer_identity
+from raft.tls import MANAGER_ROLE, TLSFiles, identity_of, peer_identity
 
 __all__ = ["Worker", "WorkerSettings", "main"]
 
@@ -123,13 +122,10 @@ class Worker:
         #: Manager name -> swarm URL; grows when a registration names more.
         self.managers = dict(settings.managers)
         self.manager: str | None = min(self.managers) if self.managers else None
-        self.tls = TLSFiles(
-            Path(settings.tls["ca"]), Path(settings.tls["cert"]), Path(settings.tls["key"])
-        )
+        self.tls = TLSFiles.from_config(settings.tls)
         #: Our swarm, as our certificate says (O): managers must show the same.
         cert = x509.load_pem_x509_certificate(self.tls.cert.read_bytes())
-        orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
-        self.cluster_id = str(orgs[0].value) if orgs else ""
+        self.cluster_id = identity_of(cert).cluster_id
         self.session: str | None = None
         self.period = HEARTBEAT_PERIOD
         self.tasks: dict[str, dict[str, Any]] = {}

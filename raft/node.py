@@ -174,10 +174,7 @@ class NodeSettings:
         if "trace" in d:
             d["trace"] = TraceSettings(**d["trace"])
         if d.get("tls") is not None:
-            tls = dict(d["tls"])
-            d["tls"] = TLSFiles(
-                Path(tls.pop("ca")), Path(tls.pop("cert")), Path(tls.pop("key")), **tls
-            )
+            d["tls"] = TLSFiles.from_config(d["tls"])
         return cls(**d)
 
 
@@ -485,6 +482,12 @@ class RaftNode:
     @property
     def is_leader(self) -> bool:
         return self._core is not None and self._core.role is Role.LEADER
+
+    def use_tls(self, files: TLSFiles) -> None:
+        """Before `start`: the certificate files to use (a key opened only now, say)."""
+        if self._transport is not None:
+            raise RuntimeError("the transport already runs with its certificate")
+        self.settings = dataclasses.replace(self.settings, tls=files)
 
     def set_peer_addresses(self, peers: Mapping[NodeId, Address]) -> None:
         """Replace the address book (e.g. before adding a member, §4)."""

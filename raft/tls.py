@@ -26,13 +26,22 @@ certificates (the cluster supervisor, `cluster.pki`) is not its business.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-__all__ = ["MANAGER_ROLE", "PeerIdentity", "TLSFiles", "peer_identity", "peer_refusal"]
+__all__ = [
+    "MANAGER_ROLE",
+    "PeerIdentity",
+    "TLSFiles",
+    "identity_of",
+    "peer_identity",
+    "peer_refusal",
+]
 
 #: The OU of a certificate that may take part in Raft.
 MANAGER_ROLE = "swarm-manager"
@@ -56,6 +65,17 @@ class TLSFiles:
     def in_dir(cls, keys: Path) -> TLSFiles:
         """The files of a node's ``keys`` directory: ca.crt, node.crt, node.key."""
         return cls(keys / "ca.crt", keys / "node.crt", keys / "node.key")
+
+    @classmethod
+    def from_config(cls, paths: Mapping[str, Any], password: bytes | None = None) -> TLSFiles:
+        """From a config file's ``{"ca", "cert", "key"[, "peer_role"]}``; other keys ignored."""
+        extra = {"peer_role": str(paths["peer_role"])} if "peer_role" in paths else {}
+        ca, cert, key = (Path(paths[k]) for k in ("ca", "cert", "key"))
+        return cls(ca, cert, key, password=password, **extra)
+
+    def config(self) -> dict[str, str]:
+        """The paths for a config file (never the password)."""
+        return {"ca": str(self.ca), "cert": str(self.cert), "key": str(self.key)}
 
     def server_context(self) -> ssl.SSLContext:
         """For accepting: our certificate out, a client certificate required and checked."""
@@ -89,16 +109,21 @@ def peer_identity(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> PeerIdent
     der = ssl_object.getpeercert(binary_form=True)
     if not der:
         return None
-    subject = x509.load_der_x509_certificate(der).subject
+    return identity_of(x509.load_der_x509_certificate(der))
 
-    def field(oid: x509.ObjectIdentifier) -> str:
+
+def identity_of(cert: x509.Certificate) -> PeerIdentity:
+    """The node id, role and cluster id a certificate's subject states (CN, OU, O)."""
+    subject = cert.subject
+
+    def attribute(oid: x509.ObjectIdentifier) -> str:
         values = subject.get_attributes_for_oid(oid)
         return str(values[0].value) if len(values) == 1 else ""
 
     return PeerIdentity(
-        node_id=field(NameOID.COMMON_NAME),
-        role=field(NameOID.ORGANIZATIONAL_UNIT_NAME),
-        cluster_id=field(NameOID.ORGANIZATION_NAME),
+        node_id=attribute(NameOID.COMMON_NAME),
+        role=attribute(NameOID.ORGANIZATIONAL_UNIT_NAME),
+        cluster_id=attribute(NameOID.ORGANIZATION_NAME),
     )
 
 
