@@ -291,7 +291,11 @@ async def _join(
 
 
 def _worker(request: web.Request) -> tuple[Any, Any, o.Obj]:
-    """The calling worker's node (from its certificate), on the leader."""
+    """The calling worker's node (from its certificate), on the leader.
+
+    Every dispatcher route calls it first, before reading the body: a
+    stranger's bytes are not even parsed.
+    """
     backend = backend_of(request)
     who = _identity(request)
     if who is None:
@@ -317,8 +321,8 @@ def _session(dispatcher: Any, node_id: str, session: object) -> None:
 @routes.post("/dispatcher/register")
 async def dispatcher_register(request: web.Request) -> web.Response:
     """A worker checks in: -> ``{SessionID, HeartbeatPeriod, Managers}``."""
-    await read_json(request, required=False)
     backend, dispatcher, node = _worker(request)
+    await read_json(request, required=False)
     if node["Status"]["State"] != "ready":
         await write(request, c.set_node_status(node["ID"], time.time(), state="ready"))
     session = dispatcher.open_session(node["ID"])
@@ -336,6 +340,7 @@ async def dispatcher_register(request: web.Request) -> web.Response:
 @routes.post("/dispatcher/heartbeat")
 async def dispatcher_heartbeat(request: web.Request) -> web.Response:
     """``{SessionID, SecretsHeld: {task ID: [secret file names]}}``."""
+    _, dispatcher, node = _worker(request)
     body = await read_json(request)
     assert body is not None
     held = body.get("SecretsHeld", {})
@@ -344,7 +349,6 @@ async def dispatcher_heartbeat(request: web.Request) -> web.Response:
     )
     if not ok:
         raise ApiError(400, "SecretsHeld maps task IDs to lists of secret names")
-    _, dispatcher, node = _worker(request)
     _session(dispatcher, node["ID"], body.get("SessionID"))
     dispatcher.heartbeat(node["ID"], held)
     return reply({"HeartbeatPeriod": HEARTBEAT_PERIOD})
@@ -379,10 +383,10 @@ async def dispatcher_assignments(request: web.Request) -> web.Response:
 @routes.post("/dispatcher/tasks/{id}/status")
 async def dispatcher_task_status(request: web.Request) -> web.Response:
     """A worker reports a state of one of *its own* tasks (the store only moves forward)."""
+    backend, _, node = _worker(request)
     body = await read_json(request)
     assert body is not None
     state, message, err = task_report(body)
-    backend, _, node = _worker(request)
     try:
         task = backend.store.get(o.TASK, request.match_info["id"])
     except NotFound:
