@@ -303,12 +303,39 @@ class RealDriver:
             raise ClusterError("no manager is running")
         return request(method, f"{self._urls[node]}{path}", body, timeout=10.0)
 
+    def _operate(self, change: Any) -> None:
+        """Run an operator's read-modify-write, riding out an election in progress.
+
+        A scenario that says "demote manager5" right after a leader was
+        killed means it, as a user retrying the command would: a 503 (no
+        leader yet, no quorum yet) is retried, bounded, from a fresh read,
+        so a change that did commit is seen and not made twice.  Client
+        *writes* are not retried here: their failures are what scenarios
+        measure.
+        """
+        deadline = time.monotonic() + max(10.0, 4 * self.spec.request_timeout_ms / 1000)
+        while True:
+            try:
+                change()
+                return
+            except (ApiError, Unreachable) as e:
+                if (isinstance(e, ApiError) and e.status != 503) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.1)
+
     def drain(self, node: str, availability: str) -> None:
-        n = self._api("GET", f"/nodes/{node}")
-        version = n["Version"]["Index"]
-        self._api(
-            "POST", f"/nodes/{n['ID']}/update?version={version}", {"Availability": availability}
-        )
+        def change() -> None:
+            n = self._api("GET", f"/nodes/{node}")
+            if n["Spec"].get("Availability") == availability:
+                return  # already so (a retried change that had committed)
+            version = n["Version"]["Index"]
+            self._api(
+                "POST",
+                f"/nodes/{n['ID']}/update?version={version}",
+                {"Availability": availability},
+            )
+
+        self._operate(change)
 
     def create_service(self, name: str, replicas: int, image: str) -> None:
         self._api("POST", "/services/create", _service_spec(name, replicas, image))
@@ -350,9 +377,14 @@ class RealDriver:
         self._set_role(node, "worker")
 
     def _set_role(self, node: str, role: str, timeout: float = 20.0) -> None:
-        n = self._api("GET", f"/nodes/{node}")
-        version = n["Version"]["Index"]
-        self._api("POST", f"/nodes/{n['ID']}/update?version={version}", {"Role": role})
+        def change() -> None:
+            n = self._api("GET", f"/nodes/{node}")
+            if n["Spec"].get("Role") == role:
+                return  # already so (a retried change that had committed)
+            version = n["Version"]["Index"]
+            self._api("POST", f"/nodes/{n['ID']}/update?version={version}", {"Role": role})
+
+        self._operate(change)
         # The store changes at once; Raft's configuration follows one server
         # at a time (a promoted learner first catches up).  Wait for it.
         deadline = time.monotonic() + timeout

@@ -44,8 +44,9 @@ def test_builtin_passes_on_real_processes(name, tmp_path):
 
 @pytest.mark.parametrize("text", [TOUR, STALE], ids=["tour", "stale"])
 def test_outsider_scenarios_pass_on_real_processes(text, tmp_path):
-    # The tour kills a manager and restarts it at once: the driver waits for
-    # the dead process's ports to be free (the supervisor returns a little early).
+    # The tour kills a manager (perhaps the leader) and restarts it at once,
+    # then demotes another: the restart waits for the dead process's ports
+    # (`Supervisor._check_ports`) and the demote rides out the election.
     scn = parse(text)
     outcome = run_scenario(scn, tmp_path)
     assert outcome.passed, failed_checks(tmp_path, scn.name)
