@@ -821,6 +821,8 @@ class Manager:
             elif want_voter and name not in voters:
                 change = ConfChange(ConfChangeOp.ADD_LEARNER, name)
             elif not want_voter and name in voters and len(voters) > 1:
+                if name == self.name and await self._hand_over():
+                    return  # the next leader demotes us
                 change = ConfChange(ConfChangeOp.DEMOTE, name)
             if change is None:
                 continue
@@ -833,6 +835,24 @@ class Manager:
                 pass
             return  # one change at a time
         await self._remove_gone_learners(learners)
+
+    async def _hand_over(self) -> bool:
+        """Demoting the leader itself: hand leadership over first (§3.10).
+
+        Demoting ourselves directly works too -- a leader removed from the
+        voters steps down once the change commits -- but then the cluster
+        waits an election timeout with no leader and writes fail meanwhile;
+        a transfer takes a round trip, and the next leader does the demotion.
+        Swarm's managers do the same.  False if no transfer happened (then we
+        demote ourselves after all).
+        """
+        try:
+            chosen = await self.transfer_leadership(None)
+        except (StoreError, NotLeaderError, UnavailableError) as e:
+            logger.info("%s: no hand-over before demotion (%s); demoting itself", self.name, e)
+            return False
+        logger.info("%s: demoted: leadership handed to %s first", self.name, chosen)
+        return True
 
     async def _remove_gone_learners(self, learners: set[str]) -> None:
         """A learner whose node was removed from the store (``node rm`` after a

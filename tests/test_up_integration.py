@@ -49,3 +49,20 @@ def test_up_starts_what_is_down_and_leaves_the_rest(tmp_path: Path) -> None:
         refused = cli(cdir, "transfer-leadership", "worker1")
         assert refused.returncode == 1
         assert "worker1 is not a manager" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_demoting_the_leader_hands_leadership_over_first(tmp_path: Path) -> None:
+    # §3.10: a transfer instead of an election timeout without a leader.
+    cdir = tmp_path / "c"
+    with running_cluster(cdir, managers=3) as (sup, desc):
+        leader = wait_for(lambda: leader_name(desc, sup), 20, "a leader")
+        ok(cdir, "node", "demote", leader)
+
+        def demoted_by_another() -> bool:
+            found = sup.find_leader(desc)
+            return bool(found) and found[0].name != leader and leader in found[1]["learners"]
+
+        wait_for(demoted_by_another, 20, f"{leader} demoted by the next leader")
+        log = (cdir / leader / "node.log").read_text()
+        assert "demoted: leadership handed to" in log
+        ok(cdir, "service", "create", "--name", "after", "nginx")  # writes go on
