@@ -177,7 +177,10 @@ async def _forward(request: web.Request, exc: NotLeaderError) -> web.StreamRespo
     url = exc.leader_api_url.rstrip("/") + request.raw_path
     headers = {h: request.headers[h] for h in _FORWARD_HEADERS if h in request.headers}
     headers[FORWARDED_HEADER] = backend.name
-    body = await request.read()
+    try:
+        body = await request.read()
+    except web.HTTPException as err:  # 413: a route that never read its body meets the limit here
+        return error_reply(err.status, err.text or err.reason)
     # The leader bounds its own answer by its request timeout; allow for it.
     timeout = aiohttp.ClientTimeout(total=backend.request_timeout * TIMEOUT_SLACK + 1.0)
     leader = exc.leader_name or exc.leader_api_url

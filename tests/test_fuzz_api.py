@@ -420,6 +420,14 @@ def test_each_big_or_deep_body(harness: Harness, kind: str, path: str) -> None:
     harness.check("POST", route, query, _big(kind), {"Content-Type": "application/json"})
 
 
+def test_an_oversized_body_on_a_route_that_never_reads_one(harness: Harness) -> None:
+    """Found by the fuzzer: a DELETE with a body over the limit, forwarded by a
+    follower, met the limit only when forwarding read it -- aiohttp's plain-text
+    413 instead of the API's JSON error."""
+    path = f"/nodes/{NODE_IDS['manager1']}"
+    harness.check("DELETE", path, {}, _big("over-limit"), {"Content-Type": "application/json"})
+
+
 @pytest.mark.parametrize("route", ["/services", "/configs", "/nodes", "/tasks", "/secrets"])
 def test_deeply_nested_filters_are_a_400(harness: Harness, route: str) -> None:
     """Regression: ``filters=[[[[...`` made json recurse past Python's limit: a 500."""
