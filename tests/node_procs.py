@@ -87,7 +87,10 @@ class ProcCluster:
         return (self.root / node_id / "stderr.log").read_text()[-3000:]
 
     async def call(self, node_id: str, op: str, timeout: float = 5.0, **args: Any) -> Any:
-        return await self.clients[node_id].call(op, timeout=timeout, **args)
+        client = self.clients.get(node_id)
+        if client is None:  # killed while a caller still held its name
+            raise ConnectionError(f"{node_id} is not running")
+        return await client.call(op, timeout=timeout, **args)
 
     async def kill(self, node_id: str, sig: int = signal.SIGKILL, timeout: float = 10.0) -> int:
         """Send ``sig`` to the node's PID and reap it (bounded); returns its exit status."""
