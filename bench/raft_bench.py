@@ -1,6 +1,6 @@
 """Commit throughput and latency of the Raft node over real TCP (not a test).
 
-Starts N ``python -m raft.node`` processes on this machine (fsync on unless
+Starts N ``python -m raft.kv`` processes on this machine (fsync on unless
 ``--no-fsync``), waits for a leader, then for each concurrency level keeps
 that many proposals outstanding against the leader's control endpoint for
 ``--duration`` seconds.  A proposal's latency runs from sending it to the
@@ -72,7 +72,7 @@ class Cluster:
             (d / "config.json").write_text(json.dumps(cfg))
             with (d / "stderr.log").open("wb") as log:
                 self.procs[node_id] = subprocess.Popen(
-                    [sys.executable, "-m", "raft.node", "--config", str(d / "config.json")],
+                    [sys.executable, "-m", "raft.kv", "--config", str(d / "config.json")],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
                 )  # fmt: skip
         end = time.monotonic() + timeout

@@ -145,7 +145,7 @@ class Backend(Protocol):
     def raft_status(self) -> dict[str, Any]:
         """This manager's Raft state, served as ``GET /raft/status``.
 
-        Keys as in `raft.node.RaftNode.status` (``role``, ``term``, ``leader``,
+        Keys as in `raft.runtime.node.RaftNode.status` (``role``, ``term``, ``leader``,
         ``commit_index``, ``applied_index``, ``last_log_index``, ... and
         ``peers`` on the leader), where ``leader`` is the leader's *name* or
         ``None``.  Must answer without a quorum: it is how users see that

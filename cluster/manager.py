@@ -6,7 +6,7 @@ Theory of operation
 A manager is one OS process (``python -m cluster.manager --config FILE``)
 that wires together:
 
-* a `raft.node.RaftNode` whose state machine is this manager's `Store`
+* a `raft.runtime.node.RaftNode` whose state machine is this manager's `Store`
   replica (every manager applies the same commands in the same order);
 * the HTTP API (`cluster.api`), which reads the local store and sends writes
   through `Manager.write` -> Raft, and the swarm port (`cluster.swarm_api`),
@@ -27,7 +27,7 @@ that wires together:
 * the node's agent (`cluster.agent`): managers run tasks too, as in Swarm.
 
 Writes are exactly-once: every command travels in a client session
-(`raft.session`, dissertation §6.3) owned by this manager, so a proposal
+(`raft.core.session`, dissertation §6.3) owned by this manager, so a proposal
 retried after a timeout -- or an HTTP request retried with the same
 ``X-Request-ID`` -- is applied once and answered with the first result.
 
@@ -64,16 +64,16 @@ from cluster.orchestrator import ControlLoop
 from cluster.orchestrator import Settings as OrchestratorSettings
 from cluster.pki import CertificateAuthority
 from cluster.store import Result, Store, decode_command
-from raft.core import ConfChange, ConfChangeError, ConfChangeOp, NotLeader, ProposalDropped
-from raft.node import NodeSettings, NodeStopped, ProposalLost, ProposalTimeout, RaftNode
-from raft.session import (
+from raft.core.protocol import ConfChange, ConfChangeError, ConfChangeOp, NotLeader, ProposalDropped
+from raft.core.session import (
     CommandFailed,
     SessionError,
     SessionStateMachine,
     encode_command,
     encode_register,
 )
-from raft.tls import TLSFiles
+from raft.runtime.node import NodeSettings, NodeStopped, ProposalLost, ProposalTimeout, RaftNode
+from raft.runtime.tls import TLSFiles
 
 __all__ = ["Manager", "ManagerSettings", "main"]
 

@@ -24,7 +24,7 @@ The file is sealed as soon as the manager knows the DEK (the first leader
 makes it when the swarm starts, so a founding manager's key is in clear on
 disk until then), and opened again when autolock is turned off.  Encryption
 is `cryptography`'s best available PKCS#8 scheme; OpenSSL reads it with the
-password (`raft.tls.TLSFiles.password`).
+password (`raft.runtime.tls.TLSFiles.password`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 ``up`` on a new directory makes a root CA (EC P-256, self-signed) and issues
-every manager a certificate whose subject names it the way `raft.tls` checks
+every manager a certificate whose subject names it the way `raft.runtime.tls` checks
 it: CN = the node name (its Raft id, ``manager1``), OU = its role
 (``swarm-manager`` or ``swarm-worker``), O = the cluster id.  A SAN URI
 ``swarmraft://role/<role>`` repeats the role for tools that read SANs.  The
@@ -54,7 +54,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from raft.tls import MANAGER_ROLE, TLSFiles
+from raft.runtime.tls import MANAGER_ROLE, TLSFiles
 
 __all__ = [
     "MANAGER_ROLE",

@@ -35,7 +35,7 @@ from cluster.httpclient import ApiError, Unreachable, request
 from cluster.join_client import Joined, join_swarm
 from cluster.layout import ClusterDir, ClusterError, Description, Member, Timing
 from cluster.pki import MANAGER_ROLE, CertificateAuthority, write_node_files
-from raft.tls import TLSFiles
+from raft.runtime.tls import TLSFiles
 
 __all__ = ["Supervisor"]
 
@@ -635,14 +635,14 @@ class Supervisor:
         For when a majority of managers is lost for good: quorum can never
         come back, so no write can commit.  Every process is stopped; the
         survivor's log loses its uncommitted entries and gains a
-        configuration naming only itself (`raft.core.force_new_cluster`),
+        configuration naming only itself (`raft.core.protocol.force_new_cluster`),
         keeping every committed entry; it restarts as a one-manager swarm.
         The other managers' Raft data is wiped: restarting one later makes it
         *join* the new swarm (as a learner, promoted once caught up) rather
         than revive the old configuration and elect a second leader.
         """
-        from raft.core import force_new_cluster
-        from raft.disk import DiskStorage
+        from raft.core.protocol import force_new_cluster
+        from raft.runtime.disk import DiskStorage
 
         desc = self.cdir.load()
         survivor = self.resolve(desc, ref)

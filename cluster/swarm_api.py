@@ -75,7 +75,7 @@ from cluster.dispatcher import (
 )
 from cluster.errors import NotFound, StoreError
 from cluster.pki import MANAGER_ROLE, WORKER_ROLE
-from raft.tls import PeerIdentity, TLSFiles, peer_identity
+from raft.runtime.tls import PeerIdentity, TLSFiles, peer_identity
 
 __all__ = ["make_swarm_app", "run_swarm_api", "swarm_server_context"]
 
@@ -246,7 +246,7 @@ async def _join(
         raise ApiError(409, f"a node named {hostname} is already part of this swarm")
     ca = backend.certificate_authority()
     node_id = c.new_id()
-    # A manager's certificate names its Raft id (checked by raft.tls on every
+    # A manager's certificate names its Raft id (checked by raft.runtime.tls on every
     # Raft connection); a worker's names the node ID the dispatcher knows it by.
     subject = hostname if role == "manager" else node_id
     assert csr is not None

@@ -57,7 +57,7 @@ from cryptography import x509
 
 from cluster import agent
 from cluster.dispatcher import HEARTBEAT_PERIOD
-from raft.tls import MANAGER_ROLE, TLSFiles, identity_of, peer_identity
+from raft.runtime.tls import MANAGER_ROLE, TLSFiles, identity_of, peer_identity
 
 __all__ = ["Worker", "WorkerSettings", "main"]
 

@@ -1,7 +1,7 @@
 """A tiny replicated key-value store, and the control endpoint to reach it.
 
 `KVStateMachine` is the built-in `StateMachine` that tests, the benchmark and
-``python -m raft.node`` replicate.  Commands are msgpack arrays:
+``python -m raft.kv`` replicate.  Commands are msgpack arrays:
 
     ["set", key, value]            -> None
     ["cas", key, expected, new]    -> True if the value was ``expected`` (None: absent)
@@ -20,7 +20,7 @@ flight on one socket) and answered as they complete.  Ops: ``status``,
 ``propose`` {data, timeout}, ``get`` {key, linearizable, timeout}, ``faults``
 {rules?}, ``transfer`` {target?}.  `ControlClient` is the matching client.
 
-`main` / `serve` run both as the process ``python -m raft.node`` starts.  This is a
+`main` / `serve` run both as the process ``python -m raft.kv`` starts.  This is a
 test and benchmark tool, not the Swarm API (that is ``cluster/``).
 """
 
@@ -40,10 +40,10 @@ from typing import Any
 
 import msgpack
 
-from raft.core import NotLeader, ProposalDropped
-from raft.node import NodeSettings, NodeStopped, ProposalLost, ProposalTimeout, RaftNode
+from raft.core.protocol import NotLeader, ProposalDropped
+from raft.runtime.node import NodeSettings, NodeStopped, ProposalLost, ProposalTimeout, RaftNode
 
-logger = logging.getLogger("raft.node")
+logger = logging.getLogger("raft.kv")
 
 __all__ = [
     "ControlClient",
@@ -307,7 +307,7 @@ class ControlClient:
 
 
 async def serve(settings: NodeSettings, control: tuple[str, int]) -> int:
-    """Run one KV node with its control endpoint until SIGTERM/SIGINT (`raft.node.main`).
+    """Run one KV node with its control endpoint until SIGTERM/SIGINT (`raft.kv.main`).
 
     Writes ``DATA_DIR/node.json`` (pid, ports) once serving, so a supervisor or
     a test learns the ports it picked.  Returns the process exit status.
@@ -348,7 +348,7 @@ async def serve(settings: NodeSettings, control: tuple[str, int]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m raft.node --config FILE.json``: one node of the built-in KV store.
+    """``python -m raft.kv --config FILE.json``: one node of the built-in KV store.
 
     The config file holds the `NodeSettings` fields plus optional
     ``control_host``/``control_port`` (the endpoint of `raft.kv.ControlServer`;
@@ -356,13 +356,13 @@ def main(argv: list[str] | None = None) -> int:
     ``DATA_DIR/node.json`` with its pid and ports.  SIGTERM or SIGINT stops it
     gracefully; the exit status is 0 after a clean stop, 1 if the node failed.
     """
-    parser = argparse.ArgumentParser(prog="python -m raft.node", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m raft.kv", description=main.__doc__)
     parser.add_argument("--config", required=True, help="JSON file of node settings")
     args = parser.parse_args(argv)
     try:
         raw = json.loads(Path(args.config).read_text())
     except (OSError, ValueError) as exc:
-        print(f"raft.node: cannot read config: {exc}", file=sys.stderr)
+        print(f"raft.kv: cannot read config: {exc}", file=sys.stderr)
         return 2
     control = (raw.pop("control_host", "127.0.0.1"), int(raw.pop("control_port", 0)))
     level = raw.pop("log_level", "INFO")
@@ -375,3 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError, TypeError) as exc:  # a bad config, a busy port
         logger.error("cannot run node: %s", exc)
         return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,7 +3,7 @@
 Figure 8 needs control over single messages -- *this* entry reaches *that*
 server before *that* one crashes -- which real processes cannot give
 reliably, so the built-in scenario ``figure-8`` always runs on the
-deterministic simulator (`raft.sim`), replayable from ``--seed``.
+deterministic simulator (`raft.sim.simulator`), replayable from ``--seed``.
 
 The schedule, on five servers S1..S5 (``manager1``..``manager5``)::
 
@@ -47,10 +47,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from raft.core import RaftCore, Role
-from raft.messages import NodeId
-from raft.quorum import committed_index, majority
-from raft.sim import SimConfig, Simulator
+from raft.core.messages import NodeId
+from raft.core.protocol import RaftCore, Role
+from raft.core.quorum import committed_index, majority
+from raft.sim.simulator import SimConfig, Simulator
 
 __all__ = ["ScheduleError", "Story", "figure8", "planted_commit_rule", "play", "run"]
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from raft.core import Role
-from raft.membership import ConfChangeOp
-from raft.sim import SimConfig
+from raft.core.membership import ConfChangeOp
+from raft.core.protocol import Role
+from raft.sim.simulator import SimConfig
 from scenarios.actions import ClientOp, NotApplicable
 from scenarios.schema import ClusterSpec
 from scenarios.simtrace import SimTracer

@@ -1,6 +1,6 @@
 """Traces from the deterministic simulator, in the shape real managers write.
 
-The simulator (`raft.sim`) writes no traces, so `SimTracer` listens to it:
+The simulator (`raft.sim.simulator`) writes no traces, so `SimTracer` listens to it:
 it wraps the safety checker's ``on_ready`` hook -- called with every core's
 every batch -- and turns the batch's trace events into the JSON lines the
 node driver would write, stamped with the simulator's *virtual* time.  Faults
@@ -36,9 +36,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from raft.core import RaftCore, Ready
-from raft.messages import NodeId
-from raft.sim import SimConfig, Simulator
+from raft.core.messages import NodeId
+from raft.core.protocol import RaftCore, Ready
+from raft.sim.simulator import SimConfig, Simulator
 
 __all__ = ["T0", "SimTracer"]
 

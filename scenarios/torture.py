@@ -37,7 +37,7 @@ module attacks that promise with real processes and real SIGKILLs:
    the listings must be identical, every acknowledged write must be there
    with its payload, and no 4xx-refused write may be.  When this run owns the
    cluster it then stops it and opens each manager's Raft log on disk
-   (`raft.disk.DiskStorage`): the entries every manager has at or below every
+   (`raft.runtime.disk.DiskStorage`): the entries every manager has at or below every
    manager's commit index must be equal (term, kind, data): the logs agree.
 
 The summary goes to stdout; every write attempt goes to ``DIR/torture.jsonl``
@@ -446,7 +446,7 @@ def _reason(w: Write) -> str:
 
 def compare_disk_logs(cdir: ClusterDir, desc: Description, summary: Summary) -> None:
     """Open each stopped manager's Raft log: committed entries must be equal on all (§5.3)."""
-    from raft.disk import CorruptLogError, DiskStorage
+    from raft.runtime.disk import CorruptLogError, DiskStorage
 
     states = {}
     for m in desc.members:

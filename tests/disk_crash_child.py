@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from raft.disk import DiskStorage
-from raft.messages import Entry, HardState, Snapshot, SnapshotMeta
+from raft.core.messages import Entry, HardState, Snapshot, SnapshotMeta
+from raft.runtime.disk import DiskStorage
 
 SEGMENT_SIZE = 16 * 1024
 

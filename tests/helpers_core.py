@@ -1,6 +1,6 @@
 """A hand-driven network of `RaftCore`s for the paper tests.
 
-Unlike the full simulator (`raft.sim`), nothing here happens on its own: a
+Unlike the full simulator (`raft.sim.simulator`), nothing here happens on its own: a
 test ticks a node, delivers the messages it chooses, and looks at the cores
 in between.  The driver loop is the one the core's docstring asks for:
 
@@ -29,8 +29,7 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from raft.core import Config, RaftCore, ReadState, Ready, Role, TraceEvent
-from raft.messages import (
+from raft.core.messages import (
     AppendEntries,
     AppendEntriesResponse,
     Entry,
@@ -40,7 +39,8 @@ from raft.messages import (
     RequestVoteResponse,
     Snapshot,
 )
-from raft.storage import MemoryStorage, PersistentState
+from raft.core.protocol import Config, RaftCore, ReadState, Ready, Role, TraceEvent
+from raft.core.storage import MemoryStorage, PersistentState
 
 Filter = Callable[[Message], bool]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from raft.kv import KVStateMachine
-from raft.node import NodeSettings, RaftNode
-from raft.trace import TraceSettings
+from raft.runtime.node import NodeSettings, RaftNode
+from raft.runtime.trace import TraceSettings
 
 CLUSTER = "node-test"
 

@@ -1,4 +1,4 @@
-"""Real node processes (``python -m raft.node``) for integration tests.
+"""Real node processes (``python -m raft.kv``) for integration tests.
 
 Each node gets a JSON config with a free Raft port and control port 0; once
 serving it writes ``node.json`` (pid, ports), which is how we find its
@@ -57,7 +57,7 @@ class ProcCluster:
         (self.root / node_id / "node.json").unlink(missing_ok=True)
         with (self.root / node_id / "stderr.log").open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "raft.node", "--config", str(cfg)],
+                [sys.executable, "-m", "raft.kv", "--config", str(cfg)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=log,

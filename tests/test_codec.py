@@ -14,22 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from raft.codec import (
-    DEFAULT_MAX_FRAME_SIZE,
-    PROTOCOL_VERSION,
-    FrameDecoder,
-    Hello,
-    LocalProtocolError,
-    RemoteProtocolError,
-    decode_frame,
-    decode_hello,
-    decode_message,
-    encode_frame,
-    encode_hello,
-    encode_message,
-    frame,
-)
-from raft.messages import (
+from raft.core.messages import (
     MESSAGE_TYPES,
     AppendEntries,
     AppendEntriesResponse,
@@ -44,6 +29,21 @@ from raft.messages import (
     RequestVoteResponse,
     SnapshotMeta,
     TimeoutNow,
+)
+from raft.runtime.codec import (
+    DEFAULT_MAX_FRAME_SIZE,
+    PROTOCOL_VERSION,
+    FrameDecoder,
+    Hello,
+    LocalProtocolError,
+    RemoteProtocolError,
+    decode_frame,
+    decode_hello,
+    decode_message,
+    encode_frame,
+    encode_hello,
+    encode_message,
+    frame,
 )
 
 # --------------------------------------------------------------------------

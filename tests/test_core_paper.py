@@ -11,8 +11,7 @@ import random
 import pytest
 from helpers_core import Net, all_of, appends_to, between, from_, kind, to
 
-from raft.core import Config, NotLeader, RaftCore, Role
-from raft.messages import (
+from raft.core.messages import (
     AppendEntries,
     AppendEntriesResponse,
     Entry,
@@ -20,6 +19,7 @@ from raft.messages import (
     RequestVote,
     RequestVoteResponse,
 )
+from raft.core.protocol import Config, NotLeader, RaftCore, Role
 
 VOTES = kind(RequestVote, RequestVoteResponse)
 # The paper's basic algorithm, without the dissertation's additions.

@@ -14,16 +14,7 @@ import random
 import pytest
 from helpers_core import Net, all_of, appends_to, decode_entries, from_, kind, to
 
-from raft.core import (
-    ConfChange,
-    ConfChangeError,
-    ConfChangeOp,
-    ProposalDropped,
-    ReadState,
-    Role,
-    force_new_cluster,
-)
-from raft.messages import (
+from raft.core.messages import (
     AppendEntries,
     AppendEntriesResponse,
     ConfState,
@@ -36,6 +27,15 @@ from raft.messages import (
     RequestVoteResponse,
     SnapshotMeta,
     TimeoutNow,
+)
+from raft.core.protocol import (
+    ConfChange,
+    ConfChangeError,
+    ConfChangeOp,
+    ProposalDropped,
+    ReadState,
+    Role,
+    force_new_cluster,
 )
 
 SNAP = kind(InstallSnapshot, InstallSnapshotResponse)

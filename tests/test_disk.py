@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from raft.disk import CorruptLogError, DataDirInUseError, DiskStorage
-from raft.messages import ConfState, Entry, EntryKind, HardState, Snapshot, SnapshotMeta
-from raft.storage import MemoryStorage, PersistentState
+from raft.core.messages import ConfState, Entry, EntryKind, HardState, Snapshot, SnapshotMeta
+from raft.core.storage import MemoryStorage, PersistentState
+from raft.runtime.disk import CorruptLogError, DataDirInUseError, DiskStorage
 
 SMALL_SEGMENTS = 1024  # a few records per segment: roll-over and compaction happen often
 

@@ -1,6 +1,6 @@
 """Fuzz the storage reader: damaged files open cleanly or raise CorruptLogError.
 
-`raft.disk.DiskStorage` promises that on open it either recovers a state
+`raft.runtime.disk.DiskStorage` promises that on open it either recovers a state
 (cutting a torn tail off the last segment) or refuses with `CorruptLogError`
 naming the file and offset.  Any other exception, or a hang, would be a bug:
 a node that crashes with a traceback on a bad disk tells the operator
@@ -47,9 +47,9 @@ import pytest
 from hypothesis import HealthCheck, currently_in_test_context, event, given, settings
 from hypothesis import strategies as st
 
-from raft.disk import FORMAT_VERSION, CorruptLogError, DiskStorage
-from raft.messages import ConfState, Entry, EntryKind, HardState, Snapshot, SnapshotMeta
-from raft.storage import PersistentState
+from raft.core.messages import ConfState, Entry, EntryKind, HardState, Snapshot, SnapshotMeta
+from raft.core.storage import PersistentState
+from raft.runtime.disk import FORMAT_VERSION, CorruptLogError, DiskStorage
 
 EXAMPLES = int(__import__("os").environ.get("FUZZ_EXAMPLES", "200"))
 SEGMENT_SIZE = 1024

@@ -20,7 +20,7 @@ from cluster.httpclient import ApiError, Unreachable, request
 from cluster.join_client import join_swarm
 from cluster.layout import ClusterDir, ClusterError, Description
 from cluster.pki import MANAGER_ROLE, WORKER_ROLE, CertificateAuthority
-from raft.tls import TLSFiles
+from raft.runtime.tls import TLSFiles
 
 pytestmark = pytest.mark.integration
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from raft.log import RaftLog
-from raft.messages import ConfState, Entry, SnapshotMeta
+from raft.core.log import RaftLog
+from raft.core.messages import ConfState, Entry, SnapshotMeta
 
 
 def make(terms: list[int], snapshot: SnapshotMeta | None = None, committed: int = 0) -> RaftLog:

@@ -14,7 +14,7 @@ import random
 
 import msgpack
 
-from raft.session import SessionStateMachine, encode_command, encode_register
+from raft.core.session import SessionStateMachine, encode_command, encode_register
 from tests.test_session import Counter
 
 WINDOW = 16  # what cluster.manager uses

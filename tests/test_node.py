@@ -15,9 +15,9 @@ import pytest
 from node_helpers import LocalCluster, eventually
 
 from raft.kv import KVStateMachine, encode_cas, encode_set
-from raft.node import NodeSettings, NotLeader, ProposalTimeout, RaftNode
-from raft.trace import TraceSettings, TraceWriter
-from raft.transport import LinkFault
+from raft.runtime.node import NodeSettings, NotLeader, ProposalTimeout, RaftNode
+from raft.runtime.trace import TraceSettings, TraceWriter
+from raft.runtime.transport import LinkFault
 
 
 @pytest.fixture

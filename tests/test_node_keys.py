@@ -9,7 +9,7 @@ import pytest
 
 from cluster import crypto, node_keys
 from cluster.pki import MANAGER_ROLE, CertificateAuthority
-from raft.tls import TLSFiles
+from raft.runtime.tls import TLSFiles
 
 
 @pytest.fixture

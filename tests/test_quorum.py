@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from raft.quorum import VoteResult, committed_index, majority, vote_result
+from raft.core.quorum import VoteResult, committed_index, majority, vote_result
 
 
 # §5.2: "A candidate wins an election if it receives votes from a majority of

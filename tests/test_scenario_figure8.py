@@ -7,7 +7,7 @@ import json
 import pytest
 from scenario_helpers import builtin
 
-from raft.core import RaftCore
+from raft.core.protocol import RaftCore
 from scenarios.runner import run_scenario
 from scenarios.schema import ScenarioError
 

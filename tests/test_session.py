@@ -9,8 +9,7 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from raft.kv import KVStateMachine, encode_set
-from raft.session import (
+from raft.core.session import (
     CommandFailed,
     SessionError,
     SessionStateMachine,
@@ -18,7 +17,8 @@ from raft.session import (
     encode_register,
     encode_unregister,
 )
-from raft.statemachine import StateMachine, op_kind
+from raft.core.statemachine import StateMachine, op_kind
+from raft.kv import KVStateMachine, encode_set
 
 
 class Counter:

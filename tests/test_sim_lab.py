@@ -1,4 +1,4 @@
-"""The classic Raft lab scenarios, replayed deterministically on `raft.sim`.
+"""The classic Raft lab scenarios, replayed deterministically on `raft.sim.simulator`.
 
 Each test builds a `Simulator` from a fixed seed and drives it in *virtual*
 time (`run_for`, `run_until`, `wait_leader`, `wait_committed`): there is no
@@ -29,10 +29,9 @@ from collections.abc import Callable
 
 import pytest
 
-import raft.core
-from raft.core import RaftCore, Role
-from raft.log import RaftLog
-from raft.messages import (
+import raft.core.protocol
+from raft.core.log import RaftLog
+from raft.core.messages import (
     AppendEntries,
     AppendEntriesResponse,
     Entry,
@@ -43,9 +42,10 @@ from raft.messages import (
     RequestVote,
     RequestVoteResponse,
 )
-from raft.quorum import VoteResult
-from raft.sim import NetConfig, SafetyViolation, SimConfig, Simulator
-from raft.storage import MemoryStorage, PersistentState
+from raft.core.protocol import RaftCore, Role
+from raft.core.quorum import VoteResult
+from raft.core.storage import MemoryStorage, PersistentState
+from raft.sim.simulator import NetConfig, SafetyViolation, SimConfig, Simulator
 from scenarios.figure8 import figure8  # the directed schedule, shared with the scenario
 
 SEEDS = [0, 1, 2, 3]
@@ -761,7 +761,7 @@ def test_checker_catches_two_leaders_in_a_term(make_sim, monkeypatch):
     def sloppy(voters, votes):
         return VoteResult.WON if sum(votes.values()) >= 2 else VoteResult.PENDING
 
-    monkeypatch.setattr(raft.core, "vote_result", sloppy)
+    monkeypatch.setattr(raft.core.protocol, "vote_result", sloppy)
 
     def run(seed):
         sim = make_sim(seed, nodes=5, pre_vote=False)
@@ -853,7 +853,7 @@ def test_checker_catches_figure8(make_sim, monkeypatch):
 
     def counting(self) -> bool:
         voters = self.conf.voters
-        index = raft.core.committed_index(voters, {p: self._match_of(p) for p in voters})
+        index = raft.core.protocol.committed_index(voters, {p: self._match_of(p) for p in voters})
         if index <= self.log.committed:
             return False
         self.log.committed = index

@@ -12,10 +12,10 @@ import random
 
 import pytest
 
-from raft.core import Role
-from raft.membership import ConfChangeOp
-from raft.messages import NodeId
-from raft.sim import NetConfig, SimConfig, Simulator
+from raft.core.membership import ConfChangeOp
+from raft.core.messages import NodeId
+from raft.core.protocol import Role
+from raft.sim.simulator import NetConfig, SimConfig, Simulator
 
 SEEDS = [0, 1, 2]
 LOSSY = NetConfig(min_delay=1, max_delay=12, drop=0.05, duplicate=0.05, long=0.02)

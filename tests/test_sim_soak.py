@@ -1,4 +1,4 @@
-"""The randomized soak: `raft.sim.soak_one` over thousands of seeds.
+"""The randomized soak: `raft.sim.simulator.soak_one` over thousands of seeds.
 
 Each seed is one run of a five-node cluster through partitions, one-way
 cuts, crashes, same-term crash-restarts, loss, duplication and reordering,
@@ -29,16 +29,18 @@ import random
 
 import pytest
 
-from raft.log import RaftLog
-from raft.messages import Message
-from raft.sim import (
+from raft.core.log import RaftLog
+from raft.core.messages import Message
+from raft.sim.simulator import (
     NetConfig,
     SafetyViolation,
     SimConfig,
     Simulator,
-    _main,
     replay_command,
     soak_one,
+)
+from raft.sim.simulator import (
+    main as _main,
 )
 
 SOAK_SEEDS = int(os.environ.get("SOAK_SEEDS", "2000"))

@@ -78,7 +78,7 @@ async def test_a_manager_token_makes_a_manager_with_its_endpoints(swarm) -> None
     assert status == 200, answer
     assert answer["Role"] == "manager" and answer["Hostname"] == "manager4"
     name = subject(answer["Certificate"])
-    assert name[NameOID.COMMON_NAME] == "manager4"  # its Raft id, as raft.tls checks
+    assert name[NameOID.COMMON_NAME] == "manager4"  # its Raft id, as raft.runtime.tls checks
     assert name[NameOID.ORGANIZATIONAL_UNIT_NAME] == MANAGER_ROLE
     node = backend.store.get(o.NODE, answer["NodeID"])
     assert node["ManagerStatus"]["Addr"] == "127.0.0.1:7004"

@@ -26,9 +26,9 @@ from cryptography.x509.oid import NameOID
 from transport_harness import TIMEOUT, Node, eventually, transport_factory, vote
 
 from cluster.pki import MANAGER_ROLE, WORKER_ROLE, CertificateAuthority
-from raft.codec import PROTOCOL_VERSION, Hello, encode_frame, encode_hello, frame
-from raft.tls import TLSFiles
-from raft.transport import Transport, _WarningThrottle
+from raft.runtime.codec import PROTOCOL_VERSION, Hello, encode_frame, encode_hello, frame
+from raft.runtime.tls import TLSFiles
+from raft.runtime.transport import Transport, _WarningThrottle
 
 CLUSTER = "tls-cluster"
 

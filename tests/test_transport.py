@@ -29,7 +29,14 @@ from transport_harness import (
     vote,
 )
 
-from raft.codec import (
+from raft.core.messages import (
+    AppendEntries,
+    Entry,
+    Message,
+    RequestVoteResponse,
+    TimeoutNow,
+)
+from raft.runtime.codec import (
     PROTOCOL_VERSION,
     Hello,
     LocalProtocolError,
@@ -38,14 +45,7 @@ from raft.codec import (
     encode_hello,
     frame,
 )
-from raft.messages import (
-    AppendEntries,
-    Entry,
-    Message,
-    RequestVoteResponse,
-    TimeoutNow,
-)
-from raft.transport import FaultFilter, LinkFault, Transport, TransportSettings
+from raft.runtime.transport import FaultFilter, LinkFault, Transport, TransportSettings
 
 
 @pytest.fixture

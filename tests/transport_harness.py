@@ -9,8 +9,8 @@ import logging
 import random
 from collections.abc import AsyncIterator, Callable
 
-from raft.messages import Message, RequestVote
-from raft.transport import Transport, TransportSettings
+from raft.core.messages import Message, RequestVote
+from raft.runtime.transport import Transport, TransportSettings
 
 TIMEOUT = 5.0
 CLUSTER = "test-cluster"

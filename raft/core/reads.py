@@ -1,6 +1,6 @@
 """ReadIndex: linearizable reads without writing to the log (dissertation §6.4).
 
-`raft.readindex` explains the method and holds the leader's bookkeeping
+`raft.core.readindex` explains the method and holds the leader's bookkeeping
 (`ReadTracker`); this module is the core's side of it: a read asked of the
 leader waits for an entry of its term to commit, then for a majority to
 answer a heartbeat round sent after it arrived (a lone voter answers at
@@ -15,10 +15,10 @@ core is only the commit index and the heartbeat acknowledgements.
 
 from __future__ import annotations
 
-from raft.coretypes import Role
-from raft.messages import NodeId, ReadIndexRequest, ReadIndexResponse
-from raft.quorum import committed_index
-from raft.readindex import ReadState
+from raft.core.messages import NodeId, ReadIndexRequest, ReadIndexResponse
+from raft.core.quorum import committed_index
+from raft.core.readindex import ReadState
+from raft.core.types import Role
 
 
 class LinearizableReads:

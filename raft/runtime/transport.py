@@ -16,7 +16,7 @@ id or another protocol version; the dialer refuses an acceptor that is not
 the node it meant to reach (a stale address, a port reused by another
 cluster).  A refusal closes the connection and logs one line.
 
-Mutual TLS (optional, `raft.tls`).  With ``tls`` set, every connection runs
+Mutual TLS (optional, `raft.runtime.tls`).  With ``tls`` set, every connection runs
 inside TLS: the acceptor demands a client certificate, and both ends accept
 only certificates signed by the cluster's CA.  The `Hello` exchange then
 happens inside the encrypted channel, and each end also checks the other's
@@ -101,7 +101,8 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from raft.codec import (
+from raft.core.messages import Message, NodeId
+from raft.runtime.codec import (
     DEFAULT_MAX_FRAME_SIZE,
     PROTOCOL_VERSION,
     FrameDecoder,
@@ -113,8 +114,7 @@ from raft.codec import (
     encode_hello,
     frame,
 )
-from raft.messages import Message, NodeId
-from raft.tls import TLSFiles, peer_identity, peer_refusal
+from raft.runtime.tls import TLSFiles, peer_identity, peer_refusal
 
 __all__ = [
     "FaultFilter",
@@ -462,7 +462,7 @@ class Transport:
         self.stats = TransportStats()
         self._listen_port = listen_port
         self._on_message = on_message or (lambda msg: None)
-        self._log = logger or logging.getLogger("raft.transport")
+        self._log = logger or logging.getLogger("raft.runtime.transport")
         # Only used for jitter and fault loss; pass a seeded one for reproducible runs.
         self._rng = rng or random.Random()
         self._peers: dict[NodeId, _Peer] = {}
@@ -655,7 +655,7 @@ class Transport:
     def send(self, msg: Message) -> None:
         """Queue ``msg`` for ``msg.dst``; returns at once, never blocks.
 
-        Raises `raft.codec.LocalProtocolError` if the message cannot be encoded
+        Raises `raft.runtime.codec.LocalProtocolError` if the message cannot be encoded
         (a bug here, not a network condition).  Everything else that can go
         wrong, an unknown destination included, is a silent loss counted in
         `stats`: Raft retries.

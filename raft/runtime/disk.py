@@ -2,7 +2,7 @@
 
 Raft is only safe if the term, the vote and the log survive a crash
 (Figure 2); `DiskStorage` is where they survive.  It implements the same
-`raft.storage.Storage` protocol as `MemoryStorage`, with the same results.
+`raft.core.storage.Storage` protocol as `MemoryStorage`, with the same results.
 
 Theory of operation
 ===================
@@ -97,8 +97,8 @@ from typing import Any
 
 import msgpack
 
-from raft.messages import ConfState, Entry, EntryKind, HardState, Snapshot, SnapshotMeta
-from raft.storage import PersistentState
+from raft.core.messages import ConfState, Entry, EntryKind, HardState, Snapshot, SnapshotMeta
+from raft.core.storage import PersistentState
 
 __all__ = [
     "DEFAULT_SEGMENT_SIZE",

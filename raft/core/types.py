@@ -3,11 +3,11 @@
 These are the small types the world exchanges with `RaftCore`: the `Config`
 it is built from, the `Role` it reports, the exceptions a caller of
 `propose` can catch, and the `Ready` batch (with its `TraceEvent`s) it hands
-back.  They hold no protocol logic.  They live apart from `raft.core` so
-that the protocol's own parts (`raft.replication`, `raft.compaction`, ...)
+back.  They hold no protocol logic.  They live apart from `raft.core.protocol` so
+that the protocol's own parts (`raft.core.replication`, `raft.core.compaction`, ...)
 can name them without importing the class they are mixed into, and so that
 a reader can see the core's interface without reading the protocol.
-`raft.core` re-exports every one of them; import them from there.
+`raft.core.protocol` re-exports every one of them; import them from there.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from raft.messages import Entry, HardState, Message, NodeId, Snapshot
-from raft.readindex import ReadState
+from raft.core.messages import Entry, HardState, Message, NodeId, Snapshot
+from raft.core.readindex import ReadState
 
 
 class Role(enum.Enum):
-    """A server's role; `raft.core`'s theory of operation tables the transitions."""
+    """A server's role; `raft.core.protocol`'s theory of operation tables the transitions."""
 
     FOLLOWER = "follower"
     PRE_CANDIDATE = "pre-candidate"
@@ -87,7 +87,7 @@ class TraceEvent:
 
 @dataclass(slots=True)
 class Ready:
-    """One batch of effects.  See `raft.core`'s docstring for the contract.
+    """One batch of effects.  See `raft.core.protocol`'s docstring for the contract.
 
     ``snapshot`` is a snapshot received from the leader (§7): persist it
     first (`Storage.install_snapshot`, which also empties the log after it)

@@ -11,7 +11,7 @@ root CA.  Its subject says who it is:
 
 TLS proves that the peer holds the private key of a certificate our CA
 signed.  That is not yet enough: any holder of *a* certificate could claim
-any node id in the protocol handshake (`raft.codec.Hello`).  So, once the
+any node id in the protocol handshake (`raft.runtime.codec.Hello`).  So, once the
 handshake frames are exchanged and before any Raft message is read or sent,
 `peer_refusal` compares the certificate's subject with what the peer claims:
 the CN must be the claimed node id, the OU the role we accept as a peer

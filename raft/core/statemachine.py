@@ -1,7 +1,7 @@
 """The interface between Raft and the application it replicates.
 
 Raft orders commands; the *state machine* gives them meaning (§2 of the
-paper: "replicated state machines").  The node driver (`raft.node`) hands
+paper: "replicated state machines").  The node driver (`raft.runtime.node`) hands
 every committed NORMAL entry to `StateMachine.apply`, in log order, exactly
 once per process lifetime, and uses `snapshot` / `restore` for log
 compaction and for installing a leader's snapshot (§7).

@@ -1,9 +1,9 @@
 """The vocabulary of Raft: log entries, hard state, snapshots and the RPCs.
 
 Everything here is a small frozen dataclass with slots: values, not objects
-with behaviour.  The core (`raft.core`) consumes and produces them; the codec
-(`raft.codec`) turns them into msgpack frames for the wire and the storage
-(`raft.storage`) writes entries and hard state to disk.
+with behaviour.  The core (`raft.core.protocol`) consumes and produces them; the codec
+(`raft.runtime.codec`) turns them into msgpack frames for the wire and the storage
+(`raft.core.storage`) writes entries and hard state to disk.
 
 Node ids are strings (``"manager1"`` in a cluster, ``"n1"`` in the simulator)
 so that traces and test failures read like the paper's figures.

@@ -15,9 +15,9 @@ target ends it).  Keeping its own steps here lets it be read in one place.
 
 from __future__ import annotations
 
-from raft.coretypes import NotLeader, Role
-from raft.membership import ConfChangeError
-from raft.messages import NodeId, TimeoutNow
+from raft.core.membership import ConfChangeError
+from raft.core.messages import NodeId, TimeoutNow
+from raft.core.types import NotLeader, Role
 
 
 class LeadershipTransfer:

@@ -38,7 +38,15 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from raft.core import (
+from raft.core.messages import (
+    AppendEntriesResponse,
+    Entry,
+    EntryKind,
+    Message,
+    NodeId,
+    RequestVoteResponse,
+)
+from raft.core.protocol import (
     ConfChange,
     ConfChangeError,
     ConfChangeOp,
@@ -50,16 +58,8 @@ from raft.core import (
     Role,
     force_new_cluster,
 )
-from raft.messages import (
-    AppendEntriesResponse,
-    Entry,
-    EntryKind,
-    Message,
-    NodeId,
-    RequestVoteResponse,
-)
-from raft.quorum import majority
-from raft.storage import MemoryStorage
+from raft.core.quorum import majority
+from raft.core.storage import MemoryStorage
 
 
 class SafetyViolation(AssertionError):
@@ -742,7 +742,7 @@ def _change_membership(sim: Simulator, rng: random.Random) -> None:
             sim.add_node(rng.choice(outside))
 
 
-def _main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     import time  # the command line only; the simulator itself has no clock
 
     ap = argparse.ArgumentParser(prog="python -m raft.sim", description=__doc__.split("\n")[0])
@@ -794,7 +794,3 @@ def _main(argv: list[str] | None = None) -> int:
     for seed in failed:
         print(f"replay: {replay_command(seed, args.nodes)} -v")
     return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

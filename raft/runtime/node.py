@@ -10,7 +10,7 @@ core, the user's `StateMachine` and the trace, and runs four tasks in one
 * the **inbox consumer** steps messages from peers into the core as they
   arrive (the transport only enqueues them);
 * the **Ready loop** handles the core's batches one at a time, in the order
-  the core's contract demands (module docstring of `raft.core`):
+  the core's contract demands (module docstring of `raft.core.protocol`):
 
   1. persist: snapshot, hard state and entries go to storage, then one
      ``sync()`` (fsync) in a worker thread so the loop keeps receiving;
@@ -34,7 +34,7 @@ applied (§8).  If another leader's entry takes the index, the proposal fails
 with `ProposalLost`; a non-leader raises `NotLeader` at once with its best
 guess of the leader.  Every wait has a timeout.
 
-Run a node as a process with ``python -m raft.node --config FILE.json`` (see
+Run a node as a process with ``python -m raft.kv --config FILE.json`` (see
 `raft.kv.main`); it serves the built-in key-value store (`raft.kv`) with a small
 control endpoint for tests, the benchmark and the cluster supervisor.
 """
@@ -56,10 +56,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from raft.core import Config, NotLeader, RaftCore, Ready, Role, TraceEvent
-from raft.disk import DiskStorage
-from raft.membership import ConfChange
-from raft.messages import (
+from raft.core.membership import ConfChange
+from raft.core.messages import (
     AppendEntries,
     AppendEntriesResponse,
     EntryKind,
@@ -68,10 +66,12 @@ from raft.messages import (
     NodeId,
     Snapshot,
 )
-from raft.statemachine import StateMachine, op_kind
-from raft.tls import TLSFiles
-from raft.trace import TraceSettings, TraceWriter
-from raft.transport import Direction, FaultFilter, LinkFault, Transport
+from raft.core.protocol import Config, NotLeader, RaftCore, Ready, Role, TraceEvent
+from raft.core.statemachine import StateMachine, op_kind
+from raft.runtime.disk import DiskStorage
+from raft.runtime.tls import TLSFiles
+from raft.runtime.trace import TraceSettings, TraceWriter
+from raft.runtime.transport import Direction, FaultFilter, LinkFault, Transport
 
 __all__ = [
     "NodeSettings",
@@ -84,7 +84,7 @@ __all__ = [
     "RaftNode",
 ]
 
-logger = logging.getLogger("raft.node")
+logger = logging.getLogger("raft.runtime.node")
 
 Address = tuple[str, int]
 
@@ -154,7 +154,7 @@ class NodeSettings:
     snapshot_entries: int | None = None
     trailing_entries: int | None = None
     seed: int | None = None
-    #: Mutual TLS between peers (`raft.tls`); None: plain TCP.
+    #: Mutual TLS between peers (`raft.runtime.tls`); None: plain TCP.
     tls: TLSFiles | None = None
 
     @classmethod
@@ -800,14 +800,3 @@ class RaftNode:
             self.trace_log()
         if ev.type in _NOTABLE:
             logger.info("%s: %s %s", self.id, ev.type, " ".join(f"{k}={v}" for k, v in f.items()))
-
-
-if __name__ == "__main__":
-    # ``python -m raft.node``: the process lives in raft.kv (the state machine it
-    # serves).  Imported, not defined here, so that this __main__ copy of the
-    # module defines no second set of classes (exceptions included).
-    import sys
-
-    from raft.kv import main
-
-    sys.exit(main())

@@ -17,7 +17,7 @@ and it hands back every payload that is now complete.
     [PROTOCOL_VERSION, type_code, term, src, dst, <the remaining fields>]
 
 where ``type_code`` is the message class's position in
-`raft.messages.MESSAGE_TYPES` and the remaining fields follow the
+`raft.core.messages.MESSAGE_TYPES` and the remaining fields follow the
 dataclass's field order.  Arrays rather than maps keep the encoding small
 and let msgpack's C packer do nearly all the work: for an AppendEntries the
 only Python-level loop is the one that turns entries into
@@ -60,7 +60,7 @@ from typing import Any
 
 import msgpack
 
-from raft.messages import (
+from raft.core.messages import (
     MESSAGE_TYPES,
     AppendEntries,
     ConfState,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from raft.messages import NodeId
+from raft.core.messages import NodeId
 
 
 @dataclass(frozen=True, slots=True)

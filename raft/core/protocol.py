@@ -14,7 +14,7 @@ threads or randomness of its own.  The world talks to it through four inputs:
 After any input, ``ready()`` returns a `Ready` batch of effects: hard state
 and entries to persist, messages to send, committed entries to apply and
 trace events to record.  Whoever drives the core (the asyncio node driver in
-real processes, `raft.sim` in tests) must honour the batch's contract:
+real processes, `raft.sim.simulator` in tests) must honour the batch's contract:
 
 1. **Persist before send.**  Write ``hard_state`` and ``entries`` and fsync
    them *before* sending any of ``messages``.  A vote (§5.2) or an
@@ -61,24 +61,24 @@ handler.  `RaftCore` is still the one class of the protocol, but the rest
 of its methods are written in one module per part, each a mixin that this
 class inherits:
 
-* `raft.replication` -- AppendEntries, flow control, heartbeats and the
+* `raft.core.replication` -- AppendEntries, flow control, heartbeats and the
   commit rule (§5.3, §5.4.2);
-* `raft.compaction` -- taking snapshots, and InstallSnapshot (§7);
-* `raft.reconfig` -- membership changes (dissertation §4) and
+* `raft.core.compaction` -- taking snapshots, and InstallSnapshot (§7);
+* `raft.core.reconfig` -- membership changes (dissertation §4) and
   `force_new_cluster`;
-* `raft.transfer` -- leadership transfer (§3.10);
-* `raft.reads` -- ReadIndex reads (§6.4).
+* `raft.core.transfer` -- leadership transfer (§3.10);
+* `raft.core.reads` -- ReadIndex reads (§6.4).
 
 They are mixins rather than objects of their own because each part reads
 and changes the same state -- the log, the term, the role, each peer's
 progress -- and calls into the others; as parts of one class, ``self.log``
 means the same thing everywhere.  All of that state is set up in
 `RaftCore.__init__`, and each mixin's docstring names the part it owns.
-The pieces with no protocol of their own are plain modules: `raft.log`,
-`raft.progress`, `raft.quorum`, `raft.membership`, `raft.readindex`, and
-`raft.coretypes` (`Config`, `Role`, `Ready`, ... -- re-exported here, with
+The pieces with no protocol of their own are plain modules: `raft.core.log`,
+`raft.core.progress`, `raft.core.quorum`, `raft.core.membership`, `raft.core.readindex`, and
+`raft.core.types` (`Config`, `Role`, `Ready`, ... -- re-exported here, with
 the exceptions and `force_new_cluster`, so callers import them from
-`raft.core`).
+`raft.core.protocol`).
 """
 
 from __future__ import annotations
@@ -86,11 +86,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from raft.compaction import Compaction
-from raft.coretypes import Config, NotLeader, ProposalDropped, Ready, Role, TraceEvent
-from raft.log import RaftLog
-from raft.membership import ConfChange, ConfChangeError, ConfChangeOp
-from raft.messages import (
+from raft.core.compaction import Compaction
+from raft.core.log import RaftLog
+from raft.core.membership import ConfChange, ConfChangeError, ConfChangeOp
+from raft.core.messages import (
     AppendEntries,
     AppendEntriesResponse,
     ConfState,
@@ -108,18 +107,19 @@ from raft.messages import (
     SnapshotMeta,
     TimeoutNow,
 )
-from raft.progress import Progress
-from raft.quorum import VoteResult, majority, vote_result
-from raft.readindex import ReadState, ReadTracker
-from raft.reads import LinearizableReads
-from raft.reconfig import MembershipChanges, force_new_cluster
-from raft.replication import LogReplication
-from raft.storage import PersistentState
-from raft.transfer import LeadershipTransfer
+from raft.core.progress import Progress
+from raft.core.quorum import VoteResult, majority, vote_result
+from raft.core.readindex import ReadState, ReadTracker
+from raft.core.reads import LinearizableReads
+from raft.core.reconfig import MembershipChanges, force_new_cluster
+from raft.core.replication import LogReplication
+from raft.core.storage import PersistentState
+from raft.core.transfer import LeadershipTransfer
+from raft.core.types import Config, NotLeader, ProposalDropped, Ready, Role, TraceEvent
 
-# Used by `raft.replication` and `raft.reads`, not here; still importable as
-# `raft.core.committed_index`, which the planted-bug tests build on.
-from raft.quorum import committed_index  # noqa: F401  isort: skip
+# Used by `raft.core.replication` and `raft.core.reads`, not here; still importable as
+# `raft.core.protocol.committed_index`, which the planted-bug tests build on.
+from raft.core.quorum import committed_index  # noqa: F401  isort: skip
 
 __all__ = [
     "ConfChange",
@@ -176,15 +176,15 @@ class RaftCore(
         self._unstable_from = self.log.last_index + 1  # first entry not yet handed to storage
         self._pending: Ready | None = None
         self._append_wanted = False
-        # Compaction (raft.compaction)
+        # Compaction (raft.core.compaction)
         self._installed: Snapshot | None = None  # from the leader, for the next Ready
         self._receiving: tuple[SnapshotMeta, bytearray] | None = None
         self._applied_bytes = 0  # since the last snapshot, for should_snapshot()
-        # Membership changes (raft.reconfig), leadership transfer (raft.transfer)
+        # Membership changes (raft.core.reconfig), leadership transfer (raft.core.transfer)
         self._pending_conf_index = 0
         self._transferee: NodeId | None = None
         self._transfer_elapsed = 0
-        # ReadIndex reads (raft.reads)
+        # ReadIndex reads (raft.core.reads)
         self._reads = ReadTracker()
         self._read_round_wanted = False
         self._read_states: list[ReadState] = []

@@ -21,7 +21,7 @@ import enum
 import json
 from dataclasses import dataclass
 
-from raft.messages import ConfState, NodeId
+from raft.core.messages import ConfState, NodeId
 
 
 class ConfChangeOp(enum.Enum):

@@ -12,13 +12,13 @@ Invariants, checked by the simulator after every step:
 * terms never decrease along the log.
 * ``stable`` (persisted, acknowledged by storage) ``<= last_index``.
 
-The log knows nothing of roles or messages; `raft.core` decides what to append
+The log knows nothing of roles or messages; `raft.core.protocol` decides what to append
 and when an index is committed.
 """
 
 from __future__ import annotations
 
-from raft.messages import Entry, SnapshotMeta
+from raft.core.messages import Entry, SnapshotMeta
 
 
 class RaftLog:

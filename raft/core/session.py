@@ -31,7 +31,7 @@ client, kept in the replicated state machine itself:
 * The session table is part of the snapshot (§7), so a replica restored from
   a snapshot suppresses duplicates exactly as one that applied every entry.
 
-`SessionStateMachine` wraps any `raft.statemachine.StateMachine`
+`SessionStateMachine` wraps any `raft.core.statemachine.StateMachine`
 (``apply``, ``snapshot``, ``restore``) and is one itself.  Commands are small
 msgpack arrays built by `encode_register`, `encode_command` and
 `encode_unregister`.  A malformed command is answered with a `SessionError`
@@ -51,7 +51,7 @@ from typing import Any
 
 import msgpack
 
-from raft.statemachine import StateMachine, op_kind
+from raft.core.statemachine import StateMachine, op_kind
 
 __all__ = [
     "CommandFailed",

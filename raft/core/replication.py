@@ -1,7 +1,7 @@
 """Log replication (§5.3): AppendEntries from both ends, and the commit rule.
 
 The leader's half sends each follower the entries it lacks, within that
-follower's flow control (`raft.progress`: one probe at a time until the two
+follower's flow control (`raft.core.progress`: one probe at a time until the two
 logs agree, then up to ``max_inflight`` messages in flight), learns from
 the answers where the logs match, and commits an entry once a majority
 holds it -- only an entry of its own term, as Figure 8 (§5.4.2) demands.
@@ -10,16 +10,15 @@ The follower's half runs the consistency check, deletes a conflicting
 suffix, appends, and learns the commit index.
 
 Replication is the part of the protocol that moves data and the largest
-one, so it has its own module; `raft.core` keeps the roles, timers and
+one, so it has its own module; `raft.core.protocol` keeps the roles, timers and
 elections that decide *who* replicates.  When a follower needs entries
 that compaction has already dropped, replication hands over to
-`raft.compaction` (InstallSnapshot, §7).
+`raft.core.compaction` (InstallSnapshot, §7).
 """
 
 from __future__ import annotations
 
-from raft.coretypes import Role
-from raft.messages import (
+from raft.core.messages import (
     AppendEntries,
     AppendEntriesResponse,
     Entry,
@@ -27,8 +26,9 @@ from raft.messages import (
     NodeId,
     TimeoutNow,
 )
-from raft.progress import ProgressState
-from raft.quorum import committed_index
+from raft.core.progress import ProgressState
+from raft.core.quorum import committed_index
+from raft.core.types import Role
 
 
 class LogReplication:
@@ -38,10 +38,10 @@ class LogReplication:
     leader's ``progress`` of each follower, ``_unstable_from`` (the first
     entry not yet handed to storage) and ``_append_wanted`` (new entries to
     send with the next `ready`).  It calls into the other parts where the
-    protocol meets them: ``_start_snapshot`` (`raft.compaction`) for a
+    protocol meets them: ``_start_snapshot`` (`raft.core.compaction`) for a
     follower whose next entry is compacted, ``_ack_read_round`` and
-    ``_release_reads_waiting_for_commit`` (`raft.reads`), ``_refresh_conf``
-    (`raft.reconfig`) after the log changes, and `RaftCore`'s own
+    ``_release_reads_waiting_for_commit`` (`raft.core.reads`), ``_refresh_conf``
+    (`raft.core.reconfig`) after the log changes, and `RaftCore`'s own
     ``_become_follower``, ``_send`` and ``_trace``.
     """
 

@@ -17,16 +17,16 @@ leader and follower halves of the same mechanism read best side by side.
 
 from __future__ import annotations
 
-from raft.coretypes import Role
-from raft.log import RaftLog
-from raft.messages import (
+from raft.core.log import RaftLog
+from raft.core.messages import (
     InstallSnapshot,
     InstallSnapshotResponse,
     NodeId,
     Snapshot,
     SnapshotMeta,
 )
-from raft.progress import ProgressState
+from raft.core.progress import ProgressState
+from raft.core.types import Role
 
 
 class Compaction:

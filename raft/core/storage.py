@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from raft.messages import Entry, HardState, Snapshot
+from raft.core.messages import Entry, HardState, Snapshot
 
 
 @dataclass(slots=True)

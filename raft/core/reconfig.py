@@ -1,6 +1,6 @@
 """Membership changes in the running core (dissertation §4), and forced recovery.
 
-`raft.membership` holds the arithmetic of configurations (which change is
+`raft.core.membership` holds the arithmetic of configurations (which change is
 allowed, how a configuration is written into a CONFIG entry).  This module
 is the protocol around it: the leader proposes one change at a time, every
 server switches to a configuration as soon as its entry is in the log
@@ -11,7 +11,7 @@ server switches to a configuration as soon as its entry is in the log
 the log of a live cluster but by rewriting a lone survivor's durable state
 when a majority is lost for good.  It is a pure function of that state.
 
-Membership is separate from `raft.core` because it is an extension of the
+Membership is separate from `raft.core.protocol` because it is an extension of the
 basic protocol with rules of its own (one change at a time, learners
 promoted only once caught up, a removed leader stepping down), which read
 best together.
@@ -19,8 +19,7 @@ best together.
 
 from __future__ import annotations
 
-from raft.coretypes import NotLeader, ProposalDropped, Role
-from raft.membership import (
+from raft.core.membership import (
     ConfChange,
     ConfChangeError,
     ConfChangeOp,
@@ -28,9 +27,10 @@ from raft.membership import (
     decode_conf,
     encode_conf,
 )
-from raft.messages import ConfState, Entry, EntryKind, HardState, NodeId
-from raft.progress import Progress
-from raft.storage import PersistentState
+from raft.core.messages import ConfState, Entry, EntryKind, HardState, NodeId
+from raft.core.progress import Progress
+from raft.core.storage import PersistentState
+from raft.core.types import NotLeader, ProposalDropped, Role
 
 
 class MembershipChanges:
