@@ -57,7 +57,7 @@ class Cluster:
     async def start(self, timeout: float = 15.0) -> None:
         ca = None
         if self.tls:  # one CA, one certificate per node, as `up` issues them
-            from cluster.pki import MANAGER_ROLE, CertificateAuthority
+            from cluster.security.pki import MANAGER_ROLE, CertificateAuthority
 
             ca = CertificateAuthority.create("bench")
         for node_id in self.peers:

@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cluster.layout import ClusterError
+from cluster.local.layout import ClusterError
 from scenarios.schema import Scenario, ScenarioError, builtins, load
 
 

@@ -1,7 +1,7 @@
 """What a scenario step does to a cluster: the real-process driver.
 
 A *driver* is the cluster a scenario acts on.  `RealDriver` (here) runs real
-manager processes through `cluster.supervisor.Supervisor` and talks to their
+manager processes through `cluster.local.supervisor.Supervisor` and talks to their
 HTTP API; `scenarios.simdriver.SimDriver` runs the same steps on the
 deterministic simulator.  Both offer the same methods; the runner resolves
 ``leader`` and aliases to node names before calling them, and records every
@@ -24,9 +24,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from cluster.httpclient import ApiError, Unreachable, request
-from cluster.layout import ClusterDir, ClusterError, Timing
-from cluster.supervisor import Supervisor
+from cluster.client.http import ApiError, Unreachable, request
+from cluster.local.layout import ClusterDir, ClusterError, Timing
+from cluster.local.supervisor import Supervisor
 from scenarios.schema import ClusterSpec
 
 __all__ = ["ClientOp", "NotApplicable", "RealDriver", "Unsupported", "kill_leftovers"]

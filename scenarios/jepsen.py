@@ -63,6 +63,7 @@ from scenarios.jepsen_history import (
     to_operation,
 )
 from scenarios.jepsen_nemesis import Nemesis, fault_intervals, schedule
+from scenarios.jepsen_settings import Settings
 from scenarios.linearizability import Status, Verdict, check
 from scenarios.schema import ClusterSpec
 
@@ -71,24 +72,6 @@ __all__ = ["TITLE", "JepsenOutcome", "Settings", "run_jepsen"]
 TITLE = "Jepsen-style test: concurrent clients, random faults, linearizability checked"
 NAME = "jepsen"
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    duration: float = 30.0
-    clients: int = 5
-    seed: int = 1
-    keys: int = 3
-    managers: int = 5
-    #: the history must hold more ok operations than this to count
-    min_ok: int = 50
-    keep: bool = False
-    #: where the cluster lives (default: a new temporary directory)
-    cluster_dir: Path | None = None
-    #: the checker's bound per key (explored states) before "undecided"
-    max_states: int = 2_000_000
-    #: seconds between progress lines
-    progress_every: float = 2.0
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ from scenarios.jepsen_nemesis import fault_intervals
 from scenarios.linearizability import Status, Verdict
 
 if TYPE_CHECKING:
-    from scenarios.jepsen import Settings
+    from scenarios.jepsen_settings import Settings
 
 __all__ = ["draw", "write_note"]
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cluster.httpclient import ApiError, Unreachable
-from cluster.layout import ClusterError
+from cluster.client.http import ApiError, Unreachable
+from cluster.local.layout import ClusterError
 from scenarios import report
 from scenarios.actions import NotApplicable, RealDriver, Unsupported
 from scenarios.checks import LIVE, CheckResult, Run, StepRecord, evaluate

@@ -274,7 +274,7 @@ class SimDriver:
         self.tracer.started(sid)
         self._change(ConfChangeOp.ADD_LEARNER, sid)
 
-        def duty() -> None:  # the leader's reconcile loop (cluster.manager)
+        def duty() -> None:  # the leader's reconcile loop (cluster.manager.process)
             leader = self.sim.leader()
             core = self.sim.nodes[leader].core if leader else None
             if core is not None and sid in core.conf.learners:

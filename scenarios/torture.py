@@ -72,8 +72,8 @@ from typing import Any
 
 import aiohttp
 
-from cluster.layout import ClusterDir, ClusterError, Description, Timing
-from cluster.supervisor import Supervisor
+from cluster.local.layout import ClusterDir, ClusterError, Description, Timing
+from cluster.local.supervisor import Supervisor
 
 __all__ = ["Settings", "Summary", "main", "run"]
 

@@ -1,6 +1,6 @@
 """A fake manager for the HTTP API's tests: commands go straight into a `Store`.
 
-`FakeBackend` implements `cluster.backend.Backend` without Raft.  Its
+`FakeBackend` implements `cluster.api.backend.Backend` without Raft.  Its
 ``mode`` decides how it answers, so one test can play every situation the
 API must handle:
 
@@ -20,13 +20,13 @@ import asyncio
 import random
 from typing import Any
 
-from cluster import commands as c
-from cluster import crypto
-from cluster.backend import NoQuorumError, NotLeaderError
-from cluster.dispatcher import Dispatcher
-from cluster.errors import NotFound
-from cluster.pki import CertificateAuthority
-from cluster.store import Result, Store
+from cluster.api.backend import NoQuorumError, NotLeaderError
+from cluster.control.dispatcher import Dispatcher
+from cluster.security import crypto
+from cluster.security.pki import CertificateAuthority
+from cluster.state import commands as c
+from cluster.state.errors import NotFound
+from cluster.state.store import Result, Store
 
 NOW = "2024-05-01T12:00:00Z"
 MODES = ("leader", "follower", "no-quorum", "slow")

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from cluster.httpclient import ApiError, Unreachable
-from cluster.layout import ClusterDir, Description, Timing
-from cluster.supervisor import Supervisor
+from cluster.client.http import ApiError, Unreachable
+from cluster.local.layout import ClusterDir, Description, Timing
+from cluster.local.supervisor import Supervisor
 
 
 def kill_leftovers(path: Path) -> None:

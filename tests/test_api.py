@@ -20,9 +20,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from cluster import commands as c
-from cluster.api import FORWARDED_HEADER, SERVED_BY_HEADER, bound_port, make_app, run_api
-from cluster.backend import Backend
+from cluster.api.backend import Backend
+from cluster.api.server import FORWARDED_HEADER, SERVED_BY_HEADER, bound_port, make_app, run_api
+from cluster.state import commands as c
 from tests.api_fakes import NODE_IDS, NOW, FakeBackend, bootstrap
 
 
@@ -403,7 +403,7 @@ async def test_secret_lifecycle_never_shows_the_data(api: Api, caplog: Any) -> N
         for form in forms:
             assert form not in blob
     # ... and the sealed data really is the secret (so the test above means something).
-    from cluster import crypto
+    from cluster.security import crypto
 
     sealed_cmd = next(cmd for cmd in api.backend.commands if c.decode(cmd)[0] == "secret.create")
     sealed = c.decode(sealed_cmd)[1]["sealed"]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from cluster import crypto
-from cluster.backend import UnavailableError
-from cluster.errors import InvalidArgument
-from cluster.manager import Manager, ManagerSettings, Peer
+from cluster.api.backend import UnavailableError
+from cluster.manager.process import Manager, ManagerSettings, Peer
+from cluster.security import crypto
+from cluster.state.errors import InvalidArgument
 
 
 def _manager(tmp_path: Path) -> Manager:

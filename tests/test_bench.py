@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cluster.bench import BenchPlan, Run, Window, count_unprovoked, result_object
-from cluster.loadgen import percentile, summarize, thin
+from cluster.bench.loadgen import percentile, summarize, thin
+from cluster.bench.run import BenchPlan, Run, Window, count_unprovoked, result_object
 
 ROW_KEYS = {"clients", "size", "ops_per_s", "p50_ms", "p99_ms", "p999_ms"}
 TOP_KEYS = {

@@ -33,11 +33,12 @@ from cli_helpers import (
     wait_until,
 )
 
-from cluster import cli_docker
-from cluster.cli import build_parser, main, print_table
-from cluster.httpclient import ApiError
-from cluster.layout import ClusterDir, ClusterError, Description, Member
-from cluster.watch import Event, TraceTail, describe, plain_snapshot
+from cluster.cli import docker as cli_docker
+from cluster.cli.format import print_table
+from cluster.cli.main import build_parser, main
+from cluster.cli.watch import Event, TraceTail, describe, plain_snapshot
+from cluster.client.http import ApiError
+from cluster.local.layout import ClusterDir, ClusterError, Description, Member
 
 MANAGERS = 5
 
@@ -322,8 +323,10 @@ def test_stale_version_is_a_one_line_error(
             return current
         raise ApiError(409, "update out of sequence")
 
-    monkeypatch.setattr("cluster.cli_api.request", fake_request)  # where Api sends
-    monkeypatch.setattr("cluster.supervisor.Supervisor.process_state", lambda self, m: "running")
+    monkeypatch.setattr("cluster.cli.api.request", fake_request)  # where Api sends
+    monkeypatch.setattr(
+        "cluster.local.supervisor.Supervisor.process_state", lambda self, m: "running"
+    )
     rc = main(["--dir", str(fake_cluster(tmp_path)), "service", "update", "--image", "x", "web"])
     err = capsys.readouterr().err
     assert rc == 1 and err == "error: update out of sequence\n"
@@ -433,7 +436,9 @@ def test_kill_leader_elects_a_new_one(cluster: Cluster) -> None:
     old = before["leader"]
     cluster.ok("kill", "leader")
     after = wait_until(
-        lambda: (st := cluster.status())["leader"] not in (None, old) and st, 15, "a new leader"
+        lambda: (st := cluster.status())["leader"] not in (None, old) and st,
+        15,
+        "a new leader",
     )
     assert after["term"] > before["term"]
     assert next(n for n in after["nodes"] if n["name"] == old)["role"] == "down"
@@ -495,11 +500,6 @@ def test_partition_a_minority_then_heal(cluster: Cluster) -> None:
     cluster.ok("config", "rm", name)
 
 
-def orchestrator_wired() -> bool:
-    """Whether the managers turn services into tasks (the orchestrator on the leader)."""
-    return "ControlLoop" in (Path(__file__).parent.parent / "cluster/manager.py").read_text()
-
-
 @pytest.mark.integration
 def test_service_create_ls_ps_scale_update_rm(cluster: Cluster) -> None:
     name = f"web{uuid.uuid4().hex[:6]}"
@@ -525,20 +525,17 @@ def test_service_create_ls_ps_scale_update_rm(cluster: Cluster) -> None:
 
         ps = cluster.ok("service", "ps", name).splitlines()
         assert ps[0].split()[:4] == ["ID", "NAME", "IMAGE", "NODE"]
-        if orchestrator_wired():
-            tasks = wait_until(lambda: running(2), 20, "2 running tasks")
-            assert sorted(t["Slot"] for t in tasks) == [1, 2]
-            table = cluster.ok("service", "ps", name)
-            assert f"{name}.1" in table and f"{name}.2" in table and "Running" in table
-        # Without the orchestrator (before it was wired) there are no tasks: only the header.
+        tasks = wait_until(lambda: running(2), 20, "2 running tasks")
+        assert sorted(t["Slot"] for t in tasks) == [1, 2]
+        table = cluster.ok("service", "ps", name)
+        assert f"{name}.1" in table and f"{name}.2" in table and "Running" in table
 
         assert cluster.ok("service", "scale", f"{name}=3").strip() == f"{name} scaled to 3"
         spec = json.loads(cluster.ok("service", "inspect", name))[0]["Spec"]
         assert spec["Mode"]["Replicated"]["Replicas"] == 3
-        if orchestrator_wired():
-            wait_until(lambda: running(3), 20, "3 running tasks")
-            ls = cluster.ok("service", "ls")
-            assert next(r for r in map(str.split, ls.splitlines()) if r[1] == name)[3] == "3/3"
+        wait_until(lambda: running(3), 20, "3 running tasks")
+        ls = cluster.ok("service", "ls")
+        assert next(r for r in map(str.split, ls.splitlines()) if r[1] == name)[3] == "3/3"
 
         cluster.ok("service", "update", "--image", "nginx:1.26", "--update-delay", "1s", name)
         inspected = json.loads(cluster.ok("service", "inspect", sid[:8]))[0]

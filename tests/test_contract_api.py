@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from cluster.api import make_app
+from cluster.api.server import make_app
 from tests.api_fakes import FakeBackend, bootstrap
 
 INTS = ("term", "commit_index", "applied_index", "last_log_index", "last_log_term")
@@ -21,7 +21,7 @@ NAMES = ("leader", "voted_for")
 
 
 class LockedBackend(FakeBackend):
-    """What `cluster.manager` answers while autolock keeps it locked."""
+    """What `cluster.manager.process` answers while autolock keeps it locked."""
 
     def raft_status(self) -> dict[str, Any]:
         return {

@@ -1,7 +1,7 @@
 """DESIGN.md's CLI contract, checked the way an outside reviewer would.
 
 Fast tests: the ``status --json`` object (keys, value types, every role
-value) from `cluster.status.collect` with the managers' answers faked; the
+value) from `cluster.local.status.collect` with the managers' answers faked; the
 MANAGER STATUS column during a partition; one-line errors for mistakes that
 argparse or the operating system catch.
 
@@ -23,10 +23,11 @@ import pytest
 from cli_helpers import ROOT, described_pids, is_manager_process
 from cluster_procs import kill_leftovers
 
-from cluster import status as status_mod
-from cluster.cli import main, manager_status
-from cluster.layout import ClusterDir, Description, Member
-from cluster.status import collect, reachability
+from cluster.cli.main import main
+from cluster.cli.nodes import manager_status
+from cluster.local import status as status_mod
+from cluster.local.layout import ClusterDir, Description, Member
+from cluster.local.status import collect, reachability
 
 ROLES = {"leader", "follower", "candidate", "learner", "down", "paused", "locked"}
 NODE_KEYS = {

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from cluster import crypto
+from cluster.security import crypto
 
 
 @pytest.fixture

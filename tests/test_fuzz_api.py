@@ -1,7 +1,7 @@
 """Fuzz the HTTP API: no input gets a 500, a hang, or a change of state it was refused.
 
 Hypothesis sends random requests through aiohttp's `TestServer` /
-`TestClient` to the real app (`cluster.api.make_app`) over the fake manager
+`TestClient` to the real app (`cluster.api.server.make_app`) over the fake manager
 of `tests.api_fakes` (a real `Store` behind it, with a cluster, nodes, a
 service, a secret and a config in it, so random references sometimes hit
 something): random methods on known and unknown routes, random IDs and query
@@ -49,9 +49,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, currently_in_test_context, event, given, settings
 from hypothesis import strategies as st
 
-from cluster import commands as c
-from cluster.api import make_app
-from cluster.api_common import MAX_BODY
+from cluster.api.common import MAX_BODY
+from cluster.api.server import make_app
+from cluster.state import commands as c
 from tests.api_fakes import NODE_IDS, NOW, FakeBackend, bootstrap
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))

@@ -1,6 +1,6 @@
 """Fuzz the swarm port: no input gets a 500, a hang, or a node it was refused.
 
-The swarm port (`cluster.swarm_api`) is the one listener that takes
+The swarm port (`cluster.api.swarm`) is the one listener that takes
 requests from nodes that have no certificate yet, so its join route is
 where a stranger's bytes arrive.  Hypothesis sends it random bodies (random
 bytes, JSON of every type, join requests with one field swapped for a wrong
@@ -33,8 +33,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cluster.pki import make_csr
-from cluster.swarm_api import make_swarm_app
+from cluster.api.swarm import make_swarm_app
+from cluster.security.pki import make_csr
 from tests.api_fakes import SwarmBackend, bootstrap
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))

@@ -16,10 +16,10 @@ from cluster_procs import leader_name, running_cluster, wait_for
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from cluster.httpclient import ApiError, Unreachable, request
-from cluster.join_client import join_swarm
-from cluster.layout import ClusterDir, ClusterError, Description
-from cluster.pki import MANAGER_ROLE, WORKER_ROLE, CertificateAuthority
+from cluster.client.http import ApiError, Unreachable, request
+from cluster.local.join import join_swarm
+from cluster.local.layout import ClusterDir, ClusterError, Description
+from cluster.security.pki import MANAGER_ROLE, WORKER_ROLE, CertificateAuthority
 from raft.runtime.tls import TLSFiles
 
 pytestmark = pytest.mark.integration

@@ -1,11 +1,11 @@
-"""Managers learnt from the store (`cluster.joins.learn_peers`), without processes."""
+"""Managers learnt from the store (`cluster.manager.joins.learn_peers`), without processes."""
 
 from __future__ import annotations
 
-from cluster import commands as c
-from cluster.joins import learn_peers
-from cluster.manager import Peer
-from cluster.store import Store
+from cluster.manager.joins import learn_peers
+from cluster.manager.process import Peer
+from cluster.state import commands as c
+from cluster.state.store import Store
 
 NOW = "2024-05-01T12:00:00Z"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from cluster_procs import leader_name, running_cluster, wait_for
 
-from cluster.httpclient import request
-from cluster.layout import Timing
+from cluster.client.http import request
+from cluster.local.layout import Timing
 
 pytestmark = pytest.mark.integration
 

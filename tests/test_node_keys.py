@@ -1,4 +1,4 @@
-"""A manager's TLS key under autolock (`cluster.node_keys`), without processes."""
+"""A manager's TLS key under autolock (`cluster.security.node_keys`), without processes."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cluster import crypto, node_keys
-from cluster.pki import MANAGER_ROLE, CertificateAuthority
+from cluster.security import crypto, node_keys
+from cluster.security.pki import MANAGER_ROLE, CertificateAuthority
 from raft.runtime.tls import TLSFiles
 
 

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from cluster_procs import kill_leftovers, leader_name, wait_for
 
-from cluster.httpclient import ApiError, request
-from cluster.layout import ClusterDir, Description, Timing
-from cluster.status import collect
-from cluster.supervisor import Supervisor
+from cluster.client.http import ApiError, request
+from cluster.local.layout import ClusterDir, Description, Timing
+from cluster.local.status import collect
+from cluster.local.supervisor import Supervisor
 
 pytestmark = pytest.mark.integration
 
@@ -272,7 +272,7 @@ def test_autolock_a_restarted_manager_is_locked_until_unlocked(tmp_path: Path) -
         request("POST", f"{url}/secrets/create", {"Name": "s", "Data": "aGVsbG8="})
         for m in desc.members:  # only a fingerprint on disk, never the key or the KEK
             keys_dir = sup.cdir.node_dir(m.name) / "keys"
-            # The TLS key is sealed too (`cluster.node_keys`), openable only
+            # The TLS key is sealed too (`cluster.security.node_keys`), openable only
             # through the DEK, itself wrapped by the KEK of the unlock key.
             wait_for(
                 lambda d=keys_dir: (
@@ -330,7 +330,7 @@ def test_autolock_a_restarted_manager_is_locked_until_unlocked(tmp_path: Path) -
         other = followers[1]
         ourl = url_of(desc, other)
         fingerprint = sup.cdir.node_dir(other) / "keys" / "kek.fingerprint"
-        from cluster.crypto import kek_from_unlock_key
+        from cluster.security.crypto import kek_from_unlock_key
 
         want = kek_from_unlock_key(new_key).key_id
         wait_for(lambda: fingerprint.read_text() == want, 10, "the new fingerprint replicated")

@@ -13,10 +13,10 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from cluster import commands as c
-from cluster import objects as o
-from cluster.orchestrator import ControlLoop, Settings
-from cluster.store import Result, Store
+from cluster.control.orchestrator import ControlLoop, Settings
+from cluster.state import commands as c
+from cluster.state import objects as o
+from cluster.state.store import Result, Store
 
 T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z
 GRACE = 30.0

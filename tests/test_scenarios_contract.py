@@ -130,7 +130,7 @@ def test_seed_without_simulated_says_it_is_ignored(tmp_path, capsys, monkeypatch
 
 
 def test_a_cluster_that_will_not_start_is_a_one_line_error(tmp_path, capsys, monkeypatch):
-    from cluster.layout import ClusterError
+    from cluster.local.layout import ClusterError
     from scenarios.actions import RealDriver
 
     def refuse(self):

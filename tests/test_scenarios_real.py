@@ -36,7 +36,7 @@ REAL = [
 @pytest.mark.parametrize("name", REAL)
 def test_builtin_passes_on_real_processes(name, tmp_path):
     # run_scenario stops its cluster in a finally (down, then SIGKILL of any
-    # cluster.manager PID left in DIR/cluster.json) and deletes the temp dir.
+    # cluster.manager.process PID left in DIR/cluster.json) and deletes the temp dir.
     outcome = run_scenario(builtin(name), tmp_path)
     assert outcome.passed, failed_checks(tmp_path, name)
     assert (tmp_path / name / "timeline.png").exists()

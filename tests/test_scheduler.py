@@ -6,9 +6,9 @@ from collections import Counter
 
 from test_orchestrator import World, ops, svc_spec
 
-from cluster import commands as c
-from cluster import objects as o
-from cluster import scheduler
+from cluster.control import scheduler
+from cluster.state import commands as c
+from cluster.state import objects as o
 
 
 def nodes_world(*names: str) -> World:

@@ -16,10 +16,10 @@ from cluster_procs import leader_name, running_cluster, wait_for
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from cluster.httpclient import request
-from cluster.join_client import join_swarm
-from cluster.layout import ClusterError, Description
-from cluster.pki import MANAGER_ROLE
+from cluster.client.http import request
+from cluster.local.join import join_swarm
+from cluster.local.layout import ClusterError, Description
+from cluster.security.pki import MANAGER_ROLE
 
 pytestmark = pytest.mark.integration
 

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cluster import commands as c
-from cluster import crypto
-from cluster import objects as o
-from cluster.errors import (
+from cluster.security import crypto
+from cluster.state import commands as c
+from cluster.state import objects as o
+from cluster.state.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
@@ -26,7 +26,7 @@ from cluster.errors import (
     Unimplemented,
     VersionConflict,
 )
-from cluster.store import Result, Store
+from cluster.state.store import Result, Store
 
 NOW = "2024-05-01T12:00:00Z"
 LATER = "2024-05-01T12:00:05.5Z"
@@ -579,7 +579,7 @@ def test_commands_round_trip_through_decode() -> None:
 def test_name_index_follows_puts_deletes_rollbacks_and_restores(
     feed: Feed, dek: crypto.DataKey
 ) -> None:
-    from cluster.store import NameIndex
+    from cluster.state.txn import NameIndex
 
     def consistent(store: Store) -> None:
         assert store._names == NameIndex(store._tables)

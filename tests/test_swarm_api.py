@@ -18,9 +18,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from cluster import objects as o
-from cluster.pki import MANAGER_ROLE, WORKER_ROLE, make_csr
-from cluster.swarm_api import make_swarm_app
+from cluster.api.swarm import make_swarm_app
+from cluster.security.pki import MANAGER_ROLE, WORKER_ROLE, make_csr
+from cluster.state import objects as o
 from tests.api_fakes import SwarmBackend, bootstrap
 
 ENDPOINTS = {

@@ -1,6 +1,6 @@
 """Mutual TLS on the Raft transport (real sockets on 127.0.0.1, port 0).
 
-Certificates come from `cluster.pki` the way ``up`` issues them.  A test that
+Certificates come from `cluster.security.pki` the way ``up`` issues them.  A test that
 shows a peer's messages did *not* arrive sends a marker from an honest peer
 afterwards and waits for it; the refused connection is also seen closed.
 Each side counts a failed handshake and logs it (`warnings_from`): one line
@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from transport_harness import TIMEOUT, Node, eventually, transport_factory, vote
 
-from cluster.pki import MANAGER_ROLE, WORKER_ROLE, CertificateAuthority
+from cluster.security.pki import MANAGER_ROLE, WORKER_ROLE, CertificateAuthority
 from raft.runtime.codec import PROTOCOL_VERSION, Hello, encode_frame, encode_hello, frame
 from raft.runtime.tls import TLSFiles
 from raft.runtime.transport import Transport, _WarningThrottle

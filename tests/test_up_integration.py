@@ -12,7 +12,7 @@ import pytest
 from cli_helpers import cli, ok
 from cluster_procs import leader_name, running_cluster, wait_for
 
-from cluster.layout import ClusterDir
+from cluster.local.layout import ClusterDir
 
 pytestmark = pytest.mark.integration
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from test_orchestrator import World, assert_converged, ops, svc_spec
 
-from cluster import commands as c
-from cluster import objects as o
-from cluster.orchestrator import ControlLoop
+from cluster.control.orchestrator import ControlLoop
+from cluster.state import commands as c
+from cluster.state import objects as o
 
 SECOND = 1_000_000_000
 

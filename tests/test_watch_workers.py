@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cluster.watch import _rows, plain_snapshot
+from cluster.cli.watch import _rows, plain_snapshot
 
 STATUS = {
     "leader": "manager1",

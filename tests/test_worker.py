@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from cluster.dispatcher import (
+from cluster.control.dispatcher import (
     Dispatcher,
     assigned_tasks,
     is_worker_node,
@@ -12,8 +12,8 @@ from cluster.dispatcher import (
     liveness_changes,
     secrets_to_deliver,
 )
-from cluster.pki import WORKER_ROLE, CertificateAuthority
-from cluster.worker import Worker, WorkerSettings
+from cluster.security.pki import WORKER_ROLE, CertificateAuthority
+from cluster.worker.process import Worker, WorkerSettings
 
 
 def task(tid: str, node: str, state: str, desired: str = "running", secrets=()) -> dict:

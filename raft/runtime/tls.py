@@ -20,7 +20,7 @@ mean nothing here (every node is on 127.0.0.1), so ``check_hostname`` is
 off and the CN check replaces it.
 
 This module knows only file paths and subject fields; who issues the
-certificates (the cluster supervisor, `cluster.pki`) is not its business.
+certificates (the cluster supervisor, `cluster.security.pki`) is not its business.
 """
 
 from __future__ import annotations

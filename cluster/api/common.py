@@ -1,0 +1,273 @@
+"""Helpers shared by the HTTP API's routes: request parsing, bounded waits, replies.
+
+Two rules live here so that no route can forget them:
+
+* every wait on Raft (a write, a read barrier, a leadership transfer) is
+  bounded by the backend's request timeout, so a request without a quorum
+  gets a 503 instead of hanging (`bounded`);
+* reads are linearizable unless the client asks otherwise (`linearize`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import aiohttp
+from aiohttp import web
+
+from cluster.api.backend import Backend, UnavailableError
+from cluster.state import objects as o
+from cluster.state.errors import NotFound
+
+T = TypeVar("T")
+
+BACKEND: web.AppKey[Backend] = web.AppKey("backend", Backend)
+SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("forward_session", aiohttp.ClientSession)
+
+#: Set on a request one manager forwards to the leader; a request carrying it
+#: is never forwarded again, so a stale leader hint cannot bounce it around.
+FORWARDED_HEADER = "X-Swarmraft-Forwarded"
+#: On every response: the manager that produced it (the leader, if forwarded).
+SERVED_BY_HEADER = "X-Swarmraft-Served-By"
+#: Docker's idempotency header; passed to `Backend.write` as the request ID.
+REQUEST_ID_HEADER = "X-Request-ID"
+#: ``local`` asks for a fast read of this manager's replica (as ``?consistency=``).
+CONSISTENCY_HEADER = "X-Swarmraft-Consistency"
+
+#: Bodies above this are refused by aiohttp with 413 before any route runs.
+#: Big enough for a 500 KiB secret in base64, so the store's own size rule
+#: (with Docker's wording) is what a too-large secret meets.
+MAX_BODY = 1024 * 1024
+MAX_REQUEST_ID = 200
+
+#: The API's own bound is a little longer than the backend's, so that the
+#: backend's more precise error (no quorum, no leader) normally wins.
+TIMEOUT_SLACK = 1.25
+
+
+class ApiError(Exception):
+    """A refusal decided by the API itself: status and a Docker-style message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def backend_of(request: web.Request) -> Backend:
+    return request.app[BACKEND]
+
+
+def reply(value: Any, status: int = 200) -> web.Response:
+    """A JSON response; objects go through `objects.render` (bytes become base64)."""
+    return web.json_response(o.render(value), status=status)
+
+
+def error_reply(status: int, message: str) -> web.Response:
+    """Docker's error body: ``{"message": "..."}``."""
+    return web.json_response({"message": message}, status=status)
+
+
+# -- request parsing ---------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+#: One decoder for every body: ``json.loads`` with an option builds a new
+#: decoder on each call, which showed up in the leader's profile under load.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+async def read_json(request: web.Request, *, required: bool = True) -> dict[str, Any] | None:
+    """The body as a JSON object; 400 naming the problem otherwise.
+
+    An empty body is ``None`` when not ``required``.  The error never quotes
+    the body: it may hold a secret.
+    """
+    raw = await request.read()
+    if not raw.strip():
+        if required:
+            raise ApiError(400, "request body is required (a JSON object)")
+        return None
+    try:
+        doc = _DECODER.decode(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid JSON body: not UTF-8") from None
+    except RecursionError:
+        # json's decoder recurses once per level: a body of "[[[[..." within
+        # the size limit would otherwise be a 500.
+        raise ApiError(400, "invalid JSON body: nested too deeply") from None
+    except ValueError as exc:
+        where = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise ApiError(400, f"invalid JSON body: {reason}{where}") from None
+    if not isinstance(doc, dict):
+        raise ApiError(400, f"request body must be a JSON object, not {json_type(doc)}")
+    return doc
+
+
+def json_type(value: Any) -> str:
+    """A value's JSON type name, for error messages that must not quote values."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def query_version(request: web.Request) -> int:
+    """The ``version`` an update was read at: compare-and-set needs it."""
+    raw = request.query.get("version")
+    if raw is None:
+        raise ApiError(400, "missing version query parameter: send the Version.Index you last read")
+    if not (raw.isascii() and raw.isdigit()):
+        raise ApiError(400, f"invalid version {raw[:40]!r}: expected a non-negative integer")
+    return int(raw)
+
+
+def query_bool(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name)
+    if raw is None:
+        return False
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("", "0", "false", "no"):
+        return False
+    raise ApiError(400, f"invalid {name} {raw[:40]!r}: expected true or false")
+
+
+def request_id_of(request: web.Request) -> str | None:
+    rid = request.headers.get(REQUEST_ID_HEADER)
+    if rid is None:
+        return None
+    if not rid or len(rid) > MAX_REQUEST_ID:
+        raise ApiError(400, f"invalid {REQUEST_ID_HEADER}: 1 to {MAX_REQUEST_ID} characters")
+    return rid
+
+
+# -- waiting on Raft -----------------------------------------------------------
+
+
+async def bounded(backend: Backend, what: str, awaitable: Awaitable[T]) -> T:
+    """Await a backend call for at most about ``request_timeout`` seconds.
+
+    A backend that hangs (a partitioned leader that has not yet stepped
+    down, a slow disk) still gives the client a 503 in bounded time.
+    """
+    limit = backend.request_timeout * TIMEOUT_SLACK
+    try:
+        async with asyncio.timeout(limit):
+            return await awaitable
+    except TimeoutError:
+        raise UnavailableError(
+            f"{what} timed out after {limit:.1f}s: no quorum or no leader "
+            "(a majority of managers may be down or partitioned)"
+            + ("; the write may still be committed later" if what == "write" else "")
+        ) from None
+
+
+def wants_local_read(request: web.Request) -> bool:
+    """``?consistency=local`` (or the header): read this replica without a barrier."""
+    raw = request.query.get("consistency") or request.headers.get(CONSISTENCY_HEADER)
+    if raw is None or raw in ("linearizable", "default"):
+        return False
+    if raw == "local":
+        return True
+    raise ApiError(400, f"invalid consistency {raw[:40]!r}: expected linearizable or local")
+
+
+async def linearize(request: web.Request) -> None:
+    """The read barrier before a read (ReadIndex), unless a local read was asked for."""
+    if wants_local_read(request):
+        return
+    backend = backend_of(request)
+    await bounded(backend, "linearizable read", backend.read_barrier(backend.request_timeout))
+
+
+async def write(request: web.Request, command: bytes) -> Any:
+    """Commit a command through Raft; the store's refusal is raised as its error."""
+    backend = backend_of(request)
+    rid = request_id_of(request)
+    result = await bounded(backend, "write", backend.write(command, request_id=rid))
+    return result.unwrap()
+
+
+async def lookup_fresh(
+    request: web.Request, kind: str, ref: str, *, read_only: bool = False
+) -> o.Obj:
+    """Resolve a reference for a write: locally, then once more after a barrier.
+
+    The local replica may lag (a follower, or a leader elected a moment ago)
+    and not know an object the client just created; a read barrier makes it
+    catch up before we answer 404.  The happy path costs nothing.
+
+    ``read_only``: the route only reads the object (its ID, its name) into a
+    command, so it gets the stored object itself (`Store.peek`), not a copy.
+    """
+    backend = backend_of(request)
+    store = backend.store
+    find = store.peek if read_only else store.lookup
+    try:
+        return find(kind, ref)
+    except NotFound:
+        pass
+    await bounded(backend, "read barrier", backend.read_barrier(backend.request_timeout))
+    return find(kind, ref)
+
+
+_TASK_REPORT_FIELDS = {"State": str, "Message": str, "Err": str}
+
+
+def task_report(body: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """An agent's task report ``{State, Message?, Err?}`` -> (state, message, err); 400 else.
+
+    Both channels take it: a manager's own agent on the API, a worker on the
+    swarm port (`cluster.api.swarm`).
+    """
+    for key, value in body.items():
+        want = _TASK_REPORT_FIELDS.get(key)
+        if want is None:
+            raise ApiError(400, f"unknown field {key!r} in task status")
+        if not isinstance(value, want):
+            raise ApiError(400, f"{key} must be a string")
+    if "State" not in body:
+        raise ApiError(400, "missing field 'State'")
+    return body["State"], body.get("Message"), body.get("Err")
+
+
+__all__ = [
+    "BACKEND",
+    "CONSISTENCY_HEADER",
+    "FORWARDED_HEADER",
+    "MAX_BODY",
+    "REQUEST_ID_HEADER",
+    "SERVED_BY_HEADER",
+    "SESSION",
+    "ApiError",
+    "backend_of",
+    "bounded",
+    "error_reply",
+    "json_type",
+    "linearize",
+    "lookup_fresh",
+    "query_bool",
+    "query_version",
+    "read_json",
+    "reply",
+    "request_id_of",
+    "task_report",
+    "wants_local_read",
+    "write",
+]

@@ -1,0 +1,7 @@
+"""``python -m cluster bench``: throughput, latency, failover and memory.
+
+`run` drives a local cluster and reports; `loadgen` is the load generator
+process (``python -m cluster.bench.loadgen``).
+
+May import: `cluster.client`, `cluster.local`.
+"""

@@ -1,0 +1,11 @@
+"""The leader's control loops: from the desired state to tasks on nodes.
+
+The orchestrator (`orchestrator.ControlLoop`), the scheduler that places
+tasks, the rolling updater, the dispatcher's session and assignment logic,
+and the agent's task state machine.  Each is a pure step: it reads the store
+and the time it is given and returns commands to propose; the manager's
+duty loop does the proposing (the sans-I/O pattern one level up).
+
+May import: `cluster.state` and the standard library's pure modules.  No
+asyncio, aiohttp or clock.
+"""

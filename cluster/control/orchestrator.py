@@ -1,0 +1,248 @@
+"""The orchestrator: the leader's control loop, from desired state to commands.
+
+Theory of operation
+-------------------
+The user writes *desired* state (a service wants 3 replicas of nginx); agents
+report *actual* state (this task is running, that one failed).  Only the
+leader closes the gap, and it does so with nothing but the replicated store:
+`ControlLoop.step` reads the store and ``now`` and returns the commands
+(built with `cluster.state.commands`) that move the actual state one step toward
+the desired one.  The leader proposes them through Raft; once they are
+applied, it steps again.  No I/O, no clock, no memory between passes, so a
+freshly elected leader picks up exactly where the old one stopped (§5.4: the
+new leader has every committed entry, hence the same store).
+
+One pass, per service:
+
+1. **Reconcile** (this module).  Each task fills a *slot*: slot 1..Replicas
+   of a replicated service, or a node of a global one.  A slot is filled by
+   at most one *live* task (desired running, not yet ended,
+   `objects.task_is_live`).  The pass shuts down live tasks that must go (on
+   a drained node, on a node down longer than the grace period, on a node
+   that left, in a slot above Replicas, the extra ones when a slot holds two)
+   and creates a task in every wanted slot left empty: scale up, a
+   replacement for a task that ended (restart policy ``any``, after its
+   ``Delay``), for one shut down on a drained or lost node, or a global task
+   for a node that joined.
+2. **Update** (`cluster.control.updater`): replace out-of-date tasks in batches,
+   in the slots reconcile left alone in this pass.
+3. **Schedule** (`cluster.control.scheduler`): place the tasks still waiting for a
+   node.
+
+Why nothing is lost or doubled across a failover: every command is safe to
+apply after a leader change, even when it was computed from an older read
+and commits late (a deposed leader's entry can still be committed, §5.4.2):
+
+* a created task's ID is derived from (service, slot, the IDs of every task
+  the slot has ever had), so two leaders that saw the slot alike propose the
+  same ID and the store refuses the second (`commands.derived_id`);
+* every change to an existing task names its ``Version.Index``, so a change
+  decided on a stale read is refused;
+* and should two live tasks ever share a slot anyway, the next pass keeps
+  the better one and shuts the other down.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from cluster.control import scheduler, updater
+from cluster.state import commands as c
+from cluster.state import objects as o
+from cluster.state.store import Store
+
+NS = 1e9
+#: Docker's default restart delay (RestartPolicy.Delay), in seconds.
+DEFAULT_RESTART_DELAY = 5.0
+#: Task states that mean the task stopped by itself (what a restart policy reacts to).
+ENDED_STATES = frozenset({"complete", "failed", "rejected"})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How patient the orchestrator is, in seconds.
+
+    ``node_down_grace``: how long a node may be down before its tasks are
+    written off and replaced elsewhere (a short network blip should not
+    reshuffle the cluster).  ``restart_delay``: used when a service's
+    ``RestartPolicy`` names none.
+    """
+
+    node_down_grace: float = 60.0
+    restart_delay: float = DEFAULT_RESTART_DELAY
+
+
+@dataclass(slots=True)
+class Pass:
+    """The commands of one pass, and what they touched (so later stages keep off)."""
+
+    now: float
+    commands: list[bytes] = field(default_factory=list)
+    touched_tasks: set[str] = field(default_factory=set)
+    touched_slots: set[tuple[str, int | str]] = field(default_factory=set)
+
+    def shut_down(self, task: o.Obj, state: str | None = None, message: str | None = None) -> None:
+        """Tell a task to stop; ``state`` also ends it when no agent ever will."""
+        self.commands.append(
+            c.update_task(
+                task["ID"],
+                self.now,
+                desired_state="shutdown",
+                state=state,
+                message=message,
+                version=task["Version"]["Index"],
+            )
+        )
+        self.touched_tasks.add(task["ID"])
+        self.touched_slots.add((task["ServiceID"], updater.slot_key(task)))
+
+    def create(self, service: o.Obj, key: int | str, history: Iterable[o.Obj]) -> None:
+        """A new task for one slot, named after the slot's whole history (see the module doc).
+
+        The spec is left out on purpose: the store copies the service's
+        template as it stands when the entry is applied, so a late entry
+        still starts the newest spec.
+        """
+        task_id = c.derived_id("task", service["ID"], key, *sorted(t["ID"] for t in history))
+        slot, node = (key, None) if isinstance(key, int) else (None, key)
+        self.commands.append(c.create_task(task_id, self.now, service["ID"], slot, node))
+        self.touched_slots.add((service["ID"], key))
+
+
+class ControlLoop:
+    """Orchestrator, updater and scheduler in one pure `step`.
+
+    It holds only its settings, so any number of them (one per manager, or
+    a fresh one after every election) give the same answer for the same store.
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+
+    def step(self, store: Store, now: float) -> list[bytes]:
+        """The commands to propose now (``now`` in Unix seconds); empty when all is well.
+
+        A leader calls this periodically (every second is plenty) and after
+        its own previous commands were applied; it proposes each command as
+        its own entry, since a refused one (already done by an earlier leader)
+        must not take others down with it.
+        """
+        nodes = {n["ID"]: n for n in store.list(o.NODE)}
+        services = {s["ID"]: s for s in store.list(o.SERVICE)}
+        tasks = store.tasks()
+        by_service: dict[str, list[o.Obj]] = defaultdict(list)
+        for task in tasks:
+            by_service[task["ServiceID"]].append(task)
+        work = Pass(now)
+        for service_id, owned in sorted(by_service.items()):
+            if service_id not in services:
+                for task in owned:
+                    if o.task_is_live(task):
+                        work.shut_down(task, *_end_if_unassigned(task, "service removed"))
+        for service in services.values():
+            owned = by_service.get(service["ID"], [])
+            self.reconcile(work, service, owned, nodes)
+            busy = {key for sid, key in work.touched_slots if sid == service["ID"]}
+            plan = updater.plan_update(service, owned, now, busy)
+            work.commands.extend(plan.commands)
+            for task in plan.replace:
+                history = [t for t in owned if updater.slot_key(t) == updater.slot_key(task)]
+                work.shut_down(task, *_end_if_unassigned(task, "replaced by update"))
+                work.create(service, updater.slot_key(task), history)
+        work.commands.extend(
+            scheduler.schedule(nodes.values(), tasks, now, skip=work.touched_tasks)
+        )
+        return work.commands
+
+    # -- reconcile ---------------------------------------------------------------
+
+    def reconcile(
+        self, work: Pass, service: o.Obj, tasks: list[o.Obj], nodes: dict[str, o.Obj]
+    ) -> None:
+        """Shut down what must go and fill every empty wanted slot of one service."""
+        slots: dict[int | str, list[o.Obj]] = defaultdict(list)
+        for task in tasks:
+            slots[updater.slot_key(task)].append(task)
+        spec = service["Spec"]
+        if o.is_global(spec):
+            wanted: list[int | str] = sorted(n for n in nodes if scheduler.available(nodes[n]))
+        else:
+            wanted = list(range(1, o.replicas(spec) + 1))
+        for key in sorted(slots, key=lambda k: str(k).zfill(25)):
+            live = []
+            for task in sorted(slots[key], key=lambda t: t["ID"]):
+                if not o.task_is_live(task):
+                    if task["DesiredState"] == "running":
+                        work.shut_down(task)  # ended by itself: record that it stays down
+                    continue
+                reason = self._evict(task, nodes, work.now)
+                if reason is not None:
+                    work.shut_down(task, *reason)
+                elif key not in wanted and not o.is_global(spec):
+                    work.shut_down(task, *_end_if_unassigned(task, "scaled down"))
+                else:
+                    live.append(task)
+            if len(live) > 1:
+                keep = _best(live, spec["TaskTemplate"])
+                for task in live:
+                    if task is not keep:
+                        work.shut_down(task, *_end_if_unassigned(task, "duplicate in slot"))
+        for key in wanted:
+            history = slots.get(key, [])
+            if any(o.task_is_live(t) and t["ID"] not in work.touched_tasks for t in history):
+                continue
+            if self._restart_due(spec, history, work.now):
+                work.create(service, key, history)
+
+    def _evict(
+        self, task: o.Obj, nodes: dict[str, o.Obj], now: float
+    ) -> tuple[str | None, str | None] | None:
+        """Why a live task must leave its node, as (state, message) for `Pass.shut_down`."""
+        node_id = task.get("NodeID")
+        if not node_id:
+            return None
+        node = nodes.get(node_id)
+        if node is None:
+            return "orphaned", "node removed from the swarm"
+        if node["Spec"]["Availability"] == "drain":
+            return _end_if_unassigned(task, "node drained")
+        status = node["Status"]
+        if status["State"] == "down":
+            since = c.parse_time(status.get("Timestamp") or node["UpdatedAt"])
+            if now - since >= self.settings.node_down_grace:
+                # Nobody is left to report this task's end: record it ourselves.
+                return "orphaned", "node down for longer than the grace period"
+        return None
+
+    def _restart_due(self, spec: o.Obj, history: list[o.Obj], now: float) -> bool:
+        """May an empty slot be filled now?  Waits out RestartPolicy.Delay after a task ended."""
+        policy = spec["TaskTemplate"].get("RestartPolicy") or {}
+        ended = [t for t in history if t["Status"]["State"] in ENDED_STATES]
+        if not ended:
+            return True  # a new slot, or its task was shut down on purpose: fill it now
+        last = max(ended, key=lambda t: (t["Status"]["Timestamp"], t["ID"]))
+        condition = policy.get("Condition", "any")
+        if condition == "none" or (
+            condition == "on-failure" and last["Status"]["State"] == "complete"
+        ):
+            return False  # the policy says this slot stays empty
+        delay = policy["Delay"] / NS if "Delay" in policy else self.settings.restart_delay
+        return now >= c.parse_time(last["Status"]["Timestamp"]) + delay
+
+
+def _end_if_unassigned(task: o.Obj, why: str) -> tuple[str | None, str | None]:
+    """A task no agent has taken yet is ended here, since no agent will ever report it."""
+    taken = o.TASK_STATE_RANK[task["Status"]["State"]] >= o.TASK_STATE_RANK["assigned"]
+    if task.get("NodeID") and taken:
+        return None, None
+    return "shutdown", f"shutdown before assignment: {why}"
+
+
+def _best(live: list[o.Obj], template: o.Obj) -> o.Obj:
+    """Of two live tasks in one slot, the one to keep: furthest along, up to date, lowest ID."""
+    return min(
+        live,
+        key=lambda t: (-o.TASK_STATE_RANK[t["Status"]["State"]], t["Spec"] != template, t["ID"]),
+    )

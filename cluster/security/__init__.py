@@ -1,0 +1,10 @@
+"""Keys and certificates: secrets' encryption, the PKI, sealed node keys.
+
+`crypto` (AES-256-GCM data keys wrapped by a key-encryption key, autolock),
+`pki` (the cluster's root CA, node certificates, join-token digests),
+`node_keys` (a manager's TLS key sealed under autolock).  All cryptography
+comes from the `cryptography` package; nothing is hand-rolled.
+
+May import: `raft.runtime` (its TLS identities), `cryptography`, the
+standard library.
+"""

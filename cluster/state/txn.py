@@ -1,0 +1,132 @@
+"""One command's transaction over the store's tables, and the name index.
+
+`Txn` is what a handler (`cluster.state.handlers`) sees of the state: reads,
+and writes that are journalled so `Store.apply` can roll a failed command back
+whole.  `NameIndex` is derived state the transaction keeps current.  Both live
+apart from `cluster.state.store` so that the handlers can name them without
+importing the store that imports the handlers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from cluster.state import objects as o
+
+__all__ = ["NameIndex", "Txn"]
+
+
+class Txn:
+    """One command's view of the tables, with an undo journal.
+
+    Handlers read through `get`/`rows` and change state only through `put`
+    and `delete`, always with a fresh value (never by mutating what `get`
+    returned), so the journal's saved previous value is the true one.
+    They must also not let the *order* of `rows` decide an outcome: a
+    restored replica holds the same rows in another order.
+    """
+
+    _MISSING = object()
+
+    def __init__(
+        self, tables: dict[str, dict[str, Any]], index: int, names: NameIndex | None = None
+    ) -> None:
+        self.index = index
+        self._tables = tables
+        self._names = names if names is not None else NameIndex(tables)
+        self._undo: list[tuple[str, str, Any]] = []
+
+    def get(self, table: str, key: str) -> Any:
+        return self._tables[table].get(key)
+
+    def rows(self, table: str) -> Iterable[Any]:
+        return self._tables[table].values()
+
+    def named(self, kind: str, name: str) -> list[Any]:
+        """The objects of ``kind`` that answer to ``name`` (`_names`), in ID order."""
+        rows = self._tables[kind]
+        return [rows[k] for k in self._names.ids(kind, name)]
+
+    def put(self, table: str, key: str, value: Any) -> None:
+        rows = self._tables[table]
+        previous = rows.get(key, self._MISSING)
+        self._undo.append((table, key, previous))
+        rows[key] = value
+        self._names.replace(table, key, previous, value)
+
+    def delete(self, table: str, key: str) -> None:
+        rows = self._tables[table]
+        if key in rows:
+            previous = rows.pop(key)
+            self._undo.append((table, key, previous))
+            self._names.replace(table, key, previous, self._MISSING)
+
+    def rollback(self) -> None:
+        """Undo every change of this command, newest first."""
+        while self._undo:
+            table, key, previous = self._undo.pop()
+            current = self._tables[table].get(key, self._MISSING)
+            if previous is self._MISSING:
+                self._tables[table].pop(key, None)
+            else:
+                self._tables[table][key] = previous
+            self._names.replace(table, key, current, previous)
+
+
+class NameIndex:
+    """kind -> name -> IDs of the objects answering to it (`_names`).
+
+    Looking a name up used to scan every object of the kind, and every create
+    checks that its name is free: creating N configs cost O(N^2).  The index
+    is derived state: kept current by `Txn.put`/`delete`/`rollback` and
+    rebuilt from the tables on `Store.restore`, never part of a snapshot.
+    """
+
+    def __init__(self, tables: dict[str, dict[str, Any]]) -> None:
+        self._by_kind: dict[str, dict[str, set[str]]] = {k: {} for k in o.KINDS}
+        for kind in o.KINDS:
+            for obj_id, obj in tables.get(kind, {}).items():
+                self._add(kind, obj_id, obj)
+
+    def ids(self, kind: str, name: str) -> list[str]:
+        """IDs of the objects of ``kind`` named ``name``, sorted."""
+        found = self._by_kind[kind].get(name)
+        return sorted(found) if found else []
+
+    def replace(self, table: str, obj_id: str, old: Any, new: Any) -> None:
+        """Row ``obj_id`` of ``table`` changed from ``old`` to ``new`` (`Txn._MISSING`: absent)."""
+        if table not in self._by_kind:
+            return  # not an object kind (sealed, keyring): no names
+        if old is not Txn._MISSING:
+            self._remove(table, obj_id, old)
+        if new is not Txn._MISSING:
+            self._add(table, obj_id, new)
+
+    def _add(self, kind: str, obj_id: str, obj: Any) -> None:
+        index = self._by_kind[kind]
+        for name in _names(kind, obj):
+            index.setdefault(name, set()).add(obj_id)
+
+    def _remove(self, kind: str, obj_id: str, obj: Any) -> None:
+        index = self._by_kind[kind]
+        for name in _names(kind, obj):
+            ids = index.get(name)
+            if ids is not None:
+                ids.discard(obj_id)
+                if not ids:
+                    del index[name]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NameIndex) and self._by_kind == other._by_kind
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _names(kind: str, obj: o.Obj) -> tuple[str, ...]:
+    """The names an object answers to in `Store.lookup`."""
+    if kind == o.NODE:
+        names = (obj.get("Description", {}).get("Hostname"), obj.get("Spec", {}).get("Name"))
+        return tuple(n for n in names if n)
+    name = obj.get("Spec", {}).get("Name")
+    return (name,) if name else ()
