@@ -1,0 +1,108 @@
+"""Running ``python -m cluster`` as a user would, for the CLI's black-box tests.
+
+Every helper here runs the CLI in a subprocess and reads only what a user
+sees: exit status, stdout, stderr and (for cleanup) DIR/cluster.json.
+`kill_leftovers` is the last resort of the fixtures: it SIGKILLs PIDs that
+still run a manager, after checking /proc/PID/cmdline, so a PID the kernel
+gave to another program is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from repo import ROOT
+
+T = TypeVar("T")
+
+
+def cli(
+    cdir: Path, *args: str, input: str | None = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """``python -m cluster --dir CDIR ARGS...``; never raises on a non-zero exit."""
+    env = {k: v for k, v in os.environ.items() if k != "CLUSTER_DIR"}
+    return subprocess.run(
+        [sys.executable, "-m", "cluster", "--dir", str(cdir), *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=env,
+    )
+
+
+def ok(cdir: Path, *args: str, input: str | None = None, timeout: float = 60.0) -> str:
+    """Run the CLI, insist on exit status 0, return its stdout."""
+    r = cli(cdir, *args, input=input, timeout=timeout)
+    assert r.returncode == 0, f"{' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}"
+    return r.stdout
+
+
+def status(cdir: Path) -> dict[str, Any]:
+    return json.loads(ok(cdir, "status", "--json"))
+
+
+def wait_until(probe: Callable[[], T | None], timeout: float, what: str, every: float = 0.1) -> T:
+    """Call ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = probe()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last})")
+        time.sleep(every)
+
+
+def described_pids(cdir: Path) -> set[int]:
+    """The PIDs DIR/cluster.json names (empty if there is no cluster)."""
+    try:
+        desc = json.loads((cdir / "cluster.json").read_text())
+    except (OSError, ValueError):
+        return set()
+    return {m["pid"] for m in desc.get("members", []) if m.get("pid")}
+
+
+def is_manager_process(pid: int) -> bool:
+    """Whether PID is alive and runs ``cluster.manager.process`` (not a zombie)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    state = stat[stat.rindex(")") + 2 :].split()[0]
+    return b"cluster.manager" in cmdline and state not in ("Z", "X")
+
+
+def kill_leftovers(pids: set[int]) -> list[int]:
+    """SIGKILL (after SIGCONT) every PID that still runs a manager; return those killed."""
+    killed = []
+    for pid in sorted(pids):
+        if is_manager_process(pid):
+            for sig in (signal.SIGKILL, signal.SIGCONT):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    break
+            killed.append(pid)
+    return killed
+
+
+def one_line_error(r: subprocess.CompletedProcess[str]) -> str:
+    """Assert the CLI failed the way a user mistake must: one line, no traceback."""
+    assert r.returncode != 0, f"expected a failure, got 0: {r.stdout}"
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got: {r.stderr!r}"
+    assert lines[0].startswith("error: "), lines[0]
+    return lines[0]
