@@ -17,12 +17,12 @@ import contextlib
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 from cluster.cli.nodes import cmd_status
 from cluster.client.http import ApiError, Unreachable
+from cluster.client.wait import attempts
 from cluster.local.layout import ClusterDir, ClusterError, Timing, resolve_dir
 from cluster.local.supervisor import Supervisor
 
@@ -207,16 +207,13 @@ def cmd_swarm_unlock(ctx: Context) -> int:
             if m.role != "manager" or ctx.sup.process_state(m) != "running":
                 continue
             # A manager just (re)started may take a moment to answer.
-            deadline = time.monotonic() + 3.0
-            while True:
+            for _ in attempts(within=3.0):
                 try:
                     if request("GET", f"{m.api_url}/raft/status", timeout=1.0).get("locked"):
                         targets.append(m)
                     break
                 except (Unreachable, ApiError):
-                    if time.monotonic() > deadline:
-                        break
-                    time.sleep(0.1)
+                    continue
         if not targets:
             raise ClusterError("no manager is locked")
     key = ctx.args.key
@@ -231,15 +228,14 @@ def cmd_swarm_unlock(ctx: Context) -> int:
     if not key:
         raise ClusterError("no unlock key given (--key, or on stdin)")
     for m in targets:
-        deadline = time.monotonic() + 3.0
-        while True:
+        for _ in attempts(within=3.0):
             try:
                 request("POST", f"{m.api_url}/swarm/unlock", {"UnlockKey": key}, timeout=10.0)
                 break
-            except Unreachable:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)  # just restarted: not listening yet
+            except Unreachable as e:
+                not_listening = e  # just restarted: not listening yet
+        else:
+            raise not_listening
         ctx.say(f"{m.name} unlocked")
     return 0
 
@@ -329,9 +325,8 @@ def _follow_promotion(ctx: Context, name: str, timeout: float = 30.0) -> None:
     majority -- and promotes it only once it has caught up, so a slow
     newcomer never stalls commits.
     """
-    deadline = time.monotonic() + timeout
     said = ""
-    while time.monotonic() < deadline:
+    for _ in attempts(within=timeout, every=0.2):
         found = ctx.sup.find_leader(ctx.cdir.load())
         if found is not None:
             leader, st = found
@@ -355,7 +350,6 @@ def _follow_promotion(ctx: Context, name: str, timeout: float = 30.0) -> None:
             if line != said:
                 ctx.say(line)
                 said = line
-        time.sleep(0.2)
     ctx.say(f"{name} is not a voter yet after {timeout:g}s; see `status` and {name}/node.log")
 
 
