@@ -51,7 +51,16 @@ ALLOWED: dict[str, set[str]] = {
         "raft.runtime",
     },
     "cluster.bench": {"cluster.client", "cluster.local"},
-    "cluster.cli": {"cluster.client", "cluster.local", "cluster.state", "cluster.bench"},
+    "cluster.cli": {
+        "cluster.client",
+        "cluster.local",
+        "cluster.state",
+        "cluster.bench",
+        "cluster.web",
+    },
+    # The live web view: a page from viz, facts from the local cluster; its
+    # buttons run the CLI as a command, never its code (no cli <-> web edge).
+    "cluster.web": {"cluster.client", "cluster.local", "viz.web"},
     "cluster.__main__": {"cluster.cli"},
 }
 # Pure packages: no event loop, no web framework, no clock, no threads, no processes.
