@@ -6,8 +6,10 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from viz_sim_trace import leader_failover_trace
 
+from viz.__main__ import main as viz_main
 from viz.model import read_model
 from viz.replay import Caption, replay_data, write_replay
 from viz.web import page_html
@@ -57,3 +59,15 @@ def test_page_data_cannot_close_its_script_element() -> None:
 
 def test_titles_are_escaped() -> None:
     assert "<title>a &lt;b&gt;</title>" in page_html("live", "a <b>", {})
+
+
+def test_replay_command_writes_the_page_or_says_why_not(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    traces = leader_failover_trace(tmp_path / "t")
+    assert viz_main(["replay", str(traces)]) == 0
+    assert (traces / "replay.html").exists()
+    assert capsys.readouterr().out.strip() == str(traces / "replay.html")
+    assert viz_main(["replay", str(tmp_path / "nothing")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("viz: ") and err.count("\n") == 1
