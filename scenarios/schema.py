@@ -35,8 +35,8 @@ number.  `parse` checks everything it can without a cluster and raises
 the field, e.g. ``step 3 (kill): missing field 'node'``.
 
 Spellings: names of actions, checks and ``wait for`` conditions may use
-hyphens or underscores (``transfer-leadership`` as DESIGN.md writes it, or
-``transfer_leadership``), and a few other names a reader of DESIGN.md would
+hyphens or underscores (``transfer-leadership`` as docs/scenarios.md writes it, or
+``transfer_leadership``), and a few other names a reader of docs/scenarios.md would
 reach for are accepted (`ACTION_ALIASES`, `CHECK_ALIASES`); ``[[steps]]`` and
 ``[[expectations]]`` are accepted for ``[[step]]`` and ``[[expect]]``.  Each
 is turned into the one canonical name at parse time.
@@ -154,7 +154,7 @@ CHECKS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
 }
 
 #: Other names for checks (after hyphens became underscores) -> the canonical one,
-#: mostly DESIGN.md's wording of the expectations.
+#: mostly the wording of the expectations in plain English (docs/scenarios.md).
 CHECK_ALIASES = {
     "leader_elected_within": "leader_within",
     "no_leader": "no_leader_while",
@@ -519,7 +519,7 @@ _TOP = {
 #: A scenario's name: the directory OUT/NAME, so no path separators and no "..".
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
-#: Plural table names (DESIGN.md's "steps" and "expectations") -> the canonical one.
+#: Plural table names ("steps" and "expectations", as prose says) -> the canonical one.
 _TOP_ALIASES = {"steps": "step", "expectations": "expect", "expects": "expect"}
 
 

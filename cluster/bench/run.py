@@ -35,7 +35,7 @@ measures, in this order:
 
 Every loop is bounded by count and time; all traffic goes to 127.0.0.1; the
 cluster the benchmark started is stopped in a ``finally`` (and its temporary
-directory removed).  Results: a table (or ``--json``, the DESIGN.md object)
+directory removed).  Results: a table (or ``--json``, the object in docs/cli.md)
 on stdout, progress on stderr, and ``results.json`` plus ``latency.png``
 (latency of every sampled write over time, fault windows shaded) in
 ``--out``.
@@ -122,7 +122,7 @@ class Window:
 
 @dataclass(slots=True)
 class Run:
-    """Everything measured; `result_object` turns it into the DESIGN.md object."""
+    """Everything measured; `result_object` turns it into the docs/cli.md object."""
 
     managers: int
     http: list[dict[str, Any]] = field(default_factory=list)
@@ -151,7 +151,7 @@ def _pct(values: Sequence[float], q: float) -> float | None:
 
 
 def result_object(run: Run) -> dict[str, Any]:
-    """The object ``bench --json`` prints (DESIGN.md, CLI contract), and nothing else."""
+    """The object ``bench --json`` prints (docs/cli.md, ``bench``), and nothing else."""
     keys = ("clients", "size", "ops_per_s", "p50_ms", "p99_ms", "p999_ms")
     obj: dict[str, Any] = {
         "managers": run.managers,
@@ -591,7 +591,7 @@ def register(sub: Any) -> None:
     """Add the ``bench`` verb to `cluster.cli.main`'s parser."""
     b = sub.add_parser("bench", help="benchmark: writes/s, latency, failover, stability, memory")
     b.add_argument("--managers", type=int, choices=(3, 5), default=3)
-    b.add_argument("--json", action="store_true", help="print the DESIGN.md object only")
+    b.add_argument("--json", action="store_true", help="print the result object only (docs/cli.md)")
     b.add_argument("--duration", type=float, help="seconds measured per level (default 5)")
     b.add_argument("--quick", action="store_true", help="a smoke run: one level of each phase")
     b.add_argument("--out", default="bench-results", help="where results.json and the figure go")

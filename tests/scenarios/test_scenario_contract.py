@@ -1,12 +1,12 @@
-"""Scenario files as an outsider writes them from DESIGN.md's "Scenarios" section.
+"""Scenario files as an outsider writes them from the scenario docs (docs/scenarios.md).
 
-DESIGN.md lists the actions (write, kill, restart, pause, partition, isolate,
+The design lists the actions (write, kill, restart, pause, partition, isolate,
 heal, wait, promote/demote, drain, transfer-leadership) and expectations (a
 leader within T, no leader while X, writes fail with no quorum, the winner has
 the most up-to-date log, the stale node's votes are refused, no committed
 write lost, the history is linearizable) in words; these files use those
 words, hyphens and all, and run on the simulator (fast, replayable).  The
-same files on real processes are in tests/test_scenarios_real.py.
+same files on real processes are in tests/scenarios/test_builtins_real.py.
 """
 
 from __future__ import annotations

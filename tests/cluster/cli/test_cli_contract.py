@@ -1,4 +1,4 @@
-"""DESIGN.md's CLI contract, checked the way an outside reviewer would.
+"""The CLI contract (docs/cli.md), checked the way an outside reviewer would.
 
 Fast tests: the ``status --json`` object (keys, value types, every role
 value) from `cluster.local.status.collect` with the managers' answers faked; the
