@@ -253,7 +253,7 @@ def test_foreground_up_stops_every_process_on_a_signal(tmp_path: Path, sig: int)
             line = proc.stdout.readline()
             seen.append(line)
             assert line or proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        # DESIGN.md: a foreground up starts the web view too and prints its URL.
+        # docs/cli.md: a foreground up starts the web view too and prints its URL.
         assert any(s.startswith("web view: http://127.0.0.1:") for s in seen), seen
         web_pid = json.loads((path / "web.json").read_text())["pid"]
         pids = described_pids(path)
