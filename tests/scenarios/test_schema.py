@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scenarios.schema import ScenarioError, builtins, load, parse
+from scenarios.steps import ScenarioError, builtins, load, parse
 
 GOOD = """
 name = "t"

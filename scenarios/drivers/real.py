@@ -1,15 +1,9 @@
-"""What a scenario step does to a cluster: the real-process driver.
+"""Real manager processes: the driver behind ``python -m scenarios run``.
 
-A *driver* is the cluster a scenario acts on.  `RealDriver` (here) runs real
-manager processes through `cluster.local.supervisor.Supervisor` and talks to their
-HTTP API; `scenarios.simdriver.SimDriver` runs the same steps on the
-deterministic simulator.  Both offer the same methods; the runner resolves
-``leader`` and aliases to node names before calling them, and records every
-client write as a `ClientOp`.
-
-A method raises `Unsupported` when the cluster has no such feature yet, and
-`NotApplicable` when the action has no meaning in this mode (Swarm objects on
-the simulator); the runner reports both without crashing.
+`RealDriver` runs managers through `cluster.local.supervisor.Supervisor` (each
+a process with its own data directory and free ports on 127.0.0.1) and talks
+to their HTTP API.  It implements `scenarios.steps.driver.Driver`, one method
+per action; the steps resolve ``leader`` and aliases before calling it.
 """
 
 from __future__ import annotations
@@ -19,48 +13,19 @@ import concurrent.futures
 import contextlib
 import json
 import shutil
+import tempfile
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from cluster.client.http import ApiError, Unreachable, request
 from cluster.local.layout import ClusterDir, ClusterError, Timing
 from cluster.local.supervisor import Supervisor
-from scenarios.schema import ClusterSpec
+from scenarios.drivers.sim import SimDriver
+from scenarios.drivers.tolerance import tolerance
+from scenarios.steps import ClientOp, ClusterSpec
 
-__all__ = ["ClientOp", "NotApplicable", "RealDriver", "Unsupported", "kill_leftovers"]
-
-
-class Unsupported(Exception):
-    """The cluster cannot do this yet (a manager feature is missing)."""
-
-
-class NotApplicable(Exception):
-    """The action has no meaning in this mode (e.g. Swarm objects on the simulator)."""
-
-
-@dataclass(slots=True)
-class ClientOp:
-    """One client write as the client saw it (a ``client`` trace line)."""
-
-    op: str
-    key: str
-    value: str
-    start: float
-    end: float
-    outcome: str  # ok | fail | timeout
-    step: int
-    node: str | None = None  # the manager it was sent to
-    index: int | None = None
-    term: int | None = None  # simulated mode: the entry's term
-    status: int | None = None  # HTTP status of a failure
-    error: str | None = None
-    kind: str = "config"
-
-    def line(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if v is not None}
-        return {"t": self.end, "node": "client", "type": "client", **d}
+__all__ = ["RealDriver", "kill_leftovers"]
 
 
 def _b64(text: str) -> str:
@@ -170,7 +135,7 @@ class RealDriver:
     def max_term(self) -> int:
         return max((st.get("term", 0) for st in self.raft_status().values()), default=0)
 
-    def sleep(self, seconds: float) -> None:
+    def wait(self, seconds: float) -> None:
         time.sleep(seconds)
 
     def poll(self) -> None:
@@ -346,8 +311,26 @@ class RealDriver:
         spec["Mode"] = {"Replicated": {"Replicas": replicas}}
         self._api("POST", f"/services/{s['ID']}/update?version={s['Version']['Index']}", spec)
 
-    def create_named(self, kind: str, name: str, data: str) -> None:
-        self._api("POST", f"/{kind}s/create", {"Name": name, "Labels": {}, "Data": _b64(data)})
+    def create_secret(self, name: str, data: str) -> None:
+        self._api("POST", "/secrets/create", {"Name": name, "Labels": {}, "Data": _b64(data)})
+
+    def create_config(self, name: str, data: str) -> None:
+        self._api("POST", "/configs/create", {"Name": name, "Labels": {}, "Data": _b64(data)})
+
+    def measure_tolerance(self, managers: int, real: list[int]) -> tuple[int, str]:
+        """How many of ``managers`` may fail with writes still committing: on real
+        processes if ``managers`` is in ``real`` (slow), else on the simulator."""
+        s = self.spec
+        spec = ClusterSpec(managers, s.election_timeout_ms, s.heartbeat_ms, s.request_timeout_ms)
+        if managers not in real:
+            return tolerance(
+                SimDriver(spec, 1 + managers), managers, s.election_timeout_ms
+            ), "simulated"
+        where = Path(tempfile.mkdtemp(prefix="swarmraft-qt-"))
+        try:
+            return tolerance(RealDriver(spec, where / "c"), managers, s.election_timeout_ms), "real"
+        finally:
+            shutil.rmtree(where, ignore_errors=True)
 
     def tasks(self) -> list[dict[str, Any]]:
         return self._api("GET", "/tasks")
