@@ -2,6 +2,8 @@
 
 * `scenarios.drivers.real`      -- `RealDriver`: real manager processes
   (`cluster.local`), spoken to over their HTTP API (`cluster.client`).
+* `scenarios.drivers.operator`  -- `RealDriver`'s operator half: nodes'
+  role and availability, services, secrets, join, autolock, over the API.
 * `scenarios.drivers.sim`       -- `SimDriver`: the same actions on the
   deterministic simulator (`raft.sim`), in virtual time.
 * `scenarios.drivers.simtrace`  -- the simulator with traces shaped like a real

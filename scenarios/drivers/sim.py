@@ -344,9 +344,8 @@ class SimDriver:
         simulated here: ``real`` sizes are measured on processes in real mode only)."""
         s = self.spec
         spec = ClusterSpec(managers, s.election_timeout_ms, s.heartbeat_ms, s.request_timeout_ms)
-        return tolerance(
-            SimDriver(spec, (self.seed or 1) + managers), managers, s.election_timeout_ms
-        ), "simulated"
+        fresh = SimDriver(spec, (self.seed or 1) + managers)
+        return tolerance(fresh, managers, s.election_timeout_ms), "simulated"
 
     def tasks_running(self) -> bool:
         raise NotApplicable("tasks are not simulated")
