@@ -10,6 +10,8 @@ from scenarios.linearizability.model import Model, RegisterModel
 from scenarios.linearizability.search import as_unknown, cut_at, relevant_ops, search
 from scenarios.linearizability.verdict import KeyResult, Verdict, Violation
 
+__all__ = ["DEFAULT_DIAGNOSIS_STATES", "DEFAULT_MAX_STATES", "check", "check_key"]
+
 #: Default bound on explored (placed-set, state) pairs per key before giving up.
 DEFAULT_MAX_STATES = 1_000_000
 #: Default bound on states explored by all of one key's diagnosis searches together.

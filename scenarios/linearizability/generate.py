@@ -7,6 +7,8 @@ from typing import Any
 
 from scenarios.linearizability.history import Operation, Status
 
+__all__ = ["random_register_history"]
+
 
 def random_register_history(
     rng: random.Random,

@@ -10,6 +10,16 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+__all__ = [
+    "Operation",
+    "Status",
+    "decode_op",
+    "dumps_history",
+    "encode_op",
+    "freeze",
+    "loads_history",
+]
+
 
 class Status(enum.StrEnum):
     """How an operation ended, as far as the client knows."""

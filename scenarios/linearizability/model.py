@@ -9,6 +9,8 @@ from typing import Any, Protocol
 
 from scenarios.linearizability.history import Operation, Status, freeze
 
+__all__ = ["Model", "RegisterModel", "VersionedModel"]
+
 
 class Model(Protocol):
     """A sequential specification: what one key does when operations come one at a time.

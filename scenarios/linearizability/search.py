@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from scenarios.linearizability.history import Operation, Status
 from scenarios.linearizability.model import Model
 
+__all__ = ["Outcome", "as_unknown", "cut_at", "relevant_ops", "search"]
+
 
 @dataclass(slots=True)
 class Outcome:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from scenarios.linearizability.history import Operation
 
+__all__ = ["KeyResult", "Verdict", "Violation"]
+
 
 @dataclass(frozen=True, slots=True)
 class Violation:
