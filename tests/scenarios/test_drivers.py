@@ -134,3 +134,12 @@ def test_apply_calls_the_declared_driver_method(action: str) -> None:
     stage = FakeStage()
     _sample(cls).apply(stage)  # type: ignore[arg-type]
     assert cls.driver_method in stage.driver.calls, stage.driver.calls
+
+
+def test_the_runner_offers_every_stage_member() -> None:
+    from scenarios.runner import _Player
+    from scenarios.steps import Stage
+
+    members = {n for n in vars(Stage) if not n.startswith("_")} | set(Stage.__annotations__)
+    assert members - set(dir(_Player)) == set()
+    assert isinstance(vars(_Player)["driver"], property)
