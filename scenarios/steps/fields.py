@@ -169,7 +169,7 @@ class Record:
         return record.validate(ctx)
 
     def validate(self, ctx: ParseContext) -> Self:
-        """Checks only this kind knows; may return a normalised copy.  None by default."""
+        """Checks only this kind knows; may return a normalised copy (by default: itself)."""
         return self
 
     def get(self, key: str, default: Any = None) -> Any:

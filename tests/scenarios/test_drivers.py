@@ -143,3 +143,15 @@ def test_the_runner_offers_every_stage_member() -> None:
     members = {n for n in vars(Stage) if not n.startswith("_")} | set(Stage.__annotations__)
     assert members - set(dir(_Player)) == set()
     assert isinstance(vars(_Player)["driver"], property)
+
+
+def test_every_action_class_is_registered() -> None:
+    from scenarios.steps import actions, swarm
+
+    defined = {
+        cls
+        for module in (actions, swarm)
+        for cls in vars(module).values()
+        if isinstance(cls, type) and issubclass(cls, Action) and "action" in vars(cls)
+    }
+    assert defined == set(ACTIONS.values())
