@@ -352,7 +352,7 @@ def _sim_config(spec: Any) -> tuple[SimConfig, int, int]:
 
 
 def _traced(spec: Any, seed: int, branch: str, unsafe: bool) -> _Traced:
-    from scenarios.simtrace import SimTracer
+    from scenarios.drivers.simtrace import SimTracer
 
     config, fast, slow = _sim_config(spec)
     ticks = {name: (fast if name == "manager1" else slow) for name in spec.names}
@@ -441,7 +441,7 @@ def _commit_lines(traces: Path, t0: float) -> list[dict[str, Any]]:
 
 
 def _facts(traced: _Traced, traces: Path) -> _Facts:
-    from scenarios.simtrace import T0
+    from scenarios.drivers.simtrace import T0
     from viz.model import read_model
 
     model = read_model(traces)

@@ -52,8 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scenarios.actions import RealDriver
 from scenarios.checks import CheckResult
+from scenarios.drivers.real import RealDriver
 from scenarios.jepsen_history import (
     JepsenModel,
     Record,
@@ -65,7 +65,7 @@ from scenarios.jepsen_history import (
 from scenarios.jepsen_nemesis import Nemesis, fault_intervals, schedule
 from scenarios.jepsen_settings import Settings
 from scenarios.linearizability import Status, Verdict, check
-from scenarios.schema import ClusterSpec
+from scenarios.steps import ClusterSpec
 
 __all__ = ["TITLE", "JepsenOutcome", "Settings", "run_jepsen"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from scenarios.checks import CheckResult, Run, conf_changes
-from scenarios.schema import TOPIC_NAMES, Scenario
+from scenarios.steps import TOPIC_NAMES, Scenario
 
 __all__ = ["collect_metrics", "draw_figures", "write_index", "write_note", "write_result"]
 
@@ -152,7 +152,7 @@ TOPICS: dict[str, tuple[str, str]] = {
 }
 
 
-assert set(TOPICS) == set(TOPIC_NAMES), "scenarios.schema.TOPIC_NAMES lists the topics"
+assert set(TOPICS) == set(TOPIC_NAMES), "scenarios.steps.TOPIC_NAMES lists the topics"
 
 #: What a step or a check is about, for a scenario that names no topic.
 _ACTION_TOPICS = {

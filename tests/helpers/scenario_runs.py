@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scenarios.schema import builtins, load
+from scenarios.steps import builtins, load
 
 
 def builtin(name: str):
