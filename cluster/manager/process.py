@@ -54,7 +54,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cluster.api.backend import NotLeaderError, UnavailableError
+from cluster.api.backend import UnavailableError
 from cluster.control.dispatcher import Dispatcher
 from cluster.control.orchestrator import ControlLoop
 from cluster.control.orchestrator import Settings as OrchestratorSettings
@@ -217,9 +217,6 @@ class Manager:
     def require_leader(self) -> None:
         """`NotLeaderError` (the API forwards) unless this manager leads now."""
         self.backend.require_leader()
-
-    def _not_leader(self, leader: str | None) -> NotLeaderError:
-        return self._peers.not_leader(leader)
 
     # ------------------------------------------------------------ the swarm (admin routes)
 
