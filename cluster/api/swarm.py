@@ -21,7 +21,7 @@ swarm's CA, and acts on the identity in it.  Three kinds of callers:
   state ``unknown`` until it checks in.  A manager also gives its
   ``Endpoints`` (Raft address, API URL, swarm URL): once that entry commits,
   every manager learns the address, and the leader adds it to Raft as a
-  learner and then a voter (`cluster.manager.process`, dissertation §4.2.1).
+  learner and then a voter (`cluster.manager.duties`, dissertation §4.2.1).
 * **A worker** (`cluster.worker.process`) calls the dispatcher routes with its
   certificate.  Who it is comes from the certificate, never from the body:
   OU must be ``swarm-worker``, O this cluster, and CN a node of the store

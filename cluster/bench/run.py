@@ -20,7 +20,7 @@ measures, in this order:
    spent per write (`cluster.bench.load`), and when the generator is
    saturated the output says it, not the cluster, may be the limit.
 3. **raw**: the consensus ceiling -- no-op entries proposed inside the leader
-   (``POST /raft/bench``, `cluster.manager.process.Manager.bench_proposals`) with 1,
+   (``POST /raft/bench``, `cluster.manager.bench.bench_proposals`) with 1,
    16, 64 and 256 outstanding: replication, fsync on a majority, commit and
    apply, without HTTP, sessions or the store.
 4. **failover**: SIGKILL the leader; time until a survivor says it leads and

@@ -34,7 +34,7 @@ requester's.
 Where the CA key lives: ``up`` keeps a copy in ``DIR/ca`` (it issues the
 founding managers' certificates before any process runs), and the first
 leader puts it in the replicated store sealed with the swarm's data key,
-like a secret (`cluster.manager.process`), so that whichever manager leads can sign
+like a secret (`cluster.manager.duties`), so that whichever manager leads can sign
 for newcomers -- a manager that joined later included -- and, with
 autolock, it is as locked as the secrets are.  Certificates are not rotated;
 a removed node's certificate stops working because the dispatcher admits

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from cluster.client.wait import attempts
 from cluster.local.layout import ClusterDir, ClusterError
-from cluster.web.server import process_start, read_info, serve, write_info
+from cluster.local.processes import proc_stat
+from cluster.web.server import read_info, serve, write_info
 
 __all__ = ["run_foreground", "start_web", "stop_web"]
 
@@ -96,7 +97,7 @@ def stop_web(cluster_dir: Path, timeout: float = 5.0) -> bool:
 
 def _alive(pid: int, started: object) -> bool:
     """Whether ``pid`` still runs (not a zombie) and is the process that wrote web.json."""
-    stat = process_start(pid)
+    stat = proc_stat(pid)
     return stat is not None and stat[1] == started and stat[0] not in ("Z", "X")
 
 

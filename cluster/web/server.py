@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from cluster.local.layout import ClusterDir
+from cluster.local.processes import proc_stat
 from cluster.local.supervisor import Supervisor
 from cluster.web.actions import ACTIONS, ActionError, run_action
 from cluster.web.state import LiveState
@@ -118,7 +119,7 @@ async def serve(
 def write_info(cluster_dir: Path, port: int) -> None:
     """``DIR/web.json``: how ``down`` and ``web`` find the running server."""
     pid = os.getpid()
-    stat = process_start(pid)
+    stat = proc_stat(pid)
     info = {
         "pid": pid,
         "started": stat[1] if stat else None,
@@ -128,15 +129,6 @@ def write_info(cluster_dir: Path, port: int) -> None:
     tmp = cluster_dir / "web.json.tmp"
     tmp.write_text(json.dumps(info))
     os.replace(tmp, cluster_dir / "web.json")
-
-
-def process_start(pid: int) -> tuple[str, int] | None:
-    """(state, start time in clock ticks since boot) from ``/proc/PID/stat``; None if gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return fields[0], int(fields[19])  # field 3 is the state, field 22 the start time
 
 
 def read_info(cluster_dir: Path) -> dict[str, Any] | None:

@@ -141,7 +141,7 @@ class RealDriver(SwarmOperator):
 
     def kill(self, node: str) -> None:
         # A restart right after waits for the dead process's ports itself
-        # (`Supervisor._check_ports`).
+        # (`cluster.local.ports.check_ports`).
         self.sup.kill(node)
 
     def restart(self, node: str) -> None:

@@ -276,7 +276,7 @@ class SimDriver:
         self.tracer.started(sid)
         self._change(ConfChangeOp.ADD_LEARNER, sid)
 
-        def duty() -> None:  # the leader's reconcile loop (cluster.manager.process)
+        def duty() -> None:  # the leader's reconcile loop (cluster.manager.duties)
             leader = self.sim.leader()
             core = self.sim.nodes[leader].core if leader else None
             if core is not None and sid in core.conf.learners:

@@ -71,7 +71,7 @@ def described_pids(cdir: Path) -> set[int]:
 
 
 def is_manager_process(pid: int) -> bool:
-    """Whether PID is alive and runs ``cluster.manager.process`` (not a zombie)."""
+    """Whether PID is alive and runs ``cluster.manager`` (not a zombie)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         stat = Path(f"/proc/{pid}/stat").read_text()

@@ -21,7 +21,7 @@ NAMES = ("leader", "voted_for")
 
 
 class LockedBackend(FakeBackend):
-    """What `cluster.manager.process` answers while autolock keeps it locked."""
+    """What a manager (`cluster.manager`) answers while autolock keeps it locked."""
 
     def raft_status(self) -> dict[str, Any]:
         return {
