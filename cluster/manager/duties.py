@@ -214,7 +214,14 @@ class LeaderDuties:
             try:
                 await self.node.propose_conf_change(change, timeout=self.backend.request_timeout)
                 logger.info("%s: membership: %s %s", self.name, change.op.value, name)
-            except (ConfChangeError, ProposalDropped) as e:
+            except ConfChangeError as e:
+                # Refused, so nothing changed (a learner still catching up, or
+                # down): try the next manager rather than let one that cannot be
+                # promoted hold every other one back.  The core still allows
+                # one pending change at a time (dissertation §4.1).
+                logger.debug("%s: membership change deferred: %s", self.name, e)
+                continue
+            except ProposalDropped as e:
                 logger.debug("%s: membership change deferred: %s", self.name, e)
             except (ProposalTimeout, ProposalLost, NotLeader):
                 pass

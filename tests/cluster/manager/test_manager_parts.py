@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from cluster.manager.duties import LeaderDuties
 from cluster.manager.keyring import KeyChange
 from cluster.manager.peers import Peer, Peers
 from cluster.manager.process import Manager, ManagerSettings
@@ -13,6 +14,7 @@ from cluster.security import crypto
 from cluster.state import commands as c
 from cluster.state.errors import FailedPrecondition
 from cluster.state.store import Store
+from raft.core.membership import ConfChange, ConfChangeError, ConfChangeOp
 
 
 def _peer(node_id: str, raft: int) -> Peer:
@@ -71,3 +73,36 @@ def test_a_key_change_never_shows_its_key() -> None:
     key = crypto.generate_unlock_key()
     change = KeyChange([b"x"], key, crypto.kek_from_unlock_key(key))
     assert key not in repr(change) and "SWMKEY" not in repr(change)
+
+
+class _Node:
+    """A RaftNode stand-in for the membership loop: who votes, who learns, and
+    a core that refuses to promote a learner that has not caught up."""
+
+    def __init__(self, voters: list[str], learners: list[str], behind: set[str]) -> None:
+        self.voters, self.learners, self.behind = voters, learners, behind
+        self.proposed: list[tuple[str, str]] = []
+
+    def status(self) -> dict[str, object]:
+        return {"voters": self.voters, "learners": self.learners}
+
+    async def propose_conf_change(self, change: ConfChange, timeout: float) -> None:
+        if change.op is ConfChangeOp.PROMOTE and change.node in self.behind:
+            raise ConfChangeError(f"{change.node} has not caught up")
+        self.proposed.append((change.op.value, change.node))
+
+
+async def test_a_learner_that_cannot_be_promoted_does_not_hold_back_the_others() -> None:
+    store = Store()
+    for i, name in enumerate(("manager1", "manager2", "manager3"), start=1):
+        cmd = c.create_node(f"n{i}", "2024-05-01T12:00:00Z", hostname=name, role="manager")
+        assert store.apply(i, cmd).ok
+    node = _Node(voters=["manager1"], learners=["manager2", "manager3"], behind={"manager2"})
+    duties = LeaderDuties.__new__(LeaderDuties)  # only what _reconcile_members reads
+    duties.settings = type("S", (), {"name": "manager1"})()
+    duties.store, duties.node = store, node
+    duties.peers = Peers("manager1", {f"manager{i}": _peer(f"n{i}", 7000 + i) for i in (1, 2, 3)})
+    duties.backend = type("B", (), {"request_timeout": 1.0})()
+    await duties._reconcile_members()
+    # manager2 (down, or still behind) is refused; manager3 is promoted in the same pass.
+    assert node.proposed == [("promote", "manager3")]
