@@ -629,86 +629,27 @@ def _caption(label: str, f: _Facts, unsafe: bool, story: Story | None = None) ->
     )
 
 
-def _mark_timeline(fig: Any, model: Any, marks: dict[str, float]) -> None:
-    """Letters (a)-(e) over the instants; one label per group of nodes killed together."""
-    top = fig.axes[0]
-    for text in list(top.texts):
-        if text.get_text().endswith((" killed", " paused")):
-            text.remove()  # one label per node: replaced by one per kill below
-    kills: dict[float, list[str]] = {}
-    for iv in model.fault_intervals:
-        if iv.kind == "kill":
-            kills.setdefault(round(iv.start, 6), []).extend(iv.nodes)
-    span = max(model.end, 1e-3)
-    placed: list[tuple[float, int]] = []
-    top_level = 0
-    for t, nodes in sorted(kills.items()):
-        taken = {lvl for p, lvl in placed if abs(p - t) < 0.12 * span}
-        level = min(set(range(len(taken) + 1)) - taken)
-        top_level = max(top_level, level)
-        placed.append((t, level))
-        digits = ",".join(n.removeprefix("manager") for n in sorted(nodes))
-        top.annotate(f"kill manager{digits}", (t, 1.0), xycoords=("data", "axes fraction"),
-                     xytext=(2, 15 + 11 * level), textcoords="offset points", fontsize=8,
-                     color="#b2182b", ha="left", va="bottom", annotation_clip=False)  # fmt: skip
-    top.set_title(top.get_title(loc="left"), loc="left", pad=30 + 11 * top_level)
-    for ax in fig.axes:
-        for t in marks.values():
-            ax.axvline(t, color="#444444", lw=0.8, ls=":", zorder=5)
-    span = max(marks.values(), default=1.0) or 1.0
-    previous = None
-    for label, t in marks.items():
-        close = previous is not None and t - previous < 0.03 * span
-        top.annotate(f"({label})" if len(label) == 1 else label, (t, 1.0),
-                     xycoords=("data", "axes fraction"), xytext=(9 if close else 0, 2),
-                     textcoords="offset points", ha="left" if close else "center",
-                     va="bottom", fontsize=9, fontweight="bold")  # fmt: skip
-        previous = t
-
-
-def _name_x(fig: Any, k: int) -> Any:
-    """Say which column is x's: the tick at index k reads ``k = 2 (x)``."""
-    ax = fig.axes[0]
-    ticks = [round(float(v)) for v in ax.get_xticks()]
-    ax.set_xticks(ticks, [f"k = {v} (x)" if v == k else str(v) for v in ticks])
-    return fig
-
-
 def _figures(out: Path, f: _Facts, counter: _Facts | None, unsafe: bool) -> list[Path]:
-    from viz.render import (
-        commit_figure,
-        log_figure,
-        save,
-        terms_figure,
-        timeline_figure,
-        votes_figure,
-    )
+    from viz.figures.figure8 import LogInstant, render_figure8
 
-    m = f.model
-    paths: list[Path] = []
     title = (
         "Figure 8 with the PLANTED unsafe commit rule (teaching demo)"
         if unsafe
         else "Figure 8 (§5.4.2): roles over virtual time; dotted lines are the instants (a)-(e)"
     )
-    fig = timeline_figure(m, title)
-    _mark_timeline(fig, m, dict(f.marks))
-    paths += save(fig, out / "timeline")
-    paths += save(commit_figure(m), out / "commit")
-    paths += save(terms_figure(m), out / "terms")
-    if m.elections:
-        paths += save(votes_figure(m), out / "votes")
     names = {"e": "log-c2", "end": "log-d"} if unsafe else {"end": "log-end"}
-    for label, t in f.marks.items():
-        base = names.get(label, f"log-{label}")
-        title = f"{_caption(label, f, unsafe)}  [{t:.3f} s]"
-        paths += save(_name_x(log_figure(m, t, title), f.story.k), out / base)
+    logs = [
+        LogInstant(
+            t, names.get(label, f"log-{label}"), f"{_caption(label, f, unsafe)}  [{t:.3f} s]"
+        )
+        for label, t in f.marks.items()
+    ]
+    branch = None
     if counter is not None and "d" in counter.marks:
         t = counter.marks["d"]
-        title = f"{_caption('d', counter, False)}  [{t:.3f} s, branch (d)]"
-        paths += save(_name_x(log_figure(counter.model, t, title), counter.story.k),
-                      out / "log-d")  # fmt: skip
-    return paths
+        title_d = f"{_caption('d', counter, False)}  [{t:.3f} s, branch (d)]"
+        branch = (counter.model, counter.story.k, LogInstant(t, "log-d", title_d))
+    return render_figure8(out, f.model, f.story.k, title, dict(f.marks), logs, branch)
 
 
 # ---------------------------------------------------------------------------

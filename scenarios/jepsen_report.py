@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,8 +14,29 @@ from scenarios.linearizability import Status, Verdict
 
 if TYPE_CHECKING:
     from scenarios.jepsen_settings import Settings
+    from viz.figures.jepsen import HistoryModel
 
-__all__ = ["draw", "write_note"]
+__all__ = ["draw", "history_model", "write_note"]
+
+
+def history_model(
+    records: Sequence[Record], fault_lines: Iterable[dict[str, Any]], t0: float, t_end: float
+) -> HistoryModel:
+    """Rows and windows relative to ``t0``, as `viz` draws them; a zero-length
+    operation still shows."""
+    from viz.figures.jepsen import FaultWindow, HistoryModel, OpBar
+
+    bars = tuple(
+        OpBar(r.client, r.invoke - t0, max(r.end - r.invoke, 1e-4), r.status.value, r.op)
+        for r in records
+    )
+    faults = tuple(
+        FaultWindow(i.start - t0, i.end - t0, i.kind, i.label, i.short)
+        for i in fault_intervals(list(fault_lines), t_end)
+        if i.end >= t0
+    )
+    clients = tuple(sorted({r.client for r in records}))
+    return HistoryModel(bars, faults, clients, t_end - t0)
 
 
 def draw(
@@ -28,18 +49,18 @@ def draw(
     say: Callable[[str], None],
 ) -> list[str]:
     """``history.png/svg`` from the records, ``timeline.png/svg`` from the traces."""
-    from scenarios.jepsen_figure import figure_model, render
+    from viz.figures import save, timeline_figure
+    from viz.figures.jepsen import history_figure
 
     names: list[str] = []
-    model = figure_model(records, fault_lines, t_start, t_end)
+    model = history_model(records, fault_lines, t_start, t_end)
     title = (
         f"Jepsen test: {s.clients} clients, {s.managers} managers, seed {s.seed}, {s.duration:g} s"
     )
-    render(model, out / "history", title)
+    save(history_figure(model, title), out / "history", dpi=130)
     names.append("history.png")
     try:
         from viz.model import read_model
-        from viz.render import save, timeline_figure
 
         tm = read_model(out / "traces", until=t_end)
         fig = timeline_figure(tm, "Roles of the managers during the Jepsen test")

@@ -214,61 +214,22 @@ def collect_metrics(run: Run) -> None:
 
 
 def draw_figures(out: Path, run: Run) -> list[Path]:
-    from viz.render import render_all
+    from viz.figures import placement_figure, render_all, save
+    from viz.figures.quorum_table import QuorumRow, quorum_table_figure
 
     paths = render_all(run.model, out)
     if run.quorum_rows:
-        paths += _quorum_figure(out, run.quorum_rows)
+        rows = [
+            QuorumRow(r["managers"], r["quorum"], r["expected_tolerance"], r["measured_tolerance"])
+            for r in run.quorum_rows
+        ]
+        paths += save(quorum_table_figure(rows), out / "quorum-table")
     if len(run.placements) >= 2:
-        paths += _placement_figure(out, run.placements[0], run.placements[-1])
-    return paths
-
-
-def _placement_figure(out: Path, before: dict[str, str], after: dict[str, str]) -> list[Path]:
-    """Which node runs which task, before the first drain and at the end."""
-    from matplotlib.figure import Figure
-
-    from viz.draw import draw_placement
-
-    fig = Figure(figsize=(9, 3.6), layout="constrained", dpi=110)
-    ax = fig.subplots()
-    moved = sum(1 for t in before if t in after and before[t] != after[t])
-    draw_placement(
-        ax,
-        before,
-        after,
-        title=f"Task placement before the drain and at the end ({moved} tasks moved)",
-    )
-    paths = []
-    for fmt in ("png", "svg"):
-        p = out / f"placement.{fmt}"
-        fig.savefig(p, format=fmt)
-        paths.append(p)
-    return paths
-
-
-def _quorum_figure(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8, 4), layout="constrained", dpi=110)
-    ax = fig.subplots()
-    ns = [r["managers"] for r in rows]
-    ax.bar([n - 0.2 for n in ns], [r["quorum"] for r in rows], 0.4, label="quorum (N/2)+1",
-           color="#9ecae1")  # fmt: skip
-    ax.bar([n + 0.2 for n in ns], [r["measured_tolerance"] for r in rows], 0.4,
-           label="failures survived (measured)", color="#fd8d3c")  # fmt: skip
-    ax.plot(ns, [r["expected_tolerance"] for r in rows], "k_", markersize=18, mew=2,
-            label="(N-1)/2")  # fmt: skip
-    ax.set_xticks(ns)
-    ax.set_xlabel("managers N")
-    ax.set_ylabel("managers")
-    ax.set_title("Quorum and fault tolerance by cluster size")
-    ax.legend(loc="upper left", frameon=False)
-    paths = []
-    for fmt in ("png", "svg"):
-        p = out / f"quorum-table.{fmt}"
-        fig.savefig(p, format=fmt)
-        paths.append(p)
+        # Which node runs which task, before the first drain and at the end.
+        before, after = run.placements[0], run.placements[-1]
+        moved = sum(1 for t in before if t in after and before[t] != after[t])
+        title = f"Task placement before the drain and at the end ({moved} tasks moved)"
+        paths += save(placement_figure(before, after, title), out / "placement")
     return paths
 
 

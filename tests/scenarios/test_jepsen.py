@@ -204,8 +204,10 @@ def _synthetic_history(rng: random.Random) -> list[Record]:
     return recs
 
 
-def test_figure_renders_png_and_svg(tmp_path):
-    from scenarios.jepsen_figure import figure_model, render
+def test_history_model_is_relative_to_the_start_and_draws(tmp_path):
+    from scenarios.jepsen_report import history_model
+    from viz.figures import save
+    from viz.figures.jepsen import history_figure
 
     recs = _synthetic_history(random.Random(1))
     faults = [
@@ -213,12 +215,12 @@ def test_figure_renders_png_and_svg(tmp_path):
         {"t": 104.0, "kind": "unpause", "target": "manager2"},
         {"t": 105.0, "kind": "partition", "groups": [["manager1"], ["manager2", "manager3"]]},
     ]
-    model = figure_model(recs, faults, 100.0, 111.0)
+    model = history_model(recs, faults, 100.0, 111.0)
     assert model.clients == (0, 1, 2, 3, 4)
     assert [f.kind for f in model.faults] == ["pause", "partition"]
     assert model.faults[1].end == pytest.approx(11.0)
     assert model.bars[0].start == pytest.approx(recs[0].invoke - 100.0)
-    paths = render(model, tmp_path / "history", "synthetic")
+    paths = save(history_figure(model, "synthetic"), tmp_path / "history", dpi=130)
     assert [p.suffix for p in paths] == [".png", ".svg"]
     assert all(p.stat().st_size > 10_000 for p in paths)
 
