@@ -252,7 +252,7 @@ def _t(run: Run, t: float) -> str:
     return f"{run.rel(t):.2f} s"
 
 
-def _happened(run: Run) -> list[str]:
+def _happened(run: Run) -> list[tuple[float, str]]:
     """What happened, in time order, from the trace model and the step records."""
     m = run.model
     events: list[tuple[float, str]] = []
@@ -302,116 +302,82 @@ def _happened(run: Run) -> list[str]:
     events.sort(key=lambda x: x[0])
     if len(events) > 60:
         events = [*events[:58], (events[-1][0], "...")]
-    return [f"| {t:7.2f} s | {text} |" for t, text in events]
+    return events
 
 
 def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> None:
+    """``report.md`` from ``viz/templates/scenario.md.j2``: the numbers are computed
+    here, the prose is the template's."""
+    from viz.notes import render
+
     scn = run.scenario
-    lines = [f"# {scn.title}", ""]
-    verdict = "passed" if passed else "**FAILED**"
-    mode = f"simulated (seed {run.seed})" if run.mode == "simulated" else "real processes"
     c = scn.cluster
-    lines += [
-        f"Scenario `{scn.name}` -- {verdict}; {c.managers} managers, {mode}; election timeout "
-        f"{c.election_timeout_ms} ms, heartbeat {c.heartbeat_ms} ms"
-        + (
-            "; per-node timeouts: "
-            + ", ".join(f"{n} {ms} ms" for n, ms in c.election_timeout_overrides.items())
-            if c.election_timeout_overrides
-            else ""
-        )
-        + ".",
-        "",
-    ]
-    if scn.description:
-        lines += [scn.description, ""]
-    lines += ["## What was done", ""]
-    for s in run.steps:
-        status = "" if s.status == "ok" else f" -- *{s.status}*: {s.note}"
-        lines.append(f"{s.number}. `{s.text}`{status}")
-    lines.append("")
+    happened = None
     if run.model is not None:
         m = run.model
-        lines += ["## What happened", "", f"{m.headline()}. {m.quorum_headline()}. "
-                  f"{m.client_headline()}.", "", "| time | event |", "| ---: | --- |"]  # fmt: skip
-        lines += _happened(run)
-        lines.append("")
-    if run.quorum_rows:
-        lines += ["## Quorum table (measured)", "",
-                  "| managers N | quorum (N/2)+1 | tolerance (N-1)/2 | failures survived | run |",
-                  "| ---: | ---: | ---: | ---: | --- |"]  # fmt: skip
-        for r in run.quorum_rows:
-            lines.append(
-                f"| {r['managers']} | {r['quorum']} | {r['expected_tolerance']} | "
-                f"{r['measured_tolerance']} | {r['mode']} |"
-            )
-        lines.append("")
-    if run.joined and run.model is not None:
-        lines += _join_story(run)
+        headlines = [m.headline(), m.quorum_headline(), m.client_headline()]
+        happened = {"headlines": headlines, "events": _happened(run)}
     chosen = [TOPICS[t] for t in topics(scn)]
-    if chosen:
-        lines += ["## Why Raft did this", ""]
-        for rule, _fact in chosen:
-            lines += [rule, ""]
-        lines += ["## The Swarm fact", ""]
-        for _rule, fact in chosen:
-            lines += [fact, ""]
-    figs = sorted(p.name for p in out.glob("*.png"))
-    if figs:
-        lines += ["## Figures", ""]
-        order = ["timeline.png", "votes.png", "terms.png", "commit.png", "quorum-table.png"]
-        figs.sort(key=lambda n: (order.index(n) if n in order else len(order), n))
-        for f in figs:
-            lines += [f"![{f[:-4]}]({f})", ""]
-    lines += ["## Checks", "", "| check | result | detail |", "| --- | --- | --- |"]
-    for ch in checks:
-        res = "skipped" if ch.skipped else ("pass" if ch.passed else "**FAIL**")
-        lines.append(f"| {ch.name} | {res} | {ch.detail.replace('|', '/')} |")
-    lines.append("")
-    met = {k: v for k, v in run.metrics.items() if not isinstance(v, list | dict)}
-    if met:
-        lines += ["## Metrics", "", ", ".join(f"{k} = {v}" for k, v in met.items()), ""]
-    lines += ["Raw traces: [traces/](traces/) (`python -m viz traces` redraws the figures).", ""]
-    (out / "report.md").write_text("\n".join(lines))
+    order = ["timeline.png", "votes.png", "terms.png", "commit.png", "quorum-table.png"]
+    figures = sorted(
+        (p.name for p in out.glob("*.png")),
+        key=lambda n: (order.index(n) if n in order else len(order), n),
+    )
+    text = render(
+        "scenario.md.j2",
+        title=scn.title,
+        name=scn.name,
+        passed=passed,
+        simulated=run.mode == "simulated",
+        seed=run.seed,
+        managers=c.managers,
+        election_timeout_ms=c.election_timeout_ms,
+        heartbeat_ms=c.heartbeat_ms,
+        overrides=c.election_timeout_overrides,
+        description=scn.description,
+        steps=run.steps,
+        happened=happened,
+        quorum_rows=run.quorum_rows,
+        joins=_joins(run) if run.joined and run.model is not None else [],
+        topics=chosen,
+        figures=figures,
+        checks=[
+            {
+                "name": ch.name,
+                "result": "skipped" if ch.skipped else ("pass" if ch.passed else "**FAIL**"),
+                "detail": ch.detail,
+            }
+            for ch in checks
+        ],
+        metrics={k: v for k, v in run.metrics.items() if not isinstance(v, list | dict)},
+    )
+    (out / "report.md").write_text(text)
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def _join_story(run: Run) -> list[str]:
+def _joins(run: Run) -> list[dict[str, Any]]:
     """The join in numbers: the learner phase, the quorum before and after, and
     what the new (possibly even) configuration tolerates, as the run showed it."""
     from scenarios.checks import _conf_at, join_phases
 
     m = run.model
-    out = ["## The join, in numbers", ""]
+    out = []
     for j in run.joined:
         name, step = j["name"], run.step(j["step"])
         t0 = run.rel(step.start)
         before, _ = _conf_at(run, t0)
         nb = len(before)
+        row: dict[str, Any] = {"name": name, "role": j["role"], "t0": t0, "step": step.number,
+                               "before": before, "quorum_before": nb // 2 + 1}  # fmt: skip
+        out.append(row)
         if j["role"] != "manager":
             after, _ = _conf_at(run, run.end())
-            out += [
-                f"- **{name}** joined at {t0:.2f} s (step {step.number}) with the *worker* "
-                f"token: a Swarm agent that runs tasks, no Raft member. The configuration "
-                f"stayed at {nb} voters, quorum {nb // 2 + 1} of {nb} (at the end: "
-                f"{len(after)} voters, quorum {len(after) // 2 + 1}).",
-                "",
-            ]
+            row.update(after=after, quorum_after=len(after) // 2 + 1)
             continue
         learner, voter = join_phases(run, name, t0)
-        out.append(
-            f"- **{name}** asked to join at {t0:.2f} s (step {step.number}) with the *manager* "
-            f"token. Before: {nb} voters ({', '.join(before)}), quorum {nb // 2 + 1} of {nb}."
-        )
+        row.update(learner=learner, voter=voter)
         if learner is None or voter is None:
-            out += [f"- {name} did not become a voter during the run.", ""]
             continue
         commits = [c for c in (s.at(learner) for s in m.commit.values()) if c is not None]
-        catch_up = max(commits, default=0)
-        top = max((c for c in (s.at(voter) for s in m.commit.values()) if c), default=0)
         during = [
             op
             for op in run.ops
@@ -419,41 +385,33 @@ def _join_story(run: Run) -> list[str]:
         ]
         after, _ = _conf_at(run, voter + 1e-3)
         na = len(after)
-        out += [
-            f"- The leader added it as a **learner** at {learner:.2f} s "
-            f"({learner - t0:.2f} s after the request). It started with an empty log while the "
-            f"commit index was {catch_up}: everything had to be sent to it. As a learner it "
-            f"had no vote and was not counted: the quorum stayed {nb // 2 + 1} of {nb}, and "
-            f"{_plural(len(during), 'write')} committed meanwhile without waiting for it.",
-            f"- Caught up, it was **promoted to voter** at {voter:.2f} s, after "
-            f"{voter - learner:.2f} s as a learner (commit index then {top}). Now: {na} voters, "
-            f"quorum {na // 2 + 1} of {na}.",
-        ]
+        row.update(
+            catch_up=max(commits, default=0),
+            top=max((c for c in (s.at(voter) for s in m.commit.values()) if c), default=0),
+            during=len(during),
+            after=after,
+            quorum_after=na // 2 + 1,
+            even=na % 2 == 0,
+            tolerance=(na - 1) // 2,
+            two_at_once=None,
+            writes_down=_writes_with_voters_down(run, voter, after),
+        )
         if nb >= 2 and na == nb + 1:
+            # Two majorities that need not overlap, had two servers joined at once.
             old_major = before[: nb // 2 + 1]
             rest = [n for n in after if n not in old_major]
-            out.append(
-                f"- Why one server at a time: any {nb // 2 + 1} of the old {nb} and any "
-                f"{na // 2 + 1} of the new {na} share at least one server "
-                f"({nb // 2 + 1} + {na // 2 + 1} > {na}), "
-                f"so no two leaders can be elected for one term. Adding two at once "
-                f"({nb} -> {nb + 2}) would break that: {', '.join(old_major)} (a majority of "
-                f"the old {nb}) and {', '.join([*rest, 'a fifth'][: (nb + 2) // 2 + 1])} "
-                f"(a majority of {nb + 2}) need not overlap."
-            )
-        if na % 2 == 0:
-            out.append(
-                f"- {na} is even: a quorum of {na // 2 + 1} tolerates {(na - 1) // 2} "
-                f"failure{'s' if (na - 1) // 2 != 1 else ''}, no more than {na - 1} managers "
-                "did. The extra manager is one more machine that can fail."
-            )
-        out += _tolerance_lines(run, voter, after)
-        out.append("")
+            row["two_at_once"] = {
+                "size": nb + 2,
+                "old_majority": old_major,
+                "new_majority": [*rest, "a fifth"][: (nb + 2) // 2 + 1],
+            }
     return out
 
 
-def _tolerance_lines(run: Run, since: float, voters: tuple[str, ...]) -> list[str]:
-    """Each write step after ``since``: how many voters were down, how writes fared."""
+def _writes_with_voters_down(
+    run: Run, since: float, voters: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Each write step after ``since`` with voters down: how many, how writes fared."""
     m = run.model
     out = []
     for s in run.steps:
@@ -464,28 +422,32 @@ def _tolerance_lines(run: Run, since: float, voters: tuple[str, ...]) -> list[st
         if not down:
             continue
         ops = [op for op in run.ops if op.step == s.number]
-        ok = sum(op.outcome == "ok" for op in ops)
-        up = len(voters) - len(down)
-        need = len(voters) // 2 + 1
-        refused = f", {len(ops) - ok} refused" if ok < len(ops) else ""
-        out.append(
-            f"- Step {s.number}, with {', '.join(down)} down ({up} of {len(voters)} up, "
-            f"{need} needed): {ok} of {len(ops)} writes acknowledged{refused}."
-        )
+        out.append({
+            "step": s.number,
+            "down": down,
+            "up": len(voters) - len(down),
+            "voters": len(voters),
+            "needed": len(voters) // 2 + 1,
+            "ok": sum(op.outcome == "ok" for op in ops),
+            "ops": len(ops),
+        })  # fmt: skip
     return out
 
 
 def write_index(out_root: Path, outcomes: list[Any]) -> Path:
-    lines = ["# Scenario notes", "", "| scenario | result | duration | key metric |",
-             "| --- | --- | ---: | --- |"]  # fmt: skip
-    for o in outcomes:
-        res = "pass" if o.passed else "**FAIL**"
-        lines.append(
-            f"| [{o.scenario}]({o.scenario}/report.md) | {res} | {o.duration_s:.1f} s | "
-            f"{key_metric(o.metrics)} |"
-        )
+    from viz.notes import render
+
+    rows = [
+        {
+            "scenario": o.scenario,
+            "passed": o.passed,
+            "duration_s": o.duration_s,
+            "key_metric": key_metric(o.metrics),
+        }
+        for o in outcomes
+    ]
     path = out_root / "index.md"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(render("index.md.j2", rows=rows))
     return path
 
 

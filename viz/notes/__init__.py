@@ -1,0 +1,57 @@
+"""Study notes from templates: the prose lives in ``viz/templates/*.md.j2``.
+
+The caller computes every number and decides every fact (what happened,
+which checks passed); a template only says it.  So a note's wording can be
+read and edited in one place, as Markdown, and the code that runs a
+scenario holds no paragraphs.
+
+Templates are rendered with jinja2's `StrictUndefined`: a name the caller
+forgot is an error, never an empty gap in a note.  Blocks trim their own
+line (``trim_blocks``, ``lstrip_blocks``), so ``{% if %}`` lines leave no
+blank lines behind.  Filters the templates share:
+
+* ``fmt(spec)``  -- Python's format spec: ``{{ t | fmt('7.2f') }}``;
+* ``cell``       -- text safe inside a Markdown table cell (``|`` escaped as ``/``);
+* ``plural(word)`` -- ``1 write``, ``2 writes``;
+* ``names``      -- ``a, b, c``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+__all__ = ["render"]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _names(items: Iterable[Any]) -> str:
+    return ", ".join(str(i) for i in items)
+
+
+@cache
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("viz", "templates"),
+        undefined=StrictUndefined,
+        autoescape=False,  # Markdown, not HTML
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["fmt"] = lambda value, spec: format(value, spec)
+    env.filters["cell"] = lambda text: str(text).replace("|", "/")
+    env.filters["plural"] = _plural
+    env.filters["names"] = _names
+    return env
+
+
+def render(template: str, **data: Any) -> str:
+    """The note ``template`` (a file name under ``viz/templates``) filled with ``data``."""
+    return _environment().get_template(template).render(**data)
