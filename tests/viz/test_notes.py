@@ -87,3 +87,23 @@ def test_index_lists_every_note():
         "# Scenario notes\n\n| scenario | result | duration | key metric |\n"
         "| --- | --- | ---: | --- |\n| [a](a/report.md) | **FAIL** | 2.0 s | x |\n"
     )
+
+
+def test_a_mapping_entry_wins_over_a_dict_method_of_the_same_name():
+    assert render("jepsen.md.j2", **_jepsen()).count("3 registers") == 1
+
+
+def _jepsen():
+    metrics = {"keys": 3, "faults_injected": 0, "ops": 9, "ok": 9, "fail": 0, "unknown": 0,
+               "refused_409": 0, "states_explored": 20, "check_seconds": 0.5}  # fmt: skip
+    return {"passed": True, "checked": True, "linearizable": True, "clients": 2, "managers": 5,
+            "duration": 2.5, "seed": 1, "metrics": metrics, "fault_kinds": [], "faults": [],
+            "keys": [], "violations": [], "checks": [], "figures": []}  # fmt: skip
+
+
+def test_jepsen_note_without_faults_or_figures():
+    text = render("jepsen.md.j2", **_jepsen())
+    assert "injected 0 faults (none). The history of 9 operations is **linearizable**." in text
+    assert "## Faults\n\nNo fault was injected.\n\n## Per key" in text
+    assert "![" not in text
+    assert text.endswith("`result.json`, `traces/`.\n")

@@ -18,7 +18,7 @@ blank lines behind.  Filters the templates share:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
 
@@ -35,9 +35,20 @@ def _names(items: Iterable[Any]) -> str:
     return ", ".join(str(i) for i in items)
 
 
+class _NotesEnvironment(Environment):
+    """``data.keys`` in a template is the mapping's entry ``"keys"``, not the
+    dict method of that name (jinja2 prefers attributes): a note's data is
+    plain dicts, and a number must never print as ``<built-in method ...>``."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
 @cache
 def _environment() -> Environment:
-    env = Environment(
+    env = _NotesEnvironment(
         loader=PackageLoader("viz", "templates"),
         undefined=StrictUndefined,
         autoescape=False,  # Markdown, not HTML
