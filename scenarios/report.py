@@ -1,10 +1,12 @@
 """The products of a run: figures, ``result.json``, the study note ``report.md``.
 
-The note has a fixed shape -- what was done, what happened (from the trace
-model, with times), why Raft did it, the Swarm fact it demonstrates, the
-figures, the checks -- but every number in it comes from the run.  The
-"why" and "Swarm fact" paragraphs are chosen by the scenario's ``topic``, or,
-for a file that names none, by what its checks and steps are about.
+The note has a fixed shape -- the exam card (the quorum arithmetic, the
+Swarm fact it demonstrates, the run in a phrase), what was done, what
+happened (from the trace model, with times), why Raft did it, the figures,
+the checks -- but every number in it comes from the run.  The "why" and
+"Swarm fact" paragraphs are chosen by the scenario's ``topic``, or, for a
+file that names none, by what its checks and steps are about.  This module
+computes; the wording is ``viz/templates/scenario.md.j2``'s.
 """
 
 from __future__ import annotations
@@ -13,143 +15,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from raft.core.quorum import majority
 from scenarios.checks import CheckResult, Run, conf_changes
 from scenarios.schema import TOPIC_NAMES, Scenario
+from viz.notes import topics as topics_prose
 
 __all__ = ["collect_metrics", "draw_figures", "write_index", "write_note", "write_result"]
 
-#: topic -> (the Raft rule that made it happen, the Swarm / DCA fact)
-TOPICS: dict[str, tuple[str, str]] = {
-    "election": (
-        "**§5.2 Leader election.** Followers that stop hearing heartbeats wait a randomized "
-        "election timeout (drawn from [T, 2T)), become candidates in a new term and ask for "
-        "votes; a majority makes a leader. With pre-vote (dissertation §9.6) a candidate first "
-        "checks it *could* win, so a node that cannot does not inflate terms. **§5.4.1**: a "
-        "voter refuses a candidate whose log is behind its own, so the winner holds every "
-        "committed entry (Leader Completeness).",
-        "A Swarm keeps working while a majority of managers -- (N/2)+1 -- is reachable: losing "
-        "the leader costs one election timeout or so, and no acknowledged write. Run an odd "
-        "number of managers (3, 5, 7): N managers tolerate (N-1)/2 failures.",
-    ),
-    "quorum": (
-        "**§5.3 / §5.4.2 Commitment needs a majority.** An entry is committed only once a "
-        "majority of servers store it; without a majority nothing commits and no leader can be "
-        "elected (a candidate needs a majority of votes). **§6.2 of the dissertation "
-        "(check-quorum)**: a leader that has not heard from a majority for an election timeout "
-        "steps down, so clients get a prompt error instead of waiting on it.",
-        "Quorum is (N/2)+1 managers; fault tolerance is (N-1)/2. Without quorum the swarm "
-        "cannot be managed -- `docker service create`, `docker node update`, secret and config "
-        "changes are refused -- but running tasks keep running. Bringing managers back "
-        "restores quorum; `docker swarm init --force-new-cluster` is the last resort.",
-    ),
-    "partition": (
-        "**§5.4.2 / §6.2.** A leader cut off with a minority keeps its role for at most an "
-        "election timeout (check-quorum), and nothing it appends can commit: it cannot reach "
-        "a majority. The majority side elects a leader in a higher term. On heal the old "
-        "leader sees the higher term and steps down (**§5.1**: a server that sees a newer term "
-        "becomes a follower), and the new leader's AppendEntries consistency check (**§5.3**) "
-        "makes it delete its uncommitted entries and take the leader's.",
-        "Split managers across failure domains so that any one failure leaves a majority on "
-        "one side: with 5 managers, a 2/3 split keeps the swarm manageable on the side of 3. "
-        "Clients talking to the minority side get errors, never a silently lost write.",
-    ),
-    "stale": (
-        "**§5.4.1 Election restriction.** A voter grants its vote only if the candidate's log "
-        "is at least as up to date as its own: compare the last entries' terms, then the "
-        "lengths. A node that missed committed entries can time out first and campaign as "
-        "often as it likes; every up-to-date voter refuses it, and an up-to-date node wins. "
-        "This is why a new leader always holds every committed entry (Leader Completeness).",
-        "Raft elects on the most up-to-date log, not on who is fastest: a manager that was "
-        "down or partitioned cannot become leader until it has caught up, so a restart of a "
-        "stale manager never rolls back the swarm's state.",
-    ),
-    "split": (
-        "**§5.2 / majorities.** With an even number of voters split in half, neither side "
-        "has a majority (N/2+1), so neither can elect a leader, however often it tries. "
-        "Pre-vote (dissertation §9.6) keeps the failed attempts from raising terms.",
-        "Why Swarm recommends an odd number of managers: 4 managers tolerate one failure, "
-        "exactly like 3, and a 2/2 partition stops both halves. Adding a fourth manager only "
-        "adds one more machine that can fail.",
-    ),
-    "pause": (
-        "**§5.1 Terms as a logical clock.** A paused leader does not know time passed. The "
-        "others elect a new leader in a higher term (§5.2); when the old one resumes, its "
-        "first message or the next heartbeat it receives carries the newer term and it steps "
-        "down at once.",
-        "A frozen manager (a VM pause, a long GC) is treated like a failed one: the swarm "
-        "moves on, and the manager rejoins as a follower when it wakes up.",
-    ),
-    "rolling": (
-        "**§5.4 Safety across restarts.** Terms, votes and log entries are on disk before a "
-        "server answers (persist before send), so a restarted manager rejoins with everything "
-        "it acknowledged; as long as a majority stays up, every restart is just a short "
-        "absence (§5.5: followers and candidates that crash are simply retried).",
-        "Upgrade or reboot managers one at a time, waiting for each to be Reachable again: "
-        "a majority stays up throughout and the swarm stays manageable.",
-    ),
-    "drain": (
-        "Not a Raft rule: node availability is replicated state like any other write (§5.3), "
-        "and the orchestrator on the leader reacts to it.",
-        "`docker node update --availability drain` stops the node's tasks and reschedules them "
-        "elsewhere; `pause` keeps existing tasks but the scheduler places no new ones there; "
-        "`active` makes it eligible again. Draining a manager does not change its Raft role.",
-    ),
-    "secrets": (
-        "Not a Raft rule: the Raft log and snapshots replicate whatever they are given, so the "
-        "manager encrypts a secret *before* it is proposed; only ciphertext reaches the log.",
-        "Secrets are encrypted at rest in the Raft log (and can be locked with autolock); "
-        "configs are stored in the clear. Secrets are only decrypted in memory on the nodes "
-        "whose tasks use them.",
-    ),
-    "transfer": (
-        "**Leadership transfer (dissertation §3.10).** The leader brings the target's log up "
-        "to date, then sends it TimeoutNow; the target campaigns at once in a new term and "
-        "wins, usually faster than any election timeout.",
-        "A planned handover (before demoting or rebooting the leader) avoids a full election "
-        "timeout of unavailability.",
-    ),
-    "figure8": (
-        "**§5.4.2 Committing entries from previous terms (Figure 8).** A leader never commits an "
-        "entry of an earlier term by counting replicas; it commits entries of its own term, and "
-        "earlier ones follow by the Log Matching property. Otherwise an entry stored on a "
-        "majority could still be overwritten by a leader elected without it.",
-        'What "committed" means in Swarm: acknowledged writes survive any later election.',
-    ),
-    "membership": (
-        "**Membership changes (§6, dissertation §4).** One server at a time: a new server joins "
-        "as a learner, catches up, and is promoted to voter; any two majorities of consecutive "
-        "configurations overlap.",
-        "`docker node promote` / `demote` change the manager set; keep it odd.",
-    ),
-    "recovery": (
-        "**Forced recovery.** When a majority is lost for good, a survivor rewrites its "
-        "configuration to contain only itself, keeping every entry it had committed.",
-        "`docker swarm init --force-new-cluster` on a surviving manager: it keeps the state, "
-        "becomes a single-manager swarm, and other managers are re-added afterwards.",
-    ),
-    "join": (
-        "**Adding a server (dissertation §4.2.1, §4.2.3, §4.1).** A newcomer starts with an "
-        "empty log. Were it a voter at once, the quorum would grow before it could help: the "
-        "leader would need it to commit while it still lacks most of the log, and one more "
-        "failure would stop the cluster. So it joins as a **learner** (a non-voting member): "
-        "the leader replicates the log to it, but it neither votes nor counts towards the "
-        "quorum. Once it has caught up with the commit index the leader promotes it to voter, "
-        "with a second configuration entry. Servers are added **one at a time**, each change "
-        "committed before the next: any majority of the old configuration and any majority "
-        "of the new one then share a server, so two leaders can never be elected for one term.",
-        "`docker swarm join --token SWMTKN-1-...` adds a node, and the token decides its role: "
-        "the worker token makes a worker, the manager token a manager (`docker swarm "
-        "join-token manager|worker` shows them; `--rotate` replaces one). Workers take no part "
-        "in Raft, so they never change the quorum. Keep the number of managers **odd**: 4 "
-        "managers need 3 for a quorum and tolerate 1 failure -- no more than 3 managers do -- "
-        "while 5 tolerate 2. A classic DCA exam question.",
-    ),
-    "autolock": (
-        "Not a Raft rule: the key that unwraps the data key is kept out of the data directory.",
-        "With autolock, a restarted manager cannot decrypt the Raft log until `docker swarm "
-        "unlock` is given the unlock key.",
-    ),
-}
+#: topic -> (the Raft rule that made it happen, the Swarm / DCA fact): the
+#: paragraphs live in ``viz/templates/topics.toml``, with the rest of the notes' prose.
+TOPICS: dict[str, tuple[str, str]] = topics_prose()
 
 
 assert set(TOPICS) == set(TOPIC_NAMES), "scenarios.schema.TOPIC_NAMES lists the topics"
@@ -331,6 +206,9 @@ def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> 
         simulated=run.mode == "simulated",
         seed=run.seed,
         managers=c.managers,
+        quorum=majority(c.managers),
+        tolerance=(c.managers - 1) // 2,
+        key_metric=key_metric(run.metrics),
         election_timeout_ms=c.election_timeout_ms,
         heartbeat_ms=c.heartbeat_ms,
         overrides=c.election_timeout_overrides,

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from raft.core.quorum import majority
 from scenarios.figure8.checks import safe_checks, unsafe_checks
 from scenarios.figure8.schedule import PAPER, Story
 from scenarios.figure8.traced import Facts, Traced, facts, traced_run
@@ -144,6 +145,9 @@ def _note(out: Path, scn: Any, seed: int, f: Facts, counter: Facts | None,
         name=scn.name,
         passed=passed,
         managers=scn.cluster.managers,
+        quorum=majority(scn.cluster.managers),
+        tolerance=(scn.cluster.managers - 1) // 2,
+        committed_at=c["t"] if c is not None else None,
         seed=seed,
         election_timeout_ms=scn.cluster.election_timeout_ms,
         description=scn.description,

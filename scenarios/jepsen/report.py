@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from raft.core.quorum import majority
 from scenarios.checks import CheckResult
 from scenarios.jepsen.history import Record
 from scenarios.jepsen.nemesis import fault_intervals
@@ -123,6 +124,8 @@ def write_note(
         linearizable=verdict.ok if verdict is not None else None,
         clients=s.clients,
         managers=s.managers,
+        quorum=majority(s.managers),
+        tolerance=(s.managers - 1) // 2,
         duration=s.duration,
         seed=s.seed,
         metrics=metrics,

@@ -231,7 +231,10 @@ def test_note_names_the_verdict_the_faults_and_the_minimized_operations(tmp_path
     write_note(tmp_path, Settings(duration=10, clients=2, seed=4), recs, verdict, checks, metrics,
                faults, 100.0, 110.0, ["history.png"], False)  # fmt: skip
     note = (tmp_path / "report.md").read_text()
-    assert note.startswith("# Jepsen-style test: FAILED\n\n2 clients read, wrote and compare-")
+    assert note.startswith(
+        "# Jepsen-style test: FAILED\n\n## Exam card\n\n- **5 managers**: a quorum"
+    )
+    assert "- This run: 3 operations under 1 faults; the history is **NOT linearizable**." in note
     assert (
         "injected 1 faults (partition). The history of 3 operations is **NOT linearizable**."
         in note

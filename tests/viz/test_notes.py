@@ -16,6 +16,9 @@ def _scenario(**over):
         "simulated": True,
         "seed": 3,
         "managers": 5,
+        "quorum": 3,
+        "tolerance": 2,
+        "key_metric": "new leader after 0.50 s",
         "election_timeout_ms": 500,
         "heartbeat_ms": 50,
         "overrides": {},
@@ -35,10 +38,22 @@ def _scenario(**over):
     return {**data, **over}
 
 
-def test_the_note_opens_with_its_title_and_verdict():
-    text = render("scenario.md.j2", **_scenario())
+def test_the_note_opens_with_its_title_and_the_exam_card():
+    text = render("scenario.md.j2", **_scenario(topics=[("the rule", "the Swarm fact")]))
     assert text.startswith(
-        "# Kill the leader\n\nScenario `leader-kill` -- passed; 5 managers, simulated (seed 3); "
+        "# Kill the leader\n\n## Exam card\n\n- **5 managers**: a quorum is 3 of 5 ((N/2)+1), "
+        "so 2 failures can be survived ((N-1)/2).\n- the Swarm fact\n- This run: new leader "
+        "after 0.50 s; every check passed.\n\n"
+    )
+    assert "## Why Raft did this\n\nthe rule\n\n## Checks" in text
+
+
+def test_the_note_says_what_was_done_and_checked():
+    text = render("scenario.md.j2", **_scenario())
+    assert text.split("\n\n", 2)[2].startswith(
+        "- **5 managers**: a quorum is 3 of 5 ((N/2)+1), so 2 failures can be survived ((N-1)/2)."
+        "\n- This run: new leader after 0.50 s; every check passed.\n\n"
+        "Scenario `leader-kill` -- passed; 5 managers, simulated (seed 3); "
         "election timeout 500 ms, heartbeat 50 ms.\n\n## What was done\n\n1. `wait leader`\n"
         "2. `join role=worker` -- *skipped*: not here\n\n## Checks\n"
     )
@@ -97,8 +112,9 @@ def _jepsen():
     metrics = {"keys": 3, "faults_injected": 0, "ops": 9, "ok": 9, "fail": 0, "unknown": 0,
                "refused_409": 0, "states_explored": 20, "check_seconds": 0.5}  # fmt: skip
     return {"passed": True, "checked": True, "linearizable": True, "clients": 2, "managers": 5,
-            "duration": 2.5, "seed": 1, "metrics": metrics, "fault_kinds": [], "faults": [],
-            "keys": [], "violations": [], "checks": [], "figures": []}  # fmt: skip
+            "quorum": 3, "tolerance": 2, "duration": 2.5, "seed": 1, "metrics": metrics,
+            "fault_kinds": [], "faults": [], "keys": [], "violations": [], "checks": [],
+            "figures": []}  # fmt: skip
 
 
 def test_jepsen_note_without_faults_or_figures():

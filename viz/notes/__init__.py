@@ -14,17 +14,22 @@ blank lines behind.  Filters the templates share:
 * ``cell``       -- text safe inside a Markdown table cell (``|`` escaped as ``/``);
 * ``plural(word)`` -- ``1 write``, ``2 writes``;
 * ``names``      -- ``a, b, c``.
+
+`topics` reads ``viz/templates/topics.toml``: per topic of a scenario, the
+Raft rule and the Swarm fact a note explains, one paragraph each.
 """
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterable, Mapping
 from functools import cache
+from importlib import resources
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-__all__ = ["render"]
+__all__ = ["render", "topics"]
 
 
 def _plural(n: int, word: str) -> str:
@@ -66,3 +71,10 @@ def _environment() -> Environment:
 def render(template: str, **data: Any) -> str:
     """The note ``template`` (a file name under ``viz/templates``) filled with ``data``."""
     return _environment().get_template(template).render(**data)
+
+
+@cache
+def topics() -> dict[str, tuple[str, str]]:
+    """topic -> (the Raft rule that made it happen, the Swarm / DCA fact)."""
+    text = resources.files("viz").joinpath("templates", "topics.toml").read_text("utf-8")
+    return {name: (t["rule"], t["fact"]) for name, t in tomllib.loads(text).items()}
