@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import fnmatch
+import tomllib
+
 import jinja2
 import pytest
+from repo import ROOT
 
-from viz.notes import render
+from viz.notes import render, topics
 
 
 def _scenario(**over):
@@ -123,3 +127,20 @@ def test_jepsen_note_without_faults_or_figures():
     assert "## Faults\n\nNo fault was injected.\n\n## Per key" in text
     assert "![" not in text
     assert text.endswith("`result.json`, `traces/`.\n")
+
+
+def test_every_template_ships_as_package_data():
+    """A non-editable install has only what ``package-data`` lists."""
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["viz"]
+    files = [p.relative_to(ROOT / "viz").as_posix() for p in (ROOT / "viz/templates").iterdir()]
+    assert files
+    assert [f for f in files if not any(fnmatch.fnmatch(f, p) for p in patterns)] == []
+
+
+def test_topics_give_a_rule_and_a_fact_each():
+    found = topics()
+    assert "election" in found and "figure8" in found
+    for rule, fact in found.values():
+        assert rule and fact and "\n" not in rule + fact  # one paragraph each
