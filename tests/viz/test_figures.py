@@ -187,6 +187,20 @@ def test_placement_grid_before_and_after(render):
     render("placement1", lambda ax: figures.draw_placement(ax, by_node), size=(5, 3))
 
 
+def test_placement_a_task_placed_only_after_did_not_move(render):
+    before = {"web.1": "m1", "web.2": "m3"}
+    after = {"web.1": "m1", "web.2": "m2", "web.3": "m1"}  # web.3: a scale-up
+    bold = []
+
+    def drawn(ax):
+        figures.draw_placement(ax, before, after)
+        bold.extend(t.get_text() for t in ax.get_xticklabels() if t.get_fontweight() == "bold")
+        assert ax.get_title(loc="left") == "1 of 3 tasks moved off m3"
+
+    render("placement-new", drawn, size=(5, 3))
+    assert bold == ["web.2"]
+
+
 def test_render_all_writes_png_and_svg(model, tmp_path):
     paths = render_all(model, tmp_path / "figs")
     names = {p.name for p in paths}

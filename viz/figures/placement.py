@@ -36,7 +36,7 @@ def draw_placement(
 
     ``before`` and ``after`` map task -> node (or node -> list of tasks).
     Before is a hollow square, after a filled circle; a task that moved gets
-    its column label in bold."""
+    its column label in bold (a task new in ``after`` is not one that moved)."""
     b = _as_task_map(before)
     a = _as_task_map(after) if after is not None else None
     tasks = sorted(set(b) | set(a or {}), key=natural)
@@ -44,7 +44,9 @@ def draw_placement(
         set(b.values()) | set((a or {}).values()), key=natural
     )  # fmt: skip
     row = {n: len(all_nodes) - 1 - i for i, n in enumerate(all_nodes)}
-    moved = [t for t in tasks if a is not None and b.get(t) != a.get(t)]
+    # Moved: placed before and after, on different nodes.  A task that only
+    # exists after (a scale-up) or only before (a scale-down) did not move.
+    moved = [t for t in tasks if a is not None and t in b and t in a and b[t] != a[t]]
     for x, t in enumerate(tasks):
         if t in b and b[t] in row:
             ax.plot(x, row[b[t]], ls="", marker="s", ms=15, mfc="none", mec="#555555", mew=1.4)
