@@ -24,6 +24,7 @@ from viz_sim_trace import leader_failover_trace
 from viz import figures
 from viz.__main__ import main
 from viz.figures import render_all
+from viz.figures.figure8 import LogInstant, mark_instants, name_x, render_figure8
 from viz.model import LEARNER, OUTSIDE, build, read_model
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -233,3 +234,19 @@ def test_cli_warns_about_a_torn_line(tmp_path, capsys):
         f.write('{"t": 17')
     assert main([str(trace), "--out", str(tmp_path / "out"), "--format", "png"]) == 0
     assert "torn last line" in capsys.readouterr().err
+
+
+def test_figure8_marks_each_instant_and_names_x(model, tmp_path):
+    t = model.end / 2
+    marks = {"a": t / 2, "c": t}
+    logs = [LogInstant(t, "log-c", "(c) the logs")]
+    paths = render_figure8(tmp_path, model, 2, "marked", marks, logs)
+    assert {p.name for p in paths} >= {"timeline.png", "log-c.png", "log-c.svg"}
+    assert_good_png(tmp_path / "log-c.png")
+
+    fig = figures.timeline_figure(model, "marked")
+    mark_instants(fig, model, marks)
+    labels = [a.get_text() for a in fig.axes[0].texts]
+    assert "(a)" in labels and "(c)" in labels
+    fig = name_x(figures.log_figure(model, t, "(c)"), 2)
+    assert "k = 2 (x)" in [lbl.get_text() for lbl in fig.axes[0].get_xticklabels()]
