@@ -17,5 +17,6 @@ Read from the bottom up; each package's docstring says what it may import
 * `cluster.local`    -- the local supervisor: the cluster directory's layout,
   starting and stopping processes, faults, joins, status.
 * `cluster.cli`      -- ``python -m cluster``: the verbs, tables, the live view.
+* `cluster.web`      -- ``python -m cluster web``: the live web view's process.
 * `cluster.bench`    -- ``python -m cluster bench`` and its load generator.
 """

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from cluster.local.layout import ClusterError
-from scenarios.schema import Scenario, ScenarioError, builtins, load
+from scenarios.steps import Scenario, ScenarioError, builtins, load
 
 
 def _say(msg: str) -> None:

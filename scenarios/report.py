@@ -17,7 +17,7 @@ from typing import Any
 
 from raft.core.quorum import majority
 from scenarios.checks import CheckResult, Run, conf_changes
-from scenarios.schema import TOPIC_NAMES, Scenario
+from scenarios.steps import TOPIC_NAMES, Scenario
 from viz.notes import topics as topics_prose
 
 __all__ = ["collect_metrics", "draw_figures", "write_index", "write_note", "write_result"]
@@ -27,7 +27,7 @@ __all__ = ["collect_metrics", "draw_figures", "write_index", "write_note", "writ
 TOPICS: dict[str, tuple[str, str]] = topics_prose()
 
 
-assert set(TOPICS) == set(TOPIC_NAMES), "scenarios.schema.TOPIC_NAMES lists the topics"
+assert set(TOPICS) == set(TOPIC_NAMES), "scenarios.steps.TOPIC_NAMES lists the topics"
 
 #: What a step or a check is about, for a scenario that names no topic.
 _ACTION_TOPICS = {

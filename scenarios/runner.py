@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import re
 import shutil
 import tempfile
 import time
@@ -29,17 +28,23 @@ from typing import Any
 from cluster.client.http import ApiError, Unreachable
 from cluster.local.layout import ClusterError
 from scenarios import report
-from scenarios.actions import NotApplicable, RealDriver, Unsupported
 from scenarios.checks import LIVE, CheckResult, Run, StepRecord, evaluate
-from scenarios.schema import ClusterSpec, Scenario, ScenarioError, Step
+from scenarios.drivers.real import RealDriver
+from scenarios.drivers.sim import SimDriver
+from scenarios.steps import (
+    ClientOp,
+    Driver,
+    NotApplicable,
+    Scenario,
+    ScenarioError,
+    StepFailed,
+    Unsupported,
+)
+from scenarios.steps import expects as ex
 
 __all__ = ["Outcome", "run_scenario"]
 
 Progress = Callable[[str], None]
-
-
-class StepFailed(Exception):
-    pass
 
 
 @dataclass(slots=True)
@@ -52,10 +57,8 @@ class Outcome:
     checks: list[CheckResult]
 
 
-def _driver(scn: Scenario, simulated: bool, seed: int, cluster_dir: Path) -> Any:
+def _driver(scn: Scenario, simulated: bool, seed: int, cluster_dir: Path) -> Driver:
     if simulated:
-        from scenarios.simdriver import SimDriver
-
         return SimDriver(scn.cluster, seed)
     return RealDriver(scn.cluster, cluster_dir)
 
@@ -109,13 +112,13 @@ def run_scenario(
         if run.placements:
             run.placements.append(placement(driver))  # "after"
         final_ops = run.acked()
-        if final_ops and any(e.check == "history_linearizable" for e in scn.expects):
+        if final_ops and any(isinstance(e, ex.HistoryLinearizable) for e in scn.expects):
             t1 = driver.now()
             _leader, seen = driver.present_via_leader(final_ops)
             if seen is not None:
                 run.final_read = (t1, driver.now(), seen)
         for e in scn.expects:
-            if e.check in LIVE:
+            if type(e) in LIVE:
                 live.append(evaluate(run, e))
         driver.trace_log()
         run.end_t = driver.now()
@@ -181,7 +184,7 @@ def _finish(run: Run, scn: Scenario, out: Path, live: list[CheckResult]) -> list
     by_number = {c.name: c for c in live}
     live_iter = iter(live)
     for e in scn.expects:
-        if e.check in LIVE:
+        if type(e) in LIVE:
             checks.append(next(live_iter))
         else:
             checks.append(evaluate(run, e))
@@ -219,9 +222,9 @@ class _Player:
         self.t0 = 0.0
         # Comparing logs at each election needs every node's log, not only
         # the candidates' (traced at each role change): ask after every step.
-        self.log_each_step = any(e.check == "winner_most_up_to_date" for e in run.scenario.expects)
+        self.log_each_step = any(isinstance(e, ex.WinnerMostUpToDate) for e in run.scenario.expects)
 
-    def say(self, rec: StepRecord, msg: str) -> None:
+    def step_line(self, rec: StepRecord, msg: str) -> None:
         elapsed = self.d.now() - self.t0
         self.progress(f"[{self.run.scenario.name}] +{elapsed:6.2f}s  step {rec.number}: {msg}")
 
@@ -229,7 +232,7 @@ class _Player:
         for step, rec in zip(self.run.scenario.steps, self.run.steps, strict=True):
             rec.start = self.d.now()
             try:
-                note = self.do(step)
+                note = step.apply(self)
                 rec.status, rec.note = "ok", note or ""
             except NotApplicable as e:
                 rec.status, rec.note = "skipped", f"not applicable in {self.d.mode} mode: {e}"
@@ -245,7 +248,7 @@ class _Player:
             if self.log_each_step and rec.status == "ok":
                 self.d.trace_log()
             rec.end = self.d.now()
-            self.say(rec, f"{rec.text}: {rec.note}" if rec.note else rec.text)
+            self.step_line(rec, f"{rec.text}: {rec.note}" if rec.note else rec.text)
             if rec.status in ("failed", "unsupported"):
                 self.progress(
                     f"[{self.run.scenario.name}] stopping: step {rec.number} {rec.status}"
@@ -264,195 +267,39 @@ class _Player:
             return leader
         return ref
 
-    def remember(self, step: Step, node: str) -> None:
-        if step.get("as"):
-            self.run.aliases[step.get("as")] = node
+    def remember(self, alias: str | None, node: str) -> None:
+        if alias:
+            self.run.aliases[alias] = node
 
-    # ------------------------------------------------------------ actions
+    # ------------------------------------------------------------ what the steps record
 
-    def do(self, step: Step) -> str | None:
-        a = step.action
-        d = self.d
-        if a in ("kill", "restart", "pause", "unpause", "isolate"):
-            node = self.node(step.get("node"))
-            getattr(d, a)(node)
-            self.remember(step, node)
-            return f"{a} {node}" if step.get("node") != node else None
-        if a == "partition":
-            groups = [[self.node(r) for r in g] for g in step.get("groups")]
-            flat = [n for g in groups for n in g]
-            twice = sorted({n for n in flat if flat.count(n) > 1})
-            if twice:  # "leader" or an alias named a node another group names
-                raise StepFailed(f"{', '.join(twice)} would be in two groups")
-            d.partition(groups)
-            return " | ".join(",".join(g) for g in groups)
-        if a == "heal":
-            d.heal()
-            return None
-        if a == "write":
-            return self.write(step)
-        if a == "wait":
-            return self.wait(step)
-        if a == "set_election_timeout":
-            node = self.node(step.get("node"))
-            d.set_election_timeout(node, step.get("ms"))
-            self.remember(step, node)
-            return f"{node} restarted with a {step.get('ms')} ms election timeout"
-        if a in ("promote", "demote", "force_new_cluster"):
-            node = self.node(step.get("node"))
-            getattr(d, a)(node)
-            self.remember(step, node)
-            return None
-        if a == "drain":
-            node = self.node(step.get("node"))
-            if not self.run.placements:
-                self.run.placements.append(placement(d))  # "before", for the figure
-            d.drain(node, step.get("availability", "drain"))
-            self.remember(step, node)
-            return f"{node} availability {step.get('availability', 'drain')}"
-        if a == "transfer_leadership":
-            to = self.node(step.get("to")) if step.get("to") else None
-            if to is not None and to == d.leader():
-                self.remember(step, to)
-                return f"{to} already leads: nothing to transfer"
-            chosen = d.transfer_leadership(to)
-            if chosen:
-                self.remember(step, chosen)
-            return f"leadership handed to {chosen}"
-        if a in ("lock", "unlock"):
-            getattr(d, a)()
-            return None
-        if a == "trace_log":
-            d.trace_log()
-            return None
-        if a == "create_service":
-            d.create_service(
-                step.get("name"), step.get("replicas", 1), step.get("image", "nginx:alpine")
-            )
-            return None
-        if a == "scale":
-            d.scale(step.get("service"), step.get("replicas"))
-            return None
-        if a in ("create_secret", "create_config"):
-            d.create_named(a.split("_")[1], step.get("name"), step.get("data"))
-            self.run.named_data[step.get("name")] = step.get("data")
-            return None
-        if a == "quorum_table":
-            return self.quorum_table(step)
-        if a == "join":
-            role = step.get("role")
-            name = d.join(role)
-            self.run.joined.append({"name": name, "role": role, "step": step.number})
-            self.remember(step, name)
-            if role == "manager":
-                return f"{name} joined with the manager token: a learner until it catches up"
-            return f"{name} joined with the worker token: an agent, no part of Raft"
-        raise StepFailed(f"no implementation for action {a!r}")
+    @property
+    def driver(self) -> Driver:
+        return self.d
 
-    def write(self, step: Step) -> str:
-        via = self.node(step.get("via")) if step.get("via") else None
-        ops = []
-        base = len(self.run.ops)
-        # Object names: a service's must be a DNS label (no '.' or '_').
-        prefix = re.sub(r"[^A-Za-z0-9-]+", "-", self.run.scenario.name)[:40].strip("-") or "w"
-        for i in range(step.get("count", 1)):
-            key = f"{prefix}-{base + i + 1:03d}"
-            op = self.d.write(
-                step.number, key, step.get("kind", "config"), via, step.get("timeout")
-            )
-            ops.append(op)
+    @property
+    def scenario_name(self) -> str:
+        return self.run.scenario.name
+
+    @property
+    def write_count(self) -> int:
+        return len(self.run.ops)
+
+    def record_ops(self, ops: list[ClientOp]) -> None:
         self.run.ops += ops
-        counts: dict[str, int] = {}
-        for op in ops:
-            counts[op.outcome] = counts.get(op.outcome, 0) + 1
-        summary = ", ".join(f"{n} {k}" for k, n in counts.items())
-        err = next((op.error for op in ops if op.error), None)
-        return f"{len(ops)} writes: {summary}" + (f" ({err})" if err else "")
 
-    def wait(self, step: Step) -> str | None:
-        d = self.d
-        if step.get("seconds") is not None:
-            d.sleep(step.get("seconds"))
-            return None
-        cond = step.get("for")
-        timeout = step.get("timeout", 15.0)
-        if cond == "converged":
-            if not d.converge(timeout):
-                raise StepFailed(f"applied indexes did not converge within {timeout:g} s")
-            return "every running manager applied the same index"
-        tests: dict[str, Callable[[], Any]] = {
-            "leader": lambda: d.leader(),
-            "no_leader": lambda: d.leader() is None,
-            "leader_in": lambda: d.leader() in [self.node(n) for n in step.get("nodes")],
-            "term_above": lambda: d.max_term() > step.get("term"),
-            "tasks_running": lambda: d.tasks_running(),
-            "voters": lambda: set(map(self.node, step.get("nodes"))) <= set(d.voters()),
-            "ready": lambda: d.nodes_ready([self.node(n) for n in step.get("nodes")]),
-        }
-        test = tests[cond]
-        start = d.now()
-        while True:
-            got = test()
-            if got:
-                waited = d.now() - start
-                leader = d.leader() if cond in ("leader", "leader_in") else None
-                if cond == "voters":
-                    n = len(d.voters())
-                    return f"voters after {waited:.2f} s: {n}, quorum {n // 2 + 1} of {n}"
-                return f"{cond} after {waited:.2f} s" + (f": {leader}" if leader else "")
-            if d.now() - start > timeout:
-                raise StepFailed(f"waited {timeout:g} s for {cond}: it never came")
-            d.poll()
+    def record_placement(self) -> None:
+        if not self.run.placements:
+            self.run.placements.append(placement(self.d))
 
-    def quorum_table(self, step: Step) -> str:
-        """For each cluster size, kill managers one at a time until writes stop."""
-        sizes = step.get("sizes", list(range(1, 10)))
-        real = set(step.get("real", [])) if self.d.mode == "real" else set()
-        seed = self.run.seed or 1
-        for n in sizes:
-            mode = "real" if n in real else "simulated"
-            measured = _measure_tolerance(self.run.scenario.cluster, n, mode, seed)
-            row = {
-                "managers": n,
-                "quorum": n // 2 + 1,
-                "expected_tolerance": (n - 1) // 2,
-                "measured_tolerance": measured,
-                "mode": mode,
-            }
-            self.run.quorum_rows.append(row)
-            self.progress(
-                f"[{self.run.scenario.name}]     {n} managers ({mode}): quorum {row['quorum']}, "
-                f"writes survived {measured} failures"
-            )
-        return f"{len(sizes)} cluster sizes measured"
+    def record_named(self, name: str, data: str) -> None:
+        self.run.named_data[name] = data
 
+    def record_joined(self, name: str, role: str, step: int) -> None:
+        self.run.joined.append({"name": name, "role": role, "step": step})
 
-def _measure_tolerance(base: ClusterSpec, n: int, mode: str, seed: int) -> int:
-    """Kill followers (then the leader) one by one; how many failures still allow a write."""
-    spec = ClusterSpec(n, base.election_timeout_ms, base.heartbeat_ms, base.request_timeout_ms)
-    if mode == "real":
-        d: Any = RealDriver(spec, Path(tempfile.mkdtemp(prefix="swarmraft-qt-")) / "c")
-    else:
-        from scenarios.simdriver import SimDriver
+    def record_quorum_row(self, row: dict[str, Any]) -> None:
+        self.run.quorum_rows.append(row)
 
-        d = SimDriver(spec, seed + n)
-    try:
-        d.start()
-        killed = 0
-        settle = 4 * spec.election_timeout_ms / 1000
-        while True:
-            if d.write(0, f"probe-{killed}", "config", None, None).outcome != "ok":
-                return killed - 1
-            if killed == n:
-                return killed  # unreachable in practice: a write needs a live manager
-            leader = d.leader()
-            victims = [x for x in d.running() if x != leader] or d.running()
-            d.kill(victims[0])
-            killed += 1
-            start = d.now()
-            while d.leader() is None and d.now() - start < settle:
-                d.poll()
-    finally:
-        d.stop()
-        if mode == "real":
-            shutil.rmtree(d.dir.parent, ignore_errors=True)
+    def say(self, message: str) -> None:
+        self.progress(f"[{self.run.scenario.name}]     {message}")

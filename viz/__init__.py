@@ -8,7 +8,9 @@
   draw, ``x_figure(model)`` that makes a `matplotlib.figure.Figure`, and
   `render_all` for a trace directory;
 * `viz.notes` -- the study notes: jinja2 templates (``viz/templates/*.md.j2``,
-  shipped as package data) filled with the numbers the caller computed.
+  shipped as package data) filled with the numbers the caller computed;
+* `viz.web` and `viz.replay` -- the live web view's page and the replay pages
+  (one self-contained HTML file per trace directory).
 
 May import: itself, matplotlib and jinja2 (and `raft.core`'s pure pieces,
 should a figure need them).  Never `cluster` or `scenarios`: they call `viz`

@@ -1,5 +1,8 @@
 """``python -m viz DIR [--out OUTDIR]``: draw every figure for a trace directory.
 
+``python -m viz replay DIR [--out FILE]``: write the replay page of a trace
+directory (default ``DIR/replay.html``), one self-contained HTML file.
+
 Prints the path of each file written, one a line.  Errors are one line on
 stderr and exit status 1.
 """
@@ -13,7 +16,30 @@ from pathlib import Path
 from viz.model import TraceError, read_model
 
 
+def replay_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m viz replay", description="Write the replay page of a trace directory."
+    )
+    parser.add_argument("dir", type=Path, help="trace directory (holds */trace.jsonl)")
+    parser.add_argument("--out", type=Path, help="the page to write (default: DIR/replay.html)")
+    parser.add_argument("--title", default="", help="the page's title")
+    args = parser.parse_args(argv)
+    from viz.replay import write_replay
+
+    out = args.out or args.dir / "replay.html"
+    try:
+        path = write_replay(args.dir, out, args.title or f"replay of {args.dir.resolve().name}")
+    except (TraceError, OSError) as e:
+        print(f"viz: {e}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["replay"]:
+        return replay_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m viz", description="Draw the figures of a swarmraft trace directory."
     )

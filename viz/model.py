@@ -1,6 +1,6 @@
 """From trace lines to a model of what happened: pure data, no drawing.
 
-`viz` reads only traces, never live nodes (DESIGN.md, "Traces").  A trace
+`viz` reads only traces, never live nodes (docs/traces.md).  A trace
 directory holds JSON lines (``*.jsonl``, searched recursively): each node's
 ``DIR/<node>/trace.jsonl`` and the supervisor's and scenario runner's own
 files (``faults.jsonl``, ``client.jsonl``, ...).  Every line has ``t`` (Unix

@@ -412,7 +412,7 @@ _add_named_routes(o.CONFIG)
 # -- raft ----------------------------------------------------------------------
 
 
-#: The fields DESIGN.md promises in every ``/raft/status``, with the value a
+#: The fields docs/http-api.md promises in every ``/raft/status``, with the value a
 #: manager that runs no Raft yet (locked by autolock, or still starting) has.
 RAFT_STATUS_FIELDS: dict[str, Any] = {
     "role": "down",

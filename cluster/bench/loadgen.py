@@ -5,16 +5,17 @@ measured level, so that generating the load does not compete with the
 benchmark's bookkeeping (and so that its CPU use can be read and reported:
 on a small machine the generator itself can be what limits the rate).
 
-The write is a config label update, ``POST /configs/{id}/update?version=N``
-with one label of ``size`` bytes: a real replicated write (a client-session
-command through Raft, compare-and-set on the version, applied by every
-manager's store).  Each client first creates its own config (not measured)
-and then updates only that one, passing the version the previous answer
-returned, so compare-and-set never refuses it.  (``POST /configs/create``
-was the first choice, but the store checks a new name against every
-config, so its cost grows with each write the benchmark makes.)  Each client
-is one keep-alive connection with one request outstanding; client ``i``
-talks to ``urls[i % len(urls)]``.
+The default write (``--write config-update``) is a config label update,
+``POST /configs/{id}/update?version=N`` with one label of ``size`` bytes: a
+real replicated write (a client-session command through Raft, compare-and-set
+on the version, applied by every manager's store).  Each client first creates
+its own config (not measured) and then updates only that one, passing the
+version the previous answer returned, so compare-and-set never refuses it.
+Other writes (`WRITES`): ``config`` and ``service`` create a new object each
+time (the creates whose cost must not grow with the store), and ``etcd-put``
+is etcd's put, for ``bench --against etcd``.  Each client is one keep-alive
+connection with one request outstanding; client ``i`` talks to
+``urls[i % len(urls)]``.
 
 Every loop is bounded twice: by time (``warmup + duration``) and by count
 (``max_ops``).  The result is one JSON object on stdout (`run`'s value).
@@ -79,6 +80,101 @@ def thin(samples: list[list[float]], limit: int = MAX_SAMPLES) -> list[list[floa
     return samples[::step]
 
 
+class _Writer:
+    """One client's writes of one kind: `prepare` once, then `write` in a loop.
+
+    `write` answers (ok, error kind); `recover` re-reads what a failed write
+    may have left stale (a config's version)."""
+
+    def __init__(self, http: Any, base: str, name: str, label: str) -> None:
+        self.http, self.base, self.name, self.label = http, base, name, label
+        self.n = 0
+
+    async def prepare(self) -> None:
+        return None
+
+    async def write(self) -> tuple[bool, str]:
+        raise NotImplementedError
+
+    async def recover(self) -> None:
+        return None
+
+
+class ConfigUpdate(_Writer):
+    """A label update of this client's own config (compare-and-set on its version)."""
+
+    async def prepare(self) -> None:
+        body = {"Name": self.name, "Data": base64.b64encode(b"bench").decode()}
+        async with self.http.post(f"{self.base}/configs/create", json=body) as resp:
+            created = await resp.json()
+            if resp.status != 201:
+                raise RuntimeError(f"cannot create {self.name}: {created}")
+        self.id = created["ID"]
+        await self.recover()
+
+    async def recover(self) -> None:
+        async with self.http.get(f"{self.base}/configs/{self.id}") as resp:
+            self.version = int((await resp.json())["Version"]["Index"])
+
+    async def write(self) -> tuple[bool, str]:
+        body = {"Name": self.name, "Labels": {"bench": self.label}}
+        url = f"{self.base}/configs/{self.id}/update"
+        async with self.http.post(url, params={"version": self.version}, json=body) as resp:
+            doc = await resp.json(content_type=None)
+            if resp.status != 200:
+                return False, str(resp.status)
+        self.version = int(doc["Version"]["Index"])
+        return True, "200"
+
+
+class ConfigCreate(_Writer):
+    """A new config each write (its name checked against every config's)."""
+
+    async def write(self) -> tuple[bool, str]:
+        self.n += 1
+        body = {"Name": f"{self.name}-{self.n}", "Data": base64.b64encode(b"x").decode()}
+        async with self.http.post(f"{self.base}/configs/create", json=body) as resp:
+            await resp.read()
+            return resp.status == 201, str(resp.status)
+
+
+class ServiceCreate(_Writer):
+    """A new replicated service of 0 replicas each write: the orchestrator's work
+    grows with the services in the store unless it reconciles only what changed."""
+
+    async def write(self) -> tuple[bool, str]:
+        self.n += 1
+        body = {
+            "Name": f"{self.name}-{self.n}",
+            "TaskTemplate": {"ContainerSpec": {"Image": "bench:1"}},
+            "Mode": {"Replicated": {"Replicas": 0}},
+        }
+        async with self.http.post(f"{self.base}/services/create", json=body) as resp:
+            await resp.read()
+            return resp.status == 201, str(resp.status)
+
+
+class EtcdPut(_Writer):
+    """etcd's put through its JSON gateway (``/v3/kv/put``): the side-by-side peer."""
+
+    async def write(self) -> tuple[bool, str]:
+        self.n += 1
+        key = base64.b64encode(f"{self.name}/{self.n}".encode()).decode()
+        body = {"key": key, "value": base64.b64encode(self.label.encode()).decode()}
+        async with self.http.post(f"{self.base}/v3/kv/put", json=body) as resp:
+            await resp.read()
+            return resp.status == 200, str(resp.status)
+
+
+#: The write each client makes, by the name ``--write`` takes.
+WRITES: dict[str, type[_Writer]] = {
+    "config-update": ConfigUpdate,
+    "config": ConfigCreate,
+    "service": ServiceCreate,
+    "etcd-put": EtcdPut,
+}
+
+
 async def run(
     urls: Sequence[str],
     clients: int,
@@ -87,9 +183,13 @@ async def run(
     warmup: float,
     max_ops: int,
     timeout: float = 10.0,
+    write: str = "config-update",
 ) -> dict[str, Any]:
     """Keep ``clients`` writes outstanding; measure after ``warmup`` for ``duration`` s."""
     import aiohttp  # imported here so `summarize` users need no aiohttp
+
+    if write not in WRITES:
+        raise ValueError(f"unknown write {write!r}; known: {', '.join(WRITES)}")
 
     label = base64.b64encode(os.urandom(size)).decode()[:size]
     prefix = f"bench-{os.getpid()}-{time.time_ns() % 10**9}"
@@ -108,36 +208,16 @@ async def run(
     client_timeout = aiohttp.ClientTimeout(total=timeout)
     async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as http:
 
-        async def own_config(base: str, name: str) -> tuple[str, int]:
-            """Create this client's config; its ID and current version."""
-            body = {"Name": name, "Data": base64.b64encode(b"bench").decode()}
-            async with http.post(f"{base}/configs/create", json=body) as resp:
-                created = await resp.json()
-                if resp.status != 201:
-                    raise RuntimeError(f"cannot create {name}: {created}")
-            return created["ID"], await version_of(base, created["ID"])
-
-        async def version_of(base: str, config_id: str) -> int:
-            async with http.get(f"{base}/configs/{config_id}") as resp:
-                return int((await resp.json())["Version"]["Index"])
-
         async def client(i: int) -> None:
             nonlocal issued
             base = urls[i % len(urls)].rstrip("/")
-            name = f"{prefix}-{i}"
-            config_id, version = await own_config(base, name)
-            url = f"{base}/configs/{config_id}/update"
-            body = {"Name": name, "Labels": {"bench": label}}
+            writer = WRITES[write](http, base, f"{prefix}-{i}", label)
+            await writer.prepare()
             while loop.time() < end and issued < max_ops:
                 issued += 1
                 t0 = loop.time()
                 try:
-                    async with http.post(url, params={"version": version}, json=body) as resp:
-                        doc = await resp.json(content_type=None)
-                        ok = resp.status == 200
-                        kind = str(resp.status)
-                    if ok:
-                        version = int(doc["Version"]["Index"])
+                    ok, kind = await writer.write()
                 except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as e:
                     ok, kind = False, type(e).__name__
                 t1 = loop.time()
@@ -145,7 +225,7 @@ async def run(
                     errors[kind] = errors.get(kind, 0) + 1
                     await asyncio.sleep(0.01)  # no busy loop against a failing server
                     with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
-                        version = await version_of(base, config_id)
+                        await writer.recover()
                     continue
                 if t0 >= measure_from and t1 <= end:
                     ms = (t1 - t0) * 1000
@@ -185,11 +265,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--max-ops", type=int, default=1_000_000)
+    p.add_argument("--write", choices=tuple(WRITES), default="config-update")
     a = p.parse_args(argv)
     for url in a.url:
         if not url.startswith("http://127.0.0.1:"):
             p.error(f"only 127.0.0.1 is benchmarked, got {url}")
-    result = asyncio.run(run(a.url, a.clients, a.size, a.duration, a.warmup, a.max_ops))
+    result = asyncio.run(
+        run(a.url, a.clients, a.size, a.duration, a.warmup, a.max_ops, write=a.write)
+    )
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
     return 0

@@ -14,11 +14,11 @@ measures, in this order:
    /configs/{id}/update?version=N`` with a label of that many bytes; each
    client updates a config of its own: a client-session command replicated
    through Raft, compare-and-set in every store; see `cluster.bench.loadgen`).
-   Clients talk to the leader
-   directly (a follower would forward: one more hop).  The load comes from
-   `cluster.bench.loadgen`, a process of its own; its CPU share is reported, and
-   when it is saturated the output says the generator, not the cluster, may
-   be the limit.
+   Clients talk to the leader directly (a follower would forward: one more
+   hop).  The load comes from `cluster.bench.loadgen`, a process of its own;
+   each level reports the CPU milliseconds every manager and the generator
+   spent per write (`cluster.bench.load`), and when the generator is
+   saturated the output says it, not the cluster, may be the limit.
 3. **raw**: the consensus ceiling -- no-op entries proposed inside the leader
    (``POST /raft/bench``, `cluster.manager.process.Manager.bench_proposals`) with 1,
    16, 64 and 256 outstanding: replication, fsync on a majority, commit and
@@ -30,10 +30,12 @@ measures, in this order:
 5. **stability**: real elections (``election`` trace lines with
    ``pre_vote`` false) outside every fault window, after start-up: none
    should happen on a healthy cluster.  Then memory again.
+6. **against** (``--against etcd``): an etcd cluster of the same size beside
+   it, alternating runs, ratios (`cluster.bench.against`).
 
 Every loop is bounded by count and time; all traffic goes to 127.0.0.1; the
 cluster the benchmark started is stopped in a ``finally`` (and its temporary
-directory removed).  Results: a table (or ``--json``, the DESIGN.md object)
+directory removed).  Results: a table (or ``--json``, the object in docs/cli.md)
 on stdout, progress on stderr, and ``results.json`` plus ``latency.png``
 (latency of every sampled write over time, fault windows shaded) in
 ``--out``.
@@ -46,7 +48,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -54,6 +55,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cluster.bench.against import against_etcd
+from cluster.bench.load import cpu_seconds, load_level
 from cluster.bench.loadgen import percentile, summarize
 from cluster.local.layout import ClusterDir, ClusterError, Member, Timing
 from cluster.local.supervisor import Supervisor
@@ -77,6 +80,8 @@ class BenchPlan:
     warmup: float = 1.0
     rounds: int = 5
     max_ops: int = 500_000
+    #: ``--against etcd``: the side-by-side comparison (`cluster.bench.against`).
+    against: str | None = None
 
     @classmethod
     def from_args(cls, a: argparse.Namespace) -> BenchPlan:
@@ -89,8 +94,13 @@ class BenchPlan:
                 warmup=0.3,
                 rounds=1,
                 max_ops=50_000,
+                against=getattr(a, "against", None),
             )
-        return cls(managers=a.managers, duration=a.duration or 5.0)
+        return cls(
+            managers=a.managers,
+            duration=a.duration or 5.0,
+            against=getattr(a, "against", None),
+        )
 
     @property
     def levels(self) -> list[tuple[int, int]]:
@@ -98,7 +108,7 @@ class BenchPlan:
 
     @property
     def steps(self) -> int:
-        return 2 + 2 * len(self.levels) + self.rounds + 1
+        return 2 + 2 * len(self.levels) + self.rounds + 1 + (1 if self.against else 0)
 
 
 @dataclass(slots=True)
@@ -112,7 +122,7 @@ class Window:
 
 @dataclass(slots=True)
 class Run:
-    """Everything measured; `result_object` turns it into the DESIGN.md object."""
+    """Everything measured; `result_object` turns it into the docs/cli.md object."""
 
     managers: int
     http: list[dict[str, Any]] = field(default_factory=list)
@@ -128,6 +138,8 @@ class Run:
     samples: list[tuple[float, float, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     started: float = 0.0
+    #: ``bench --against etcd``'s object, when it ran.
+    against: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------- pure parts
@@ -139,12 +151,18 @@ def _pct(values: Sequence[float], q: float) -> float | None:
 
 
 def result_object(run: Run) -> dict[str, Any]:
-    """The object ``bench --json`` prints (DESIGN.md, CLI contract), and nothing else."""
+    """The object ``bench --json`` prints (docs/cli.md, ``bench``), and nothing else."""
     keys = ("clients", "size", "ops_per_s", "p50_ms", "p99_ms", "p999_ms")
-    return {
+    obj: dict[str, Any] = {
         "managers": run.managers,
-        "http": [{k: row[k] for k in keys} for row in run.http],
-        "raw": [{k: row[k] for k in keys} for row in run.raw],
+        "http": [
+            {**{k: row[k] for k in keys}, "cpu_ms_per_write": row.get("cpu_ms_per_write", {})}
+            for row in run.http
+        ],
+        "raw": [
+            {**{k: row[k] for k in keys}, "cpu_ms_per_write": row.get("cpu_ms_per_write", {})}
+            for row in run.raw
+        ],
         "failover": {
             "rounds": len(run.leader_s),
             "leader_p50_s": _pct(run.leader_s, 0.5),
@@ -156,6 +174,9 @@ def result_object(run: Run) -> dict[str, Any]:
         "rss_after_mb": run.rss_after_mb,
         "up_to_leader_s": run.up_to_leader_s,
     }
+    if run.against is not None:
+        obj["against"] = run.against
+    return obj
 
 
 def count_unprovoked(
@@ -286,24 +307,10 @@ class Bench:
     async def http_level(self, size: int, clients: int) -> None:
         leader = await self.leader()
         p = self.plan
-        cmd = [
-            sys.executable, "-m", "cluster.bench.loadgen", "--url", leader.api_url,
-            "--clients", str(clients), "--size", str(size), "--duration", str(p.duration),
-            "--warmup", str(p.warmup), "--max-ops", str(p.max_ops),
-        ]  # fmt: skip
-        proc = await asyncio.create_subprocess_exec(
-            *cmd, stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL
-        )
-        try:
-            async with asyncio.timeout(p.warmup + p.duration + 30):
-                out, _ = await proc.communicate()
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        if proc.returncode != 0:
-            raise ClusterError(f"the load generator failed (exit {proc.returncode})")
-        res = json.loads(out)
+        res = await load_level(
+            [leader.api_url], clients, size=size, duration=p.duration, warmup=p.warmup,
+            max_ops=p.max_ops, pids=self.manager_pids(),
+        )  # fmt: skip
         res["target"] = leader.name
         self.run.http.append(res)
         self.run.samples.extend((t, ms, f"http {clients}c {size}B") for t, ms in res["samples"])
@@ -314,6 +321,13 @@ class Bench:
                 f"http {clients} clients {size} B: the load generator used "
                 f"{res['generator_cpu']:.0%} of a CPU: it may be the bottleneck"
             )
+
+    def manager_pids(self) -> dict[str, int]:
+        return {m.name: m.pid for m in self.members() if m.pid is not None}
+
+    async def ours(self) -> tuple[list[str], dict[str, int]]:
+        """Where `cluster.bench.against` sends our writes: the leader, and whose CPU counts."""
+        return [(await self.leader()).api_url], self.manager_pids()
 
     async def raw_level(self, size: int, outstanding: int) -> None:
         import aiohttp
@@ -333,9 +347,18 @@ class Bench:
                 return doc
 
         await call(p.warmup)
+        pids = self.manager_pids()
+        before = {n: cpu_seconds(pid) for n, pid in pids.items()}
         doc = await call(p.duration)
+        after = {n: cpu_seconds(pid) for n, pid in pids.items()}
         row = summarize(doc["latencies_ms"], doc["elapsed_s"], outstanding, size)
         row["errors"] = doc["errors"]
+        commits = max(1, len(doc["latencies_ms"]))
+        row["cpu_ms_per_write"] = {
+            n: round((after[n] - before[n]) * 1000 / commits, 4)  # type: ignore[operator]
+            for n in pids
+            if after[n] is not None and before[n] is not None
+        }
         self.run.raw.append(row)
 
     async def failover(self) -> None:
@@ -439,6 +462,13 @@ class Bench:
                 await self.failover()
             await asyncio.sleep(0.5)  # let the traces reach the files
             self.stability()
+            if self.plan.against == "etcd":
+                self.step("against etcd", 0)
+                self.run.against = await against_etcd(
+                    self.ours, self.run.managers, self.cdir.path.parent / "against",
+                    duration=self.plan.duration, warmup=self.plan.warmup, say=self.note,
+                )  # fmt: skip
+                self.step("against etcd")
             self.step("done")
 
 
@@ -540,10 +570,15 @@ def register(sub: Any) -> None:
     """Add the ``bench`` verb to `cluster.cli.main`'s parser."""
     b = sub.add_parser("bench", help="benchmark: writes/s, latency, failover, stability, memory")
     b.add_argument("--managers", type=int, choices=(3, 5), default=3)
-    b.add_argument("--json", action="store_true", help="print the DESIGN.md object only")
+    b.add_argument("--json", action="store_true", help="print the result object only (docs/cli.md)")
     b.add_argument("--duration", type=float, help="seconds measured per level (default 5)")
     b.add_argument("--quick", action="store_true", help="a smoke run: one level of each phase")
     b.add_argument("--out", default="bench-results", help="where results.json and the figure go")
+    b.add_argument(
+        "--against",
+        choices=("etcd",),
+        help="also run etcd (Debian's etcd-server) side by side and report ratios",
+    )
     b.set_defaults(func=_run_from_cli)
 
 

@@ -6,5 +6,5 @@
 line on stderr, never a traceback.
 
 May import: `cluster.client`, `cluster.local`, `cluster.state` (formatting
-helpers), `cluster.bench`.
+helpers), `cluster.bench`, `cluster.web` (``web``, and ``up`` in the foreground).
 """

@@ -1,7 +1,7 @@
 """The docker verbs: ``service``, ``secret``, ``config`` and ``node``.
 
-Each verb is a thin client of one manager's HTTP API (DESIGN.md, HTTP API
-contract), with docker's flags and table columns where docker has them.
+Each verb is a thin client of one manager's HTTP API (docs/http-api.md),
+with docker's flags and table columns where docker has them.
 Any running manager will do: writes are forwarded to the leader by the API,
 which also resolves every reference (a name, an ID prefix, or for nodes the
 word ``leader``), so the CLI passes what the user typed.  Updates are

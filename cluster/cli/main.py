@@ -17,12 +17,12 @@ import contextlib
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 from cluster.cli.nodes import cmd_status
 from cluster.client.http import ApiError, Unreachable
+from cluster.client.wait import attempts
 from cluster.local.layout import ClusterDir, ClusterError, Timing, resolve_dir
 from cluster.local.supervisor import Supervisor
 
@@ -80,11 +80,14 @@ def cmd_up(ctx: Context) -> int:
         ctx.say(f"cluster is up: {n_managers} managers{extra} in {ctx.cdir.path}")
         return 0
     from cluster.cli.watch import watch
+    from cluster.web.process import start_web, stop_web
 
     # In the foreground the cluster lives as long as this view: Ctrl-C, or a
     # SIGTERM (`timeout`, a script, a service manager), stops every process.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
+        url = start_web(ctx.cdir.path, a.web_port or 0)
+        print(f"web view: {url}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             watch(ctx.sup, ctx.cdir, interval=0.3)
     finally:
@@ -93,6 +96,7 @@ def cmd_up(ctx: Context) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
         ctx.say("stopping the cluster...")
+        stop_web(ctx.cdir.path)
         ctx.sup.down(progress=ctx.say)
     return 0
 
@@ -102,9 +106,20 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def cmd_down(ctx: Context) -> int:
+    from cluster.web.process import stop_web
+
+    if stop_web(ctx.cdir.path):
+        ctx.say("stopped the web view")
     n = ctx.sup.down(purge=ctx.args.purge, progress=ctx.say)
     ctx.say(f"stopped {n} process(es)" + (" and deleted the data" if ctx.args.purge else ""))
     return 0
+
+
+def cmd_web(ctx: Context) -> int:
+    """``web [--port P]``: the live web view, in the foreground until Ctrl-C."""
+    from cluster.web.process import run_foreground
+
+    return run_foreground(ctx.cdir.path, ctx.args.port or 0)
 
 
 def cmd_watch(ctx: Context) -> int:
@@ -207,16 +222,13 @@ def cmd_swarm_unlock(ctx: Context) -> int:
             if m.role != "manager" or ctx.sup.process_state(m) != "running":
                 continue
             # A manager just (re)started may take a moment to answer.
-            deadline = time.monotonic() + 3.0
-            while True:
+            for _ in attempts(within=3.0):
                 try:
                     if request("GET", f"{m.api_url}/raft/status", timeout=1.0).get("locked"):
                         targets.append(m)
                     break
                 except (Unreachable, ApiError):
-                    if time.monotonic() > deadline:
-                        break
-                    time.sleep(0.1)
+                    continue
         if not targets:
             raise ClusterError("no manager is locked")
     key = ctx.args.key
@@ -231,15 +243,14 @@ def cmd_swarm_unlock(ctx: Context) -> int:
     if not key:
         raise ClusterError("no unlock key given (--key, or on stdin)")
     for m in targets:
-        deadline = time.monotonic() + 3.0
-        while True:
+        for _ in attempts(within=3.0):
             try:
                 request("POST", f"{m.api_url}/swarm/unlock", {"UnlockKey": key}, timeout=10.0)
                 break
-            except Unreachable:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)  # just restarted: not listening yet
+            except Unreachable as e:
+                not_listening = e  # just restarted: not listening yet
+        else:
+            raise not_listening
         ctx.say(f"{m.name} unlocked")
     return 0
 
@@ -329,9 +340,8 @@ def _follow_promotion(ctx: Context, name: str, timeout: float = 30.0) -> None:
     majority -- and promotes it only once it has caught up, so a slow
     newcomer never stalls commits.
     """
-    deadline = time.monotonic() + timeout
     said = ""
-    while time.monotonic() < deadline:
+    for _ in attempts(within=timeout, every=0.2):
         found = ctx.sup.find_leader(ctx.cdir.load())
         if found is not None:
             leader, st = found
@@ -355,7 +365,6 @@ def _follow_promotion(ctx: Context, name: str, timeout: float = 30.0) -> None:
             if line != said:
                 ctx.say(line)
                 said = line
-        time.sleep(0.2)
     ctx.say(f"{name} is not a voter yet after {timeout:g}s; see `status` and {name}/node.log")
 
 
@@ -428,6 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="new cluster: lock managers on restart until given the unlock key (shown once)",
     )
+    up.add_argument(
+        "--web-port", type=_port, help="port of the live web view (foreground; default: any free)"
+    )
     up.set_defaults(func=cmd_up)
 
     down = sub.add_parser("down", help="stop every process of the cluster")
@@ -441,6 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
     watch = sub.add_parser("watch", help="the live status view")
     watch.add_argument("--count", type=_count(1), help="stop after this many refreshes")
     watch.set_defaults(func=cmd_watch)
+
+    webv = sub.add_parser("web", help="the live web view, on 127.0.0.1 (Ctrl-C stops it)")
+    webv.add_argument("--port", type=_port, help="port to serve on (default: any free port)")
+    webv.set_defaults(func=cmd_web)
 
     for verb, what in (
         ("kill", "SIGKILL a node"),

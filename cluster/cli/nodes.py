@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from typing import Any
 
 from cluster.cli.api import Api, remove_each
 from cluster.cli.format import Obj, key_values, pretty, print_json, print_table
 from cluster.client.http import ApiError, Unreachable
+from cluster.client.wait import attempts
 from cluster.local.layout import ClusterError
 from cluster.local.status import collect, reachability
 
@@ -139,16 +139,14 @@ def cmd_node_rm(ctx: Any) -> int:
 
 
 def _check_membership(api: Api, name: str, voter: bool, wait: float = 3.0) -> None:
-    deadline = time.monotonic() + wait
     voters: list[str] = []
-    while time.monotonic() < deadline:
+    for _ in attempts(within=wait, every=0.2):
         try:
             voters = api.get("/raft/status").get("voters") or []
         except (ApiError, Unreachable):
             return
         if (name in voters) == voter:
             return
-        time.sleep(0.2)
     print(
         f"warning: the store records {name} as a {'manager' if voter else 'worker'}, "
         f"but the Raft voters are still {', '.join(voters) or 'unknown'}",

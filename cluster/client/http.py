@@ -1,4 +1,4 @@
-"""A tiny synchronous JSON-over-HTTP client for the CLI and the supervisor.
+"""The one HTTP client of the tools: the CLI, the supervisor, joins, scenarios, bench.
 
 The CLI runs one command and exits, so plain blocking `urllib` with short
 timeouts is the simplest thing that works; the managers' API is aiohttp.
@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-__all__ = ["ApiError", "Unreachable", "request"]
+__all__ = ["ApiError", "Unreachable", "fetch", "request"]
 
 
 class Unreachable(Exception):
@@ -46,15 +46,34 @@ def request(
     `ApiError` for a 4xx/5xx answer.  ``context``: for an ``https`` URL.
     """
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Accept", "application/json")
+    all_headers = {"Accept": "application/json", **(headers or {})}
     if data is not None:
-        req.add_header("Content-Type", "application/json")
-    for k, v in (headers or {}).items():
-        req.add_header(k, v)
+        all_headers["Content-Type"] = "application/json"
+    raw = _send(method, url, data, all_headers, timeout, context, limit=None)
+    return json.loads(raw) if raw else None
+
+
+def fetch(
+    url: str, *, timeout: float = 5.0, context: ssl.SSLContext | None = None, limit: int = 1 << 20
+) -> bytes:
+    """GET ``url`` and return at most ``limit`` bytes of the answer as they are
+    (a PEM certificate, a page); errors as in `request`."""
+    return _send("GET", url, None, {}, timeout, context, limit=limit)
+
+
+def _send(
+    method: str,
+    url: str,
+    data: bytes | None,
+    headers: dict[str, str],
+    timeout: float,
+    context: ssl.SSLContext | None,
+    limit: int | None,
+) -> bytes:
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
-            raw = resp.read()
+            return resp.read() if limit is None else resp.read(limit)
     except urllib.error.HTTPError as e:
         raw = e.read()
         try:
@@ -68,4 +87,3 @@ def request(
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise Unreachable(f"{url}: {reason}") from None
-    return json.loads(raw) if raw else None

@@ -22,14 +22,13 @@ runs, done here by the supervisor for the process it is about to start:
 from __future__ import annotations
 
 import ssl
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from cluster.client.http import ApiError, Unreachable, request
+from cluster.client.http import ApiError, Unreachable, fetch, request
 from cluster.local.layout import ClusterError
 from cluster.security.pki import digest_matches, make_csr, token_digest
 
@@ -49,15 +48,15 @@ class Joined:
 
 
 def _fetch_root(url: str, timeout: float) -> bytes:
-    """The root certificate a manager serves (PEM), fetched *without* verification."""
+    """The root certificate a manager serves (PEM), fetched *without* verification:
+    the caller checks it against the digest in the join token instead."""
     unverified = ssl.create_default_context()
     unverified.check_hostname = False
     unverified.verify_mode = ssl.CERT_NONE
     try:
-        with urllib.request.urlopen(f"{url}/ca", timeout=timeout, context=unverified) as resp:
-            return resp.read(64 * 1024)
-    except OSError as e:
-        raise Unreachable(f"{url}: {getattr(e, 'reason', e)}") from None
+        return fetch(f"{url}/ca", timeout=timeout, context=unverified, limit=64 * 1024)
+    except ApiError as e:  # not a swarm port: as good as no manager there
+        raise Unreachable(f"{url}/ca: {e.status} {e.message}") from None
 
 
 def _trusting(ca_pem: bytes) -> ssl.SSLContext:

@@ -37,7 +37,7 @@ class ClusterError(Exception):
 
 
 def resolve_dir(arg: str | None) -> Path:
-    """``--dir``, else ``$CLUSTER_DIR``, else ``./.cluster`` (DESIGN.md, CLI contract)."""
+    """``--dir``, else ``$CLUSTER_DIR``, else ``./.cluster`` (docs/cli.md)."""
     return Path(arg or os.environ.get("CLUSTER_DIR") or DEFAULT_DIR).resolve()
 
 
@@ -150,7 +150,7 @@ class ClusterDir:
         os.replace(tmp, self.description_file)
 
     def record_fault(self, kind: str, t: float, **fields: Any) -> None:
-        """One ``fault`` line in DIR/faults.jsonl (DESIGN.md, Traces)."""
+        """One ``fault`` line in DIR/faults.jsonl (docs/traces.md)."""
         line = {"t": t, "node": "supervisor", "type": "fault", "kind": kind, **fields}
         with self.faults_file.open("a") as f:
             f.write(json.dumps(line) + "\n")

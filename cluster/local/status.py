@@ -3,7 +3,7 @@
 `collect` asks each running manager for ``/raft/status`` (in parallel, with
 a short timeout: a paused manager must not stall the view) and combines it
 with what the supervisor knows (down, paused) into the object that
-``status --json`` prints (DESIGN.md, CLI contract).
+``status --json`` prints (docs/cli.md).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from cluster.local.supervisor import Supervisor
 
 __all__ = ["collect", "quorum", "reachability", "reachable_side"]
 
-#: The DESIGN.md roles; the core's "pre-candidate" is shown as "candidate".
+#: The roles docs/cli.md lists; the core's "pre-candidate" is shown as "candidate".
 _ROLES = {"pre-candidate": "candidate"}
 
 
@@ -147,7 +147,7 @@ def collect(sup: Supervisor, desc: Description, timeout: float = 0.6) -> dict[st
 
 
 def _workers(sup: Supervisor, desc: Description, store_nodes: dict[str, Any]) -> list[Any]:
-    """The worker agents (kept apart from "nodes", which DESIGN.md fixes as managers).
+    """The worker agents (kept apart from "nodes", which docs/cli.md fixes as managers).
 
     ``state`` is the process's ("down", "paused") or, while it runs, what the
     leader's dispatcher concluded from its heartbeats ("ready" / "down"), as

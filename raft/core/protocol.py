@@ -136,6 +136,9 @@ __all__ = [
     "force_new_cluster",
 ]
 
+#: How many of the newest entries `RaftCore.status` lists (``log_tail``).
+LOG_TAIL = 16
+
 
 class RaftCore(
     LogReplication, Compaction, MembershipChanges, LeadershipTransfer, LinearizableReads
@@ -224,6 +227,21 @@ class RaftCore(
             "first_log_index": self.log.offset,
             "voters": list(self.conf.voters),
             "learners": list(self.conf.learners),
+            # The election timer in ticks (§5.2): a follower or candidate starts
+            # an election when ``election_elapsed`` reaches ``election_timeout``;
+            # a leader counts the same ticks for check-quorum (§6.2).
+            "election_elapsed": self.election_elapsed,
+            "election_timeout": (
+                self.config.election_ticks if self.role is Role.LEADER else self.randomized_timeout
+            ),
+            # The newest entries as (index, term), for views that draw the log.
+            "log_tail": [
+                [i, self.log.term(i)]
+                for i in range(
+                    max(self.log.offset + 1, self.log.last_index - LOG_TAIL + 1),
+                    self.log.last_index + 1,
+                )
+            ],
         }
         if self.role is Role.LEADER:
             st["peers"] = {

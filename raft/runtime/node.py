@@ -460,6 +460,7 @@ class RaftNode:
         # What our state machine has applied (the core learns it at advance()).
         st["applied_index"] = self._applied
         st["raft_port"] = self.raft_port
+        st["tick_interval"] = self.settings.tick_interval  # seconds per tick of the timers above
         return st
 
     @property

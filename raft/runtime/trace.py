@@ -1,7 +1,7 @@
 """A node's trace: JSON lines that `viz` and the scenario checks read.
 
 Every line is one object with ``t`` (Unix time, float seconds), ``node`` and
-``type``, plus the fields of its type (DESIGN.md, "Traces").  Rare events
+``type``, plus the fields of its type (docs/traces.md).  Rare events
 (role changes, elections, votes, snapshots, ...) become one line each.
 Frequent ones would swamp the file and the disk at full rate, so they are
 summarised:

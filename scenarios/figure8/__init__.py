@@ -38,6 +38,10 @@ counts replicas of any entry (`planted_commit_rule`), and lets the
 simulator's `SafetyChecker` report instead of stop, so the committed x is
 seen being overwritten.  `raft/core/` is not touched; the default run
 never does this.
+
+May import: `scenarios.checks` (`CheckResult`), `scenarios.drivers` (the
+`SimTracer`), `scenarios.runner` (`Outcome`), `raft.core`, `raft.sim`, and
+`viz` for the figures and the note.
 """
 
 from scenarios.figure8.scenario import run

@@ -85,7 +85,7 @@ def sim_config(spec: Any) -> tuple[SimConfig, int, int]:
 
 
 def traced_run(spec: Any, seed: int, branch: str, unsafe: bool) -> Traced:
-    from scenarios.simtrace import SimTracer
+    from scenarios.drivers.simtrace import SimTracer
 
     config, fast, slow = sim_config(spec)
     ticks = {name: (fast if name == "manager1" else slow) for name in spec.names}
@@ -170,7 +170,7 @@ def commit_lines(traces: Path, t0: float) -> list[dict[str, Any]]:
 
 
 def facts(traced: Traced, traces: Path) -> Facts:
-    from scenarios.simtrace import T0
+    from scenarios.drivers.simtrace import T0
     from viz.model import read_model
 
     model = read_model(traces)

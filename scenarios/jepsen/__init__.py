@@ -37,6 +37,10 @@ their records and how HTTP answers map to ok / fail / unknown), `nemesis`
 (the fault schedule and its windows), `run` (`run_jepsen`), `report` (the
 history figure's data for `viz.figures.jepsen`, and ``report.md`` from
 ``viz/templates/jepsen.md.j2``).
+
+May import: `scenarios.steps`, `scenarios.drivers` (`RealDriver`),
+`scenarios.checks` (`CheckResult`), `scenarios.linearizability`, `raft.core`,
+and `viz` for the figures and the note.
 """
 
 from scenarios.jepsen.run import TITLE, JepsenOutcome, run_jepsen

@@ -142,7 +142,7 @@ def _interval(start: float, end: float, kind: str, what: Any) -> Interval:
 
 @dataclass
 class Nemesis:
-    """Plays a schedule against a `scenarios.actions.RealDriver` in its own thread."""
+    """Plays a schedule against a `scenarios.drivers.real.RealDriver` in its own thread."""
 
     driver: Any
     faults: list[Fault]

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scenarios.actions import RealDriver
 from scenarios.checks import CheckResult
+from scenarios.drivers.real import RealDriver
 from scenarios.jepsen.history import (
     JepsenModel,
     Record,
@@ -32,7 +32,7 @@ from scenarios.jepsen.history import (
 from scenarios.jepsen.nemesis import Nemesis, fault_intervals, schedule
 from scenarios.jepsen.settings import Settings
 from scenarios.linearizability import Status, Verdict, check
-from scenarios.schema import ClusterSpec
+from scenarios.steps import ClusterSpec
 
 __all__ = ["TITLE", "JepsenOutcome", "Settings", "run_jepsen"]
 

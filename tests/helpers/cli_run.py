@@ -14,12 +14,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from repo import ROOT
+
+from cluster.client.wait import attempts
 
 T = TypeVar("T")
 
@@ -53,15 +54,11 @@ def status(cdir: Path) -> dict[str, Any]:
 
 def wait_until(probe: Callable[[], T | None], timeout: float, what: str, every: float = 0.1) -> T:
     """Call ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
     last: Any = None
-    while True:
-        last = probe()
-        if last:
+    for _ in attempts(timeout, every):
+        if last := probe():
             return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last})")
-        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last})")
 
 
 def described_pids(cdir: Path) -> set[int]:

@@ -9,12 +9,12 @@ every PID recorded in ``cluster.json`` whose command line is a manager's.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from cluster.client.http import ApiError, Unreachable
+from cluster.client.wait import attempts
 from cluster.local.layout import ClusterDir, Description, Timing
 from cluster.local.supervisor import Supervisor
 
@@ -40,14 +40,12 @@ def running_cluster(
 
 
 def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``cond`` until it returns something truthy; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Poll ``cond`` until it returns something truthy; fail after ``timeout`` s.
+    A manager that does not answer yet (or answers an error) counts as "not yet"."""
+    for _ in attempts(timeout):
         with contextlib.suppress(Unreachable, ApiError):
-            value = cond()
-            if value:
+            if value := cond():
                 return value
-        time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 

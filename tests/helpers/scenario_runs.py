@@ -1,14 +1,14 @@
 """Helpers for the scenario tests: run a built-in, and always clean up; and
-scenario files written the way an outsider writes them from DESIGN.md
-(`TOUR`, `NO_QUORUM`, `STALE`), run simulated in tests/test_scenarios_contract.py
-and on real processes in tests/test_scenarios_real.py."""
+scenario files written the way an outsider writes them from docs/scenarios.md
+(`TOUR`, `NO_QUORUM`, `STALE`), run simulated in tests/scenarios/test_scenario_contract.py
+and on real processes in tests/scenarios/test_builtins_real.py."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from scenarios.schema import builtins, load
+from scenarios.steps import builtins, load
 
 
 def builtin(name: str):
@@ -20,7 +20,7 @@ def failed_checks(out: Path, name: str) -> list[dict]:
     return [c for c in result["checks"] if not c["passed"]]
 
 
-#: Every action DESIGN.md names, once, the way DESIGN.md spells them.
+#: Every action the scenario docs name, once, the way an outsider spells them.
 TOUR = """
 name = "tour"
 title = "Every documented action once"

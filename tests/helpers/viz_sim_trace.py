@@ -1,6 +1,6 @@
 """Realistic trace directories for the `viz` tests, made with the simulator.
 
-`SimTracer` (now in `scenarios.simtrace`, where the scenario runner uses it
+`SimTracer` (now in `scenarios.drivers.simtrace`, where the scenario runner uses it
 for ``--simulated`` runs) steps a simulator and records the JSON lines a real
 cluster would have written; this module keeps the canned trace the viz tests
 draw.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scenarios.simtrace import T0, SimTracer
+from scenarios.drivers.simtrace import T0, SimTracer
 
 __all__ = ["T0", "SimTracer", "leader_failover_trace"]
 

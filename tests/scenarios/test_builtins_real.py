@@ -10,7 +10,7 @@ import pytest
 from scenario_runs import STALE, TOUR, builtin, failed_checks
 
 from scenarios.runner import run_scenario
-from scenarios.schema import parse
+from scenarios.steps import parse
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import pytest
 from scenario_runs import builtin, failed_checks
 
 from scenarios.runner import run_scenario
-from scenarios.schema import builtins
+from scenarios.steps import builtins
 
 #: Scenarios whose point is real processes only (all their checks are not applicable).
 SIM_NAMES = [n for n in builtins() if n not in ("autolock",)]

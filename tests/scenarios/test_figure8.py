@@ -9,7 +9,7 @@ from scenario_runs import builtin
 
 from raft.core.protocol import RaftCore
 from scenarios.runner import run_scenario
-from scenarios.schema import ScenarioError
+from scenarios.steps import ScenarioError
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from scenarios.actions import kill_leftovers
+from scenarios.drivers.real import kill_leftovers
 from scenarios.jepsen.history import (
     JepsenModel,
     Record,

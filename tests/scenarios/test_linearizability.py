@@ -1,4 +1,4 @@
-"""Tests for the linearizability checker (scenarios/linearizability.py).
+"""Tests for the linearizability checker (scenarios/linearizability/).
 
 Hand-made histories first, each drawn as a timeline in its comment, then a
 cross-check against brute force on small random histories, then the models,

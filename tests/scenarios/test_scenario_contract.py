@@ -1,12 +1,12 @@
-"""Scenario files as an outsider writes them from DESIGN.md's "Scenarios" section.
+"""Scenario files as an outsider writes them from the scenario docs (docs/scenarios.md).
 
-DESIGN.md lists the actions (write, kill, restart, pause, partition, isolate,
+The design lists the actions (write, kill, restart, pause, partition, isolate,
 heal, wait, promote/demote, drain, transfer-leadership) and expectations (a
 leader within T, no leader while X, writes fail with no quorum, the winner has
 the most up-to-date log, the stale node's votes are refused, no committed
 write lost, the history is linearizable) in words; these files use those
 words, hyphens and all, and run on the simulator (fast, replayable).  The
-same files on real processes are in tests/test_scenarios_real.py.
+same files on real processes are in tests/scenarios/test_builtins_real.py.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from scenario_runs import NO_QUORUM, STALE, TOUR, builtin, failed_checks
 from scenarios.__main__ import main
 from scenarios.checks import Run, evaluate
 from scenarios.runner import run_scenario
-from scenarios.schema import ScenarioError, parse
+from scenarios.steps import ScenarioError, parse
 from viz.model_build import build
 
 
@@ -131,7 +131,7 @@ def test_seed_without_simulated_says_it_is_ignored(tmp_path, capsys, monkeypatch
 
 def test_a_cluster_that_will_not_start_is_a_one_line_error(tmp_path, capsys, monkeypatch):
     from cluster.local.layout import ClusterError
-    from scenarios.actions import RealDriver
+    from scenarios.drivers.real import RealDriver
 
     def refuse(self):
         raise ClusterError("no leader was elected within 30 s")

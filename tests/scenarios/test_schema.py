@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scenarios.schema import ScenarioError, builtins, load, parse
+from scenarios.steps import ScenarioError, builtins, load, parse
 
 GOOD = """
 name = "t"
@@ -88,3 +88,32 @@ def test_cli_reports_a_bad_file_in_one_line(tmp_path, capsys):
     assert main(["run", str(bad), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "step 1 (kill)" in err and "'node'" in err
+
+
+def test_steps_and_expectations_are_typed_values():
+    from scenarios.steps.actions import Kill, Partition, Wait
+    from scenarios.steps.expects import LeaderWithin
+
+    scn = parse(
+        'name = "t"\n'
+        '[[step]]\naction = "wait"\nfor = "leader-elected"\n'
+        '[[step]]\naction = "Kill"\nnode = "leader"\nas = "old"\n'
+        '[[step]]\naction = "partition"\ngroups = [["old"], ["manager2", "manager3"]]\n'
+        '[[expect]]\ncheck = "leader-elected-within"\nseconds = 5\nafter_step = 2\n'
+    )
+    wait, kill, part = scn.steps
+    assert isinstance(wait, Wait) and wait.until == "leader" and wait.timeout == 15.0
+    assert isinstance(kill, Kill) and (kill.node, kill.alias) == ("leader", "old")
+    assert isinstance(part, Partition) and part.groups == [["old"], ["manager2", "manager3"]]
+    assert kill.describe() == "kill leader (as old)"
+    (e,) = scn.expects
+    assert isinstance(e, LeaderWithin) and (e.seconds, e.after_step) == (5, 2)
+    assert e.label() == "leader_within 5 s after step 2"
+
+
+def test_a_step_is_frozen():
+    import dataclasses
+
+    step = parse('name = "t"\n[[step]]\naction = "kill"\nnode = "manager1"\n').steps[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        step.node = "manager2"

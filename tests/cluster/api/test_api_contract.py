@@ -1,4 +1,4 @@
-"""DESIGN.md's HTTP API contract for ``GET /raft/status``, on the fake manager.
+"""The HTTP API contract (docs/http-api.md) for ``GET /raft/status``, on the fake manager.
 
 Every answer names the fields the contract lists (name, id, role, term,
 leader, voted_for, commit_index, applied_index, last_log_index,

@@ -15,7 +15,7 @@ from repo import ROOT
 from cluster.bench.loadgen import percentile, summarize, thin
 from cluster.bench.run import BenchPlan, Run, Window, count_unprovoked, result_object
 
-ROW_KEYS = {"clients", "size", "ops_per_s", "p50_ms", "p99_ms", "p999_ms"}
+ROW_KEYS = {"clients", "size", "ops_per_s", "p50_ms", "p99_ms", "p999_ms", "cpu_ms_per_write"}
 TOP_KEYS = {
     "managers",
     "http",
@@ -72,6 +72,7 @@ def test_unprovoked_elections_skip_pre_votes_start_up_and_fault_windows() -> Non
 def test_result_object_has_exactly_the_design_keys() -> None:
     run = Run(managers=5, up_to_leader_s=1.2, rss_idle_mb=[30.0], rss_after_mb=[31.0])
     row = {**summarize([1.0, 2.0], 1.0, 1, 16), "errors": {}, "samples": [[0.0, 1.0]]}
+    row["cpu_ms_per_write"] = {"manager1": 0.2, "loadgen": 0.1}
     run.http.append(row)
     run.raw.append(dict(row))
     run.leader_s = [0.3, 0.2, 0.4]
@@ -85,7 +86,10 @@ def test_result_object_has_exactly_the_design_keys() -> None:
         "commit_p50_s": 0.35,
         "commit_p99_s": 0.45,
     }
+    assert obj["http"][0]["cpu_ms_per_write"] == {"manager1": 0.2, "loadgen": 0.1}
     json.dumps(obj)  # serialisable as it is
+    run.against = {"system": "etcd", "version": "3.4.23", "rows": []}
+    assert result_object(run)["against"]["system"] == "etcd"  # only when asked
 
 
 def test_quick_plan_runs_every_phase_once() -> None:

@@ -1,4 +1,4 @@
-"""DESIGN.md's CLI contract, checked the way an outside reviewer would.
+"""The CLI contract (docs/cli.md), checked the way an outside reviewer would.
 
 Fast tests: the ``status --json`` object (keys, value types, every role
 value) from `cluster.local.status.collect` with the managers' answers faked; the
@@ -247,22 +247,31 @@ def test_foreground_up_stops_every_process_on_a_signal(tmp_path: Path, sig: int)
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + 60
-        line = ""
+        line, seen = "", []
         while "leader=manager" not in line:  # the live view, once a leader is elected
             assert time.monotonic() < deadline, "no leader shown"
             line = proc.stdout.readline()
+            seen.append(line)
             assert line or proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        # docs/cli.md: a foreground up starts the web view too and prints its URL.
+        assert any(s.startswith("web view: http://127.0.0.1:") for s in seen), seen
+        web_pid = json.loads((path / "web.json").read_text())["pid"]
         pids = described_pids(path)
         assert len(pids) == 3 and all(is_manager_process(p) for p in pids)
         proc.send_signal(sig)
         proc.communicate(timeout=60)
         assert proc.returncode == 0
         assert not [p for p in pids if is_manager_process(p)]
+        assert not Path(f"/proc/{web_pid}").exists() or "Z" in _state(web_pid)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
         kill_leftovers(path)
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
 def test_a_closed_stdout_ends_quietly(tmp_path: Path) -> None:

@@ -59,11 +59,11 @@ def test_the_key_is_checked_against_the_fingerprint_never_stored(tmp_path: Path)
         m = _manager(tmp_path)
         m.open_keys(None)
         with pytest.raises(InvalidArgument, match="invalid key"):
-            m._accept_unlock_key(crypto.generate_unlock_key())
+            m.keyring.accept_unlock_key(crypto.generate_unlock_key())
         with pytest.raises(InvalidArgument, match="invalid unlock key"):
-            m._accept_unlock_key("not-a-key")
+            m.keyring.accept_unlock_key("not-a-key")
         assert m.locked
-        m._accept_unlock_key(key)
+        m.keyring.accept_unlock_key(key)
         files = [p for p in (tmp_path / "manager1").rglob("*") if p.is_file()]
         on_disk = b"".join(p.read_bytes() for p in files)
         assert key.encode() not in on_disk

@@ -1,4 +1,4 @@
-"""The one big rule (DESIGN.md): the consensus core does no I/O of its own.
+"""The one big rule (docs/architecture.md): the consensus core does no I/O of its own.
 
 Checked by reading the source, not by running it: no import of a module that
 touches sockets, files, clocks, threads or the event loop, and no use of the

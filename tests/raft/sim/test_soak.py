@@ -12,7 +12,7 @@ The seeds are split into chunks (one test each) so that the output shows
 progress.  CI runs the default 2,000 seeds (about half a minute); to run more
 locally, set environment variables:
 
-    SOAK_SEEDS=100000 SOAK_START=5000 pytest tests/test_sim_soak.py -q
+    SOAK_SEEDS=100000 SOAK_START=5000 pytest tests/raft/sim/test_soak.py -q
 
 ``SOAK_SEEDS`` is how many seeds (default 2000), ``SOAK_START`` the first
 (default 0) and ``SOAK_CHUNK`` the seeds per test (default 100).

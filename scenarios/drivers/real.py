@@ -1,70 +1,31 @@
-"""What a scenario step does to a cluster: the real-process driver.
+"""Real manager processes: the driver behind ``python -m scenarios run``.
 
-A *driver* is the cluster a scenario acts on.  `RealDriver` (here) runs real
-manager processes through `cluster.local.supervisor.Supervisor` and talks to their
-HTTP API; `scenarios.simdriver.SimDriver` runs the same steps on the
-deterministic simulator.  Both offer the same methods; the runner resolves
-``leader`` and aliases to node names before calling them, and records every
-client write as a `ClientOp`.
-
-A method raises `Unsupported` when the cluster has no such feature yet, and
-`NotApplicable` when the action has no meaning in this mode (Swarm objects on
-the simulator); the runner reports both without crashing.
+`RealDriver` runs managers through `cluster.local.supervisor.Supervisor` (each
+a process with its own data directory and free ports on 127.0.0.1) and talks
+to their HTTP API.  It implements `scenarios.steps.driver.Driver`, one method
+per action; the steps resolve ``leader`` and aliases before calling it.
 """
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures
 import contextlib
 import json
 import shutil
+import tempfile
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from cluster.client.http import ApiError, Unreachable, request
 from cluster.local.layout import ClusterDir, ClusterError, Timing
 from cluster.local.supervisor import Supervisor
-from scenarios.schema import ClusterSpec
+from scenarios.drivers.operator import SwarmOperator, b64, service_spec
+from scenarios.drivers.sim import SimDriver
+from scenarios.drivers.tolerance import tolerance
+from scenarios.steps import ClientOp, ClusterSpec
 
-__all__ = ["ClientOp", "NotApplicable", "RealDriver", "Unsupported", "kill_leftovers"]
-
-
-class Unsupported(Exception):
-    """The cluster cannot do this yet (a manager feature is missing)."""
-
-
-class NotApplicable(Exception):
-    """The action has no meaning in this mode (e.g. Swarm objects on the simulator)."""
-
-
-@dataclass(slots=True)
-class ClientOp:
-    """One client write as the client saw it (a ``client`` trace line)."""
-
-    op: str
-    key: str
-    value: str
-    start: float
-    end: float
-    outcome: str  # ok | fail | timeout
-    step: int
-    node: str | None = None  # the manager it was sent to
-    index: int | None = None
-    term: int | None = None  # simulated mode: the entry's term
-    status: int | None = None  # HTTP status of a failure
-    error: str | None = None
-    kind: str = "config"
-
-    def line(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if v is not None}
-        return {"t": self.end, "node": "client", "type": "client", **d}
-
-
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
+__all__ = ["RealDriver", "kill_leftovers"]
 
 
 def kill_leftovers(cluster_dir: Path) -> list[int]:
@@ -73,7 +34,7 @@ def kill_leftovers(cluster_dir: Path) -> list[int]:
     return Supervisor(ClusterDir(cluster_dir)).kill_all()
 
 
-class RealDriver:
+class RealDriver(SwarmOperator):
     """Real manager processes in ``cluster_dir``."""
 
     mode = "real"
@@ -170,7 +131,7 @@ class RealDriver:
     def max_term(self) -> int:
         return max((st.get("term", 0) for st in self.raft_status().values()), default=0)
 
-    def sleep(self, seconds: float) -> None:
+    def wait(self, seconds: float) -> None:
         time.sleep(seconds)
 
     def poll(self) -> None:
@@ -262,9 +223,9 @@ class RealDriver:
             return ClientOp("write", key, value, start, time.time(), "fail", step, None,
                             error="no manager is running")  # fmt: skip
         if kind == "service":
-            path, body = "/services/create", _service_spec(key, 1, "nginx:alpine")
+            path, body = "/services/create", service_spec(key, 1, "nginx:alpine")
         else:
-            path, body = f"/{kind}s/create", {"Name": key, "Labels": {}, "Data": _b64(value)}
+            path, body = f"/{kind}s/create", {"Name": key, "Labels": {}, "Data": b64(value)}
         wait = timeout if timeout is not None else self.spec.request_timeout_ms / 1000 + 2.0
         op = ClientOp("write", key, value, start, start, "ok", step, node, kind=kind)
         try:
@@ -295,186 +256,25 @@ class RealDriver:
             if op.outcome == "ok" and op.key in found:
                 op.index = found[op.key]
 
-    # ------------------------------------------------------------ Swarm objects
+    # ------------------------------------------------------------ whole clusters
 
-    def _api(self, method: str, path: str, body: Any = None) -> Any:
-        node = self._target(None)
-        if node is None:
-            raise ClusterError("no manager is running")
-        return request(method, f"{self._urls[node]}{path}", body, timeout=10.0)
-
-    def _operate(self, change: Any) -> None:
-        """Run an operator's read-modify-write, riding out an election in progress.
-
-        A scenario that says "demote manager5" right after a leader was
-        killed means it, as a user retrying the command would: a 503 (no
-        leader yet, no quorum yet) is retried, bounded, from a fresh read,
-        so a change that did commit is seen and not made twice.  Client
-        *writes* are not retried here: their failures are what scenarios
-        measure.
-        """
-        deadline = time.monotonic() + max(10.0, 4 * self.spec.request_timeout_ms / 1000)
-        while True:
-            try:
-                change()
-                return
-            except (ApiError, Unreachable) as e:
-                if (isinstance(e, ApiError) and e.status != 503) or time.monotonic() > deadline:
-                    raise
-            time.sleep(0.1)
-
-    def drain(self, node: str, availability: str) -> None:
-        def change() -> None:
-            n = self._api("GET", f"/nodes/{node}")
-            if n["Spec"].get("Availability") == availability:
-                return  # already so (a retried change that had committed)
-            version = n["Version"]["Index"]
-            self._api(
-                "POST",
-                f"/nodes/{n['ID']}/update?version={version}",
-                {"Availability": availability},
-            )
-
-        self._operate(change)
-
-    def create_service(self, name: str, replicas: int, image: str) -> None:
-        self._api("POST", "/services/create", _service_spec(name, replicas, image))
-
-    def scale(self, service: str, replicas: int) -> None:
-        s = self._api("GET", f"/services/{service}")
-        spec = s["Spec"]
-        spec["Mode"] = {"Replicated": {"Replicas": replicas}}
-        self._api("POST", f"/services/{s['ID']}/update?version={s['Version']['Index']}", spec)
-
-    def create_named(self, kind: str, name: str, data: str) -> None:
-        self._api("POST", f"/{kind}s/create", {"Name": name, "Labels": {}, "Data": _b64(data)})
-
-    def tasks(self) -> list[dict[str, Any]]:
-        return self._api("GET", "/tasks")
-
-    def nodes(self) -> list[dict[str, Any]]:
-        return self._api("GET", "/nodes")
-
-    def services(self) -> list[dict[str, Any]]:
-        return self._api("GET", "/services")
-
-    def tasks_running(self) -> bool:
+    def measure_tolerance(self, managers: int, real: list[int]) -> tuple[int, str]:
+        """How many of ``managers`` may fail with writes still committing: on real
+        processes if ``managers`` is in ``real`` (slow), else on the simulator."""
+        s = self.spec
+        spec = ClusterSpec(managers, s.election_timeout_ms, s.heartbeat_ms, s.request_timeout_ms)
+        if managers not in real:
+            measured = tolerance(SimDriver(spec, 1 + managers), managers, s.election_timeout_ms)
+            return measured, "simulated"
+        where = Path(tempfile.mkdtemp(prefix="swarmraft-qt-"))
         try:
-            services = self._api("GET", "/services?status=true")
-        except (ApiError, Unreachable, ClusterError):
-            return False
-        return bool(services) and all(
-            s["ServiceStatus"]["RunningTasks"] == s["ServiceStatus"]["DesiredTasks"]
-            for s in services
-        )
-
-    def promote(self, node: str) -> None:
-        """``docker node promote``: the leader then makes it a Raft voter (§4)."""
-        self._set_role(node, "manager")
-
-    def demote(self, node: str) -> None:
-        """``docker node demote``: the leader makes it a learner (no vote)."""
-        self._set_role(node, "worker")
-
-    def _set_role(self, node: str, role: str, timeout: float = 20.0) -> None:
-        def change() -> None:
-            n = self._api("GET", f"/nodes/{node}")
-            if n["Spec"].get("Role") == role:
-                return  # already so (a retried change that had committed)
-            version = n["Version"]["Index"]
-            self._api("POST", f"/nodes/{n['ID']}/update?version={version}", {"Role": role})
-
-        self._operate(change)
-        # The store changes at once; Raft's configuration follows one server
-        # at a time (a promoted learner first catches up).  Wait for it.
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for st in self.raft_status().values():
-                is_voter = node in st.get("voters", [])
-                if st.get("role") == "leader" and is_voter == (role == "manager"):
-                    return
-            time.sleep(0.1)
-        raise ClusterError(f"{node} did not become a {role} in Raft within {timeout:g}s")
-
-    def join(self, role: str) -> str:
-        """``docker swarm join --token ...``: the token comes from the swarm itself
-        (``GET /swarm``, as ``swarm join-token`` shows it) and decides the role.
-        Returns the new node's name once the leader has taken a manager into
-        its configuration as a learner (it adds one as soon as the store lists
-        it; the process may still be starting), and promotes it once it has
-        caught up -- ``wait for = "voters"``.  A worker: once it is started."""
-        swarm = self._api("GET", "/swarm")
-        token = swarm.get("JoinTokens", {}).get(role.capitalize())
-        if not token:
-            raise ClusterError(f"the swarm gave no {role} join token")
-        m = self.sup.join(token)
-        self._urls[m.name] = m.api_url
-        if m.role != role:
-            raise ClusterError(f"{m.name} joined as a {m.role}, not a {role}")
-        if role == "manager":
-            self.names.append(m.name)
-            deadline = time.monotonic() + 10.0
-            while not self._in_configuration(m.name):
-                if time.monotonic() > deadline:
-                    raise ClusterError(f"the leader did not add {m.name} to Raft within 10 s")
-                time.sleep(0.02)
-        return m.name
-
-    def _in_configuration(self, node: str) -> bool:
-        for st in self.raft_status().values():
-            if st.get("role") == "leader":
-                return node in st.get("learners", []) or node in st.get("voters", [])
-        return False
-
-    def voters(self) -> list[str]:
-        """The voters in the leader's configuration (empty without a leader)."""
-        for st in self.raft_status().values():
-            if st.get("role") == "leader":
-                return list(st.get("voters", []))
-        return []
-
-    def nodes_ready(self, names: list[str]) -> bool:
-        """Does the swarm list every one of ``names`` as ready (``docker node ls``)?"""
-        try:
-            nodes = self.nodes()
-        except (ApiError, Unreachable, ClusterError):
-            return False
-        state = {n["Description"]["Hostname"]: n.get("Status", {}).get("State") for n in nodes}
-        return all(state.get(n) == "ready" for n in names)
+            return tolerance(RealDriver(spec, where / "c"), managers, s.election_timeout_ms), "real"
+        finally:
+            shutil.rmtree(where, ignore_errors=True)
 
     def force_new_cluster(self, node: str) -> None:
         """``docker swarm init --force-new-cluster`` on the survivor ``node``."""
         self.sup.force_new_cluster(node)
-
-    def lock(self) -> None:
-        """``docker swarm update --autolock=true``: keep the unlock key it shows once."""
-        swarm = self._api("GET", "/swarm")
-        spec = swarm["Spec"]
-        spec["EncryptionConfig"] = {"AutoLockManagers": True}
-        out = self._api("POST", f"/swarm/update?version={swarm['Version']['Index']}", spec)
-        self._unlock_key = out.get("UnlockKey")
-        if not self._unlock_key:
-            raise ClusterError("swarm update --autolock=true returned no unlock key")
-        # Every manager must have applied the change before a restart can show
-        # it locked: each says so in its /raft/status.
-        deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline:
-            st = self.raft_status()
-            if len(st) == len(self.running()) and all(s.get("autolock") for s in st.values()):
-                return
-            time.sleep(0.05)
-        raise ClusterError("autolock did not reach every manager within 10 s")
-
-    def unlock(self) -> None:
-        """``docker swarm unlock`` on every manager that restarted locked."""
-        key = getattr(self, "_unlock_key", None)
-        if key is None:
-            raise ClusterError("unlock: no unlock key (lock the swarm first)")
-        locked = [n for n, st in self.raft_status().items() if st.get("role") == "locked"]
-        if not locked:
-            raise ClusterError("unlock: no manager is locked (autolock did not take effect)")
-        for node in locked:
-            request("POST", f"{self._urls[node]}/swarm/unlock", {"UnlockKey": key}, timeout=10.0)
 
     # ------------------------------------------------------------ for checks
 
@@ -532,12 +332,3 @@ class RealDriver:
 
     def data_dirs(self) -> dict[str, Path]:
         return {n: self.dir / n for n in self.names}
-
-
-def _service_spec(name: str, replicas: int, image: str) -> dict[str, Any]:
-    return {
-        "Name": name,
-        "Labels": {},
-        "TaskTemplate": {"ContainerSpec": {"Image": image}},
-        "Mode": {"Replicated": {"Replicas": replicas}},
-    }

@@ -1,7 +1,8 @@
 """The same scenario steps on the deterministic simulator (``--simulated``).
 
-`SimDriver` offers `scenarios.actions.RealDriver`'s methods over a
-`scenarios.simtrace.SimTracer`: time is virtual (a run of minutes takes a
+`SimDriver` implements `scenarios.steps.driver.Driver`, as
+`scenarios.drivers.real.RealDriver` does, over a
+`scenarios.drivers.simtrace.SimTracer`: time is virtual (a run of minutes takes a
 fraction of a second), everything follows from the seed, and the traces it
 writes have the real cluster's shape and node names, so the same figures
 and the same checks apply.
@@ -17,13 +18,14 @@ simulator: those actions raise `NotApplicable`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from raft.core.membership import ConfChangeOp
 from raft.core.protocol import Role
 from raft.sim.simulator import SimConfig
-from scenarios.actions import ClientOp, NotApplicable
-from scenarios.schema import ClusterSpec
-from scenarios.simtrace import SimTracer
+from scenarios.drivers.simtrace import SimTracer
+from scenarios.drivers.tolerance import tolerance
+from scenarios.steps import ClientOp, ClusterSpec, NotApplicable
 
 __all__ = ["SimDriver"]
 
@@ -94,7 +96,7 @@ class SimDriver:
     def max_term(self) -> int:
         return max((n.core.term for n in self.sim.nodes.values() if n.core), default=0)
 
-    def sleep(self, seconds: float) -> None:
+    def wait(self, seconds: float) -> None:
         self.tracer.run(seconds)
 
     def poll(self) -> None:
@@ -304,11 +306,46 @@ class SimDriver:
 
     # ------------------------------------------------------------ Swarm-only
 
-    def _swarm_only(self, *_: object) -> None:
+    def _swarm_only(self) -> None:
         raise NotApplicable("Swarm objects (nodes, services, tasks, secrets) are not simulated")
 
-    drain = create_service = scale = create_named = tasks = nodes = services = _swarm_only
-    lock = unlock = _swarm_only
+    def drain(self, node: str, availability: str) -> None:
+        self._swarm_only()
+
+    def create_service(self, name: str, replicas: int, image: str) -> None:
+        self._swarm_only()
+
+    def scale(self, service: str, replicas: int) -> None:
+        self._swarm_only()
+
+    def create_secret(self, name: str, data: str) -> None:
+        self._swarm_only()
+
+    def create_config(self, name: str, data: str) -> None:
+        self._swarm_only()
+
+    def lock(self) -> None:
+        self._swarm_only()
+
+    def unlock(self) -> None:
+        self._swarm_only()
+
+    def nodes(self) -> list[dict[str, Any]]:
+        raise NotApplicable("Swarm objects (nodes, services, tasks, secrets) are not simulated")
+
+    def services(self) -> list[dict[str, Any]]:
+        raise NotApplicable("Swarm objects (nodes, services, tasks, secrets) are not simulated")
+
+    def tasks(self) -> list[dict[str, Any]]:
+        raise NotApplicable("Swarm objects (nodes, services, tasks, secrets) are not simulated")
+
+    def measure_tolerance(self, managers: int, real: list[int]) -> tuple[int, str]:
+        """How many of ``managers`` may fail with writes still committing (always
+        simulated here: ``real`` sizes are measured on processes in real mode only)."""
+        s = self.spec
+        spec = ClusterSpec(managers, s.election_timeout_ms, s.heartbeat_ms, s.request_timeout_ms)
+        fresh = SimDriver(spec, (self.seed or 1) + managers)
+        return tolerance(fresh, managers, s.election_timeout_ms), "simulated"
 
     def tasks_running(self) -> bool:
         raise NotApplicable("tasks are not simulated")

@@ -1,0 +1,69 @@
+"""Ports on 127.0.0.1: picking free ones for a new cluster, checking them before a start.
+
+Apart from the processes because a port is chosen once, when a node is
+provisioned, and checked every time its process starts: two different
+moments, one rule (a busy port is a clear one-line error, never a manager
+that dies at start with a traceback in its log).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from cluster.local.layout import ClusterError, Description
+
+__all__ = ["PORT_GRACE", "check_ports", "pick_ports", "port_free"]
+
+#: How long a port of a node that just died may stay busy (`check_ports`).
+PORT_GRACE = 2.0
+
+
+def port_free(port: int) -> bool:
+    """Whether ``port`` can be bound on 127.0.0.1 now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_ports(n: int, base: int | None) -> list[int]:
+    """``n`` ports: ``base``, ``base + 1``, ... or free ones the kernel picks."""
+    if base is not None:
+        ports = list(range(base, base + n))
+        busy = [p for p in ports if not port_free(p)]
+        if busy:
+            listed = ", ".join(map(str, busy))
+            raise ClusterError(f"ports in use: {listed} (try another --base-port)")
+        return ports
+    ports: list[int] = []
+    while len(ports) < n:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def check_ports(desc: Description, grace: float = PORT_GRACE) -> None:
+    """Every port of these members is free, or a one-line error.
+
+    A manager killed a moment ago may still hold its sockets for a few
+    tens of milliseconds (the kernel closes them as its threads exit,
+    after /proc already says it is dead), so a busy port gets ``grace``
+    seconds to come free before it counts as another program's.
+    """
+    deadline = time.monotonic() + grace
+    for m in desc.members:
+        for port in (m.raft_port, m.api_port, m.swarm_port):
+            while port and not port_free(port) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if port and not port_free(port):
+                raise ClusterError(
+                    f"port {port} of {m.name} is in use by another program; "
+                    "pick other ports with --base-port (new cluster) or free it"
+                )

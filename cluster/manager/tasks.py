@@ -1,0 +1,122 @@
+"""The manager's own agent: a manager runs tasks too, as in Swarm.
+
+A worker agent (`cluster.worker`) learns its tasks from the leader's
+dispatcher over the swarm port; a manager already holds the whole store, so
+its agent reads its tasks from its own replica and reports each step of
+their state machine (`cluster.control.agent.next_reports`) as a write --
+through Raft if it leads, else to the leader's API.  The secrets of its
+running tasks are decrypted into this process's memory only, never a disk.
+
+A separate module because it is a client of the manager, not a part of it:
+it only reads the store and writes like any other client would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from cluster.api.backend import NoQuorumError, NotLeaderError, UnavailableError
+from cluster.control import agent
+from cluster.manager.backend import RaftBackend
+from cluster.manager.duties import DUTY_INTERVAL
+from cluster.manager.keyring import KeyRing
+from cluster.manager.settings import ManagerSettings
+from cluster.security import crypto
+from cluster.state import commands
+from cluster.state.store import Store
+
+__all__ = ["ManagerAgent"]
+
+logger = logging.getLogger("cluster.manager")
+
+
+class ManagerAgent:
+    """Plays the containers of the tasks assigned to this manager's node."""
+
+    def __init__(
+        self, settings: ManagerSettings, store: Store, backend: RaftBackend, keyring: KeyRing
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.backend = backend
+        self.keyring = keyring
+        #: Secrets of running tasks, decrypted into memory only (never a disk).
+        self._mounted: dict[str, dict[str, bytes]] = {}
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    async def run(self) -> None:
+        """Play the containers of the tasks assigned to this node (`cluster.control.agent`)."""
+        import aiohttp
+
+        await self.keyring.wait_unlocked()
+        async with aiohttp.ClientSession() as http:
+            while True:
+                await asyncio.sleep(DUTY_INTERVAL)
+                if self.store.cluster() is None:
+                    continue
+                tasks = self.store.tasks()
+                self._mount_secrets(tasks)
+                for report in agent.next_reports(self.settings.node_id, tasks):
+                    try:
+                        await self._send_report(http, report)
+                    except (NotLeaderError, NoQuorumError, UnavailableError) as e:
+                        logger.debug("%s: task report deferred: %s", self.name, e)
+                        break
+
+    async def _send_report(self, http: Any, r: agent.Report) -> None:
+        cmd = commands.update_task(
+            r.task_id, time.time(), state=r.state, message=r.message, err=r.err or None
+        )
+        try:
+            await self.backend.write(cmd)
+            return
+        except NotLeaderError as e:
+            if e.leader_api_url is None:
+                raise
+            url = e.leader_api_url
+        body = {"State": r.state, "Message": r.message}
+        if r.err:
+            body["Err"] = r.err
+        import aiohttp
+
+        try:
+            async with asyncio.timeout(self.backend.request_timeout):
+                async with http.post(f"{url}/tasks/{r.task_id}/status", json=body):
+                    pass
+        except (aiohttp.ClientError, TimeoutError) as e:
+            # The leader we knew of just died or moved: try again next round.
+            raise UnavailableError(f"the leader did not take the report: {e}") from None
+
+    def _mount_secrets(self, tasks: list[dict[str, Any]]) -> None:
+        """Decrypt the secrets of this node's running tasks into memory; drop the rest."""
+        mine = {
+            t["ID"]: t
+            for t in tasks
+            if t.get("NodeID") == self.settings.node_id
+            and t.get("Status", {}).get("State") == "running"
+        }
+        for task_id in list(self._mounted):
+            if task_id not in mine:
+                del self._mounted[task_id]  # the task ended: its secrets go
+        for task_id, t in mine.items():
+            if task_id in self._mounted:
+                continue
+            files: dict[str, bytes] = {}
+            for secret_id, target in agent.wants_secrets(t):
+                with contextlib.suppress(Exception):
+                    sealed = self.store.sealed_secret(secret_id)
+                    files[target] = crypto.decrypt_secret(
+                        self.keyring.data_key(), secret_id, sealed
+                    )
+            self._mounted[task_id] = files
+
+    def mounted_secrets(self) -> dict[str, list[str]]:
+        """Which task holds which secret files -- names only, never the data."""
+        return {task: sorted(files) for task, files in self._mounted.items()}

@@ -1,0 +1,101 @@
+"""The supervisor's parts without a cluster: PIDs, ports, partitions, configs, lookup."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from cluster.local.faults import apply_partition
+from cluster.local.layout import ClusterDir, ClusterError, Description, Member
+from cluster.local.lookup import resolve
+from cluster.local.ports import check_ports, pick_ports
+from cluster.local.processes import Processes, proc_stat
+from cluster.local.provision import Provisioner
+
+
+def _managers(n: int) -> list[Member]:
+    return [
+        Member(f"manager{i}", f"id{i}abc", "manager", 7000 + i, 8000 + i, 9000 + i)
+        for i in range(1, n + 1)
+    ]
+
+
+def test_a_pid_counts_only_with_its_start_time(tmp_path: Path) -> None:
+    """A PID the kernel gave to another program reads as "down", so it is never signalled."""
+    processes = Processes(ClusterDir(tmp_path))
+    st = proc_stat(os.getpid())
+    assert st is not None
+    me = Member("manager1", "id1", "manager", pid=os.getpid(), pid_start=st[1])
+    assert processes.state(me) == "running"
+    reused = Member("manager1", "id1", "manager", pid=os.getpid(), pid_start=st[1] + 1)
+    assert processes.state(reused) == "down"
+    assert processes.signal(reused, 0) is False
+    assert processes.state(Member("manager1", "id1", "manager")) == "down"
+
+
+def test_ports_picked_are_distinct_and_a_busy_one_is_a_one_line_error() -> None:
+    ports = pick_ports(5, None)
+    assert len(set(ports)) == 5
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        busy = held.getsockname()[1]
+        with pytest.raises(ClusterError, match=f"ports in use: {busy}"):
+            pick_ports(1, busy)
+        m = Member("manager2", "id2", "manager", raft_port=busy)
+        with pytest.raises(ClusterError, match=f"port {busy} of manager2 is in use") as e:
+            check_ports(Description("c", 0.0, members=[m]), grace=0.0)
+        assert "\n" not in str(e.value)
+
+
+def test_a_partition_cuts_each_manager_from_the_other_sides_only(tmp_path: Path) -> None:
+    cdir = ClusterDir(tmp_path)
+    desc = Description("c", 0.0, members=_managers(3), partition=[["manager1"]])
+    desc.partition.append(["manager2", "manager3"])
+    apply_partition(cdir, Processes(cdir), desc)  # no PIDs: nothing is signalled
+
+    def cut(name: str) -> tuple[set[str], set[str]]:
+        rules = json.loads((tmp_path / name / "raft" / "faults.json").read_text())
+        return set(rules["outbound"]), set(rules["inbound"])
+
+    assert cut("manager1") == ({"manager2", "manager3"}, {"manager2", "manager3"})
+    assert cut("manager2") == ({"manager1"}, {"manager1"})
+    desc.partition = []
+    apply_partition(cdir, Processes(cdir), desc)
+    assert cut("manager1") == (set(), set())
+
+
+def test_a_joiner_starts_with_no_voters_and_a_fingerprint_means_locked(tmp_path: Path) -> None:
+    cdir = ClusterDir(tmp_path)
+    provisioner = Provisioner(cdir)
+    members = _managers(2)
+    members[1].joiner = True
+    desc = Description("c", 0.0, members=members)
+    for m in members:
+        provisioner.write_config(desc, m)
+    first = json.loads((tmp_path / "manager1" / "config.json").read_text())
+    second = json.loads((tmp_path / "manager2" / "config.json").read_text())
+    assert "voters" not in first and second["voters"] == []
+    assert set(first["peers"]) == {"manager1", "manager2"}
+    assert first["peers"]["manager2"]["raft"] == ["127.0.0.1", 7002]
+    assert not provisioner.starts_locked(members[0])
+    (tmp_path / "manager1" / "keys").mkdir(parents=True)
+    (tmp_path / "manager1" / "keys" / "kek.fingerprint").write_text("x")
+    assert provisioner.starts_locked(members[0])
+
+
+def test_a_member_by_name_or_id_prefix_else_a_one_line_error(tmp_path: Path) -> None:
+    processes = Processes(ClusterDir(tmp_path))
+    members = _managers(2)
+    members[1].node_id = "id1xyz"  # shares the prefix "id1" with manager1
+    desc = Description("c", 0.0, members=members)
+    assert resolve(processes, desc, "manager2") is members[1]
+    assert resolve(processes, desc, "id1x") is members[1]
+    with pytest.raises(ClusterError, match="ambiguous"):
+        resolve(processes, desc, "id1")
+    with pytest.raises(ClusterError, match=r"no node 'x' in this cluster \(nodes: manager1, "):
+        resolve(processes, desc, "x")
