@@ -19,10 +19,17 @@ Sub-packages, and what each may import (checked by ``tests/test_architecture.py`
   Imports `scenarios.steps`, `scenarios.linearizability`, `viz`.
 * `scenarios.linearizability`  -- a pure linearizability checker.  Imports
   nothing of the project.
+* `scenarios.figure8`          -- the directed Figure 8 schedule on the
+  simulator, its checks, figures and note.  Imports `scenarios.checks`,
+  `scenarios.drivers`, `scenarios.runner`, `raft.core`, `raft.sim`, `viz`.
+* `scenarios.jepsen`           -- the Jepsen test on real processes.  Imports
+  `scenarios.steps`, `scenarios.drivers`, `scenarios.checks`,
+  `scenarios.linearizability`, `raft.core`, `viz`.
 
 Modules: `scenarios.runner` plays a scenario (imports the packages above,
 `scenarios.report`, `viz`, and `cluster.client`/`cluster.local` for their
-errors); `scenarios.report` writes ``result.json`` and the note;
-`scenarios.figure8` is the directed Figure 8 schedule; ``jepsen*`` the Jepsen
-test; `scenarios.torture` a long randomised run on real processes.
+errors); `scenarios.report` writes ``result.json`` and computes the note
+(imports `scenarios.steps`, `scenarios.checks`, `raft.core`, `viz`: the
+figures and the note's wording are `viz`'s); `scenarios.torture` a long
+randomised run on real processes.
 """

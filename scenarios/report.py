@@ -1,10 +1,12 @@
 """The products of a run: figures, ``result.json``, the study note ``report.md``.
 
-The note has a fixed shape -- what was done, what happened (from the trace
-model, with times), why Raft did it, the Swarm fact it demonstrates, the
-figures, the checks -- but every number in it comes from the run.  The
-"why" and "Swarm fact" paragraphs are chosen by the scenario's ``topic``, or,
-for a file that names none, by what its checks and steps are about.
+The note has a fixed shape -- the exam card (the quorum arithmetic, the
+Swarm fact it demonstrates, the run in a phrase), what was done, what
+happened (from the trace model, with times), why Raft did it, the figures,
+the checks -- but every number in it comes from the run.  The "why" and
+"Swarm fact" paragraphs are chosen by the scenario's ``topic``, or, for a
+file that names none, by what its checks and steps are about.  This module
+computes; the wording is ``viz/templates/scenario.md.j2``'s.
 """
 
 from __future__ import annotations
@@ -13,143 +15,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from raft.core.quorum import majority
 from scenarios.checks import CheckResult, Run, conf_changes
 from scenarios.steps import TOPIC_NAMES, Scenario
+from viz.notes import topics as topics_prose
 
 __all__ = ["collect_metrics", "draw_figures", "write_index", "write_note", "write_result"]
 
-#: topic -> (the Raft rule that made it happen, the Swarm / DCA fact)
-TOPICS: dict[str, tuple[str, str]] = {
-    "election": (
-        "**§5.2 Leader election.** Followers that stop hearing heartbeats wait a randomized "
-        "election timeout (drawn from [T, 2T)), become candidates in a new term and ask for "
-        "votes; a majority makes a leader. With pre-vote (dissertation §9.6) a candidate first "
-        "checks it *could* win, so a node that cannot does not inflate terms. **§5.4.1**: a "
-        "voter refuses a candidate whose log is behind its own, so the winner holds every "
-        "committed entry (Leader Completeness).",
-        "A Swarm keeps working while a majority of managers -- (N/2)+1 -- is reachable: losing "
-        "the leader costs one election timeout or so, and no acknowledged write. Run an odd "
-        "number of managers (3, 5, 7): N managers tolerate (N-1)/2 failures.",
-    ),
-    "quorum": (
-        "**§5.3 / §5.4.2 Commitment needs a majority.** An entry is committed only once a "
-        "majority of servers store it; without a majority nothing commits and no leader can be "
-        "elected (a candidate needs a majority of votes). **§6.2 of the dissertation "
-        "(check-quorum)**: a leader that has not heard from a majority for an election timeout "
-        "steps down, so clients get a prompt error instead of waiting on it.",
-        "Quorum is (N/2)+1 managers; fault tolerance is (N-1)/2. Without quorum the swarm "
-        "cannot be managed -- `docker service create`, `docker node update`, secret and config "
-        "changes are refused -- but running tasks keep running. Bringing managers back "
-        "restores quorum; `docker swarm init --force-new-cluster` is the last resort.",
-    ),
-    "partition": (
-        "**§5.4.2 / §6.2.** A leader cut off with a minority keeps its role for at most an "
-        "election timeout (check-quorum), and nothing it appends can commit: it cannot reach "
-        "a majority. The majority side elects a leader in a higher term. On heal the old "
-        "leader sees the higher term and steps down (**§5.1**: a server that sees a newer term "
-        "becomes a follower), and the new leader's AppendEntries consistency check (**§5.3**) "
-        "makes it delete its uncommitted entries and take the leader's.",
-        "Split managers across failure domains so that any one failure leaves a majority on "
-        "one side: with 5 managers, a 2/3 split keeps the swarm manageable on the side of 3. "
-        "Clients talking to the minority side get errors, never a silently lost write.",
-    ),
-    "stale": (
-        "**§5.4.1 Election restriction.** A voter grants its vote only if the candidate's log "
-        "is at least as up to date as its own: compare the last entries' terms, then the "
-        "lengths. A node that missed committed entries can time out first and campaign as "
-        "often as it likes; every up-to-date voter refuses it, and an up-to-date node wins. "
-        "This is why a new leader always holds every committed entry (Leader Completeness).",
-        "Raft elects on the most up-to-date log, not on who is fastest: a manager that was "
-        "down or partitioned cannot become leader until it has caught up, so a restart of a "
-        "stale manager never rolls back the swarm's state.",
-    ),
-    "split": (
-        "**§5.2 / majorities.** With an even number of voters split in half, neither side "
-        "has a majority (N/2+1), so neither can elect a leader, however often it tries. "
-        "Pre-vote (dissertation §9.6) keeps the failed attempts from raising terms.",
-        "Why Swarm recommends an odd number of managers: 4 managers tolerate one failure, "
-        "exactly like 3, and a 2/2 partition stops both halves. Adding a fourth manager only "
-        "adds one more machine that can fail.",
-    ),
-    "pause": (
-        "**§5.1 Terms as a logical clock.** A paused leader does not know time passed. The "
-        "others elect a new leader in a higher term (§5.2); when the old one resumes, its "
-        "first message or the next heartbeat it receives carries the newer term and it steps "
-        "down at once.",
-        "A frozen manager (a VM pause, a long GC) is treated like a failed one: the swarm "
-        "moves on, and the manager rejoins as a follower when it wakes up.",
-    ),
-    "rolling": (
-        "**§5.4 Safety across restarts.** Terms, votes and log entries are on disk before a "
-        "server answers (persist before send), so a restarted manager rejoins with everything "
-        "it acknowledged; as long as a majority stays up, every restart is just a short "
-        "absence (§5.5: followers and candidates that crash are simply retried).",
-        "Upgrade or reboot managers one at a time, waiting for each to be Reachable again: "
-        "a majority stays up throughout and the swarm stays manageable.",
-    ),
-    "drain": (
-        "Not a Raft rule: node availability is replicated state like any other write (§5.3), "
-        "and the orchestrator on the leader reacts to it.",
-        "`docker node update --availability drain` stops the node's tasks and reschedules them "
-        "elsewhere; `pause` keeps existing tasks but the scheduler places no new ones there; "
-        "`active` makes it eligible again. Draining a manager does not change its Raft role.",
-    ),
-    "secrets": (
-        "Not a Raft rule: the Raft log and snapshots replicate whatever they are given, so the "
-        "manager encrypts a secret *before* it is proposed; only ciphertext reaches the log.",
-        "Secrets are encrypted at rest in the Raft log (and can be locked with autolock); "
-        "configs are stored in the clear. Secrets are only decrypted in memory on the nodes "
-        "whose tasks use them.",
-    ),
-    "transfer": (
-        "**Leadership transfer (dissertation §3.10).** The leader brings the target's log up "
-        "to date, then sends it TimeoutNow; the target campaigns at once in a new term and "
-        "wins, usually faster than any election timeout.",
-        "A planned handover (before demoting or rebooting the leader) avoids a full election "
-        "timeout of unavailability.",
-    ),
-    "figure8": (
-        "**§5.4.2 Committing entries from previous terms (Figure 8).** A leader never commits an "
-        "entry of an earlier term by counting replicas; it commits entries of its own term, and "
-        "earlier ones follow by the Log Matching property. Otherwise an entry stored on a "
-        "majority could still be overwritten by a leader elected without it.",
-        'What "committed" means in Swarm: acknowledged writes survive any later election.',
-    ),
-    "membership": (
-        "**Membership changes (§6, dissertation §4).** One server at a time: a new server joins "
-        "as a learner, catches up, and is promoted to voter; any two majorities of consecutive "
-        "configurations overlap.",
-        "`docker node promote` / `demote` change the manager set; keep it odd.",
-    ),
-    "recovery": (
-        "**Forced recovery.** When a majority is lost for good, a survivor rewrites its "
-        "configuration to contain only itself, keeping every entry it had committed.",
-        "`docker swarm init --force-new-cluster` on a surviving manager: it keeps the state, "
-        "becomes a single-manager swarm, and other managers are re-added afterwards.",
-    ),
-    "join": (
-        "**Adding a server (dissertation §4.2.1, §4.2.3, §4.1).** A newcomer starts with an "
-        "empty log. Were it a voter at once, the quorum would grow before it could help: the "
-        "leader would need it to commit while it still lacks most of the log, and one more "
-        "failure would stop the cluster. So it joins as a **learner** (a non-voting member): "
-        "the leader replicates the log to it, but it neither votes nor counts towards the "
-        "quorum. Once it has caught up with the commit index the leader promotes it to voter, "
-        "with a second configuration entry. Servers are added **one at a time**, each change "
-        "committed before the next: any majority of the old configuration and any majority "
-        "of the new one then share a server, so two leaders can never be elected for one term.",
-        "`docker swarm join --token SWMTKN-1-...` adds a node, and the token decides its role: "
-        "the worker token makes a worker, the manager token a manager (`docker swarm "
-        "join-token manager|worker` shows them; `--rotate` replaces one). Workers take no part "
-        "in Raft, so they never change the quorum. Keep the number of managers **odd**: 4 "
-        "managers need 3 for a quorum and tolerate 1 failure -- no more than 3 managers do -- "
-        "while 5 tolerate 2. A classic DCA exam question.",
-    ),
-    "autolock": (
-        "Not a Raft rule: the key that unwraps the data key is kept out of the data directory.",
-        "With autolock, a restarted manager cannot decrypt the Raft log until `docker swarm "
-        "unlock` is given the unlock key.",
-    ),
-}
+#: topic -> (the Raft rule that made it happen, the Swarm / DCA fact): the
+#: paragraphs live in ``viz/templates/topics.toml``, with the rest of the notes' prose.
+TOPICS: dict[str, tuple[str, str]] = topics_prose()
 
 
 assert set(TOPICS) == set(TOPIC_NAMES), "scenarios.steps.TOPIC_NAMES lists the topics"
@@ -214,61 +89,22 @@ def collect_metrics(run: Run) -> None:
 
 
 def draw_figures(out: Path, run: Run) -> list[Path]:
-    from viz.render import render_all
+    from viz.figures import placement_figure, render_all, save
+    from viz.figures.quorum_table import QuorumRow, quorum_table_figure
 
     paths = render_all(run.model, out)
     if run.quorum_rows:
-        paths += _quorum_figure(out, run.quorum_rows)
+        rows = [
+            QuorumRow(r["managers"], r["quorum"], r["expected_tolerance"], r["measured_tolerance"])
+            for r in run.quorum_rows
+        ]
+        paths += save(quorum_table_figure(rows), out / "quorum-table")
     if len(run.placements) >= 2:
-        paths += _placement_figure(out, run.placements[0], run.placements[-1])
-    return paths
-
-
-def _placement_figure(out: Path, before: dict[str, str], after: dict[str, str]) -> list[Path]:
-    """Which node runs which task, before the first drain and at the end."""
-    from matplotlib.figure import Figure
-
-    from viz.draw import draw_placement
-
-    fig = Figure(figsize=(9, 3.6), layout="constrained", dpi=110)
-    ax = fig.subplots()
-    moved = sum(1 for t in before if t in after and before[t] != after[t])
-    draw_placement(
-        ax,
-        before,
-        after,
-        title=f"Task placement before the drain and at the end ({moved} tasks moved)",
-    )
-    paths = []
-    for fmt in ("png", "svg"):
-        p = out / f"placement.{fmt}"
-        fig.savefig(p, format=fmt)
-        paths.append(p)
-    return paths
-
-
-def _quorum_figure(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8, 4), layout="constrained", dpi=110)
-    ax = fig.subplots()
-    ns = [r["managers"] for r in rows]
-    ax.bar([n - 0.2 for n in ns], [r["quorum"] for r in rows], 0.4, label="quorum (N/2)+1",
-           color="#9ecae1")  # fmt: skip
-    ax.bar([n + 0.2 for n in ns], [r["measured_tolerance"] for r in rows], 0.4,
-           label="failures survived (measured)", color="#fd8d3c")  # fmt: skip
-    ax.plot(ns, [r["expected_tolerance"] for r in rows], "k_", markersize=18, mew=2,
-            label="(N-1)/2")  # fmt: skip
-    ax.set_xticks(ns)
-    ax.set_xlabel("managers N")
-    ax.set_ylabel("managers")
-    ax.set_title("Quorum and fault tolerance by cluster size")
-    ax.legend(loc="upper left", frameon=False)
-    paths = []
-    for fmt in ("png", "svg"):
-        p = out / f"quorum-table.{fmt}"
-        fig.savefig(p, format=fmt)
-        paths.append(p)
+        # Which node runs which task, before the first drain and at the end.
+        before, after = run.placements[0], run.placements[-1]
+        moved = sum(1 for t in before if t in after and before[t] != after[t])
+        title = f"Task placement before the drain and at the end ({moved} tasks moved)"
+        paths += save(placement_figure(before, after, title), out / "placement")
     return paths
 
 
@@ -291,7 +127,7 @@ def _t(run: Run, t: float) -> str:
     return f"{run.rel(t):.2f} s"
 
 
-def _happened(run: Run) -> list[str]:
+def _happened(run: Run) -> list[tuple[float, str]]:
     """What happened, in time order, from the trace model and the step records."""
     m = run.model
     events: list[tuple[float, str]] = []
@@ -341,116 +177,85 @@ def _happened(run: Run) -> list[str]:
     events.sort(key=lambda x: x[0])
     if len(events) > 60:
         events = [*events[:58], (events[-1][0], "...")]
-    return [f"| {t:7.2f} s | {text} |" for t, text in events]
+    return events
 
 
 def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> None:
+    """``report.md`` from ``viz/templates/scenario.md.j2``: the numbers are computed
+    here, the prose is the template's."""
+    from viz.notes import render
+
     scn = run.scenario
-    lines = [f"# {scn.title}", ""]
-    verdict = "passed" if passed else "**FAILED**"
-    mode = f"simulated (seed {run.seed})" if run.mode == "simulated" else "real processes"
     c = scn.cluster
-    lines += [
-        f"Scenario `{scn.name}` -- {verdict}; {c.managers} managers, {mode}; election timeout "
-        f"{c.election_timeout_ms} ms, heartbeat {c.heartbeat_ms} ms"
-        + (
-            "; per-node timeouts: "
-            + ", ".join(f"{n} {ms} ms" for n, ms in c.election_timeout_overrides.items())
-            if c.election_timeout_overrides
-            else ""
-        )
-        + ".",
-        "",
-    ]
-    if scn.description:
-        lines += [scn.description, ""]
-    lines += ["## What was done", ""]
-    for s in run.steps:
-        status = "" if s.status == "ok" else f" -- *{s.status}*: {s.note}"
-        lines.append(f"{s.number}. `{s.text}`{status}")
-    lines.append("")
+    happened = None
     if run.model is not None:
         m = run.model
-        lines += ["## What happened", "", f"{m.headline()}. {m.quorum_headline()}. "
-                  f"{m.client_headline()}.", "", "| time | event |", "| ---: | --- |"]  # fmt: skip
-        lines += _happened(run)
-        lines.append("")
-    if run.quorum_rows:
-        lines += ["## Quorum table (measured)", "",
-                  "| managers N | quorum (N/2)+1 | tolerance (N-1)/2 | failures survived | run |",
-                  "| ---: | ---: | ---: | ---: | --- |"]  # fmt: skip
-        for r in run.quorum_rows:
-            lines.append(
-                f"| {r['managers']} | {r['quorum']} | {r['expected_tolerance']} | "
-                f"{r['measured_tolerance']} | {r['mode']} |"
-            )
-        lines.append("")
-    if run.joined and run.model is not None:
-        lines += _join_story(run)
+        headlines = [m.headline(), m.quorum_headline(), m.client_headline()]
+        happened = {"headlines": headlines, "events": _happened(run)}
     chosen = [TOPICS[t] for t in topics(scn)]
-    if chosen:
-        lines += ["## Why Raft did this", ""]
-        for rule, _fact in chosen:
-            lines += [rule, ""]
-        lines += ["## The Swarm fact", ""]
-        for _rule, fact in chosen:
-            lines += [fact, ""]
-    figs = sorted(p.name for p in out.glob("*.png"))
-    if figs:
-        lines += ["## Figures", ""]
-        order = ["timeline.png", "votes.png", "terms.png", "commit.png", "quorum-table.png"]
-        figs.sort(key=lambda n: (order.index(n) if n in order else len(order), n))
-        for f in figs:
-            lines += [f"![{f[:-4]}]({f})", ""]
-    lines += ["## Checks", "", "| check | result | detail |", "| --- | --- | --- |"]
-    for ch in checks:
-        res = "skipped" if ch.skipped else ("pass" if ch.passed else "**FAIL**")
-        lines.append(f"| {ch.name} | {res} | {ch.detail.replace('|', '/')} |")
-    lines.append("")
-    met = {k: v for k, v in run.metrics.items() if not isinstance(v, list | dict)}
-    if met:
-        lines += ["## Metrics", "", ", ".join(f"{k} = {v}" for k, v in met.items()), ""]
-    lines += ["Raw traces: [traces/](traces/) (`python -m viz traces` redraws the figures).", ""]
-    (out / "report.md").write_text("\n".join(lines))
+    order = ["timeline.png", "votes.png", "terms.png", "commit.png", "quorum-table.png"]
+    figures = sorted(
+        (p.name for p in out.glob("*.png")),
+        key=lambda n: (order.index(n) if n in order else len(order), n),
+    )
+    text = render(
+        "scenario.md.j2",
+        title=scn.title,
+        name=scn.name,
+        passed=passed,
+        simulated=run.mode == "simulated",
+        seed=run.seed,
+        managers=c.managers,
+        quorum=majority(c.managers),
+        tolerance=(c.managers - 1) // 2,
+        key_metric=key_metric(run.metrics),
+        election_timeout_ms=c.election_timeout_ms,
+        heartbeat_ms=c.heartbeat_ms,
+        overrides=c.election_timeout_overrides,
+        description=scn.description,
+        steps=run.steps,
+        happened=happened,
+        quorum_rows=run.quorum_rows,
+        joins=_joins(run) if run.joined and run.model is not None else [],
+        topics=chosen,
+        figures=figures,
+        checks=[
+            {
+                "name": ch.name,
+                "result": "skipped" if ch.skipped else ("pass" if ch.passed else "**FAIL**"),
+                "detail": ch.detail,
+            }
+            for ch in checks
+        ],
+        metrics={k: v for k, v in run.metrics.items() if not isinstance(v, list | dict)},
+    )
+    (out / "report.md").write_text(text)
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def _join_story(run: Run) -> list[str]:
+def _joins(run: Run) -> list[dict[str, Any]]:
     """The join in numbers: the learner phase, the quorum before and after, and
     what the new (possibly even) configuration tolerates, as the run showed it."""
     from scenarios.checks import _conf_at, join_phases
 
     m = run.model
-    out = ["## The join, in numbers", ""]
+    out = []
     for j in run.joined:
         name, step = j["name"], run.step(j["step"])
         t0 = run.rel(step.start)
         before, _ = _conf_at(run, t0)
         nb = len(before)
+        row: dict[str, Any] = {"name": name, "role": j["role"], "t0": t0, "step": step.number,
+                               "before": before, "quorum_before": nb // 2 + 1}  # fmt: skip
+        out.append(row)
         if j["role"] != "manager":
             after, _ = _conf_at(run, run.end())
-            out += [
-                f"- **{name}** joined at {t0:.2f} s (step {step.number}) with the *worker* "
-                f"token: a Swarm agent that runs tasks, no Raft member. The configuration "
-                f"stayed at {nb} voters, quorum {nb // 2 + 1} of {nb} (at the end: "
-                f"{len(after)} voters, quorum {len(after) // 2 + 1}).",
-                "",
-            ]
+            row.update(after=after, quorum_after=len(after) // 2 + 1)
             continue
         learner, voter = join_phases(run, name, t0)
-        out.append(
-            f"- **{name}** asked to join at {t0:.2f} s (step {step.number}) with the *manager* "
-            f"token. Before: {nb} voters ({', '.join(before)}), quorum {nb // 2 + 1} of {nb}."
-        )
+        row.update(learner=learner, voter=voter)
         if learner is None or voter is None:
-            out += [f"- {name} did not become a voter during the run.", ""]
             continue
         commits = [c for c in (s.at(learner) for s in m.commit.values()) if c is not None]
-        catch_up = max(commits, default=0)
-        top = max((c for c in (s.at(voter) for s in m.commit.values()) if c), default=0)
         during = [
             op
             for op in run.ops
@@ -458,41 +263,33 @@ def _join_story(run: Run) -> list[str]:
         ]
         after, _ = _conf_at(run, voter + 1e-3)
         na = len(after)
-        out += [
-            f"- The leader added it as a **learner** at {learner:.2f} s "
-            f"({learner - t0:.2f} s after the request). It started with an empty log while the "
-            f"commit index was {catch_up}: everything had to be sent to it. As a learner it "
-            f"had no vote and was not counted: the quorum stayed {nb // 2 + 1} of {nb}, and "
-            f"{_plural(len(during), 'write')} committed meanwhile without waiting for it.",
-            f"- Caught up, it was **promoted to voter** at {voter:.2f} s, after "
-            f"{voter - learner:.2f} s as a learner (commit index then {top}). Now: {na} voters, "
-            f"quorum {na // 2 + 1} of {na}.",
-        ]
+        row.update(
+            catch_up=max(commits, default=0),
+            top=max((c for c in (s.at(voter) for s in m.commit.values()) if c), default=0),
+            during=len(during),
+            after=after,
+            quorum_after=na // 2 + 1,
+            even=na % 2 == 0,
+            tolerance=(na - 1) // 2,
+            two_at_once=None,
+            writes_down=_writes_with_voters_down(run, voter, after),
+        )
         if nb >= 2 and na == nb + 1:
+            # Two majorities that need not overlap, had two servers joined at once.
             old_major = before[: nb // 2 + 1]
             rest = [n for n in after if n not in old_major]
-            out.append(
-                f"- Why one server at a time: any {nb // 2 + 1} of the old {nb} and any "
-                f"{na // 2 + 1} of the new {na} share at least one server "
-                f"({nb // 2 + 1} + {na // 2 + 1} > {na}), "
-                f"so no two leaders can be elected for one term. Adding two at once "
-                f"({nb} -> {nb + 2}) would break that: {', '.join(old_major)} (a majority of "
-                f"the old {nb}) and {', '.join([*rest, 'a fifth'][: (nb + 2) // 2 + 1])} "
-                f"(a majority of {nb + 2}) need not overlap."
-            )
-        if na % 2 == 0:
-            out.append(
-                f"- {na} is even: a quorum of {na // 2 + 1} tolerates {(na - 1) // 2} "
-                f"failure{'s' if (na - 1) // 2 != 1 else ''}, no more than {na - 1} managers "
-                "did. The extra manager is one more machine that can fail."
-            )
-        out += _tolerance_lines(run, voter, after)
-        out.append("")
+            row["two_at_once"] = {
+                "size": nb + 2,
+                "old_majority": old_major,
+                "new_majority": [*rest, "a fifth"][: (nb + 2) // 2 + 1],
+            }
     return out
 
 
-def _tolerance_lines(run: Run, since: float, voters: tuple[str, ...]) -> list[str]:
-    """Each write step after ``since``: how many voters were down, how writes fared."""
+def _writes_with_voters_down(
+    run: Run, since: float, voters: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Each write step after ``since`` with voters down: how many, how writes fared."""
     m = run.model
     out = []
     for s in run.steps:
@@ -503,28 +300,32 @@ def _tolerance_lines(run: Run, since: float, voters: tuple[str, ...]) -> list[st
         if not down:
             continue
         ops = [op for op in run.ops if op.step == s.number]
-        ok = sum(op.outcome == "ok" for op in ops)
-        up = len(voters) - len(down)
-        need = len(voters) // 2 + 1
-        refused = f", {len(ops) - ok} refused" if ok < len(ops) else ""
-        out.append(
-            f"- Step {s.number}, with {', '.join(down)} down ({up} of {len(voters)} up, "
-            f"{need} needed): {ok} of {len(ops)} writes acknowledged{refused}."
-        )
+        out.append({
+            "step": s.number,
+            "down": down,
+            "up": len(voters) - len(down),
+            "voters": len(voters),
+            "needed": len(voters) // 2 + 1,
+            "ok": sum(op.outcome == "ok" for op in ops),
+            "ops": len(ops),
+        })  # fmt: skip
     return out
 
 
 def write_index(out_root: Path, outcomes: list[Any]) -> Path:
-    lines = ["# Scenario notes", "", "| scenario | result | duration | key metric |",
-             "| --- | --- | ---: | --- |"]  # fmt: skip
-    for o in outcomes:
-        res = "pass" if o.passed else "**FAIL**"
-        lines.append(
-            f"| [{o.scenario}]({o.scenario}/report.md) | {res} | {o.duration_s:.1f} s | "
-            f"{key_metric(o.metrics)} |"
-        )
+    from viz.notes import render
+
+    rows = [
+        {
+            "scenario": o.scenario,
+            "passed": o.passed,
+            "duration_s": o.duration_s,
+            "key_metric": key_metric(o.metrics),
+        }
+        for o in outcomes
+    ]
     path = out_root / "index.md"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(render("index.md.j2", rows=rows))
     return path
 
 

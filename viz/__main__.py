@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for w in model.warnings:
         print(f"viz: warning: {w}", file=sys.stderr)
-    from viz.render import render_all  # matplotlib only once there is something to draw
+    from viz.figures import render_all  # matplotlib only once there is something to draw
 
     out = args.out or args.dir / "figures"
     try:

@@ -1,7 +1,7 @@
 """What the trace model is: frozen records and `TraceModel`, no parsing.
 
 Every time is in seconds from the trace's first line (see `viz.model` for
-the conventions).  These are the types `viz.draw` and the scenario reports
+the conventions).  These are the types `viz.figures` and the scenario reports
 read; they are built by `viz.model_build`, and they know nothing about the
 lines they came from, so a reader can learn the model here without the
 parsing.  `TraceModel` adds the queries the drawings need (the role at an
@@ -264,7 +264,7 @@ class LogMatrix:
 
 @dataclass(slots=True)
 class TraceModel:
-    """Everything `viz.draw` needs, in seconds from ``t0``."""
+    """Everything `viz.figures` needs, in seconds from ``t0``."""
 
     t0: float
     end: float

@@ -3,5 +3,6 @@
 `run` drives a local cluster and reports; `loadgen` is the load generator
 process (``python -m cluster.bench.loadgen``).
 
-May import: `cluster.client`, `cluster.local`.
+May import: `cluster.client`, `cluster.local`, and `viz.figures` for the latency
+figure (it passes the samples; viz knows nothing of the cluster).
 """

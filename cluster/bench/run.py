@@ -476,34 +476,13 @@ class Bench:
 
 
 def draw(run: Run, path: Path) -> None:
-    """Latency of sampled writes over time, fault windows shaded (Agg, bench process only)."""
-    import matplotlib
+    """Latency of sampled writes over time, fault windows shaded (drawn by `viz`)."""
+    from viz.figures import save
+    from viz.figures.bench import latency_figure, latency_model
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(11, 4.5))
-    try:
-        t0 = run.started
-        phases: dict[str, tuple[list[float], list[float]]] = {}
-        for t, ms, phase in run.samples:
-            xs, ys = phases.setdefault(phase, ([], []))
-            xs.append(t - t0)
-            ys.append(ms)
-        for phase, (xs, ys) in phases.items():
-            ax.scatter(xs, ys, s=2, alpha=0.5, label=phase, rasterized=True)
-        for i, w in enumerate(run.windows):
-            ax.axvspan(w.start - t0, w.end - t0, color="red", alpha=0.12,
-                       label="failover (kill .. caught up)" if i == 0 else None)  # fmt: skip
-        ax.set_yscale("log")
-        ax.set_xlabel("seconds since the start of the measurements")
-        ax.set_ylabel("write latency (ms)")
-        ax.set_title(f"Write latency over time, {run.managers} managers")
-        ax.legend(loc="upper left", fontsize=7, markerscale=4, ncol=2)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-    finally:
-        plt.close(fig)
+    windows = [(w.start, w.end) for w in run.windows]
+    model = latency_model(run.samples, windows, run.started, run.managers)
+    save(latency_figure(model), path.with_suffix(""), ("png",))
 
 
 def print_table(run: Run, console: Any) -> None:

@@ -37,6 +37,8 @@ def test_figure8_passes_with_figures_and_note(tmp_path, seed):
     assert (out / "timeline.svg").exists()
     note = (out / "report.md").read_text()
     assert note.startswith("# ") and "§5.4.2" in note and "Leader Completeness" in note
+    assert note.split("\n")[2] == "## Exam card"  # DESIGN.md: it opens with the card
+    assert "- **5 managers**: a quorum is 3 of 5" in note
     assert result["metrics"]["safety_violations"] == 0
     assert list((out / "traces").rglob("trace.jsonl"))
 
@@ -58,6 +60,7 @@ def test_unsafe_commit_rule_demo_loses_x_and_restores_the_rule(tmp_path):
     assert result["metrics"]["safety_violations"] > 0
     note = (out / "report.md").read_text()
     assert "PLANTED BUG" in note and "Leader Completeness" in note
+    assert note.split("\n")[2] == "## Exam card"
     assert _png(out / "log-d.png")
 
 

@@ -10,7 +10,7 @@ import random
 import pytest
 
 from scenarios.drivers.real import kill_leftovers
-from scenarios.jepsen_history import (
+from scenarios.jepsen.history import (
     JepsenModel,
     Record,
     Reply,
@@ -19,8 +19,8 @@ from scenarios.jepsen_history import (
     record_from_line,
     to_operation,
 )
-from scenarios.jepsen_nemesis import KINDS, fault_intervals, schedule
-from scenarios.linearizability import Status, check, loads_history
+from scenarios.jepsen.nemesis import KINDS, fault_intervals, schedule
+from scenarios.linearizability import Status, VersionedModel, check, loads_history
 
 NAMES = [f"manager{i}" for i in range(1, 6)]
 
@@ -204,8 +204,52 @@ def _synthetic_history(rng: random.Random) -> list[Record]:
     return recs
 
 
-def test_figure_renders_png_and_svg(tmp_path):
-    from scenarios.jepsen_figure import figure_model, render
+def test_note_names_the_verdict_the_faults_and_the_minimized_operations(tmp_path):
+    from scenarios.checks import CheckResult
+    from scenarios.jepsen.report import write_note
+    from scenarios.jepsen.settings import Settings
+
+    recs = [
+        _rec(1, 0, "write", (3, "a"), 100.1, 100.2, Status.OK, 5),
+        _rec(2, 1, "read", None, 100.3, 101.3, Status.INFO),
+    ]
+    recs.append(_rec(3, 1, "read", None, 100.4, 100.5, Status.OK, (4, "z")))  # never written
+    verdict = check([to_operation(r) for r in (recs[0], recs[2])], VersionedModel(3, "x"))
+    faults = [{"t": 101.5, "kind": "partition", "groups": [["manager1"], ["manager2"]]}]
+    metrics = {
+        "keys": 1,
+        "faults_injected": 1,
+        "ops": 3,
+        "ok": 2,
+        "fail": 0,
+        "unknown": 1,
+        "refused_409": 0,
+        "states_explored": verdict.states,
+        "check_seconds": 0.01,
+    }
+    checks = [CheckResult("linearizable", False, "1 key violated")]
+    write_note(tmp_path, Settings(duration=10, clients=2, seed=4), recs, verdict, checks, metrics,
+               faults, 100.0, 110.0, ["history.png"], False)  # fmt: skip
+    note = (tmp_path / "report.md").read_text()
+    assert note.startswith(
+        "# Jepsen-style test: FAILED\n\n## Exam card\n\n- **5 managers**: a quorum"
+    )
+    assert "- This run: 3 operations under 1 faults; the history is **NOT linearizable**." in note
+    assert (
+        "injected 1 faults (partition). The history of 3 operations is **NOT linearizable**."
+        in note
+    )
+    assert "| 1.50 s | 10.00 s | partition manager1 \\| manager2 |" in note  # escaped in a cell
+    assert "### Key `k`, first failing at 0.50 s" in note
+    assert "| #3 | client 1 | read |  | (4, 'z') | ok |" in note  # the minimized core
+    assert "- ❌ **linearizable**: 1 key violated" in note
+    assert note.endswith("`history.png`, `traces/`.\n")
+
+
+def test_history_model_is_relative_to_the_start_and_draws(tmp_path):
+    from scenarios.jepsen.report import history_model
+    from viz.figures import save
+    from viz.figures.jepsen import history_figure
 
     recs = _synthetic_history(random.Random(1))
     faults = [
@@ -213,12 +257,12 @@ def test_figure_renders_png_and_svg(tmp_path):
         {"t": 104.0, "kind": "unpause", "target": "manager2"},
         {"t": 105.0, "kind": "partition", "groups": [["manager1"], ["manager2", "manager3"]]},
     ]
-    model = figure_model(recs, faults, 100.0, 111.0)
+    model = history_model(recs, faults, 100.0, 111.0)
     assert model.clients == (0, 1, 2, 3, 4)
     assert [f.kind for f in model.faults] == ["pause", "partition"]
     assert model.faults[1].end == pytest.approx(11.0)
     assert model.bars[0].start == pytest.approx(recs[0].invoke - 100.0)
-    paths = render(model, tmp_path / "history", "synthetic")
+    paths = save(history_figure(model, "synthetic"), tmp_path / "history", dpi=130)
     assert [p.suffix for p in paths] == [".png", ".svg"]
     assert all(p.stat().st_size > 10_000 for p in paths)
 

@@ -1,9 +1,9 @@
 """The Jepsen test's figure: every operation over time, and its latency.
 
-Data first, drawing second: `figure_model` turns records and fault lines
-into plain rows and windows (tested without a figure); `draw_operations`
-and `draw_latency` only draw them on an ``ax``; `render` makes the two-panel
-figure and saves it as PNG and SVG.
+Data first, drawing second: the caller turns its history and fault lines
+into a `HistoryModel` (plain rows and windows, times from the start of the
+run); `draw_operations` and `draw_op_latency` only draw it on an ``ax``;
+`history_figure` makes the two-panel figure.
 
 Top panel: one row per client, one bar per operation from invocation to
 answer (an unknown outcome to the moment the client gave up).  Ok is green,
@@ -14,30 +14,28 @@ both panels.  Bottom panel: latency of each operation on a log axis.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-import matplotlib
-
-matplotlib.use("Agg")
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from scenarios.jepsen_history import Record
-from scenarios.jepsen_nemesis import Interval, fault_intervals
-from scenarios.linearizability import Status
+from viz.figures.base import new_figure
 
-__all__ = ["FigureModel", "OpBar", "draw_latency", "draw_operations", "figure_model", "render"]
+__all__ = [
+    "FaultWindow",
+    "HistoryModel",
+    "OpBar",
+    "draw_op_latency",
+    "draw_operations",
+    "history_figure",
+]
 
-#: status -> (colour, hatch, end marker, legend label)
+#: status -> (colour, hatch, end marker, legend label); ``info`` is an unknown outcome.
 STYLE = {
-    Status.OK: ("#2ca02c", "", "o", "ok"),
-    Status.FAIL: ("#d62728", "////", "x", "fail (no effect)"),
-    Status.INFO: ("#ff9f1c", "xx", "^", "unknown (may take effect)"),
+    "ok": ("#2ca02c", "", "o", "ok"),
+    "fail": ("#d62728", "////", "x", "fail (no effect)"),
+    "info": ("#ff9f1c", "xx", "^", "unknown (may take effect)"),
 }
 #: fault kind -> (colour, hatch)
 FAULT_STYLE = {
@@ -52,35 +50,29 @@ class OpBar:
     client: int
     start: float  # seconds since the run's start
     length: float
-    status: Status
+    status: str  # "ok", "fail" or "info"
     op: str
 
 
 @dataclass(frozen=True, slots=True)
-class FigureModel:
+class FaultWindow:
+    start: float  # seconds since the run's start
+    end: float
+    kind: str
+    label: str
+    #: a few characters for a figure: ``kill m3``, ``cut m1,m2``
+    short: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryModel:
     bars: tuple[OpBar, ...]
-    faults: tuple[Interval, ...]  # times relative to the start
+    faults: tuple[FaultWindow, ...]
     clients: tuple[int, ...]
     end: float
 
 
-def figure_model(
-    records: Sequence[Record], fault_lines: Iterable[dict[str, Any]], t0: float, t_end: float
-) -> FigureModel:
-    """Rows and windows relative to ``t0``; a zero-length operation still shows."""
-    bars = tuple(
-        OpBar(r.client, r.invoke - t0, max(r.end - r.invoke, 1e-4), r.status, r.op) for r in records
-    )
-    faults = tuple(
-        Interval(i.start - t0, i.end - t0, i.kind, i.label, i.short)
-        for i in fault_intervals(list(fault_lines), t_end)
-        if i.end >= t0
-    )
-    clients = tuple(sorted({r.client for r in records}))
-    return FigureModel(bars, faults, clients, t_end - t0)
-
-
-def _shade(ax: Axes, model: FigureModel, labels: bool) -> None:
+def _shade(ax: Axes, model: HistoryModel, labels: bool) -> None:
     """Fault windows across the panel; with ``labels``, named above it (three staggered rows)."""
     for n, f in enumerate(model.faults):
         colour, hatch = FAULT_STYLE.get(f.kind, ("#bbbbbb", ""))
@@ -97,26 +89,26 @@ def _shade(ax: Axes, model: FigureModel, labels: bool) -> None:
             )  # fmt: skip
 
 
-def draw_operations(ax: Axes, model: FigureModel) -> None:
+def draw_operations(ax: Axes, model: HistoryModel) -> None:
     """One row per client, one bar per operation, coloured by outcome."""
     _shade(ax, model, labels=True)
     row = {c: i for i, c in enumerate(model.clients)}
     for status, (colour, hatch, marker, _label) in STYLE.items():
         for c in model.clients:
             spans = [
-                (b.start, b.length) for b in model.bars if b.client == c and b.status is status
+                (b.start, b.length) for b in model.bars if b.client == c and b.status == status
             ]
             if not spans:
                 continue
             y = row[c]
             # Outlines only on the rare long bars: on thousands of short ok
             # bars they would paint the row black.
-            edge = "none" if status is Status.OK else "black"
+            edge = "none" if status == "ok" else "black"
             ax.broken_barh(
                 spans, (y - 0.35, 0.7), facecolors=colour, edgecolor=edge,
                 linewidth=0.3, hatch=hatch,
             )  # fmt: skip
-            if status is not Status.OK:
+            if status != "ok":
                 ax.plot(
                     [s + n for s, n in spans], [y] * len(spans), linestyle="none",
                     marker=marker, markersize=3.5, color="black",
@@ -139,11 +131,11 @@ def draw_operations(ax: Axes, model: FigureModel) -> None:
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7)
 
 
-def draw_latency(ax: Axes, model: FigureModel) -> None:
+def draw_op_latency(ax: Axes, model: HistoryModel) -> None:
     """Latency of each operation (invoke to answer or give-up) on a log axis."""
     _shade(ax, model, labels=False)
     for status, (colour, _hatch, marker, label) in STYLE.items():
-        pts = [(b.start, b.length * 1000) for b in model.bars if b.status is status]
+        pts = [(b.start, b.length * 1000) for b in model.bars if b.status == status]
         if pts:
             xs, ys = zip(*pts, strict=True)
             edge = None if marker == "x" else "black"  # an unfilled marker has no edge
@@ -159,20 +151,14 @@ def draw_latency(ax: Axes, model: FigureModel) -> None:
     ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7)
 
 
-def render(model: FigureModel, base: Path, title: str) -> list[Path]:
-    """The two-panel figure as ``base.png`` and ``base.svg``; the paths written."""
+def history_figure(model: HistoryModel, title: str) -> Figure:
+    """Operations by client over their latencies, sharing the time axis."""
     rows = max(1, len(model.clients))
-    fig = Figure(figsize=(12, 2.6 + 0.35 * rows + 2.6), layout="constrained")
+    fig = new_figure(2.6 + 0.35 * rows + 2.6, dpi=100)
     top, bottom = fig.subplots(
         2, 1, sharex=True, gridspec_kw={"height_ratios": [1.0 + 0.15 * rows, 1.2]}
     )
     draw_operations(top, model)
-    draw_latency(bottom, model)
+    draw_op_latency(bottom, model)
     fig.suptitle(title, fontsize=11)
-    base.parent.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for fmt in ("png", "svg"):
-        path = base.with_suffix(f".{fmt}")
-        fig.savefig(path, format=fmt, dpi=130 if fmt == "png" else None)
-        paths.append(path)
-    return paths
+    return fig

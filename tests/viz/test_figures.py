@@ -1,4 +1,4 @@
-"""`viz.draw` and `python -m viz`: smoke tests that really render PNGs.
+"""`viz.figures` and `python -m viz`: smoke tests that really render PNGs.
 
 Each drawing function gets its own axes from pyplot (as a user would call
 it), renders to a PNG in tmp_path, and the file is checked to be a real,
@@ -21,10 +21,11 @@ from matplotlib.colors import to_hex
 from matplotlib.patches import Rectangle
 from viz_sim_trace import leader_failover_trace
 
-from viz import draw
+from viz import figures
 from viz.__main__ import main
+from viz.figures import render_all
+from viz.figures.figure8 import LogInstant, mark_instants, name_x, render_figure8
 from viz.model import LEARNER, OUTSIDE, build, read_model
-from viz.render import render_all
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -71,14 +72,14 @@ def render(tmp_path):
 
 
 def test_timeline(model, render):
-    render("timeline", lambda ax: draw.draw_timeline(ax, model))
+    render("timeline", lambda ax: figures.draw_timeline(ax, model))
 
 
 def test_timeline_title_is_derived_or_passed(model, render):
     titles = []
 
     def drawn(ax, **kw):
-        draw.draw_timeline(ax, model, **kw)
+        figures.draw_timeline(ax, model, **kw)
         titles.append(ax.get_title(loc="left"))
 
     render("derived", drawn)
@@ -97,7 +98,7 @@ def _legend_labels(ax) -> list[str]:
 
 def _bands(ax, role):
     """The lane rectangles drawn in ``role``'s colour and hatch."""
-    face, hatch, _text = draw.ROLE_STYLE[role]
+    face, hatch, _text = figures.ROLE_STYLE[role]
     return [
         p
         for p in ax.patches
@@ -121,7 +122,7 @@ def test_learner_and_not_a_member_have_their_own_band_and_legend_entry(render):
     seen = {}
 
     def drawn(ax):
-        draw.draw_timeline(ax, m)
+        figures.draw_timeline(ax, m)
         seen["legend"] = _legend_labels(ax)
         seen["learner"] = [(p.get_x(), p.get_width()) for p in _bands(ax, LEARNER)]
         seen["outside"] = [(p.get_x(), p.get_width()) for p in _bands(ax, OUTSIDE)]
@@ -129,44 +130,46 @@ def test_learner_and_not_a_member_have_their_own_band_and_legend_entry(render):
     render("learner", drawn)
     assert LEARNER in seen["legend"] and OUTSIDE in seen["legend"]
     # Distinct in grayscale too: neither shares a hatch with another state.
-    hatches = [h for _f, h, _t in draw.ROLE_STYLE.values()]
+    hatches = [h for _f, h, _t in figures.ROLE_STYLE.values()]
     for state in (LEARNER, OUTSIDE):
-        assert draw.ROLE_STYLE[state][1] and hatches.count(draw.ROLE_STYLE[state][1]) == 1
+        assert figures.ROLE_STYLE[state][1] and hatches.count(figures.ROLE_STYLE[state][1]) == 1
     assert seen["learner"] == [(pytest.approx(2.0), pytest.approx(1.0))]
     assert seen["outside"] == [(pytest.approx(1.0), pytest.approx(1.0))]
 
 
 def test_a_trace_without_learners_keeps_its_legend(model, render):
     labels = []
-    render("plain", lambda ax: (draw.draw_timeline(ax, model), labels.extend(_legend_labels(ax))))
+    render(
+        "plain", lambda ax: (figures.draw_timeline(ax, model), labels.extend(_legend_labels(ax)))
+    )
     assert "follower" in labels and LEARNER not in labels and OUTSIDE not in labels
 
 
 def test_quorum_strip(model, render):
-    render("quorum", lambda ax: draw.draw_quorum(ax, model), size=(10, 2.5))
+    render("quorum", lambda ax: figures.draw_quorum(ax, model), size=(10, 2.5))
 
 
 def test_commit_and_clients(model, render):
-    render("commit", lambda ax: draw.draw_commit(ax, model))
+    render("commit", lambda ax: figures.draw_commit(ax, model))
 
 
 def test_terms(model, render):
-    render("terms", lambda ax: draw.draw_terms(ax, model), size=(10, 3))
+    render("terms", lambda ax: figures.draw_terms(ax, model), size=(10, 3))
 
 
 def test_log_matrix(model, render):
     t, _caption = model.log_instants()[0]
     matrix = model.log_matrix(t)
     assert matrix is not None
-    render("log", lambda ax: draw.draw_log(ax, matrix), size=(10, 3))
+    render("log", lambda ax: figures.draw_log(ax, matrix), size=(10, 3))
 
 
 def test_vote_grid_one_and_many_elections(model, render):
-    chosen = draw.choose_elections(model)
+    chosen = figures.choose_elections(model)
     assert any(not e.pre_vote for e in chosen)
-    render("votes", lambda ax: draw.draw_votes(ax, model, chosen), size=(10, 5))
+    render("votes", lambda ax: figures.draw_votes(ax, model, chosen), size=(10, 5))
     one = [e for e in chosen if e.refused][:1]
-    render("vote", lambda ax: draw.draw_votes(ax, model, one), size=(5, 5))
+    render("vote", lambda ax: figures.draw_votes(ax, model, one), size=(5, 5))
 
 
 def test_placement_grid_before_and_after(render):
@@ -175,14 +178,28 @@ def test_placement_grid_before_and_after(render):
     titles = []
 
     def drawn(ax):
-        draw.draw_placement(ax, before, after)
+        figures.draw_placement(ax, before, after)
         titles.append(ax.get_title(loc="left"))
 
     render("placement", drawn, size=(7, 3))
     assert titles == ["2 of 6 tasks moved off worker2"]
     # node -> [tasks] works too, without an "after".
     by_node = {"worker1": ["a.1", "a.2"], "worker2": ["a.3"]}
-    render("placement1", lambda ax: draw.draw_placement(ax, by_node), size=(5, 3))
+    render("placement1", lambda ax: figures.draw_placement(ax, by_node), size=(5, 3))
+
+
+def test_placement_a_task_placed_only_after_did_not_move(render):
+    before = {"web.1": "m1", "web.2": "m3"}
+    after = {"web.1": "m1", "web.2": "m2", "web.3": "m1"}  # web.3: a scale-up
+    bold = []
+
+    def drawn(ax):
+        figures.draw_placement(ax, before, after)
+        bold.extend(t.get_text() for t in ax.get_xticklabels() if t.get_fontweight() == "bold")
+        assert ax.get_title(loc="left") == "1 of 3 tasks moved off m3"
+
+    render("placement-new", drawn, size=(5, 3))
+    assert bold == ["web.2"]
 
 
 def test_render_all_writes_png_and_svg(model, tmp_path):
@@ -217,3 +234,19 @@ def test_cli_warns_about_a_torn_line(tmp_path, capsys):
         f.write('{"t": 17')
     assert main([str(trace), "--out", str(tmp_path / "out"), "--format", "png"]) == 0
     assert "torn last line" in capsys.readouterr().err
+
+
+def test_figure8_marks_each_instant_and_names_x(model, tmp_path):
+    t = model.end / 2
+    marks = {"a": t / 2, "c": t}
+    logs = [LogInstant(t, "log-c", "(c) the logs")]
+    paths = render_figure8(tmp_path, model, 2, "marked", marks, logs)
+    assert {p.name for p in paths} >= {"timeline.png", "log-c.png", "log-c.svg"}
+    assert_good_png(tmp_path / "log-c.png")
+
+    fig = figures.timeline_figure(model, "marked")
+    mark_instants(fig, model, marks)
+    labels = [a.get_text() for a in fig.axes[0].texts]
+    assert "(a)" in labels and "(c)" in labels
+    fig = name_x(figures.log_figure(model, t, "(c)"), 2)
+    assert "k = 2 (x)" in [lbl.get_text() for lbl in fig.axes[0].get_xticklabels()]

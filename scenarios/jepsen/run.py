@@ -1,37 +1,4 @@
-"""``python -m scenarios run jepsen``: a Jepsen-style linearizability test on real processes.
-
-    python -m scenarios run jepsen [--duration S] [--seed N] [--clients K] [--out DIR]
-
-Theory of operation
--------------------
-Five managers run as real processes.  A few registers (configs
-``jepsen-k0``..) are created and read back before anything else, which
-gives each key its initial (version, value).  Then, for ``duration``
-seconds, two things happen at once:
-
-* K client threads each loop: pick a key and an operation -- read, write
-  or compare-and-set, see `scenarios.jepsen_history` for how each maps to
-  the HTTP API and to `VersionedModel` -- send it to a random manager
-  (picked again after every error), and record the invocation and the
-  answer with their times.  Every answer is classified conservatively: a
-  write whose fate is unknown (a timeout, a 503 after its proposal) is
-  recorded as unknown, never as failed;
-* the nemesis (`scenarios.jepsen_nemesis`) plays a schedule drawn from the
-  seed: random minority/majority partitions, the leader isolated, managers
-  killed and restarted, paused and resumed.
-
-At the end the nemesis undoes what is still in force, every manager runs
-again, the clients finish their operations in flight (bounded by their
-request timeout; one still stuck is recorded as unknown), a leader is
-awaited, and every client reads every key one last time.  The cluster
-is then stopped (always, in a ``finally``), and the history is checked
-key by key with `scenarios.linearizability.check`.
-
-Outputs in ``OUT/jepsen``: ``history.jsonl`` (one operation a line,
-readable by `loads_history`), ``faults.jsonl``, ``result.json``,
-``report.md``, ``history.png``/``.svg`` (operations and latency over time)
-and, from the managers' traces, ``timeline.png``/``.svg``.
-"""
+"""The run: clients, nemesis and recorder against real managers, then the check."""
 
 from __future__ import annotations
 
@@ -54,7 +21,7 @@ from typing import Any
 
 from scenarios.checks import CheckResult
 from scenarios.drivers.real import RealDriver
-from scenarios.jepsen_history import (
+from scenarios.jepsen.history import (
     JepsenModel,
     Record,
     Reply,
@@ -62,8 +29,8 @@ from scenarios.jepsen_history import (
     history_lines,
     to_operation,
 )
-from scenarios.jepsen_nemesis import Nemesis, fault_intervals, schedule
-from scenarios.jepsen_settings import Settings
+from scenarios.jepsen.nemesis import Nemesis, fault_intervals, schedule
+from scenarios.jepsen.settings import Settings
 from scenarios.linearizability import Status, Verdict, check
 from scenarios.steps import ClusterSpec
 
@@ -465,7 +432,7 @@ def _finish(
     wall0: float,
     say: Progress,
 ) -> JepsenOutcome:
-    from scenarios import jepsen_report
+    from scenarios.jepsen import report as jepsen_report
 
     (out / "history.jsonl").write_text("".join(line + "\n" for line in history_lines(records)))
     ops = [to_operation(r) for r in records]

@@ -1,0 +1,146 @@
+"""`viz.notes`: the study notes' templates, filled with plain data."""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+
+import jinja2
+import pytest
+from repo import ROOT
+
+from viz.notes import render, topics
+
+
+def _scenario(**over):
+    data = {
+        "title": "Kill the leader",
+        "name": "leader-kill",
+        "passed": True,
+        "simulated": True,
+        "seed": 3,
+        "managers": 5,
+        "quorum": 3,
+        "tolerance": 2,
+        "key_metric": "new leader after 0.50 s",
+        "election_timeout_ms": 500,
+        "heartbeat_ms": 50,
+        "overrides": {},
+        "description": "",
+        "steps": [
+            {"number": 1, "text": "wait leader", "status": "ok", "note": ""},
+            {"number": 2, "text": "join role=worker", "status": "skipped", "note": "not here"},
+        ],
+        "happened": None,
+        "quorum_rows": [],
+        "joins": [],
+        "topics": [],
+        "figures": [],
+        "checks": [{"name": "a check", "result": "pass", "detail": "1 | 2"}],
+        "metrics": {},
+    }
+    return {**data, **over}
+
+
+def test_the_note_opens_with_its_title_and_the_exam_card():
+    text = render("scenario.md.j2", **_scenario(topics=[("the rule", "the Swarm fact")]))
+    assert text.startswith(
+        "# Kill the leader\n\n## Exam card\n\n- **5 managers**: a quorum is 3 of 5 ((N/2)+1), "
+        "so 2 failures can be survived ((N-1)/2).\n- the Swarm fact\n- This run: new leader "
+        "after 0.50 s; every check passed.\n\n"
+    )
+    assert "## Why Raft did this\n\nthe rule\n\n## Checks" in text
+
+
+def test_the_note_says_what_was_done_and_checked():
+    text = render("scenario.md.j2", **_scenario())
+    assert text.split("\n\n", 2)[2].startswith(
+        "- **5 managers**: a quorum is 3 of 5 ((N/2)+1), so 2 failures can be survived ((N-1)/2)."
+        "\n- This run: new leader after 0.50 s; every check passed.\n\n"
+        "Scenario `leader-kill` -- passed; 5 managers, simulated (seed 3); "
+        "election timeout 500 ms, heartbeat 50 ms.\n\n## What was done\n\n1. `wait leader`\n"
+        "2. `join role=worker` -- *skipped*: not here\n\n## Checks\n"
+    )
+    assert "| a check | pass | 1 / 2 |" in text  # a pipe would split the table's cell
+    assert text.endswith("redraws the figures).\n")
+
+
+def test_a_failed_real_run_with_per_node_timeouts():
+    text = render(
+        "scenario.md.j2",
+        **_scenario(passed=False, simulated=False, overrides={"manager1": 150, "manager2": 900}),
+    )
+    assert (
+        "-- **FAILED**; 5 managers, real processes; election timeout 500 ms, heartbeat 50 ms; "
+        "per-node timeouts: manager1 150 ms, manager2 900 ms.\n" in text
+    )
+
+
+def test_join_story_for_a_worker_and_a_manager_that_never_became_a_voter():
+    joins = [
+        {"name": "worker1", "role": "worker", "t0": 1.0, "step": 7, "before": ["m1", "m2", "m3"],
+         "quorum_before": 2, "after": ["m1", "m2", "m3"], "quorum_after": 2},
+        {"name": "manager4", "role": "manager", "t0": 2.5, "step": 3,
+         "before": ["m1", "m2", "m3"], "quorum_before": 2, "learner": None, "voter": None},
+    ]  # fmt: skip
+    text = render("scenario.md.j2", **_scenario(joins=joins))
+    assert (
+        "## The join, in numbers\n\n- **worker1** joined at 1.00 s (step 7) with the *worker* "
+        "token: a Swarm agent that runs tasks, no Raft member. The configuration stayed at 3 "
+        "voters, quorum 2 of 3 (at the end: 3 voters, quorum 2).\n\n- **manager4** asked to "
+        "join at 2.50 s (step 3) with the *manager* token. Before: 3 voters (m1, m2, m3), "
+        "quorum 2 of 3.\n- manager4 did not become a voter during the run.\n\n## Checks"
+    ) in text
+
+
+def test_a_name_the_caller_forgot_is_an_error_not_a_gap():
+    data = _scenario()
+    del data["managers"]
+    with pytest.raises(jinja2.UndefinedError, match="managers"):
+        render("scenario.md.j2", **data)
+
+
+def test_index_lists_every_note():
+    rows = [{"scenario": "a", "passed": False, "duration_s": 2.04, "key_metric": "x"}]
+    assert render("index.md.j2", rows=rows) == (
+        "# Scenario notes\n\n| scenario | result | duration | key metric |\n"
+        "| --- | --- | ---: | --- |\n| [a](a/report.md) | **FAIL** | 2.0 s | x |\n"
+    )
+
+
+def test_a_mapping_entry_wins_over_a_dict_method_of_the_same_name():
+    assert render("jepsen.md.j2", **_jepsen()).count("3 registers") == 1
+
+
+def _jepsen():
+    metrics = {"keys": 3, "faults_injected": 0, "ops": 9, "ok": 9, "fail": 0, "unknown": 0,
+               "refused_409": 0, "states_explored": 20, "check_seconds": 0.5}  # fmt: skip
+    return {"passed": True, "checked": True, "linearizable": True, "clients": 2, "managers": 5,
+            "quorum": 3, "tolerance": 2, "duration": 2.5, "seed": 1, "metrics": metrics,
+            "fault_kinds": [], "faults": [], "keys": [], "violations": [], "checks": [],
+            "figures": []}  # fmt: skip
+
+
+def test_jepsen_note_without_faults_or_figures():
+    text = render("jepsen.md.j2", **_jepsen())
+    assert "injected 0 faults (none). The history of 9 operations is **linearizable**." in text
+    assert "## Faults\n\nNo fault was injected.\n\n## Per key" in text
+    assert "![" not in text
+    assert text.endswith("`result.json`, `traces/`.\n")
+
+
+def test_every_template_ships_as_package_data():
+    """A non-editable install has only what ``package-data`` lists."""
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["viz"]
+    files = [p.relative_to(ROOT / "viz").as_posix() for p in (ROOT / "viz/templates").iterdir()]
+    assert files
+    assert [f for f in files if not any(fnmatch.fnmatch(f, p) for p in patterns)] == []
+
+
+def test_topics_give_a_rule_and_a_fact_each():
+    found = topics()
+    assert "election" in found and "figure8" in found
+    for rule, fact in found.values():
+        assert rule and fact and "\n" not in rule + fact  # one paragraph each

@@ -1,0 +1,36 @@
+"""Every figure a trace directory supports: what ``python -m viz DIR`` writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from viz.figures.base import save
+from viz.figures.commit import commit_figure, terms_figure
+from viz.figures.logs import log_figure
+from viz.figures.timeline import timeline_figure
+from viz.figures.votes import votes_figure
+from viz.model import TraceModel
+
+__all__ = ["render_all"]
+
+
+def render_all(
+    model: TraceModel, outdir: str | Path, formats: Iterable[str] = ("png", "svg")
+) -> list[Path]:
+    """Every figure the model supports, into ``outdir``; the paths written."""
+    out = Path(outdir)
+    formats = tuple(formats)
+    paths: list[Path] = []
+    paths += save(timeline_figure(model), out / "timeline", formats)
+    paths += save(commit_figure(model), out / "commit", formats)
+    paths += save(terms_figure(model), out / "terms", formats)
+    if model.elections:
+        paths += save(votes_figure(model), out / "votes", formats)
+    for i, (t, caption) in enumerate(model.log_instants(), 1):
+        matrix = model.log_matrix(t)
+        if matrix is None:
+            continue
+        title = f"Logs {caption} ({t:.2f} s): committed up to index {matrix.commit}"
+        paths += save(log_figure(model, t, title), out / f"log-{i}", formats)
+    return paths

@@ -1,0 +1,80 @@
+"""Study notes from templates: the prose lives in ``viz/templates/*.md.j2``.
+
+The caller computes every number and decides every fact (what happened,
+which checks passed); a template only says it.  So a note's wording can be
+read and edited in one place, as Markdown, and the code that runs a
+scenario holds no paragraphs.
+
+Templates are rendered with jinja2's `StrictUndefined`: a name the caller
+forgot is an error, never an empty gap in a note.  Blocks trim their own
+line (``trim_blocks``, ``lstrip_blocks``), so ``{% if %}`` lines leave no
+blank lines behind.  Filters the templates share:
+
+* ``fmt(spec)``  -- Python's format spec: ``{{ t | fmt('7.2f') }}``;
+* ``cell``       -- text safe inside a Markdown table cell (``|`` escaped as ``/``);
+* ``plural(word)`` -- ``1 write``, ``2 writes``;
+* ``names``      -- ``a, b, c``.
+
+`topics` reads ``viz/templates/topics.toml``: per topic of a scenario, the
+Raft rule and the Swarm fact a note explains, one paragraph each.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+__all__ = ["render", "topics"]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _names(items: Iterable[Any]) -> str:
+    return ", ".join(str(i) for i in items)
+
+
+class _NotesEnvironment(Environment):
+    """``data.keys`` in a template is the mapping's entry ``"keys"``, not the
+    dict method of that name (jinja2 prefers attributes): a note's data is
+    plain dicts, and a number must never print as ``<built-in method ...>``."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
+@cache
+def _environment() -> Environment:
+    env = _NotesEnvironment(
+        loader=PackageLoader("viz", "templates"),
+        undefined=StrictUndefined,
+        autoescape=False,  # Markdown, not HTML
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["fmt"] = lambda value, spec: format(value, spec)
+    env.filters["cell"] = lambda text: str(text).replace("|", "/")
+    env.filters["plural"] = _plural
+    env.filters["names"] = _names
+    return env
+
+
+def render(template: str, **data: Any) -> str:
+    """The note ``template`` (a file name under ``viz/templates``) filled with ``data``."""
+    return _environment().get_template(template).render(**data)
+
+
+@cache
+def topics() -> dict[str, tuple[str, str]]:
+    """topic -> (the Raft rule that made it happen, the Swarm / DCA fact)."""
+    text = resources.files("viz").joinpath("templates", "topics.toml").read_text("utf-8")
+    return {name: (t["rule"], t["fact"]) for name, t in tomllib.loads(text).items()}
