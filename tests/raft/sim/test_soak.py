@@ -1,4 +1,4 @@
-"""The randomized soak: `raft.sim.simulator.soak_one` over thousands of seeds.
+"""The randomized soak: `raft.sim.soak.soak_one` over thousands of seeds.
 
 Each seed is one run of a five-node cluster through partitions, one-way
 cuts, crashes, same-term crash-restarts, loss, duplication and reordering,
@@ -31,17 +31,9 @@ import pytest
 
 from raft.core.log import RaftLog
 from raft.core.messages import Message
-from raft.sim.simulator import (
-    NetConfig,
-    SafetyViolation,
-    SimConfig,
-    Simulator,
-    replay_command,
-    soak_one,
-)
-from raft.sim.simulator import (
-    main as _main,
-)
+from raft.sim.simulator import NetConfig, SafetyViolation, SimConfig, Simulator
+from raft.sim.soak import main as _main
+from raft.sim.soak import replay_command, soak_one
 
 SOAK_SEEDS = int(os.environ.get("SOAK_SEEDS", "2000"))
 SOAK_START = int(os.environ.get("SOAK_START", "0"))
