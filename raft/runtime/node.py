@@ -56,15 +56,14 @@ from raft.core.membership import ConfChange
 from raft.core.messages import (
     AppendEntries,
     AppendEntriesResponse,
-    EntryKind,
     HardState,
     Message,
     NodeId,
-    Snapshot,
 )
 from raft.core.persist import PersistPlan, Step
-from raft.core.protocol import Config, NotLeader, RaftCore, Ready, Role, TraceEvent
-from raft.core.statemachine import StateMachine, op_kind
+from raft.core.protocol import NotLeader, RaftCore, Ready, Role, TraceEvent
+from raft.core.statemachine import StateMachine
+from raft.runtime.applier import Applier
 from raft.runtime.backends import (
     NodeStorage,
     NodeTransport,
@@ -99,12 +98,6 @@ __all__ = [
 
 logger = logging.getLogger("raft.runtime.node")
 
-#: Trace event types that also deserve a line on stderr.
-_NOTABLE = frozenset(
-    {"role", "election", "check_quorum", "snapshot", "membership", "transfer", "leader"}
-)
-#: Apply this many entries, then let the event loop breathe (a long replay at start).
-_APPLY_SLICE = 512
 #: A batch with at most this many entries is fsynced on the event loop (`_sync`).
 _INLINE_SYNC_ENTRIES = 2
 
@@ -140,12 +133,12 @@ class RaftNode:
         self._stopping = False
         self._done = asyncio.Event()  # stopped, or failed
         self.failure: BaseException | None = None
-        self._applied = 0
         self._written_hs = HardState()  # the last hard state written (and synced)
         self._deferred_hs: HardState | None = None  # a commit-only change held back
         self._hs_written_at = 0.0
         self._leader: NodeId | None = None
         self._clients = ClientWaits()
+        self._applier = Applier(settings.id, state_machine, self.trace, self._clients)
         self.inbox_dropped = 0
         self._last_heard: dict[NodeId, float] = {}
 
@@ -161,14 +154,10 @@ class RaftNode:
         storage = await loop.run_in_executor(self._executor, self._storage_factory, s)
         self._storage = storage
         state = await loop.run_in_executor(self._executor, storage.load)
-        if state.snapshot.meta.index:
-            # §7: the snapshot is the state machine up to its index; the core
-            # hands us the committed entries after it in its first Ready.
-            self.state_machine.restore(state.snapshot.data)
-        self._applied = state.snapshot.meta.index
+        self._applier.start_from(state.snapshot)
         self._written_hs = state.hard_state
         rng = random.Random(s.seed)
-        self._core = RaftCore(self._core_config(), rng, state)
+        self._core = RaftCore(s.core_config(), rng, state)
         self._inbox = asyncio.Queue(maxsize=s.inbox_limit)
         wiring = TransportWiring(
             port=s.listen_port if s.listen_port is not None else s.peers[s.id][1],
@@ -198,23 +187,6 @@ class RaftNode:
                 s.id,
             )
         self._runner = asyncio.create_task(self._run(), name=f"raft-node-{s.id}")
-
-    def _core_config(self) -> Config:
-        s = self.settings
-        kwargs: dict[str, Any] = {}
-        if s.snapshot_entries is not None:
-            kwargs["snapshot_entries"] = s.snapshot_entries
-        if s.trailing_entries is not None:
-            kwargs["trailing_entries"] = s.trailing_entries
-        return Config(
-            id=s.id,
-            peers=tuple(sorted(s.peers if s.voters is None else s.voters)),
-            election_ticks=s.election_ticks,
-            heartbeat_ticks=s.heartbeat_ticks,
-            pre_vote=s.pre_vote,
-            check_quorum=s.check_quorum,
-            **kwargs,
-        )
 
     async def _run(self) -> None:
         try:
@@ -329,7 +301,7 @@ class RaftNode:
             return {"id": self.id, "role": "down"}
         st = core.status()
         # What our state machine has applied (the core learns it at advance()).
-        st["applied_index"] = self._applied
+        st["applied_index"] = self._applier.applied
         st["raft_port"] = self.raft_port
         # False in the no-fsync demo mode: a power loss can lose votes and entries.
         st["durable"] = self.settings.fsync
@@ -477,7 +449,7 @@ class RaftNode:
                     await asyncio.sleep(0)  # the requests just answered write their replies
                 self._send_all(plan.late)
             elif step is Step.APPLY:
-                await self._apply(rd)
+                await self._applier.apply(rd, core.leader_id)
             else:
                 self._advance(rd)
         if core.should_snapshot():
@@ -524,45 +496,6 @@ class RaftNode:
                 count("append_reply", sent=1)
             transport.send(m)
 
-    def _send_all(self, messages: list[Message]) -> None:
-        transport = self._transport
-        assert transport is not None
-        count = self.trace.count
-        for m in messages:
-            if isinstance(m, AppendEntries):
-                n = len(m.entries)
-                count("append", sent=1, entries_sent=n, heartbeats_sent=0 if n else 1)
-            elif isinstance(m, AppendEntriesResponse):
-                count("append_reply", sent=1)
-            transport.send(m)
-
-    async def _apply(self, rd: Ready) -> None:
-        """Install a snapshot, apply committed entries in order (each once) and
-        answer their proposers (§8); then release the reads now covered (§6.4)."""
-        if rd.snapshot is not None:
-            self._restore(rd.snapshot)
-        sm, trace, clients = self.state_machine, self.trace, self._clients
-        for n, e in enumerate(rd.committed, 1):
-            if e.index <= self._applied:
-                continue  # already in a snapshot we restored
-            result: Any = None
-            error: Exception | None = None
-            if e.kind is EntryKind.NORMAL:
-                try:
-                    result = sm.apply(e.index, e.data)
-                except Exception as exc:  # deterministic: every replica fails alike
-                    error = exc
-                    logger.warning("%s: entry %d failed to apply: %r", self.id, e.index, exc)
-                trace.apply(e.index, op_kind(sm, e.data))
-            self._applied = e.index
-            clients.applied(e, result, error)
-            if n % _APPLY_SLICE == 0:
-                await asyncio.sleep(0)  # a long replay must not starve the transport
-        if rd.reads:
-            assert self._core is not None
-            clients.read_states(rd.reads, self._core.leader_id)
-        clients.serve_reads(self._applied)
-
     def _advance(self, rd: Ready) -> None:
         core = self._core
         assert core is not None
@@ -571,45 +504,21 @@ class RaftNode:
             self._leader = core.leader_id
             self._record(TraceEvent("leader", {"leader": self._leader, "term": core.term}))
 
-    def _restore(self, snap: Snapshot) -> None:
-        """A snapshot from the leader replaces our state machine (§7)."""
-        index = snap.meta.index
-        self.state_machine.restore(snap.data)
-        self._applied = max(self._applied, index)
-        self._clients.covered_by_snapshot(index)
-        logger.info("%s: installed snapshot at index %d", self.id, index)
-
     async def _take_snapshot(self) -> None:
         """§7: the state machine's image replaces the applied log prefix."""
         core, storage = self._core, self._storage
         assert core is not None and storage is not None
-        snap = core.compact(self._applied, self.state_machine.snapshot())
+        snap = core.compact(self._applier.applied, self.state_machine.snapshot())
         storage.save_snapshot(snap)
         await self._sync()
 
     def trace_log(self, last: int = 64) -> None:
-        """Write a ``log`` trace line: (index, term) of the last entries and the
-        commit index, so figures can draw the logs side by side (viz's log
-        matrix).  Written on start, on every role change, and on request."""
-        core = self._core
-        if core is None:
-            return
-        log = core.log
-        lo = max(log.offset, log.last_index - last + 1)
-        self.trace.emit(
-            "log",
-            entries=[[e.index, e.term] for e in log.entries[lo - log.offset :]],
-            commit=log.committed,
-            snapshot_index=core.snapshot.meta.index,
-        )
+        """Write a ``log`` trace line now (see `TraceWriter.log_of`)."""
+        if self._core is not None:
+            self.trace.log_of(self._core, last)
 
     def _record(self, ev: TraceEvent) -> None:
-        f = ev.fields
-        if ev.type == "commit":
-            self.trace.commit(f.get("index", 0), f.get("term"))
-            return
-        self.trace.emit(ev.type, **f)
-        if ev.type == "role":
-            self.trace_log()
-        if ev.type in _NOTABLE:
+        assert self._core is not None
+        if self.trace.record(ev, self._core):
+            f = ev.fields
             logger.info("%s: %s %s", self.id, ev.type, " ".join(f"{k}={v}" for k, v in f.items()))

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from raft.core.messages import NodeId
+from raft.core.types import Config
 from raft.runtime.tls import TLSFiles
 from raft.runtime.trace import TraceSettings
 
@@ -79,3 +80,21 @@ class NodeSettings:
         if d.get("tls") is not None:
             d["tls"] = TLSFiles.from_config(d["tls"])
         return cls(**d)
+
+    def core_config(self) -> Config:
+        """The core's `Config` from these settings (times in ticks)."""
+        s = self
+        kwargs: dict[str, Any] = {}
+        if s.snapshot_entries is not None:
+            kwargs["snapshot_entries"] = s.snapshot_entries
+        if s.trailing_entries is not None:
+            kwargs["trailing_entries"] = s.trailing_entries
+        return Config(
+            id=s.id,
+            peers=tuple(sorted(s.peers if s.voters is None else s.voters)),
+            election_ticks=s.election_ticks,
+            heartbeat_ticks=s.heartbeat_ticks,
+            pre_vote=s.pre_vote,
+            check_quorum=s.check_quorum,
+            **kwargs,
+        )
