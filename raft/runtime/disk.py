@@ -307,8 +307,7 @@ class DiskStorage:
         segment_size: int = DEFAULT_SEGMENT_SIZE,
         fsync: bool = True,
     ) -> None:
-        """``fsync=False`` is the not-durable demo mode: everything is written
-        in the same order, but `sync` never waits for the disk."""
+        # fsync=False: the not-durable demo mode (same writes, never waits for the disk).
         if segment_size < 1024:
             raise ValueError(f"segment_size {segment_size} is too small (minimum 1024)")
         self.path = Path(path)
@@ -466,13 +465,10 @@ class DiskStorage:
         self.close()
 
     def lose_power(self) -> None:
-        """TEST HOOK: a simulated power loss, now.  Never called outside tests.
+        """TEST HOOK (`raft.runtime.powercut`): the machine loses power now.
 
-        Every write not yet fsynced is dropped: buffered operations, bytes of
-        the active segment past its last fsync (truncated off) and half-made
-        ``*.tmp`` files.  The storage is then closed without syncing, so the
-        directory holds exactly what the last completed `sync` made durable,
-        as it would after the machine lost power (the page cache is gone).
+        Drops every write not yet fsynced (buffers, the active segment's bytes
+        past its last fsync, ``*.tmp`` files) and closes without syncing.
         """
         self._check_usable()
         self._pending, self._pending_snapshot = [], None
