@@ -49,7 +49,7 @@ class NodeSettings:
     propose_timeout: float = 5.0
     stop_timeout: float = 5.0
     #: A hard state whose only change is the commit index is written at most this
-    #: often (see `RaftNode._must_write_hard_state`); 0 writes every change at once.
+    #: often (`raft.core.persist`: it may be deferred); 0 writes every change at once.
     commit_sync_interval: float = 1.0
     #: Messages waiting for the core; beyond this, arrivals are dropped (Raft retries).
     inbox_limit: int = 100_000
