@@ -25,7 +25,7 @@ from raft.runtime.backends import disk_storage
 from raft.runtime.disk import DiskStorage
 from raft.runtime.settings import NodeSettings
 
-__all__ = ["PowerCut", "PowerCutStorage", "UnsyncedWrites", "grants_a_vote"]
+__all__ = ["PowerCut", "PowerCutStorage", "UnsyncedWrites", "appends_a_command", "grants_a_vote"]
 
 
 class PowerCut(Exception):
@@ -105,3 +105,8 @@ class PowerCutStorage:
     def close(self) -> None:
         if not self.cut:
             self.disk.close()
+
+
+def appends_a_command(w: UnsyncedWrites) -> bool:
+    """The writes hold a client's command (a non-empty entry), not just a no-op."""
+    return any(e.data for e in w.entries)

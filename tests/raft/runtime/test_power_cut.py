@@ -17,6 +17,11 @@ With the real order the grant never left n2 (it waits for the fsync), so
 n1 never led term 1 and n3 is its only leader.  With a planted order that
 sends votes before the fsync, n1 won term 1 with the vote n2 then forgot,
 and term 1 has two leaders: Election Safety (§5.2) is gone.
+
+A second story does the same to an append acknowledgement (§5.3): sent
+before its fsync, it lets the leader commit and answer a client with an
+entry that only the leader's disk then holds; the leader dies, and the
+write the client was told had committed is gone.
 """
 
 from __future__ import annotations
@@ -31,10 +36,12 @@ import pytest
 from local_nodes import LocalCluster, eventually
 
 from raft.core import persist
-from raft.core.messages import Entry, HardState, RequestVoteResponse
+from raft.core.messages import AppendEntriesResponse, Entry, HardState, RequestVoteResponse
+from raft.kv import encode_set
 from raft.runtime.disk import DiskStorage
 from raft.runtime.faults import PersistentFaultFilter
-from raft.runtime.powercut import PowerCut, PowerCutStorage, grants_a_vote
+from raft.runtime.node import ProposalTimeout
+from raft.runtime.powercut import PowerCut, PowerCutStorage, appends_a_command, grants_a_vote
 
 #: Election ticks of a node that must never campaign by itself here.
 NEVER = 100_000
@@ -104,6 +111,65 @@ async def test_a_vote_sent_before_its_fsync_elects_two_leaders(
     monkeypatch.setattr(persist, "plan", hasty)
     leaders = await vote_then_power_cut(tmp_path)
     assert leaders.get(1) == {"n1", "n3"}, leaders
+
+
+# ---------------------------------------------------------------------------
+# An append acknowledged before its fsync
+
+
+async def ack_then_power_cut(root: Path) -> tuple[bool, dict[str, bytes]]:
+    """n1 leads with n2 (n3 not started); n2 loses power at the fsync of a
+    client's command.  Then n1 is gone for good, n2 comes back from its disk,
+    n3 starts, and they elect a leader.  Returns whether the client was told
+    its write committed, and the new leader's data."""
+    c = LocalCluster(root)
+    try:
+        n1 = await c.start("n1")
+        n2 = await c.start(
+            "n2", storage=PowerCutStorage.factory(appends_a_command), election_ticks=NEVER
+        )
+        await eventually(lambda: n1.is_leader and n1.status()["commit_index"] >= 1, 10, "n1")
+        try:
+            await n1.propose(encode_set("k", b"v"), timeout=2.0)
+            acknowledged = True
+        except ProposalTimeout:
+            acknowledged = False
+        failure = n2.failure
+        assert isinstance(failure, ExceptionGroup) and failure.subgroup(PowerCut), failure
+        await c.stop("n1")
+        await c.stop("n2")
+        await c.start("n2")  # on what its disk kept
+        await c.start("n3")
+        leader = await c.wait_leader(10)
+        await leader.propose(encode_set("after", b"v"), timeout=5.0)
+        return acknowledged, dict(c.kvs[leader.id].data)
+    finally:
+        await c.stop_all()
+
+
+async def test_an_acknowledged_write_survives_a_power_cut(tmp_path: Path) -> None:
+    acknowledged, data = await ack_then_power_cut(tmp_path)
+    # n2 never acknowledged the entry it had not synced, so n1 could not
+    # commit it and the client was never told it had (§5.3, §8).
+    assert not acknowledged
+    assert "after" in data
+
+
+async def test_an_append_acknowledged_before_its_fsync_loses_a_committed_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The planted bug: acknowledgements sent before the fsync."""
+    real = persist.plan
+
+    def hasty(*args: object, **kwargs: object) -> persist.PersistPlan:
+        p = real(*args, **kwargs)  # type: ignore[arg-type]
+        acks = [m for m in p.late if isinstance(m, AppendEntriesResponse)]
+        rest = [m for m in p.late if not isinstance(m, AppendEntriesResponse)]
+        return dataclasses.replace(p, early=p.early + acks, late=rest)
+
+    monkeypatch.setattr(persist, "plan", hasty)
+    acknowledged, data = await ack_then_power_cut(tmp_path)
+    assert acknowledged and "k" not in data, (acknowledged, data)  # committed, then lost
 
 
 # ---------------------------------------------------------------------------
