@@ -1,18 +1,20 @@
 """The randomized soak: `raft.sim.soak.soak_one` over thousands of seeds.
 
 Each seed is one run of a five-node cluster through partitions, one-way
-cuts, crashes, same-term crash-restarts, loss, duplication and reordering,
-with the safety checker watching after every event; at the end everything
+cuts, crashes (between events, and inside a batch between the steps of the
+persistence order, losing unsynced writes), same-term crash-restarts, loss,
+duplication and reordering, with the safety checker watching after every
+batch; at the end everything
 heals and the cluster must elect, commit and converge.  A failing seed is
 reported with the exact command that replays it::
 
     python -m raft.sim replay --seed 1234 --nodes 5 -v
 
 The seeds are split into chunks (one test each) so that the output shows
-progress.  CI runs the default 2,000 seeds (about half a minute); to run more
+progress.  CI runs the default 2,000 seeds (about a minute); to run more
 locally, set environment variables:
 
-    SOAK_SEEDS=100000 SOAK_START=5000 pytest tests/test_sim_soak.py -q
+    SOAK_SEEDS=100000 SOAK_START=5000 pytest tests/raft/sim/test_soak.py -q
 
 ``SOAK_SEEDS`` is how many seeds (default 2000), ``SOAK_START`` the first
 (default 0) and ``SOAK_CHUNK`` the seeds per test (default 100).
