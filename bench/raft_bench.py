@@ -177,7 +177,7 @@ def main() -> int:
     p.add_argument("--clients", type=int, nargs="+", default=[1, 64])
     p.add_argument("--size", type=int, default=16, help="value size in bytes")
     p.add_argument("--duration", type=float, default=5.0, help="seconds per level")
-    p.add_argument("--no-fsync", action="store_true", help="(needs DiskStorage support)")
+    p.add_argument("--no-fsync", action="store_true", help="not durable: a demo mode")
     p.add_argument("--dir", default=None, help="where the data directories go (tmp)")
     p.add_argument("--tls", action="store_true", help="mutual TLS between the nodes")
     p.add_argument("--json", action="store_true")

@@ -17,10 +17,13 @@ trace events to record.  Whoever drives the core (the asyncio node driver in
 real processes, `raft.sim.simulator` in tests) must honour the batch's contract:
 
 1. **Persist before send.**  Write ``hard_state`` and ``entries`` and fsync
-   them *before* sending any of ``messages``.  A vote (§5.2) or an
-   acknowledgement of entries (§5.3) that left the node before the state it
-   promises was durable could be forgotten by a crash, and the node could
-   then vote twice in a term or lose a committed entry.
+   them *before* sending the messages that promise them.  A vote (§5.2) or
+   an acknowledgement of entries (§5.3) that left the node before the state
+   it promises was durable could be forgotten by a crash, and the node could
+   then vote twice in a term or lose a committed entry.  The exact order --
+   a leader's own AppendEntries may go before its fsync (dissertation
+   §10.2.1), a commit-only hard state may be written lazily -- is decided
+   once, in `raft.core.persist`, and both drivers follow it.
 2. **Apply only committed entries**, in order: ``committed`` holds exactly
    the entries that became committed, each once.
 3. Call ``advance(ready)`` once the batch is durable.  That acknowledgement

@@ -3,11 +3,14 @@
 Raft's safety rests on three things surviving a crash (Figure 2): the
 current term, the vote cast in it, and the log.  The core never touches a
 disk; it hands the driver a `Ready` batch and the driver writes it through a
-`Storage` *before* sending any message of that batch (persist before send).
+`Storage` and syncs it *before* sending the messages that promise it
+(persist before send; the order is `raft.core.persist`).
 
 `MemoryStorage` keeps the same data in plain Python objects.  The simulator
-gives each node one and keeps it across a simulated crash, which is exactly
-the difference between volatile and persistent state.
+keeps one per node as the durable part of its disk (`raft.sim.node`), across
+simulated crashes, which is exactly the difference between volatile and
+persistent state; writes not yet synced sit in front of it and a crash loses
+them.
 """
 
 from __future__ import annotations

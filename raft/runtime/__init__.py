@@ -1,8 +1,11 @@
 """A Raft server as a real process: the core's batches moved to disks and sockets.
 
-The asyncio node driver (`node`), the TCP transport with mutual TLS
-(`transport`, `tls`, `codec`), durable storage with fsync (`disk`) and the
-trace writer (`trace`).
+The asyncio node driver (`node`, with its `settings`, its waiting `clients`
+and the factories of its storage and transport, `backends`), the TCP
+transport with mutual TLS (`transport`, `handshake`, `links`, `faults`,
+`tls`, `codec`), durable storage with fsync (`disk`), the trace writer
+(`trace`), and one test-only hook: a disk whose power a test can cut
+(`powercut`).
 
 May import: `raft.core`, the standard library, asyncio, msgpack.
 Never `raft.sim`, nor anything of Swarm.

@@ -301,11 +301,17 @@ class DiskStorage:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, segment_size: int = DEFAULT_SEGMENT_SIZE
+        self,
+        path: str | os.PathLike[str],
+        *,
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+        fsync: bool = True,
     ) -> None:
+        # fsync=False: the not-durable demo mode (same writes, never waits for the disk).
         if segment_size < 1024:
             raise ValueError(f"segment_size {segment_size} is too small (minimum 1024)")
         self.path = Path(path)
+        self.durable = fsync
         self.path.mkdir(parents=True, exist_ok=True)
         self._segment_size = segment_size
         #: What recovery repaired (a torn tail cut off), for logs and traces.
@@ -458,6 +464,20 @@ class DiskStorage:
     ) -> None:
         self.close()
 
+    def lose_power(self) -> None:
+        """TEST HOOK (`raft.runtime.powercut`): the machine loses power now.
+
+        Drops every write not yet fsynced (buffers, the active segment's bytes
+        past its last fsync, ``*.tmp`` files) and closes without syncing.
+        """
+        self._check_usable()
+        self._pending, self._pending_snapshot = [], None
+        os.ftruncate(self._active_fd, self._segments[-1].size)
+        for tmp in self.path.glob("*.tmp"):
+            tmp.unlink()
+        self._failed = RuntimeError("power lost")
+        self._close_fds()
+
     @property
     def last_index(self) -> int:
         """Index of the last entry, buffered ones included (the snapshot's if none)."""
@@ -507,7 +527,7 @@ class DiskStorage:
         if not chunk:
             return
         _write_all(self._active_fd, b"".join(chunk))
-        os.fsync(self._active_fd)
+        self._fsync(self._active_fd)
         seg.size = size
         seg.max_index = max_index
 
@@ -538,7 +558,7 @@ class DiskStorage:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             _write_all(fd, _FILE_HEADER.pack(magic, FORMAT_VERSION) + _frame(payload))
-            os.fsync(fd)
+            self._fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, self.path / name)
@@ -557,8 +577,12 @@ class DiskStorage:
             self._dir_dirty = True
 
     def _fsync_dir(self) -> None:
-        os.fsync(self._dir_fd)
+        self._fsync(self._dir_fd)
         self._dir_dirty = False
+
+    def _fsync(self, fd: int) -> None:
+        if self.durable:
+            os.fsync(fd)
 
     def _hs_dirty(self) -> bool:
         return self._hard_state != self._durable_hs

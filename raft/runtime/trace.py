@@ -33,7 +33,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from raft.core.protocol import RaftCore, TraceEvent
+
 __all__ = ["TraceSettings", "TraceWriter"]
+
+
+#: Trace event types that also deserve a line on stderr.
+_NOTABLE = frozenset(
+    {"role", "election", "check_quorum", "snapshot", "membership", "transfer", "leader"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +89,34 @@ class TraceWriter:
         self._counters_since = time.time()
 
     # ------------------------------------------------------------ recording
+
+    def record(self, ev: TraceEvent, core: RaftCore) -> bool:
+        """Write one of the core's trace events; True if it deserves a log line too.
+
+        A role change is followed by a ``log`` line (`log_of`), so figures see
+        the log as it stood when the role changed.
+        """
+        f = ev.fields
+        if ev.type == "commit":
+            self.commit(f.get("index", 0), f.get("term"))
+            return False
+        self.emit(ev.type, **f)
+        if ev.type == "role":
+            self.log_of(core)
+        return ev.type in _NOTABLE
+
+    def log_of(self, core: RaftCore, last: int = 64) -> None:
+        """Write a ``log`` line: (index, term) of the last entries and the commit
+        index, so figures can draw the logs side by side (viz's log matrix).
+        Written on start, on every role change, and on request."""
+        log = core.log
+        lo = max(log.offset, log.last_index - last + 1)
+        self.emit(
+            "log",
+            entries=[[e.index, e.term] for e in log.entries[lo - log.offset :]],
+            commit=log.committed,
+            snapshot_index=core.snapshot.meta.index,
+        )
 
     def emit(self, type_: str, **fields: Any) -> None:
         """Record one line now (never blocks; may drop if the buffer is full)."""

@@ -86,35 +86,28 @@ connection) is a child of one `asyncio.TaskGroup` run by a supervisor task;
 delayed deliveries are tracked timer handles.  ``stop()`` closes the
 listening socket, cancels the supervisor (which cancels and awaits every
 child; each closes its own socket on the way out) and cancels the timers.
+
+Where the parts live: the handshake (dial, greet, certificate checks,
+rate-limited warnings) in `raft.runtime.handshake`; settings, counters and
+the per-peer queue in `raft.runtime.links`; `FaultFilter` in
+`raft.runtime.faults` (re-exported here).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import random
-import ssl
-import time
-from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from raft.core.messages import Message, NodeId
-from raft.runtime.codec import (
-    DEFAULT_MAX_FRAME_SIZE,
-    PROTOCOL_VERSION,
-    FrameDecoder,
-    Hello,
-    RemoteProtocolError,
-    decode_hello,
-    decode_message,
-    encode_frame,
-    encode_hello,
-    frame,
-)
-from raft.runtime.tls import TLSFiles, peer_identity, peer_refusal
+from raft.runtime.codec import FrameDecoder, RemoteProtocolError, decode_message, encode_frame
+from raft.runtime.faults import FaultFilter, LinkFault
+from raft.runtime.handshake import Handshake, HandshakeError, read_hello
+from raft.runtime.links import Outbox, Peer, TransportSettings, TransportStats
+from raft.runtime.tls import TLSFiles
 
 __all__ = [
     "FaultFilter",
@@ -125,307 +118,6 @@ __all__ = [
 ]
 
 Address = tuple[str, int]
-Direction = Literal["outbound", "inbound", "both"]
-
-#: A handshake is a few dozen bytes; anything much larger is not one.
-_MAX_HELLO_SIZE = 4096
-
-
-# --------------------------------------------------------------------------
-# Fault injection
-
-
-@dataclass(frozen=True, slots=True)
-class LinkFault:
-    """What goes wrong on one direction of one link.
-
-    ``drop`` cuts it entirely; otherwise each message is lost with
-    probability ``loss`` and the survivors arrive ``delay`` seconds late.
-    """
-
-    drop: bool = False
-    loss: float = 0.0
-    delay: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.loss <= 1.0:
-            raise ValueError(f"loss must be a probability, got {self.loss}")
-        if self.delay < 0:
-            raise ValueError(f"delay must be >= 0, got {self.delay}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"drop": self.drop, "loss": self.loss, "delay": self.delay}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LinkFault:
-        unknown = set(data) - {"drop", "loss", "delay"}
-        if unknown:
-            raise ValueError(f"unknown link fault keys: {sorted(unknown)}")
-        return cls(
-            drop=bool(data.get("drop", False)),
-            loss=float(data.get("loss", 0.0)),
-            delay=float(data.get("delay", 0.0)),
-        )
-
-
-@dataclass(slots=True)
-class FaultFilter:
-    """Per-peer, per-direction link faults.  The key ``"*"`` means every peer.
-
-    A rule for a named peer replaces the ``"*"`` rule for that peer (it does
-    not combine with it), so "lose 10% everywhere but cut manager3" is two
-    rules.  Outbound rules are checked in `Transport.send`, inbound ones when
-    a message arrives: an asymmetric partition is an outbound rule on one
-    side only.
-    """
-
-    outbound: dict[NodeId, LinkFault] = field(default_factory=dict)
-    inbound: dict[NodeId, LinkFault] = field(default_factory=dict)
-
-    ALL = "*"
-
-    def rule(self, direction: Literal["outbound", "inbound"], peer: NodeId) -> LinkFault | None:
-        """The rule in force for ``peer`` in ``direction``, if any."""
-        rules = self.outbound if direction == "outbound" else self.inbound
-        return rules.get(peer) or rules.get(self.ALL)
-
-    def decide(
-        self, direction: Literal["outbound", "inbound"], peer: NodeId, rng: random.Random
-    ) -> float | None:
-        """``None`` to drop this message, else the delay in seconds (0.0: deliver now)."""
-        rules = self.outbound if direction == "outbound" else self.inbound
-        if not rules:  # the common case: no faults at all
-            return 0.0
-        rule = rules.get(peer) or rules.get(self.ALL)
-        if rule is None:
-            return 0.0
-        if rule.drop or (rule.loss and rng.random() < rule.loss):
-            return None
-        return rule.delay
-
-    def set_rule(self, peer: NodeId, fault: LinkFault, direction: Direction = "both") -> None:
-        """Install ``fault`` for ``peer`` (or ``"*"``) in one or both directions."""
-        for rules in self._tables(direction):
-            rules[peer] = fault
-
-    def block(self, *peers: NodeId, direction: Direction = "both") -> None:
-        """Cut the links to and/or from ``peers``."""
-        for peer in peers:
-            self.set_rule(peer, LinkFault(drop=True), direction)
-
-    def clear(self, *peers: NodeId, direction: Direction = "both") -> None:
-        """Remove the rules for ``peers`` (all rules if none are named)."""
-        for rules in self._tables(direction):
-            if not peers:
-                rules.clear()
-            for peer in peers:
-                rules.pop(peer, None)
-
-    def heal(self) -> None:
-        """Remove every rule."""
-        self.clear()
-
-    def _tables(self, direction: Direction) -> list[dict[NodeId, LinkFault]]:
-        if direction not in ("outbound", "inbound", "both"):
-            raise ValueError(f"bad direction {direction!r}")
-        return [
-            t
-            for d, t in (("outbound", self.outbound), ("inbound", self.inbound))
-            if direction in (d, "both")
-        ]
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able snapshot of the rules."""
-        return {
-            "outbound": {peer: f.to_dict() for peer, f in sorted(self.outbound.items())},
-            "inbound": {peer: f.to_dict() for peer, f in sorted(self.inbound.items())},
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FaultFilter:
-        """Rebuild from `to_dict` output; raises ValueError on anything else."""
-        unknown = set(data) - {"outbound", "inbound"}
-        if unknown:
-            raise ValueError(f"unknown fault filter keys: {sorted(unknown)}")
-        tables = {}
-        for key in ("outbound", "inbound"):
-            raw = data.get(key, {})
-            if not isinstance(raw, Mapping):
-                raise ValueError(f"{key} must be a mapping")
-            tables[key] = {str(peer): LinkFault.from_dict(f) for peer, f in raw.items()}
-        return cls(outbound=tables["outbound"], inbound=tables["inbound"])
-
-
-# --------------------------------------------------------------------------
-# Settings and counters
-
-
-@dataclass(frozen=True, slots=True)
-class TransportSettings:
-    """Limits and timings; the defaults suit a cluster on one machine."""
-
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
-    #: Per-peer outbound queue bounds; beyond either, the oldest frame is dropped.
-    queue_max_messages: int = 4096
-    queue_max_bytes: int = 64 * 1024 * 1024
-    connect_timeout: float = 1.0
-    handshake_timeout: float = 2.0
-    #: Reconnect delay doubles from `backoff_initial` up to `backoff_max`;
-    #: the actual wait is drawn uniformly from [delay/2, delay] (jitter).
-    backoff_initial: float = 0.05
-    #: Short, because peers are on one machine and a restarted manager must
-    #: hear its leader again well within an election timeout.
-    backoff_max: float = 0.25
-    read_chunk: int = 256 * 1024
-    #: At most one handshake warning (TLS failure, refusal) per remote and
-    #: reason per this many seconds; a peer retrying every 50 ms must not
-    #: flood the log.  The counters see every one.
-    warning_interval: float = 10.0
-
-
-@dataclass(slots=True)
-class TransportStats:
-    """Counters for status pages and tests; never reset."""
-
-    sent: int = 0  # frames written to a socket
-    batches: int = 0  # writelines()+drain() calls that wrote them (coalescing: << sent)
-    received: int = 0  # messages handed to on_message
-    dropped_queue_full: int = 0
-    dropped_fault: int = 0
-    dropped_unknown_peer: int = 0
-    dropped_write_failed: int = 0
-    connects: int = 0  # successful outbound handshakes
-    accepts: int = 0  # successful inbound handshakes
-    refused: int = 0  # handshakes refused, either side
-    tls_failures: int = 0  # TLS handshakes that failed (not timed out), either side
-    protocol_errors: int = 0  # inbound connections closed for bad frames
-
-
-# --------------------------------------------------------------------------
-# Handshake failures
-
-
-class _TLSHandshakeError(Exception):
-    """A TLS handshake that did not complete; ``reason`` says why, briefly."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _tls_failure_reason(exc: BaseException) -> str:
-    """Why a TLS handshake failed, in OpenSSL's words when it gave any.
-
-    OpenSSL's short code is stable, so it names the cause in the log and
-    keys the rate limit: ``PEER_DID_NOT_RETURN_A_CERTIFICATE``,
-    ``WRONG_VERSION_NUMBER`` (plain TCP talking to TLS), an alert the peer
-    sent (``TLSV1_ALERT_UNKNOWN_CA``).  For a certificate we refuse, OpenSSL's
-    verdict on it follows (``certificate has expired``).
-    """
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"{exc.reason} ({exc.verify_message})"
-    if isinstance(exc, ssl.SSLError):
-        return exc.reason or str(exc)
-    if isinstance(exc, (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError)):
-        # asyncio's TLS refuses a certificate by hanging up, alert-less.
-        return "closed by the peer during the TLS handshake"
-    return str(exc) or type(exc).__name__
-
-
-class _WarningThrottle:
-    """At most one warning per key per ``interval`` seconds; counts those held back.
-
-    A key is a remote and a reason: a second peer, or a new reason from the
-    same one, still gets its own line at once.
-    """
-
-    #: Beyond this many keys, the ones quiet for an interval are forgotten,
-    #: so a port scan from many addresses cannot grow the table for ever.
-    MAX_KEYS = 1024
-
-    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._interval = interval
-        self._clock = clock
-        #: key -> (when its last line was written, lines held back since)
-        self._keys: dict[Hashable, tuple[float, int]] = {}
-
-    def admit(self, key: Hashable) -> int | None:
-        """``None``: stay quiet.  Else write the line, saying this many were held back."""
-        now = self._clock()
-        last = self._keys.get(key)
-        if last is not None and now - last[0] < self._interval:
-            self._keys[key] = (last[0], last[1] + 1)
-            return None
-        if last is None and len(self._keys) >= self.MAX_KEYS:
-            self._keys = {k: v for k, v in self._keys.items() if now - v[0] < self._interval}
-        self._keys[key] = (now, 0)
-        return last[1] if last is not None else 0
-
-
-# --------------------------------------------------------------------------
-# Per-peer outbound state
-
-
-class _Outbox:
-    """A bounded FIFO of encoded frames that drops the oldest when full."""
-
-    __slots__ = ("_frames", "_max_bytes", "_max_messages", "bytes", "ready")
-
-    def __init__(self, max_messages: int, max_bytes: int) -> None:
-        self._frames: collections.deque[bytes] = collections.deque()
-        self._max_messages = max_messages
-        self._max_bytes = max_bytes
-        self.bytes = 0
-        #: Set while frames are waiting: what the writer task sleeps on.
-        self.ready = asyncio.Event()
-
-    def __len__(self) -> int:
-        return len(self._frames)
-
-    def put(self, data: bytes) -> int:
-        """Append one frame; return how many old frames were dropped to make room."""
-        frames = self._frames
-        frames.append(data)
-        self.bytes += len(data)
-        dropped = 0
-        while len(frames) > 1 and (
-            len(frames) > self._max_messages or self.bytes > self._max_bytes
-        ):
-            self.bytes -= len(frames.popleft())
-            dropped += 1
-        self.ready.set()
-        return dropped
-
-    def take_all(self) -> list[bytes]:
-        """Everything queued, oldest first; leaves the outbox empty."""
-        batch = list(self._frames)
-        self._frames.clear()
-        self.bytes = 0
-        self.ready.clear()
-        return batch
-
-    def clear(self) -> None:
-        self.take_all()
-
-
-@dataclass(slots=True)
-class _Peer:
-    node_id: NodeId
-    address: Address
-    outbox: _Outbox
-    task: asyncio.Task[None] | None = None
-    #: The handshaken connection, if any.  We only write to it; the reader is
-    #: kept to notice the acceptor hanging up (it never sends after its Hello).
-    reader: asyncio.StreamReader | None = None
-    writer: asyncio.StreamWriter | None = None
-
-    def connection_alive(self) -> bool:
-        return (
-            self.writer is not None
-            and self.reader is not None
-            and not self.writer.is_closing()
-            and not self.reader.at_eof()
-        )
 
 
 # --------------------------------------------------------------------------
@@ -465,7 +157,7 @@ class Transport:
         self._log = logger or logging.getLogger("raft.runtime.transport")
         # Only used for jitter and fault loss; pass a seeded one for reproducible runs.
         self._rng = rng or random.Random()
-        self._peers: dict[NodeId, _Peer] = {}
+        self._peers: dict[NodeId, Peer] = {}
         self._initial_peers = dict(peers or {})
         #: Handshaken inbound connections by peer, and every accepted one.
         self._inbound: dict[NodeId, asyncio.StreamWriter] = {}
@@ -475,13 +167,9 @@ class Transport:
         self._supervisor: asyncio.Task[None] | None = None
         self._group: asyncio.TaskGroup | None = None
         self._stopping = False
-        self._hello_frame = frame(encode_hello(Hello(PROTOCOL_VERSION, cluster_id, node_id)))
         self.port: int = 0
         self.tls = tls
-        # Built once: loading the CA and our key is file I/O we keep off the hot path.
-        self._server_ssl = tls.server_context() if tls is not None else None
-        self._client_ssl = tls.client_context() if tls is not None else None
-        self._warnings = _WarningThrottle(self.settings.warning_interval)
+        self._handshake = Handshake(node_id, cluster_id, self.settings, self.stats, self._log, tls)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -546,38 +234,6 @@ class Transport:
             ready.set()
             await asyncio.Future()  # run until cancelled by stop()
 
-    async def _start_tls(self, writer: asyncio.StreamWriter, ctx: ssl.SSLContext) -> None:
-        """Run the TLS handshake on a connected stream (either side, as ``writer`` was made).
-
-        Raises `_TLSHandshakeError` if it fails.  The caller bounds it with
-        its handshake timeout, and a timeout stays a TimeoutError: a slow or
-        stopped peer is not a TLS failure.  asyncio's own handshake timer is
-        set longer than ours, as a backstop that never decides.
-        """
-        try:
-            await writer.start_tls(ctx, ssl_handshake_timeout=2 * self.settings.handshake_timeout)
-        except TimeoutError:
-            raise
-        except (OSError, asyncio.IncompleteReadError) as exc:  # ssl.SSLError is an OSError
-            raise _TLSHandshakeError(_tls_failure_reason(exc)) from exc
-
-    def _warn_handshake(self, remote: str, reason: str, msg: str, *args: Any) -> None:
-        """Log a handshake warning about ``remote``, rate-limited by remote and reason."""
-        held = self._warnings.admit((remote, reason))
-        if held is None:
-            return
-        if held:
-            msg += " (and %d more like it since the last report)"
-            args += (held,)
-        self._log.warning(msg, *args, stacklevel=2)  # the line names the caller
-
-    def _certificate_refusal(self, writer: asyncio.StreamWriter, claimed: NodeId) -> str | None:
-        """With TLS: why the peer's certificate does not back its claim to be ``claimed``."""
-        if self.tls is None:
-            return None
-        identity = peer_identity(writer.get_extra_info("ssl_object"))
-        return peer_refusal(identity, claimed, self.cluster_id, self.tls.peer_role)
-
     def _spawn(self, name: str, fn: Callable[..., Any], *args: Any) -> asyncio.Task[None]:
         """Start ``fn(*args)`` as a child of the task group; unexpected errors are logged.
 
@@ -620,10 +276,10 @@ class Transport:
         for peer_id, address in wanted.items():
             peer = self._peers.get(peer_id)
             if peer is None:
-                peer = _Peer(
+                peer = Peer(
                     peer_id,
                     address,
-                    _Outbox(self.settings.queue_max_messages, self.settings.queue_max_bytes),
+                    Outbox(self.settings.queue_max_messages, self.settings.queue_max_bytes),
                 )
                 self._peers[peer_id] = peer
                 peer.task = self._spawn(f"writer-{peer_id}", self._run_writer, peer)
@@ -714,7 +370,7 @@ class Transport:
         handle = loop.call_later(delay, fire)
         self._timers.add(handle)
 
-    async def _run_writer(self, peer: _Peer) -> None:
+    async def _run_writer(self, peer: Peer) -> None:
         """The one task that writes to ``peer``: dial, then flush the queue in batches."""
         try:
             while True:
@@ -739,12 +395,12 @@ class Transport:
         finally:
             self._drop_connection(peer)
 
-    def _drop_connection(self, peer: _Peer) -> None:
+    def _drop_connection(self, peer: Peer) -> None:
         if peer.writer is not None:
             peer.writer.transport.abort()
         peer.reader = peer.writer = None
 
-    async def _connect_with_backoff(self, peer: _Peer) -> asyncio.StreamWriter:
+    async def _connect_with_backoff(self, peer: Peer) -> asyncio.StreamWriter:
         """Dial until a handshake succeeds, backing off exponentially with jitter."""
         delay = self.settings.backoff_initial
         failures = 0
@@ -752,25 +408,25 @@ class Transport:
             host, port = peer.address  # set_peers may move it between tries
             remote = f"{host}:{port}"
             try:
-                reader, writer = await self._dial(peer)
+                reader, writer = await self._handshake.dial(peer.node_id, peer.address)
             except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
                 failures += 1
                 self._drop_stale(peer)
                 log = self._log.info if failures == 1 else self._log.debug
                 log("%s: cannot reach %s at %s: %s", self.node_id, peer.node_id, remote,
                     exc or type(exc).__name__)  # fmt: skip
-            except _TLSHandshakeError as exc:
+            except HandshakeError as exc:
                 failures += 1
                 self.stats.tls_failures += 1
                 self._drop_stale(peer)
-                self._warn_handshake(
+                self._handshake.warn(
                     remote, exc.reason, "%s: TLS handshake with %s at %s failed: %s",
                     self.node_id, peer.node_id, remote, exc.reason,
                 )  # fmt: skip
             except RemoteProtocolError as exc:
                 failures += 1
                 self.stats.refused += 1
-                self._warn_handshake(
+                self._handshake.warn(
                     remote, str(exc), "%s: handshake with %s at %s refused: %s",
                     self.node_id, peer.node_id, remote, exc,
                 )  # fmt: skip
@@ -782,7 +438,7 @@ class Transport:
             await asyncio.sleep(self._rng.uniform(delay / 2, delay))  # backoff, not a condition
             delay = min(delay * 2, self.settings.backoff_max)
 
-    def _drop_stale(self, peer: _Peer) -> None:
+    def _drop_stale(self, peer: Peer) -> None:
         """Forget what waits for a peer we cannot talk to.
 
         It is stale by the time the peer answers (old votes, appends the
@@ -791,44 +447,6 @@ class Transport:
         self.stats.dropped_write_failed += len(peer.outbox)
         peer.outbox.clear()
 
-    async def _dial(self, peer: _Peer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """Connect to ``peer`` and shake hands: TLS (if configured), then `Hello`.
-
-        Raises OSError or TimeoutError if it cannot be reached in time,
-        `_TLSHandshakeError` if TLS fails, `RemoteProtocolError` if either
-        side refuses the other's `Hello` or certificate.
-        """
-        host, port = peer.address
-        async with asyncio.timeout(self.settings.connect_timeout):
-            reader, writer = await asyncio.open_connection(host, port)
-        try:
-            async with asyncio.timeout(self.settings.handshake_timeout):
-                if self._client_ssl is not None:
-                    await self._start_tls(writer, self._client_ssl)
-                writer.write(self._hello_frame)
-                try:
-                    await writer.drain()
-                    hello = await _read_hello(reader)
-                except ssl.SSLError as exc:  # an alert: its TLS refused our certificate
-                    raise _TLSHandshakeError(_tls_failure_reason(exc)) from exc
-                except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as exc:
-                    # It answered, then hung up without a word: it refused our
-                    # Hello or (TLS 1.3 checks the client last) our certificate.
-                    raise RemoteProtocolError(
-                        "it closed the connection before its Hello; its log says why"
-                    ) from exc
-            if hello.cluster_id != self.cluster_id:
-                raise RemoteProtocolError(f"it is in cluster {hello.cluster_id!r}")
-            if hello.node_id != peer.node_id:
-                raise RemoteProtocolError(f"it says it is {hello.node_id!r}")
-            refusal = self._certificate_refusal(writer, peer.node_id)
-            if refusal:
-                raise RemoteProtocolError(refusal)
-        except BaseException:
-            writer.transport.abort()
-            raise
-        return reader, writer
-
     # -- receiving ---------------------------------------------------------
 
     def _on_accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -836,7 +454,7 @@ class Transport:
         if self._group is None or self._stopping:
             writer.transport.abort()
             return
-        if self._server_ssl is not None:
+        if self._handshake.server_ssl is not None:
             # Read nothing until `_serve` starts TLS: a ClientHello read now
             # would land in the plain stream's buffer, out of TLS's reach.
             # (We run inside connection_made, before asyncio first reads.)
@@ -850,19 +468,22 @@ class Transport:
         host, port = (writer.get_extra_info("peername") or ("?", "?"))[:2]
         where = f"{host}:{port}"
         peer_id: NodeId | None = None
+        shake = self._handshake
         try:
             async with asyncio.timeout(self.settings.handshake_timeout):
-                if self._server_ssl is not None:
-                    await self._start_tls(writer, self._server_ssl)
-                hello = await _read_hello(reader)
-            refusal = self._refusal(hello) or self._certificate_refusal(writer, hello.node_id)
+                if shake.server_ssl is not None:
+                    await shake.start_tls(writer, shake.server_ssl)
+                hello = await read_hello(reader)
+            refusal = shake.refusal(hello, self._peers) or shake.certificate_refusal(
+                writer, hello.node_id
+            )
             if refusal:
                 self.stats.refused += 1
-                self._warn_handshake(host, refusal, "%s: refused %s from %s: %s", self.node_id,
+                self._handshake.warn(host, refusal, "%s: refused %s from %s: %s", self.node_id,
                                      hello.node_id, where, refusal)  # fmt: skip
                 return
             peer_id = hello.node_id
-            writer.write(self._hello_frame)
+            writer.write(shake.hello_frame)
             await writer.drain()
             # A peer that redials leaves its old connection to end by itself
             # (EOF or error): aborting it could lose messages still in flight
@@ -871,14 +492,14 @@ class Transport:
             self._inbound[peer_id] = writer
             self.stats.accepts += 1
             await self._read_messages(reader, peer_id)
-        except _TLSHandshakeError as exc:
+        except HandshakeError as exc:
             self.stats.tls_failures += 1
-            self._warn_handshake(host, exc.reason, "%s: TLS handshake from %s failed: %s",
+            self._handshake.warn(host, exc.reason, "%s: TLS handshake from %s failed: %s",
                                  self.node_id, where, exc.reason)  # fmt: skip
         except RemoteProtocolError as exc:
             self.stats.protocol_errors += 1
             if peer_id is None:  # a bad handshake, perhaps one of many: rate-limited
-                self._warn_handshake(host, str(exc), "%s: closing connection from %s (%s): %s",
+                self._handshake.warn(host, str(exc), "%s: closing connection from %s (%s): %s",
                                      self.node_id, "unidentified peer", where, exc)  # fmt: skip
             else:
                 self._log.warning("%s: closing connection from %s (%s): %s", self.node_id,
@@ -890,13 +511,6 @@ class Transport:
             self._accepted.discard(writer)
             if peer_id is not None and self._inbound.get(peer_id) is writer:
                 del self._inbound[peer_id]
-
-    def _refusal(self, hello: Hello) -> str | None:
-        if hello.cluster_id != self.cluster_id:
-            return f"cluster id {hello.cluster_id!r} is not ours ({self.cluster_id!r})"
-        if hello.node_id not in self._peers:
-            return "not a known member of this cluster"
-        return None
 
     async def _read_messages(self, reader: asyncio.StreamReader, peer_id: NodeId) -> None:
         decoder = FrameDecoder(self.settings.max_frame_size)
@@ -931,12 +545,3 @@ class Transport:
             self._on_message(msg)
         except Exception:  # the consumer's bug must not cost the peer its connection
             self._log.exception("%s: on_message failed for %s", self.node_id, msg)
-
-
-async def _read_hello(reader: asyncio.StreamReader) -> Hello:
-    """Read the first frame of a connection; it must be a `Hello`."""
-    header = await reader.readexactly(4)
-    size = int.from_bytes(header, "big")
-    if not 0 < size <= _MAX_HELLO_SIZE:
-        raise RemoteProtocolError(f"handshake frame of {size} bytes")
-    return decode_hello(await reader.readexactly(size))

@@ -1,7 +1,7 @@
-"""``python -m raft.sim``: soak many seeds, or replay one (see `raft.sim.simulator`)."""
+"""``python -m raft.sim``: soak many seeds, or replay one (see `raft.sim.soak`)."""
 
 import sys
 
-from raft.sim.simulator import main
+from raft.sim.soak import main
 
 sys.exit(main())

@@ -4,48 +4,43 @@ Theory of operation
 -------------------
 
 The simulator owns a virtual clock (milliseconds) and one priority queue of
-events: node ticks and message deliveries.  `step()` pops the earliest event,
-feeds it to the core it concerns, and then drives that core exactly as the
-real node driver does: ``ready()`` -> persist into the node's
-`MemoryStorage` -> hand messages to the network -> apply committed entries ->
-``advance()``.  Persist before send holds by construction.
+events: node ticks, message deliveries and scheduled restarts.  `step()`
+pops the earliest event, feeds it to the core it concerns, and then drives
+that core with the same persistence order as the real node driver: both
+walk the steps of `raft.core.persist.plan` (write, the leader's early
+AppendEntries, fsync, the other messages, apply, advance), so the schedule
+the checker proves is the one real nodes run.
 
 The network delays each message by a random amount (so messages reorder),
 drops, duplicates and occasionally holds one back for a long time.  Links can
-be cut one way or both (partitions of any shape).  A crash throws the core
-away -- volatile state is lost -- and keeps its `MemoryStorage`; a restart
-builds a new core from that storage.
+be cut one way or both (partitions of any shape).
+
+Durability is modelled (`raft.sim.node.SimStorage`): writes sit in a cache
+until the step that syncs them.  A crash throws the core away -- volatile
+state is lost -- together with every write not yet synced; a restart builds
+a new core from what was durable.  A crash can come between events
+(`crash(node)`) or *inside* a batch, just before one of its steps
+(``crash(node, before=Step.SYNC)``: after the early sends, before the
+fsync), which is where a driver that sends too early would be caught.
 
 Everything random comes from one `random.Random(seed)`, so a run replays
-exactly from its seed.  After every event the `SafetyChecker` verifies the
-properties of Raft's Figure 3; a violation raises `SafetyViolation` with the
-seed and the command that replays it.
-
-Command line::
-
-    python -m raft.sim soak --seeds 2000          # many seeds, all faults
-    python -m raft.sim soak --seeds 100000 --start 5000
-    python -m raft.sim replay --seed 1234 -v      # one seed, with its events
+exactly from its seed.  After every batch the `raft.sim.checker.SafetyChecker`
+verifies the properties of Raft's Figure 3; a violation raises
+`SafetyViolation` with the seed and the command that replays it.  The
+randomized soak and the command line (``python -m raft.sim soak|replay``)
+live in `raft.sim.soak`.
 """
 
 from __future__ import annotations
 
-import argparse
 import heapq
-import json
 import random
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from raft.core.messages import (
-    AppendEntriesResponse,
-    Entry,
-    EntryKind,
-    Message,
-    NodeId,
-    RequestVoteResponse,
-)
+from raft.core import persist
+from raft.core.messages import EntryKind, Message, NodeId
+from raft.core.persist import PersistPlan, Step
 from raft.core.protocol import (
     ConfChange,
     ConfChangeError,
@@ -58,12 +53,10 @@ from raft.core.protocol import (
     Role,
     force_new_cluster,
 )
-from raft.core.quorum import majority
-from raft.core.storage import MemoryStorage
+from raft.sim.checker import SafetyChecker, SafetyViolation
+from raft.sim.node import SimNode, decode_applied, encode_applied
 
-
-class SafetyViolation(AssertionError):
-    """A Raft safety property failed; the message says how to replay it."""
+__all__ = ["NetConfig", "SafetyViolation", "SimConfig", "Simulator", "Step"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,163 +86,10 @@ class SimConfig:
     snapshot_entries: int = 10_000
     trailing_entries: int = 500
     snapshot_chunk_bytes: int = 1024
+    #: A commit-only hard state change is written with every Nth batch a node
+    #: drives, and held back in between (`raft.core.persist`: it may be lazy).
+    commit_write_every: int = 1
     net: NetConfig = field(default_factory=NetConfig)
-
-
-# ---------------------------------------------------------------------------
-# Safety
-
-
-class SafetyChecker:
-    """Raft's guarantees (Figure 3, plus two about persistence), checked incrementally.
-
-    * Election Safety: at most one leader per term.
-    * Log Matching: two entries with the same index and term hold the same
-      command, and the logs before them are identical.  Checked by induction:
-      same (index, term) implies same command and same term at index - 1.
-    * Leader Completeness: a new leader holds every entry committed before it.
-    * State Machine Safety: no two nodes apply different commands at an index.
-    * Committed entries are never lost: a restarted node still holds what its
-      durable commit index covers, and committed indexes never change term.
-    * A node's term never decreases, and it grants at most one vote per term,
-      across restarts.
-    * A leader was elected by a majority of the voters of its own
-      configuration (so one-at-a-time changes never allow two disjoint
-      majorities, dissertation §4).
-    * A read index covers every write completed before the read began (§6.4).
-    * A follower never forgets an entry it acknowledged while it stays in the
-      same term: the leader may already have counted it towards a commit.
-    """
-
-    def __init__(self, describe: Callable[[], str]) -> None:
-        self._describe = describe
-        self.leaders: dict[int, NodeId] = {}
-        self.entries: dict[tuple[int, int], tuple[bytes, EntryKind, int | None]] = {}
-        self.committed: dict[int, int] = {}  # index -> term
-        self.applied: dict[int, bytes] = {}
-        self.terms: dict[NodeId, int] = {}
-        self.votes: dict[tuple[NodeId, int], NodeId] = {}
-        self.checks = 0
-        self.reads_checked = 0
-        self.acked: dict[NodeId, tuple[int, int, int]] = {}  # node -> (term, index, entry term)
-
-    def fail(self, what: str) -> None:
-        raise SafetyViolation(f"{what}\n{self._describe()}")
-
-    def on_ready(self, core: RaftCore, rd: Ready) -> None:
-        self.checks += 1
-        for ev in rd.events:
-            if ev.type == "role" and ev.fields["to"] == Role.LEADER.value:
-                self._check_new_leader(core, ev.fields["term"])
-        if rd.snapshot is not None:
-            for e in decode_applied(rd.snapshot.data):
-                self._check_committed(core, e)
-                if self.applied.setdefault(e.index, e.data) != e.data:
-                    self.fail(f"{core.id} installs a snapshot that disagrees at {e.index}")
-        for e in rd.entries:
-            key = (e.index, e.term)
-            value = (e.data, e.kind, core.log.term(e.index - 1))
-            seen = self.entries.setdefault(key, value)
-            if seen != value:
-                self.fail(f"Log Matching: {core.id} holds {value} at {key}, another node {seen}")
-        self._check_acknowledged(core)
-        for m in rd.messages:
-            if isinstance(m, AppendEntriesResponse) and m.success and m.match_index:
-                t = core.log.term(m.match_index)
-                if t is not None:
-                    self.acked[core.id] = (m.term, m.match_index, t)
-            if isinstance(m, RequestVoteResponse) and m.granted and not m.pre_vote:
-                prior = self.votes.setdefault((m.src, m.term), m.dst)
-                if prior != m.dst:
-                    self.fail(f"{m.src} voted for {prior} and {m.dst} in term {m.term}")
-        for e in rd.committed:
-            self._check_committed(core, e)
-            seen = self.applied.setdefault(e.index, e.data)
-            if seen != e.data:
-                self.fail(
-                    f"State Machine Safety: {core.id} applies a different command at {e.index}"
-                )
-        self.check_term(core)
-
-    def _check_acknowledged(self, core: RaftCore) -> None:
-        acked = self.acked.get(core.id)
-        if acked is None or acked[0] != core.term:
-            return
-        _, index, term = acked
-        if index > core.log.snapshot.index and core.log.term(index) != term:
-            self.fail(f"{core.id} forgot entry {index} (term {term}) it acknowledged in this term")
-
-    def check_term(self, core: RaftCore) -> None:
-        if core.term < self.terms.get(core.id, 0):
-            self.fail(f"{core.id}'s term went back from {self.terms[core.id]} to {core.term}")
-        self.terms[core.id] = core.term
-
-    def _check_committed(self, core: RaftCore, e: Entry) -> None:
-        term = self.committed.setdefault(e.index, e.term)
-        if term != e.term:
-            self.fail(f"index {e.index} committed with term {term}, {core.id} commits {e.term}")
-
-    def _check_new_leader(self, core: RaftCore, term: int) -> None:
-        other = self.leaders.setdefault(term, core.id)
-        if other != core.id:
-            self.fail(f"Election Safety: {other} and {core.id} both lead term {term}")
-        voters = core.conf.voters
-        granted = {v for (v, t), c in self.votes.items() if t == term and c == core.id}
-        granted.add(core.id)
-        if len(granted & set(voters)) < majority(len(voters)):
-            self.fail(
-                f"{core.id} leads term {term} with votes {sorted(granted)}, "
-                f"not a majority of its voters {list(voters)}"
-            )
-        snap = core.log.snapshot.index
-        for index, t in self.committed.items():
-            if index > snap and core.log.term(index) != t:
-                self.fail(
-                    f"Leader Completeness: {core.id} leads term {term} without committed "
-                    f"entry {index} (term {t})"
-                )
-
-    @property
-    def max_committed(self) -> int:
-        return max(self.committed, default=0)
-
-    def on_read(self, node: NodeId, index: int, started_after: int) -> None:
-        """A read index must cover every write completed before the read began."""
-        self.reads_checked += 1
-        if index < started_after:
-            self.fail(
-                f"stale read on {node}: read index {index}, but {started_after} had "
-                f"committed before the read began"
-            )
-
-    def on_restart(self, core: RaftCore) -> None:
-        """The durable state survived: commit index and the entries it covers."""
-        self.check_term(core)
-        log = core.log
-        for index in range(log.snapshot.index + 1, log.committed + 1):
-            if self.committed.get(index, log.term(index)) != log.term(index):
-                self.fail(f"{core.id} lost committed entry {index} across a restart")
-
-
-# ---------------------------------------------------------------------------
-# The simulated cluster
-
-
-class SimNode:
-    """One server: a core while up, its storage always."""
-
-    def __init__(self, node_id: NodeId, peers: tuple[NodeId, ...]) -> None:
-        self.id = node_id
-        #: The voters it starts with when its storage is empty; () for a joiner.
-        self.peers = peers
-        self.storage = MemoryStorage()
-        self.core: RaftCore | None = None
-        self.applied: list[Entry] = []
-        self.crashes = 0
-
-    @property
-    def up(self) -> bool:
-        return self.core is not None
 
 
 class Simulator:
@@ -279,6 +119,8 @@ class Simulator:
         #: Called with every message a node sends, before the network decides
         #: its fate: tests use it to count or inspect traffic.
         self.on_transmit: list[Callable[[Message], None]] = []
+        #: Crashes armed to fire inside a node's next batch: node -> (step, restart after ms).
+        self._armed: dict[NodeId, tuple[Step, float | None]] = {}
         for i in self.ids:
             self._start(i)
 
@@ -304,12 +146,27 @@ class Simulator:
         self.cut = set()
         self._note("heal")
 
-    def crash(self, node: NodeId) -> None:
+    def crash(
+        self, node: NodeId, before: Step | None = None, restart_after: float | None = None
+    ) -> None:
+        """Crash ``node`` now; or, with ``before``, inside its next batch that
+        reaches that step with work to do (``Step.SYNC``: after the early
+        sends, before the fsync).  Writes not yet synced are lost.  With
+        ``restart_after`` (ms), it comes back that much later."""
         n = self.nodes[node]
+        if before is not None:
+            if n.core is not None:
+                self._armed[node] = (before, restart_after)
+                self._note(f"arm crash {node} before {before.value}")
+            return
+        self._armed.pop(node, None)
         if n.core is not None:
             n.core = None
             n.crashes += 1
-            self._note(f"crash {node}")
+            lost = n.storage.lose_unsynced()
+            self._note(f"crash {node}" + (f", {lost} unsynced writes lost" if lost else ""))
+        if restart_after is not None:
+            self._schedule(restart_after, "restart", node)
 
     def restart(self, node: NodeId) -> None:
         if not self.nodes[node].up:
@@ -405,6 +262,7 @@ class Simulator:
         state, entry = force_new_cluster(n.storage.load(), survivor)
         n.storage.append([entry])
         n.storage.set_hard_state(state.hard_state)
+        n.storage.sync()
         keep = state.hard_state.commit
         self.checker.committed = {i: t for i, t in self.checker.committed.items() if i <= keep}
         self.checker.applied = {i: d for i, d in self.checker.applied.items() if i <= keep}
@@ -440,8 +298,10 @@ class Simulator:
                 n.core.tick()
                 self._drive(n)
                 self._schedule(self.config.tick_ms, "tick", payload)
+        elif kind == "restart":
+            self.restart(payload)  # type: ignore[arg-type]
         else:
-            m: Message = payload
+            m: Message = payload  # type: ignore[assignment]
             n = self.nodes[m.dst]
             if n.core is not None and (m.src, m.dst) not in self.cut:
                 n.core.step(m)
@@ -501,6 +361,7 @@ class Simulator:
             state := n.storage.load(),
         )
         n.core = core
+        n.written_hs, n.deferred_hs = state.hard_state, None
         # Volatile state is gone: the state machine restarts from the snapshot
         # and the core re-applies the committed entries after it.
         n.applied = decode_applied(state.snapshot.data)
@@ -508,20 +369,58 @@ class Simulator:
         self._schedule(self.rng.uniform(0, cfg.tick_ms), "tick", (node_id, n.crashes))
 
     def _drive(self, n: SimNode) -> None:
-        """Drain the core's batches exactly as the real node driver does."""
+        """Drain the core's batches in the persistence order (`raft.core.persist`),
+        the same as the real node driver; an armed crash fires between steps."""
         core = n.core
         assert core is not None
+        cfg = self.config
         while core.has_ready():
             rd = core.ready()
             self.checker.on_ready(core, rd)
+            for ev in rd.events:
+                if ev.type in ("role", "election"):
+                    self._note(f"{core.id} {ev.type} {ev.fields}")
+            n.batches += 1
+            plan = persist.plan(
+                rd,
+                n.written_hs,
+                n.deferred_hs,
+                commit_due=n.batches % cfg.commit_write_every == 0,
+                answers_due=bool(rd.committed or rd.reads),
+            )
+            for step in plan.steps:
+                if self._crash_due(n, step, plan, rd):
+                    return
+                self._do(step, n, core, rd, plan)
+
+    def _crash_due(self, n: SimNode, step: Step, plan: PersistPlan, rd: Ready) -> bool:
+        armed = self._armed.get(n.id)
+        if armed is None or armed[0] is not step or not _has_work(step, plan, rd):
+            return False
+        self._note(f"{n.id} crashes before {step.value}")
+        self.crash(n.id, restart_after=armed[1])
+        return True
+
+    def _do(self, step: Step, n: SimNode, core: RaftCore, rd: Ready, plan: PersistPlan) -> None:
+        """One step of the order for one batch; see `raft.core.persist`."""
+        storage = n.storage
+        if step is Step.WRITE:
             if rd.snapshot is not None:
-                n.storage.install_snapshot(rd.snapshot)
-            if rd.hard_state is not None:
-                n.storage.set_hard_state(rd.hard_state)
-            n.storage.append(rd.entries)
-            n.storage.sync()  # persist before send
-            for m in rd.messages:
-                self._transmit(m)
+                storage.install_snapshot(rd.snapshot)
+            if plan.hard_state is not None:
+                storage.set_hard_state(plan.hard_state)
+                n.written_hs = plan.hard_state
+            n.deferred_hs = plan.deferred
+            storage.append(rd.entries)
+        elif step is Step.SEND_EARLY:
+            self._send_all(core, plan.early)
+        elif step is Step.SYNC:
+            if plan.sync:
+                storage.sync()
+                self.checker.on_sync(core.id, n.written_hs)
+        elif step is Step.SEND:
+            self._send_all(core, plan.late)
+        elif step is Step.APPLY:
             if rd.snapshot is not None:
                 n.applied = decode_applied(rd.snapshot.data)
             for e in rd.committed:
@@ -532,14 +431,17 @@ class Simulator:
                 if r.ok:
                     self.checker.on_read(node, r.index, started_after)
                     self.reads_done += 1
-            for ev in rd.events:
-                if ev.type in ("role", "election"):
-                    self._note(f"{core.id} {ev.type} {ev.fields}")
+        elif step is Step.ADVANCE:
             core.advance(rd)
             if core.should_snapshot():
                 snap = core.compact(core.applied_index, encode_applied(n.applied))
-                n.storage.save_snapshot(snap)
-                n.storage.sync()
+                storage.save_snapshot(snap)
+                storage.sync()
+
+    def _send_all(self, core: RaftCore, messages: list[Message]) -> None:
+        for m in messages:
+            self.checker.on_send(core, m)
+            self._transmit(m)
 
     def deliver(self, m: Message) -> None:
         """Hand ``m`` to its destination now, bypassing the network (tests)."""
@@ -579,218 +481,14 @@ class Simulator:
         return "\n".join(lines)
 
 
-def encode_applied(applied: list[Entry]) -> bytes:
-    """The simulated state machine's snapshot: every command it applied."""
-    return json.dumps([[e.index, e.term, e.data.hex()] for e in applied]).encode()
-
-
-def decode_applied(data: bytes) -> list[Entry]:
-    if not data:
-        return []
-    return [Entry(t, i, bytes.fromhex(d)) for i, t, d in json.loads(data)]
-
-
-def replay_command(seed: int, nodes: int = 5) -> str:
-    """The shell command that runs soak seed ``seed`` again."""
-    return f"python -m raft.sim replay --seed {seed} --nodes {nodes}"
-
-
-# ---------------------------------------------------------------------------
-# The randomized soak
-
-
-FAULTS = (
-    "partition",
-    "cut",
-    "isolate",
-    "crash",
-    "crash-leader",
-    "bounce",
-    "restart",
-    "restart",
-    "heal",
-    "member",
-    "transfer",
-    "none",
-)
-SOAK_NET = NetConfig(min_delay=1, max_delay=15, drop=0.05, duplicate=0.03, long=0.02)
-SPARES = ("n6", "n7")
-
-
-@dataclass(slots=True)
-class SoakResult:
-    seed: int
-    proposed: int
-    committed: int
-    reads: int
-    events: int
-    messages: int
-    virtual_ms: float
-    #: What happened (elections, faults, membership), for ``replay -v``.
-    log: list[str] = field(default_factory=list)
-
-
-def soak_one(seed: int, nodes: int = 5, rounds: int = 20) -> SoakResult:
-    """One randomized run with every fault; raises SafetyViolation on a bug.
-
-    Each round picks a fault (partition, asymmetric cut, isolation, crash,
-    restart, heal, a membership change, a leadership transfer), proposes a
-    few commands, starts a few reads and runs a while; snapshots are taken
-    and installed as the seed's thresholds dictate.  At the end everything
-    heals and restarts, and the cluster must elect a leader, commit a final
-    command and converge: safety *and* liveness once the faults are gone.
-    """
-    rng = random.Random(seed ^ 0x5EED)
-    # Small messages and windows on some seeds, so that entries of different
-    # terms travel separately: that is where Figure 8's trap lies.  Frequent
-    # snapshots on others, so that InstallSnapshot runs under every fault.
-    config = SimConfig(
-        nodes=nodes,
-        net=SOAK_NET,
-        max_entries_per_message=rng.choice((1, 2, 64)),
-        max_inflight=rng.choice((1, 4, 16)),
-        snapshot_entries=rng.choice((4, 16, 10_000)),
-        trailing_entries=rng.choice((0, 2, 50)),
-        snapshot_chunk_bytes=rng.choice((16, 256, 1 << 20)),
-    )
-    sim = Simulator(config, seed, replay_command(seed, nodes))
-    proposals: list[tuple[int, int]] = []
-    for r in range(rounds):
-        fault = rng.choice(FAULTS)
-        leader = sim.leader()
-        ids = sim.ids
-        if fault == "partition":
-            shuffled = rng.sample(ids, len(ids))
-            k = rng.randrange(1, len(ids))
-            sim.partition(shuffled[:k], shuffled[k:])
-        elif fault == "cut":
-            a, b = rng.sample(ids, 2)
-            sim.cut_link(a, b)
-        elif fault == "isolate":
-            sim.isolate(leader or rng.choice(ids))
-        elif fault == "crash":
-            sim.crash(rng.choice(ids))
-        elif fault == "crash-leader" and leader:
-            sim.crash(leader)
-        elif fault == "bounce":
-            # Crash and come straight back, still in the same term: the case
-            # where a vote that was not persisted would be cast twice.
-            victim = rng.choice(ids)
-            sim.crash(victim)
-            sim.run_for(rng.uniform(0, 30))
-            sim.restart(victim)
-        elif fault == "restart":
-            sim.restart(rng.choice(ids))
-        elif fault == "heal":
-            sim.heal()
-        elif fault == "member" and leader:
-            _change_membership(sim, rng)
-        elif fault == "transfer":
-            sim.transfer()
-        for k in range(rng.randrange(0, 6)):
-            p = sim.propose(f"{seed}:{r}:{k}".encode())
-            if p:
-                proposals.append(p)
-        for _ in range(rng.randrange(0, 3)):
-            sim.read(rng.choice([i for i in sim.ids if sim.nodes[i].up] or [None]))
-        sim.run_for(rng.uniform(20, 300))
-    sim.heal()
-    for i in sim.ids:
-        sim.restart(i)
-    if sim.wait_leader(10_000) is None:
-        raise SafetyViolation(f"no leader 10 s after healing\n{sim.describe()}")
-    # A client retries until its command commits (§8): a proposal made to a
-    # leader that is deposed right after may be overwritten, and that is fine.
-    deadline = sim.now + 10_000
-    done = False
-    while not done and sim.now < deadline:
-        final = sim.propose(b"final")
-        if final is None:
-            sim.run_for(50)
-        else:
-            done = sim.wait_committed(*final, timeout_ms=1000)
-    if not done:
-        raise SafetyViolation(f"nothing commits after healing\n{sim.describe()}")
-    if not sim.run_until(sim.converged, 10_000):
-        raise SafetyViolation(f"live nodes did not converge\n{sim.describe()}")
-    committed = sum(1 for p in proposals if sim.is_committed(*p))
-    return SoakResult(
-        seed,
-        len(proposals),
-        committed,
-        sim.reads_done,
-        sim.events,
-        sim.messages_sent,
-        sim.now,
-        sim.log,
-    )
-
-
-def _change_membership(sim: Simulator, rng: random.Random) -> None:
-    """Grow or shrink the cluster by one server, never below three voters."""
-    leader = sim.leader()
-    assert leader is not None
-    conf = sim.nodes[leader].core.conf  # type: ignore[union-attr]
-    if conf.learners:
-        sim.change(ConfChangeOp.PROMOTE, rng.choice(conf.learners))
-    elif len(conf.voters) > 3 and rng.random() < 0.6:
-        op = rng.choice((ConfChangeOp.REMOVE, ConfChangeOp.DEMOTE))
-        sim.change(op, rng.choice(conf.voters))
-    else:
-        outside = [i for i in (*sim.ids, *SPARES) if i not in conf.members]
-        if outside:
-            sim.add_node(rng.choice(outside))
-
-
-def main(argv: list[str] | None = None) -> int:
-    import time  # the command line only; the simulator itself has no clock
-
-    ap = argparse.ArgumentParser(prog="python -m raft.sim", description=__doc__.split("\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("soak", help="run many seeds with every fault")
-    s.add_argument("--seeds", type=int, default=2000)
-    s.add_argument("--start", type=int, default=0)
-    s.add_argument("--nodes", type=int, default=5)
-    r = sub.add_parser("replay", help="run one seed again")
-    r.add_argument("--seed", type=int, required=True)
-    r.add_argument("--nodes", type=int, default=5)
-    r.add_argument("-v", "--verbose", action="store_true")
-    args = ap.parse_args(argv)
-
-    if args.cmd == "replay":
-        try:
-            res = soak_one(args.seed, args.nodes)
-        except SafetyViolation as e:
-            print(f"FAILED: {e}", file=sys.stderr)
-            return 1
-        if args.verbose:
-            print("\n".join(res.log))
-        print(
-            f"seed {res.seed}: ok, {res.committed}/{res.proposed} proposals committed, "
-            f"{res.reads} reads checked, {res.events} events, {res.messages} messages, "
-            f"{res.virtual_ms / 1000:.1f} s virtual"
-        )
-        return 0
-
-    t0 = time.perf_counter()
-    events = 0
-    failed: list[int] = []
-    tty = sys.stdout.isatty()
-    for k, seed in enumerate(range(args.start, args.start + args.seeds), 1):
-        try:
-            events += soak_one(seed, args.nodes).events
-        except SafetyViolation as e:
-            failed.append(seed)
-            print(f"\nseed {seed} FAILED: {e}", file=sys.stderr)
-        if k % (100 if tty else 1000) == 0 or k == args.seeds:
-            elapsed = time.perf_counter() - t0
-            line = (
-                f"{k}/{args.seeds} seeds, {len(failed)} failed, "
-                f"{events / elapsed:,.0f} events/s, {elapsed:.0f} s"
-            )
-            print(f"\r{line}" if tty else line, end="" if tty else "\n", flush=True)
-    if tty:
-        print()
-    for seed in failed:
-        print(f"replay: {replay_command(seed, args.nodes)} -v")
-    return 1 if failed else 0
+def _has_work(step: Step, plan: PersistPlan, rd: Ready) -> bool:
+    """Whether ``step`` does anything for this batch (an armed crash waits for one that does)."""
+    if step is Step.SEND_EARLY:
+        return bool(plan.early)
+    if step is Step.SYNC:
+        return plan.sync
+    if step is Step.SEND:
+        return bool(plan.late)
+    if step is Step.APPLY:
+        return bool(rd.committed or rd.reads or rd.snapshot is not None)
+    return True

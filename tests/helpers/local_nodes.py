@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import time
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from raft.kv import KVStateMachine
+from raft.runtime.backends import StorageFactory, disk_storage
 from raft.runtime.node import NodeSettings, RaftNode
 from raft.runtime.trace import TraceSettings
 
@@ -62,9 +64,14 @@ class LocalCluster:
             **self.overrides,
         )
 
-    async def start(self, node_id: str) -> RaftNode:
+    async def start(
+        self, node_id: str, storage: StorageFactory = disk_storage, **overrides: Any
+    ) -> RaftNode:
+        """Start ``node_id``; ``overrides`` change its settings only (its own
+        election timeout, say), ``storage`` gives it another disk."""
         kv = KVStateMachine()
-        node = RaftNode(self.settings(node_id), kv)
+        settings = dataclasses.replace(self.settings(node_id), **overrides)
+        node = RaftNode(settings, kv, storage=storage)
         await node.start()
         self.nodes[node_id], self.kvs[node_id] = node, kv
         return node

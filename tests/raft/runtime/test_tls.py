@@ -27,8 +27,9 @@ from transport_harness import TIMEOUT, Node, eventually, transport_factory, vote
 
 from cluster.security.pki import MANAGER_ROLE, WORKER_ROLE, CertificateAuthority
 from raft.runtime.codec import PROTOCOL_VERSION, Hello, encode_frame, encode_hello, frame
+from raft.runtime.handshake import WarningThrottle
 from raft.runtime.tls import TLSFiles
-from raft.runtime.transport import Transport, _WarningThrottle
+from raft.runtime.transport import Transport
 
 CLUSTER = "tls-cluster"
 
@@ -326,7 +327,7 @@ async def test_a_persistent_bad_dialer_is_logged_once_per_interval(make_node, pk
 
 def test_warning_throttle_reports_what_it_held_back():
     now = [0.0]
-    throttle = _WarningThrottle(10.0, clock=lambda: now[0])
+    throttle = WarningThrottle(10.0, clock=lambda: now[0])
     key = ("127.0.0.1", "PEER_DID_NOT_RETURN_A_CERTIFICATE")
     assert throttle.admit(key) == 0  # the first one is logged
     assert throttle.admit(("127.0.0.1", "WRONG_VERSION_NUMBER")) == 0  # another reason: logged
@@ -341,7 +342,7 @@ def test_warning_throttle_reports_what_it_held_back():
 
 def test_warning_throttle_forgets_quiet_keys_when_full():
     now = [0.0]
-    throttle = _WarningThrottle(1.0, clock=lambda: now[0])
+    throttle = WarningThrottle(1.0, clock=lambda: now[0])
     for host in range(throttle.MAX_KEYS):
         throttle.admit((f"10.0.{host // 256}.{host % 256}", "X"))
     now[0] = 5.0
@@ -353,11 +354,11 @@ def test_held_back_count_is_in_the_next_line(caplog):
     caplog.set_level(logging.WARNING)
     t = Transport("manager2", CLUSTER, logger=logging.getLogger("test.transport.manager2"))
     now = [0.0]
-    t._warnings = _WarningThrottle(10.0, clock=lambda: now[0])
+    t._handshake.warnings = WarningThrottle(10.0, clock=lambda: now[0])
     for _ in range(4):
-        t._warn_handshake("127.0.0.1", "WRONG_VERSION_NUMBER", "%s: failed: %s", "x", "WHY")
+        t._handshake.warn("127.0.0.1", "WRONG_VERSION_NUMBER", "%s: failed: %s", "x", "WHY")
     now[0] = 11.0
-    t._warn_handshake("127.0.0.1", "WRONG_VERSION_NUMBER", "%s: failed: %s", "x", "WHY")
+    t._handshake.warn("127.0.0.1", "WRONG_VERSION_NUMBER", "%s: failed: %s", "x", "WHY")
     assert warnings_from(caplog, "manager2", "failed") == [
         "x: failed: WHY",
         "x: failed: WHY (and 3 more like it since the last report)",

@@ -23,6 +23,7 @@ hand-made message to one core and drains its batches through
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from collections.abc import Callable
 import pytest
 
 import raft.core.protocol
+from raft.core import persist
 from raft.core.log import RaftLog
 from raft.core.messages import (
     AppendEntries,
@@ -42,6 +44,7 @@ from raft.core.messages import (
     RequestVote,
     RequestVoteResponse,
 )
+from raft.core.persist import Step
 from raft.core.protocol import RaftCore, Role
 from raft.core.quorum import VoteResult
 from raft.core.storage import MemoryStorage, PersistentState
@@ -562,6 +565,51 @@ def test_no_second_vote_after_restart_in_same_term(make_sim):
     answers = [m for m in tap.since(mark) if isinstance(m, RequestVoteResponse)]
     assert answers and not answers[0].granted, f"voted twice in term {term}\n{sim.describe()}"
     sim.run_for(1_000)  # the checker watched all of it
+
+
+def _vote_then_crash_before_fsync(sim: Simulator) -> tuple[NodeId, NodeId, NodeId, int]:
+    """A voter grants ``a`` a vote and crashes inside that batch, before its fsync."""
+    leader = sim.wait_leader(ELECTION_BOUND_MS)
+    assert leader, sim.describe()
+    voter, a = [n for n in sim.ids if n != leader]
+    c = core(sim, voter)
+    term = c.term + 1
+    last = (c.log.last_index, c.log.last_term)
+    sim.crash(voter, before=Step.SYNC)
+    deliver(sim, RequestVote(term, a, voter, *last))
+    assert not sim.nodes[voter].up, sim.describe()
+    sim.restart(voter)
+    deliver(sim, RequestVote(term, leader, voter, *last))
+    return leader, voter, a, term
+
+
+def test_a_crash_before_the_fsync_loses_a_vote_nobody_heard(make_sim):
+    """Persist before send (Figure 2): crashed between granting a vote and its
+    fsync, the voter comes back without it -- and, the grant never having
+    left, may safely vote again in that term."""
+    sim = make_sim(7, nodes=3, pre_vote=False, check_quorum=False)
+    tap = Tap(sim)
+    leader, voter, _, term = _vote_then_crash_before_fsync(sim)
+    grants = [m for m in tap.sent if isinstance(m, RequestVoteResponse) and m.term == term]
+    assert [(m.src, m.dst, m.granted) for m in grants] == [(voter, leader, True)], sim.describe()
+    sim.run_for(1_000)  # the checker watched all of it
+
+
+def test_checker_catches_a_vote_sent_before_its_fsync(make_sim, monkeypatch):
+    """Planted bug: the persistence order lets a grant leave before the fsync;
+    the same crash then makes the voter forget a vote it gave (§5.2)."""
+    real = persist.plan
+
+    def hasty(*args, **kwargs):
+        p = real(*args, **kwargs)
+        votes = [m for m in p.late if isinstance(m, RequestVoteResponse)]
+        rest = [m for m in p.late if not isinstance(m, RequestVoteResponse)]
+        return dataclasses.replace(p, early=p.early + votes, late=rest)
+
+    monkeypatch.setattr(persist, "plan", hasty)
+    sim = make_sim(7, nodes=3, pre_vote=False, check_quorum=False)
+    with pytest.raises(SafetyViolation, match=r"term went back|voted for \w+ and \w+ in term"):
+        _vote_then_crash_before_fsync(sim)
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -1,0 +1,122 @@
+"""The transport's plain parts: its settings and counters, and what it keeps per peer.
+
+`Outbox` is the bounded queue of frames waiting for one peer (it drops the
+oldest when full: see `raft.runtime.transport` for why) and `Peer` the
+outbound connection to it, owned by that peer's writer task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from dataclasses import dataclass
+
+from raft.core.messages import NodeId
+from raft.runtime.codec import DEFAULT_MAX_FRAME_SIZE
+
+__all__ = ["Outbox", "Peer", "TransportSettings", "TransportStats"]
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class TransportSettings:
+    """Limits and timings; the defaults suit a cluster on one machine."""
+
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    #: Per-peer outbound queue bounds; beyond either, the oldest frame is dropped.
+    queue_max_messages: int = 4096
+    queue_max_bytes: int = 64 * 1024 * 1024
+    connect_timeout: float = 1.0
+    handshake_timeout: float = 2.0
+    #: Reconnect delay doubles from `backoff_initial` up to `backoff_max`;
+    #: the actual wait is drawn uniformly from [delay/2, delay] (jitter).
+    backoff_initial: float = 0.05
+    #: Short, because peers are on one machine and a restarted manager must
+    #: hear its leader again well within an election timeout.
+    backoff_max: float = 0.25
+    read_chunk: int = 256 * 1024
+    #: At most one handshake warning (TLS failure, refusal) per remote and
+    #: reason per this many seconds; a peer retrying every 50 ms must not
+    #: flood the log.  The counters see every one.
+    warning_interval: float = 10.0
+
+
+@dataclass(slots=True)
+class TransportStats:
+    """Counters for status pages and tests; never reset."""
+
+    sent: int = 0  # frames written to a socket
+    batches: int = 0  # writelines()+drain() calls that wrote them (coalescing: << sent)
+    received: int = 0  # messages handed to on_message
+    dropped_queue_full: int = 0
+    dropped_fault: int = 0
+    dropped_unknown_peer: int = 0
+    dropped_write_failed: int = 0
+    connects: int = 0  # successful outbound handshakes
+    accepts: int = 0  # successful inbound handshakes
+    refused: int = 0  # handshakes refused, either side
+    tls_failures: int = 0  # TLS handshakes that failed (not timed out), either side
+    protocol_errors: int = 0  # inbound connections closed for bad frames
+
+
+class Outbox:
+    """A bounded FIFO of encoded frames that drops the oldest when full."""
+
+    __slots__ = ("_frames", "_max_bytes", "_max_messages", "bytes", "ready")
+
+    def __init__(self, max_messages: int, max_bytes: int) -> None:
+        self._frames: collections.deque[bytes] = collections.deque()
+        self._max_messages = max_messages
+        self._max_bytes = max_bytes
+        self.bytes = 0
+        #: Set while frames are waiting: what the writer task sleeps on.
+        self.ready = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def put(self, data: bytes) -> int:
+        """Append one frame; return how many old frames were dropped to make room."""
+        frames = self._frames
+        frames.append(data)
+        self.bytes += len(data)
+        dropped = 0
+        while len(frames) > 1 and (
+            len(frames) > self._max_messages or self.bytes > self._max_bytes
+        ):
+            self.bytes -= len(frames.popleft())
+            dropped += 1
+        self.ready.set()
+        return dropped
+
+    def take_all(self) -> list[bytes]:
+        """Everything queued, oldest first; leaves the outbox empty."""
+        batch = list(self._frames)
+        self._frames.clear()
+        self.bytes = 0
+        self.ready.clear()
+        return batch
+
+    def clear(self) -> None:
+        self.take_all()
+
+
+@dataclass(slots=True)
+class Peer:
+    node_id: NodeId
+    address: Address
+    outbox: Outbox
+    task: asyncio.Task[None] | None = None
+    #: The handshaken connection, if any.  We only write to it; the reader is
+    #: kept to notice the acceptor hanging up (it never sends after its Hello).
+    reader: asyncio.StreamReader | None = None
+    writer: asyncio.StreamWriter | None = None
+
+    def connection_alive(self) -> bool:
+        return (
+            self.writer is not None
+            and self.reader is not None
+            and not self.writer.is_closing()
+            and not self.reader.at_eof()
+        )
