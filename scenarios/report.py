@@ -321,6 +321,7 @@ def write_index(out_root: Path, outcomes: list[Any]) -> Path:
             "passed": o.passed,
             "duration_s": o.duration_s,
             "key_metric": key_metric(o.metrics),
+            "replay": (out_root / o.scenario / "replay.html").exists(),
         }
         for o in outcomes
     ]

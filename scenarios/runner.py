@@ -16,6 +16,7 @@ Order of a run (the cluster is always stopped, whatever fails):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import shutil
 import tempfile
@@ -27,6 +28,7 @@ from typing import Any
 
 from cluster.client.http import ApiError, Unreachable
 from cluster.local.layout import ClusterError
+from cluster.local.verbs import equivalent
 from scenarios import report
 from scenarios.checks import LIVE, CheckResult, Run, StepRecord, evaluate
 from scenarios.drivers.real import RealDriver
@@ -149,6 +151,18 @@ def run_scenario(
     return Outcome(scn.name, passed, out, duration, run.metrics, checks)
 
 
+def _commands(step: Any, resolved: dict[str, str]) -> tuple[str, str]:
+    """The step as a ``python -m cluster`` command and in Docker, with the nodes
+    it acted on named (``leader`` becomes whoever led then)."""
+    names = {f.name: getattr(step, f.name) for f in dataclasses.fields(step)}
+    node = names.get("node") or names.get("to") or ""
+    fields = {k: v for k, v in names.items() if k not in ("node", "to")}
+    if isinstance(names.get("groups"), list):
+        fields["groups"] = [[resolved.get(r, r) for r in g] for g in names["groups"]]
+    found = equivalent(step.action, resolved.get(node, node), **fields)
+    return (found.command, found.docker) if found is not None else ("", "")
+
+
 def placement(driver: Any) -> dict[str, str]:
     """Running tasks as ``service.slot`` -> node name, for the placement grid."""
     names = {n["ID"]: n.get("Description", {}).get("Hostname", n["ID"][:8]) for n in driver.nodes()}
@@ -191,7 +205,20 @@ def _finish(run: Run, scn: Scenario, out: Path, live: list[CheckResult]) -> list
     del by_number
     report.collect_metrics(run)
     report.draw_figures(out, run)
+    _write_replay(out, run)
     return checks
+
+
+def _write_replay(out: Path, run: Run) -> None:
+    """``replay.html``: the run played back in a browser, each step a caption."""
+    from viz.replay import Caption, write_replay
+
+    captions = [
+        Caption(run.rel(s.start), f"step {s.number}: {s.text}", s.cli, s.docker)
+        for s in run.steps
+        if s.status != "not run"
+    ]
+    write_replay(out / "traces", out / "replay.html", run.scenario.title, captions)
 
 
 def _conf_lines(traces: Path, t0: float, until: float | None) -> list[Any]:
@@ -220,6 +247,7 @@ class _Player:
         self.progress = progress
         self.wall0 = wall0
         self.t0 = 0.0
+        self._current: StepRecord | None = None
         # Comparing logs at each election needs every node's log, not only
         # the candidates' (traced at each role change): ask after every step.
         self.log_each_step = any(isinstance(e, ex.WinnerMostUpToDate) for e in run.scenario.expects)
@@ -231,9 +259,11 @@ class _Player:
     def play(self) -> None:
         for step, rec in zip(self.run.scenario.steps, self.run.steps, strict=True):
             rec.start = self.d.now()
+            self._current = rec
             try:
                 note = step.apply(self)
                 rec.status, rec.note = "ok", note or ""
+                rec.cli, rec.docker = _commands(step, rec.resolved)
             except NotApplicable as e:
                 rec.status, rec.note = "skipped", f"not applicable in {self.d.mode} mode: {e}"
             except Unsupported as e:
@@ -258,6 +288,12 @@ class _Player:
     # ------------------------------------------------------------ resolution
 
     def node(self, ref: str) -> str:
+        name = self._resolve(ref)
+        if self._current is not None:
+            self._current.resolved[ref] = name
+        return name
+
+    def _resolve(self, ref: str) -> str:
         if ref in self.run.aliases:
             return self.run.aliases[ref]
         if ref == "leader":

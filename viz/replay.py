@@ -8,8 +8,9 @@ the run, with a time slider in seconds from its start.
 `replay_data` turns a `TraceModel` into the plain data the page's script
 reads; it is pure and tested without a browser.  Everything shown comes from
 the traces: a log row is the node's log as it last reported it (the row says
-how old that report is), and messages are the vote requests and answers the
-voters traced (appends are not listed one by one in traces).
+how old that report is), votes are the requests and answers the voters
+traced, and appends and heartbeats are the per-link counts the senders
+summarised every ~100 ms (``message`` lines).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from viz.model import TraceModel, read_model
+from viz.model import TraceModel, load, read_model
 from viz.web import page_html
 
 __all__ = ["Caption", "replay_data", "write_replay"]
@@ -40,8 +41,30 @@ def _steps(times: Sequence[float], values: Sequence[Any]) -> list[list[Any]]:
     return [[round(t, 4), v] for t, v in zip(times, values, strict=True)]
 
 
-def replay_data(model: TraceModel, captions: Iterable[Caption] = ()) -> dict[str, Any]:
-    """What the page needs to draw any instant of the run (times from the start)."""
+def link_samples(records: Iterable[dict[str, Any]], t0: float) -> list[list[Any]]:
+    """``[t, from, to, kind, count, window]`` of every per-link ``message`` summary
+    (appends, heartbeats and their answers; times from ``t0``)."""
+    out = []
+    for r in records:
+        if r.get("type") != "message" or r.get("kind") not in _LINK_KINDS:
+            continue
+        out.append(
+            [round(float(r["t"]) - t0, 4), r.get("from"), r.get("to"), r.get("kind"),
+             int(r.get("count", 1)), float(r.get("window", 0.1)) or 0.1]
+        )  # fmt: skip
+    return out
+
+
+_LINK_KINDS = frozenset({"append", "heartbeat", "append_reply"})
+
+
+def replay_data(
+    model: TraceModel,
+    captions: Iterable[Caption] = (),
+    links: Sequence[Sequence[Any]] = (),
+) -> dict[str, Any]:
+    """What the page needs to draw any instant of the run (times from the start);
+    ``links`` from `link_samples`."""
     nodes = list(model.nodes)
     roles = {
         n: [
@@ -100,6 +123,7 @@ def replay_data(model: TraceModel, captions: Iterable[Caption] = ()) -> dict[str
             {"t": round(c.t, 4), "text": c.text, "cli": c.cli, "docker": c.docker}
             for c in sorted(captions, key=lambda c: c.t)
         ],
+        "links": [list(x) for x in links],
     }
 
 
@@ -108,7 +132,8 @@ def write_replay(
 ) -> Path:
     """Read ``trace_dir``'s traces and write the replay page to ``out``."""
     model = read_model(trace_dir)
-    data = replay_data(model, captions)
+    records, _ = load(trace_dir)
+    data = replay_data(model, captions, link_samples(records, model.t0))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page_html("replay", title or f"replay of {trace_dir.name}", data))
     return out

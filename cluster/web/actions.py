@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cluster.local.verbs import equivalent
+
 __all__ = ["ACTIONS", "ActionError", "run_action"]
 
 #: Actions and whether they need a target node.
@@ -52,36 +54,12 @@ def command_for(
         raise ActionError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
     if ACTIONS[action] and not target:
         raise ActionError(f"{action} needs a target node")
-    t = str(target)
-    if action == "kill":
-        return [
-            "kill",
-            t,
-        ], f"no Docker verb: the manager's engine crashed (`kill -9` dockerd on {t})"
-    if action == "restart":
-        return ["restart", t], f"`systemctl start docker` on {t}: it rejoins with its Raft data"
-    if action == "pause":
-        return ["pause", t], f"no Docker verb: dockerd on {t} frozen (`kill -STOP`), not crashed"
-    if action == "unpause":
-        return ["unpause", t], f"`kill -CONT` dockerd on {t}"
-    if action == "isolate":
-        return ["isolate", t], f"no Docker verb: {t}'s network fails (a firewall, a cable)"
-    if action == "heal":
-        return ["heal"], "no Docker verb: the network is repaired"
-    if action == "partition":
-        if not groups or len([g for g in groups if g]) < 2:
-            raise ActionError("partition needs two non-empty groups of nodes")
-        parts = [",".join(g) for g in groups if g]
-        return ["partition", *parts], "no Docker verb: the network splits between these groups"
-    if action == "transfer":
-        return ["transfer-leadership", t], (
-            "Docker has no transfer verb; `docker node demote LEADER` makes the leader "
-            "hand leadership over first (dissertation §3.10)"
-        )
-    if action in ("drain", "activate"):
-        avail = "drain" if action == "drain" else "active"
-        args = ["node", "update", "--availability", avail, t]
-        return args, f"docker node update --availability {avail} {t}"
+    if action == "partition" and (not groups or len([g for g in groups if g]) < 2):
+        raise ActionError("partition needs two non-empty groups of nodes")
+    if action != "write":
+        found = equivalent(action, str(target or ""), groups=[g for g in groups or [] if g])
+        assert found is not None
+        return list(found.cli), found.docker
     # write: one config, a real Raft write through the leader
     name = f"web-write-{int(time.time())}-{next(_WRITES)}"
     path = data_dir / "web-writes" / f"{name}.txt"

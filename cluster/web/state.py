@@ -41,6 +41,7 @@ TAIL_EVERY = 0.1
 LEG = 0.45  # seconds a message takes on the page, per leg (as in app.js)
 KEEP_MESSAGES = 3.0  # seconds
 KEEP_EVENTS = 60
+LINK_WINDOW = 1.0  # seconds of per-link summaries a link's rate is averaged over
 
 
 class LiveState:
@@ -54,6 +55,8 @@ class LiveState:
         self.process: dict[str, str] = {}
         self.swarm: dict[str, Any] = {"services": [], "tasks": [], "nodes": []}
         self.messages: deque[dict[str, Any]] = deque(maxlen=400)
+        #: (seen at, from, to, messages per second) of recent per-link summaries.
+        self.link_rates: deque[tuple[float, str, str, float]] = deque(maxlen=2000)
         self.events: deque[dict[str, Any]] = deque(maxlen=KEEP_EVENTS)
         self._offsets: dict[Path, int] = {}
         #: The last term each manager reported: a down or paused node keeps it on
@@ -136,6 +139,8 @@ class LiveState:
                 self._take(line, now)
         while self.messages and self.messages[0]["t"] < now - KEEP_MESSAGES:
             self.messages.popleft()
+        while self.link_rates and self.link_rates[0][0] < now - LINK_WINDOW:
+            self.link_rates.popleft()
 
     def _new_lines(self, path: Path) -> list[dict[str, Any]]:
         try:
@@ -163,7 +168,12 @@ class LiveState:
     def _take(self, line: dict[str, Any], now: float) -> None:
         kind, node = line.get("type"), str(line.get("node", ""))
         t = float(line.get("t", now))
-        if kind == "vote":
+        if kind == "message" and line.get("kind") in ("append", "heartbeat"):
+            src, dst = str(line.get("from", node)), str(line.get("to"))
+            count, window = int(line.get("count", 1)), float(line.get("window") or 0.1)
+            self.link_rates.append((now, src, dst, count / max(window, 0.01)))
+            self._message(str(line["kind"]), src, dst, line.get("term"), now)
+        elif kind == "vote":
             candidate, term = str(line.get("candidate")), line.get("term")
             pre = bool(line.get("pre_vote"))
             self._message("pre-vote" if pre else "vote", candidate, node, term, now)
@@ -246,11 +256,22 @@ class LiveState:
             "quorum": {"managers": n_voters, "needed": n_voters // 2 + 1, "reachable": reachable},
             "partition": desc.partition,
             "nodes": nodes,
-            "links": [],
+            "links": self._links(now),
             "messages": list(self.messages),
             "events": list(self.events),
             "services": _services(self.swarm["services"], self.swarm["tasks"]),
         }
+
+    def _links(self, now: float) -> list[dict[str, Any]]:
+        """Appends and heartbeats per second on each link, over the last second."""
+        rates: dict[tuple[str, str], list[float]] = {}
+        for seen, src, dst, rate in self.link_rates:
+            if seen >= now - LINK_WINDOW:
+                rates.setdefault((src, dst), []).append(rate)
+        return [
+            {"from": src, "to": dst, "rate": round(sum(r) / len(r), 1)}
+            for (src, dst), r in sorted(rates.items())
+        ]
 
     def _role(
         self, m: Member, st: dict[str, Any] | None, voters: list[str], learners: list[str]

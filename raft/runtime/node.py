@@ -59,6 +59,8 @@ from raft.core.messages import (
     HardState,
     Message,
     NodeId,
+    RequestVote,
+    RequestVoteResponse,
 )
 from raft.core.persist import PersistPlan, Step
 from raft.core.protocol import NotLeader, RaftCore, Ready, Role, TraceEvent
@@ -488,13 +490,25 @@ class RaftNode:
     def _send_all(self, messages: list[Message]) -> None:
         transport = self._transport
         assert transport is not None
-        count = self.trace.count
+        trace = self.trace
+        count, sent = trace.count, trace.sent
         for m in messages:
             if isinstance(m, AppendEntries):
                 n = len(m.entries)
                 count("append", sent=1, entries_sent=n, heartbeats_sent=0 if n else 1)
+                sent("append" if n else "heartbeat", m.dst, m.term, n)
             elif isinstance(m, AppendEntriesResponse):
                 count("append_reply", sent=1)
+                sent("append_reply", m.dst, m.term)
+            elif isinstance(m, RequestVote):
+                kind = "pre_vote_request" if m.pre_vote else "vote_request"
+                trace.emit("message", kind=kind, to=m.dst, term=m.term, **{"from": self.id})
+            elif isinstance(m, RequestVoteResponse):
+                kind = "pre_vote_reply" if m.pre_vote else "vote_reply"
+                trace.emit(
+                    "message", kind=kind, to=m.dst, term=m.term, granted=m.granted,
+                    **{"from": self.id},
+                )  # fmt: skip
             transport.send(m)
 
     def _advance(self, rd: Ready) -> None:

@@ -14,6 +14,14 @@ summarised:
 * ``append`` / ``append_reply``: counters (messages and entries, sent and
   received) summed over all peers, one line per `TraceSettings.count_interval`
   and only when something happened.  Heartbeats are counted, never listed.
+* ``message``: what this node *sent*, link by link, so that a view can draw
+  messages between nodes.  Every vote and pre-vote request and answer is one
+  line (``kind`` ``vote_request`` / ``pre_vote_request`` / ``vote_reply`` /
+  ``pre_vote_reply``, with ``granted``).  AppendEntries (``append``, or
+  ``heartbeat`` when empty) and their answers (``append_reply``) are counted
+  per link and written as one line per `TraceSettings.link_interval` with
+  ``count``, ``entries`` and ``window`` (seconds), only for links that carried
+  something.
 
 Writing must never stall the Raft loop, so `TraceWriter.emit` only appends to
 an in-memory buffer; `TraceWriter.run` (a task the node owns) writes the
@@ -48,7 +56,9 @@ _NOTABLE = frozenset(
 class TraceSettings:
     sample_interval: float = 0.1  # at most one commit / apply line per this many seconds
     count_interval: float = 1.0  # append / append_reply counters per this many seconds
-    flush_interval: float = 0.2  # how often the buffer goes to the file
+    link_interval: float = 0.1  # per-link ``message`` summaries per this many seconds
+    # How often the buffer goes to the file: what a live view reading the trace lags by.
+    flush_interval: float = 0.1
     max_buffered: int = 50_000  # lines held in memory before new ones are dropped
 
 
@@ -87,6 +97,9 @@ class TraceWriter:
         self._last_sampled: dict[str, float] = {}
         self._counters: dict[str, Counter[str]] = {}
         self._counters_since = time.time()
+        # Per link: (kind, destination) -> [messages, entries, highest term].
+        self._links: dict[tuple[str, str], list[int]] = {}
+        self._links_since = self._counters_since
 
     # ------------------------------------------------------------ recording
 
@@ -135,9 +148,32 @@ class TraceWriter:
         counter = self._counters.setdefault(type_, Counter())
         counter.update(increments)
 
+    def sent(self, kind: str, dst: str, term: int, entries: int = 0) -> None:
+        """One AppendEntries-like message to ``dst``, counted for its link's summary."""
+        link = self._links.get((kind, dst))
+        if link is None:
+            self._links[(kind, dst)] = [1, entries, term]
+        else:
+            link[0] += 1
+            link[1] += entries
+            if term > link[2]:
+                link[2] = term
+
     def summarize(self, force: bool = False) -> None:
         """Write the summaries whose interval is over (all of them if ``force``)."""
         now = time.time()
+        if self._links and (force or now - self._links_since >= self.settings.link_interval):
+            window = round(now - self._links_since, 3)
+            for (kind, dst), (n, entries, term) in self._links.items():
+                self._put(
+                    {"t": now, "node": self.node, "type": "message", "kind": kind,
+                     "from": self.node, "to": dst, "term": term, "count": n,
+                     "entries": entries, "window": window}
+                )  # fmt: skip
+            self._links = {}
+            self._links_since = now
+        elif not self._links:
+            self._links_since = now
         for type_, pending in list(self._ranges.items()):
             if force or now - self._last_sampled.get(type_, 0.0) >= self.settings.sample_interval:
                 del self._ranges[type_]

@@ -21,6 +21,12 @@ class StepRecord:
     #: ok | failed | skipped (not applicable) | unsupported | not run
     status: str = "not run"
     note: str = ""
+    #: The same step as a ``python -m cluster`` command and in Docker (empty
+    #: for steps that are no user's command, such as waiting).
+    cli: str = ""
+    docker: str = ""
+    #: What ``leader`` and aliases named while the step ran.
+    resolved: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

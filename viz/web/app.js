@@ -119,15 +119,15 @@ function drawMessages(frame, pos, clock) {
     const x = x1 + (x2 - x1) * p, y = y1 + (y2 - y1) * p;
     const g = el("svg:g", { class: "msg " + m.kind, transform: `translate(${x},${y})`, "data-kind": m.kind });
     g.append(el("svg:title", {}, msgTitle(m)));
-    g.append(el("svg:circle", { r: 9 }));
-    const label = { vote: "V", "pre-vote": "P", grant: "✓", refuse: "✗", append: "A" }[m.kind] || "";
+    g.append(el("svg:circle", { r: m.kind === "heartbeat" ? 4 : 9 }));
+    const label = { vote: "V", "pre-vote": "P", grant: "✓", refuse: "✗", append: "A", heartbeat: "" }[m.kind] || "";
     g.append(el("svg:text", {}, label));
     layer.append(g);
   }
 }
 
 function msgTitle(m) {
-  const what = { vote: "RequestVote", "pre-vote": "RequestVote (pre-vote)", grant: "vote granted", refuse: "vote refused", append: "AppendEntries" }[m.kind] || m.kind;
+  const what = { vote: "RequestVote", "pre-vote": "RequestVote (pre-vote)", grant: "vote granted", refuse: "vote refused", append: "AppendEntries with entries", heartbeat: "heartbeat (empty AppendEntries)" }[m.kind] || m.kind;
   return `${what} ${m.from} → ${m.to}, term ${m.term}` + (m.reason ? `\nwhy refused: ${m.reason}` : "");
 }
 
@@ -368,11 +368,21 @@ function replayFrame(d, t) {
     messages.push({ kind: v.granted ? "grant" : "refuse", from: v.voter, to: v.candidate, term: v.term, t: v.t, reason: v.reason });
   }
   const events = d.events.filter((e) => e.t <= t);
+  const rates = {};
+  for (const [lt, from, to, kind, count, window] of d.links || []) {
+    if (lt > t || lt < t - 1.0 || kind === "append_reply") continue;
+    (rates[from + ">" + to] = rates[from + ">" + to] || []).push(count / window);
+    if (lt >= t - LEG) messages.push({ kind, from, to, t: lt });
+  }
+  const links = Object.entries(rates).map(([k, r]) => {
+    const [from, to] = k.split(">");
+    return { from, to, rate: r.reduce((a, b) => a + b, 0) / r.length };
+  });
   return {
     mode: "replay", t, nodes, partition: side, leader: leaders.length ? leaders[0].name : null,
     term: Math.max(0, ...nodes.map((n) => n.term || 0)),
     quorum: q ? { managers: q[1][0], needed: q[1][1], reachable: q[1][2] } : { managers: nodes.length, needed: Math.floor(nodes.length / 2) + 1, reachable: 0 },
-    messages, events, services: [], links: [],
+    messages, events, services: [], links,
   };
 }
 
@@ -390,20 +400,26 @@ function faultsAt(d, t) {
 function startReplay(d) {
   const slider = $('input[data-control="time"]');
   slider.max = d.end.toFixed(3);
-  slider.step = "0.01";
+  slider.step = "any";
   let t = 0, playing = false, last = 0;
   const speedSel = $("#speed");
   function show() {
     slider.value = t.toFixed(3);
     $("#clock").textContent = `${t.toFixed(2)} s / ${d.end.toFixed(2)} s`;
     render(replayFrame(d, t), t, false);
-    const step = lastBefore(d.steps.map((s) => ({ ...s, start: s.t })), t);
+    // The latest step, and any that ran at the same instant (a simulated run
+    // takes several steps without time passing).
+    const latest = lastBefore(d.steps.map((s) => ({ ...s, start: s.t })), t);
     const cap = $("#caption");
     cap.replaceChildren();
-    if (step) {
-      cap.append(el("b", {}, `${step.t.toFixed(2)} s — ${step.text}`));
-      if (step.cli) cap.append(document.createTextNode("  "), el("code", {}, step.cli));
-      if (step.docker) cap.append(document.createTextNode("  Docker: "), el("code", {}, step.docker));
+    if (latest) {
+      for (const step of d.steps.filter((s) => s.t === latest.t)) {
+        const line = el("div");
+        line.append(el("b", {}, `${step.t.toFixed(2)} s — ${step.text}`));
+        if (step.cli) line.append(document.createTextNode("  "), el("code", {}, step.cli));
+        if (step.docker) line.append(document.createTextNode("  Docker: "), el("code", {}, step.docker));
+        cap.append(line);
+      }
     } else cap.append(el("span", { class: "muted" }, "before the first step"));
   }
   slider.addEventListener("input", () => { t = parseFloat(slider.value); show(); });
