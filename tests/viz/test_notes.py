@@ -100,11 +100,16 @@ def test_a_name_the_caller_forgot_is_an_error_not_a_gap():
         render("scenario.md.j2", **data)
 
 
-def test_index_lists_every_note():
-    rows = [{"scenario": "a", "passed": False, "duration_s": 2.04, "key_metric": "x"}]
+def test_index_lists_every_note_and_its_replay():
+    rows = [
+        {"scenario": "a", "passed": False, "duration_s": 2.04, "key_metric": "x", "replay": True},
+        {"scenario": "b", "passed": True, "duration_s": 1.0, "key_metric": "y", "replay": False},
+    ]
     assert render("index.md.j2", rows=rows) == (
-        "# Scenario notes\n\n| scenario | result | duration | key metric |\n"
-        "| --- | --- | ---: | --- |\n| [a](a/report.md) | **FAIL** | 2.0 s | x |\n"
+        "# Scenario notes\n\n| scenario | result | duration | key metric | replay |\n"
+        "| --- | --- | ---: | --- | --- |\n"
+        "| [a](a/report.md) | **FAIL** | 2.0 s | x | [replay](a/replay.html) |\n"
+        "| [b](b/report.md) | pass | 1.0 s | y |  |\n"
     )
 
 
