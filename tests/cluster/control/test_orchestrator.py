@@ -8,6 +8,7 @@ agents that report their tasks' progress.  The other control-loop tests
 
 from __future__ import annotations
 
+import copy
 import random
 from collections import Counter, defaultdict
 
@@ -84,7 +85,7 @@ class World:
 
     def update_service(self, service_id: str, **changes: object) -> None:
         svc = self.store.get(o.SERVICE, service_id)
-        spec = svc["Spec"]
+        spec = copy.deepcopy(svc["Spec"])  # stored objects are frozen
         if "image" in changes:
             spec["TaskTemplate"]["ContainerSpec"]["Image"] = changes["image"]
         if "replicas" in changes:
