@@ -326,6 +326,10 @@ class Store:
         rows = self._tables[o.TASK]
         return [rows[k] for k in sorted(smallest) if all(k in other for other in others)]
 
+    def task_services(self) -> set[str]:
+        """IDs of the services that own tasks (removed services' included)."""
+        return set(self._task_index.values("ServiceID"))
+
     def live_tasks_on(self, node_id: str) -> int:
         """How many live tasks (`objects.task_is_live`) run on this node, from the index."""
         return self._task_index.live_on_node[node_id]

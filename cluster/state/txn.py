@@ -172,6 +172,10 @@ class TaskIndex:
         """IDs of the tasks whose ``field`` (one of `FIELDS`) is ``value``; do not change it."""
         return self._by[field].get(value) or set()
 
+    def values(self, field: str) -> Iterable[str]:
+        """Every value ``field`` has in some task (each service ID that owns tasks, say)."""
+        return self._by[field].keys()
+
     def replace(self, table: str, task_id: str, old: Any, new: Any) -> None:
         """Like `NameIndex.replace`, for the task table."""
         if table != o.TASK:
