@@ -67,7 +67,7 @@ SNAPSHOT_VERSION = 1
 class Result:
     """What applying one log entry produced: a value or an error, never both.
 
-    ``value`` is a copy of the created or updated object, ``{"ID": ...}`` for
+    ``value`` is the created or updated object as stored (frozen), ``{"ID": ...}`` for
     a removal, a list of values for a batch, ``None`` for a no-op.
     """
 

@@ -44,6 +44,7 @@ class Txn:
         self._tables = tables
         self._names = names if names is not None else NameIndex(tables)
         self._tasks = tasks if tasks is not None else TaskIndex(tables)
+        self._ports = self._tasks.ports
         self._undo: list[tuple[str, str, Any]] = []
 
     def get(self, table: str, key: str) -> Any:
@@ -57,12 +58,19 @@ class Txn:
         rows = self._tables[kind]
         return [rows[k] for k in self._names.ids(kind, name)]
 
-    def put(self, table: str, key: str, value: Any) -> None:
+    def ingress_ports(self) -> dict[tuple[int, str], list[Any]]:
+        """(published port, protocol) -> the services publishing it on the ingress, by ID."""
+        rows = self._tables[o.SERVICE]
+        return {key: [rows[i] for i in sorted(ids)] for key, ids in self._ports.items()}
+
+    def put(self, table: str, key: str, value: Any) -> Any:
+        """Store ``value`` (frozen on the way in); returns the stored, frozen value."""
         rows = self._tables[table]
         previous = rows.get(key, self._MISSING)
         self._undo.append((table, key, previous))
         rows[key] = value = freeze(value)
         self._reindex(table, key, previous, value)
+        return value
 
     def delete(self, table: str, key: str) -> None:
         rows = self._tables[table]
@@ -77,7 +85,7 @@ class Txn:
 
     def _reindex(self, table: str, key: str, old: Any, new: Any) -> None:
         self._names.replace(table, key, old, new)
-        self._tasks.replace(table, key, old, new)
+        self._tasks.replace(table, key, old, new)  # and its `PortIndex`
 
     def rollback(self) -> None:
         """Undo every change of this command, newest first."""
@@ -167,6 +175,8 @@ class TaskIndex:
         self.live_on_node: Counter[str] = Counter()
         for task_id, task in tables.get(o.TASK, {}).items():
             self._add(task_id, task)
+        #: The services' ingress ports ride along, so that the store keeps one object.
+        self.ports = PortIndex(tables)
 
     def ids(self, field: str, value: str) -> set[str]:
         """IDs of the tasks whose ``field`` (one of `FIELDS`) is ``value``; do not change it."""
@@ -177,7 +187,8 @@ class TaskIndex:
         return self._by[field].keys()
 
     def replace(self, table: str, task_id: str, old: Any, new: Any) -> None:
-        """Like `NameIndex.replace`, for the task table."""
+        """Like `NameIndex.replace`, for the task table (and the services' ports)."""
+        self.ports.replace(table, task_id, old, new)
         if table != o.TASK:
             return
         if old is not Txn._MISSING:
@@ -219,6 +230,41 @@ class TaskIndex:
             isinstance(other, TaskIndex)
             and self._by == other._by
             and self.live_on_node == other.live_on_node
+            and self.ports == other.ports
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+
+class PortIndex(dict[tuple[int, str], set[str]]):
+    """(published port, protocol) -> IDs of the services publishing it on the ingress.
+
+    Every service create and update checks its ingress ports against every
+    other service's; scanning all services there made creating N services
+    cost O(N^2).  Derived state like `NameIndex`.
+    """
+
+    def __init__(self, tables: dict[str, dict[str, Any]]) -> None:
+        super().__init__()
+        for service_id, service in tables.get(o.SERVICE, {}).items():
+            self._change(service_id, service, +1)
+
+    def replace(self, table: str, service_id: str, old: Any, new: Any) -> None:
+        if table != o.SERVICE:
+            return
+        if old is not Txn._MISSING:
+            self._change(service_id, old, -1)
+        if new is not Txn._MISSING:
+            self._change(service_id, new, +1)
+
+    def _change(self, service_id: str, service: o.Obj, sign: int) -> None:
+        for p in service.get("Endpoint", {}).get("Ports", []):
+            if p.get("PublishMode") != "ingress" or not p.get("PublishedPort"):
+                continue
+            key = (p["PublishedPort"], p["Protocol"])
+            if sign > 0:
+                self.setdefault(key, set()).add(service_id)
+            elif key in self:
+                self[key].discard(service_id)
+                if not self[key]:
+                    del self[key]

@@ -193,3 +193,25 @@ def test_change_log_after_restore_or_trim_says_it_does_not_know() -> None:
     assert log.since(8) == set()
     assert log.since(log.horizon) == {("task", f"t{i}") for i in range(log.horizon + 1, 9)}
     assert log.horizon > 0 and log.since(log.horizon - 1) is None
+
+
+def test_port_index_follows_creates_updates_removals_rollbacks_and_restores() -> None:
+    store = Store()
+
+    def apply(command: bytes) -> bool:
+        return store.apply(store.applied_index + 1, command).ok
+
+    def ported(name: str, published: int) -> dict:
+        port = {"TargetPort": 80, "PublishedPort": published}
+        return {**_spec(name), "EndpointSpec": {"Ports": [port]}}
+
+    assert apply(c.create_service(ported("a", 8080), "a", NOW))
+    assert apply(c.create_service(ported("b", 0), "b", NOW))  # a dynamic port: 30000
+    assert not apply(c.create_service(ported("c", 8080), "c", NOW))  # taken
+    bad = c.batch(c.remove_service("a"), c.create_service(ported("d", 30000), "d", NOW))
+    assert not apply(bad)  # 30000 is b's: the removal of a is rolled back too
+    assert store._task_index.ports == {(8080, "tcp"): {"a"}, (30000, "tcp"): {"b"}}
+    assert apply(c.remove_service("a"))
+    assert apply(c.create_service(ported("c", 8080), "c", NOW))  # free again
+    _consistent(store)
+    assert Store.from_snapshot(store.snapshot())._task_index == store._task_index
