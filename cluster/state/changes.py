@@ -34,7 +34,7 @@ class ChangeLog:
     """Bounded, ordered record of ``(index, kind, ID)`` for applied entries."""
 
     #: Records kept: a reader more than this many object changes behind starts over.
-    LIMIT = 100_000
+    LIMIT = 20_000
 
     def __init__(self, start: int = 0, limit: int = LIMIT) -> None:
         self._limit = limit
