@@ -221,21 +221,18 @@ async def write(request: web.Request, command: bytes) -> Any:
     return result.unwrap()
 
 
-async def lookup_fresh(
-    request: web.Request, kind: str, ref: str, *, read_only: bool = False
-) -> o.Obj:
+async def lookup_fresh(request: web.Request, kind: str, ref: str) -> o.Obj:
     """Resolve a reference for a write: locally, then once more after a barrier.
 
     The local replica may lag (a follower, or a leader elected a moment ago)
     and not know an object the client just created; a read barrier makes it
     catch up before we answer 404.  The happy path costs nothing.
 
-    ``read_only`` is kept for the routes that pass it: every read returns the
-    stored, frozen object now (`cluster.state.frozen`), never a copy.
+    What it returns is the stored object itself, frozen (`cluster.state.frozen`):
+    free to read into a command, impossible to change.
     """
     backend = backend_of(request)
-    store = backend.store
-    find = store.lookup
+    find = backend.store.lookup
     try:
         return find(kind, ref)
     except NotFound:

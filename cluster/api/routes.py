@@ -278,7 +278,7 @@ async def update_service(request: web.Request) -> web.Response:
 
 @routes.delete("/services/{id}")
 async def remove_service(request: web.Request) -> web.Response:
-    service = await lookup_fresh(request, o.SERVICE, _ref(request), read_only=True)
+    service = await lookup_fresh(request, o.SERVICE, _ref(request))
     return reply(await write(request, c.remove_service(service["ID"])))
 
 
@@ -370,7 +370,7 @@ async def report_task(request: web.Request) -> web.Response:
     body = await read_json(request)
     assert body is not None
     state, message, err = task_report(body)
-    task = await lookup_fresh(request, o.TASK, _ref(request), read_only=True)
+    task = await lookup_fresh(request, o.TASK, _ref(request))
     cmd = _build(c.update_task, task["ID"], time.time(), state=state, message=message, err=err)
     return reply(await write(request, cmd))
 
@@ -417,7 +417,7 @@ def _add_named_routes(kind: str) -> None:
         """Labels only, as in Docker; a missing Name means "the same name"."""
         version = query_version(request)
         spec, data = named_spec(await read_json(request))
-        obj = await lookup_fresh(request, kind, _ref(request), read_only=True)
+        obj = await lookup_fresh(request, kind, _ref(request))
         spec.setdefault("Name", obj["Spec"]["Name"])
         if kind == o.SECRET:
             if data:
@@ -430,7 +430,7 @@ def _add_named_routes(kind: str) -> None:
         return reply(_public(kind, await write(request, cmd)))
 
     async def remove(request: web.Request) -> web.Response:
-        obj = await lookup_fresh(request, kind, _ref(request), read_only=True)
+        obj = await lookup_fresh(request, kind, _ref(request))
         remover = c.remove_secret if kind == o.SECRET else c.remove_config
         return reply(await write(request, remover(obj["ID"])))
 

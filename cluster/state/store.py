@@ -292,9 +292,6 @@ class Store:
             raise NotFound(f"{kind} {ref} not found")
         return rows[matches[0]]
 
-    #: Once the copy-free twin of `lookup`; every read is copy-free now.
-    peek = lookup
-
     def cluster(self) -> o.Obj | None:
         """The one cluster object, or ``None`` before ``cluster.init``."""
         rows = self._tables[o.CLUSTER]
