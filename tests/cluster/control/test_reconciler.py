@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_orchestrator import T0, World, svc_spec
 
-from cluster.control.orchestrator import ControlLoop
+from cluster.control.orchestrator import ControlLoop, affected_services
 from cluster.control.reconciler import Reconciler
 from cluster.state import commands as c
 from cluster.state import objects as o
@@ -199,3 +199,26 @@ def test_a_restart_delay_wakes_the_service_without_any_change() -> None:
     assert _leader_pass(world, reconciler, 0, 9) == []
     world.now += 1.5
     assert [c.decode(x)[0] for x in _leader_pass(world, reconciler, 0, 9)] == ["task.create"]
+
+
+def test_the_scope_of_a_change_is_what_it_can_concern() -> None:
+    """A task names its service; a node, its tasks' services and the global ones;
+    a config nothing; a task that is gone cannot say, so everything is looked at."""
+    world = _world()
+    for a in range(4):
+        _service(world, a, 1)  # replicated, one slot each
+    _service(world, 4, 9)  # global
+    for _ in range(3):
+        _leader_pass(world, Reconciler(ControlLoop(world.settings)), 0, 9)
+    task = world.store.tasks(service_id="s2")[0]
+    on_node = {t["ServiceID"] for t in world.store.tasks(node_id=task["NodeID"])}
+    nodes = {n["ID"]: n for n in world.store.list(o.NODE)}
+
+    def scope(*changes: tuple[str, str]) -> set[str] | None:
+        return affected_services(world.store, set(changes), nodes)
+
+    assert scope((o.TASK, task["ID"])) == {"s2"}
+    assert scope((o.SERVICE, "s1"), (o.SERVICE, "gone")) == {"s1", "gone"}
+    assert scope((o.NODE, task["NodeID"])) == on_node | {"s4"}
+    assert scope((o.CONFIG, "c1"), (o.CLUSTER, "x")) == set()
+    assert scope((o.TASK, "no-such-task")) is None
