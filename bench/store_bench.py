@@ -4,7 +4,8 @@ Builds one `Store` the way Raft would (commands applied in log order) with
 ``--services`` services of ``--replicas`` tasks each (50,000 tasks by
 default), then times, best of ``--repeat``:
 
-* ``service ps``: the tasks of one service, from the task index;
+* ``service ps``: the tasks of one service, from the task index; and the
+  same through the API route's selection and JSON encoding (no HTTP);
 * the same answer found by scanning every task (what it cost before the index);
 * ``GET /tasks`` with no filter: every task, sorted (no copies: frozen objects);
 * a full control-loop pass, and an incremental one after one task changed.
@@ -23,6 +24,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cluster.api.common import reply
+from cluster.api.routes import _candidate_tasks
 from cluster.control.orchestrator import ControlLoop
 from cluster.control.reconciler import Reconciler
 from cluster.state import commands as c
@@ -99,6 +102,10 @@ def main() -> None:
 
     rows = {
         "service_ps_indexed_ms": best_ms(lambda: store.tasks(service_id=target), a.repeat),
+        "service_ps_api_json_ms": best_ms(
+            lambda: reply(_candidate_tasks(store, {"service": [f"svc{a.services // 2}"]})),
+            a.repeat,
+        ),
         "service_ps_scan_ms": best_ms(scan, a.repeat),
         "all_tasks_ms": best_ms(store.tasks, a.repeat),
         "full_pass_ms": best_ms(lambda: loop.step(store, T0), a.repeat),
