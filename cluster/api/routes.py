@@ -98,8 +98,10 @@ async def info(request: web.Request) -> web.Response:
     cluster = store.cluster()
     cluster_info: dict[str, Any] = {}
     if cluster is not None:
-        spec = cluster["Spec"]
-        spec["Raft"] = {**spec.get("Raft", {}), **facts.get("Raft", {})}
+        spec = {
+            **cluster["Spec"],
+            "Raft": {**cluster["Spec"].get("Raft", {}), **facts.get("Raft", {})},
+        }
         cluster_info = {k: cluster[k] for k in ("ID", "Version", "CreatedAt", "UpdatedAt")}
         cluster_info["Spec"] = spec
     elif "Raft" in facts:
@@ -206,12 +208,14 @@ async def remove_node(request: web.Request) -> web.Response:
 
 
 def _with_status(store: Store, service: o.Obj) -> o.Obj:
-    """Docker's ``ServiceStatus`` (``?status=true``): running vs desired tasks."""
+    """Docker's ``ServiceStatus`` (``?status=true``): running vs desired tasks.
+
+    A new map around the stored service (which is frozen), from the task index.
+    """
     tasks = store.tasks(service_id=service["ID"], desired_state="running")
     running = sum(1 for t in tasks if t["Status"]["State"] == "running")
     desired = len(tasks) if o.is_global(service["Spec"]) else o.replicas(service["Spec"])
-    service["ServiceStatus"] = {"RunningTasks": running, "DesiredTasks": desired}
-    return service
+    return {**service, "ServiceStatus": {"RunningTasks": running, "DesiredTasks": desired}}
 
 
 _SERVICE_FILTERS = ("id", "name", "label", "mode")
@@ -274,7 +278,7 @@ async def update_service(request: web.Request) -> web.Response:
 
 @routes.delete("/services/{id}")
 async def remove_service(request: web.Request) -> web.Response:
-    service = await lookup_fresh(request, o.SERVICE, _ref(request), read_only=True)
+    service = await lookup_fresh(request, o.SERVICE, _ref(request))
     return reply(await write(request, c.remove_service(service["ID"])))
 
 
@@ -294,27 +298,59 @@ def _resolve_ids(store: Store, kind: str, refs: list[str]) -> set[str]:
     return ids
 
 
+def _candidate_tasks(store: Store, filters: dict[str, list[str]]) -> list[o.Obj]:
+    """The tasks the indexed filters allow (service, node, desired state), by ID.
+
+    ``service ps web`` reads web's tasks from the store's task index instead
+    of scanning every task in the swarm; the other filters then look only at
+    those.  Values within one filter are alternatives (OR), filters combine
+    with AND, as in Docker.
+    """
+    picks: list[dict[str, o.Obj]] = []
+    indexed = (
+        ("service", "service_id", lambda refs: _resolve_ids(store, o.SERVICE, refs)),
+        ("node", "node_id", lambda refs: _resolve_ids(store, o.NODE, refs)),
+        ("desired-state", "desired_state", set),
+    )
+    for name, arg, values in indexed:
+        if name in filters:
+            pick: dict[str, o.Obj] = {}
+            for value in values(filters[name]):
+                pick.update((t["ID"], t) for t in store.tasks(**{arg: value}))
+            picks.append(pick)
+    if not picks:
+        return store.list(o.TASK)
+    smallest, *others = sorted(picks, key=len)
+    return [smallest[k] for k in sorted(smallest) if all(k in other for other in others)]
+
+
 @routes.get("/tasks")
 async def list_tasks(request: web.Request) -> web.Response:
     filters = parse_filters(request, _TASK_FILTERS)
     await linearize(request)
     store = backend_of(request).store
-    services = {s["ID"]: s for s in store.list(o.SERVICE)}
-    service_ids = _resolve_ids(store, o.SERVICE, filters.get("service", []))
-    node_ids = _resolve_ids(store, o.NODE, filters.get("node", []))
+    services: dict[str, o.Obj | None] = {}
+
+    def service_of(service_id: str) -> o.Obj | None:
+        if service_id not in services:
+            found = store.many(o.SERVICE, [service_id])
+            services[service_id] = found[0] if found else None
+        return services[service_id]
 
     def keep(t: o.Obj) -> bool:
-        name = o.task_name(services.get(t["ServiceID"]), t)
         return (
             ("id" not in filters or any(t["ID"].startswith(v) for v in filters["id"]))
-            and ("name" not in filters or any(name.startswith(v) for v in filters["name"]))
+            and (
+                "name" not in filters
+                or any(
+                    o.task_name(service_of(t["ServiceID"]), t).startswith(v)
+                    for v in filters["name"]
+                )
+            )
             and common_match(o.TASK, t, {k: v for k, v in filters.items() if k == "label"})
-            and ("service" not in filters or t["ServiceID"] in service_ids)
-            and ("node" not in filters or t.get("NodeID") in node_ids)
-            and ("desired-state" not in filters or t["DesiredState"] in filters["desired-state"])
         )
 
-    return reply(store.list(o.TASK, keep))
+    return reply([t for t in _candidate_tasks(store, filters) if keep(t)])
 
 
 @routes.get("/tasks/{id}")
@@ -334,7 +370,7 @@ async def report_task(request: web.Request) -> web.Response:
     body = await read_json(request)
     assert body is not None
     state, message, err = task_report(body)
-    task = await lookup_fresh(request, o.TASK, _ref(request), read_only=True)
+    task = await lookup_fresh(request, o.TASK, _ref(request))
     cmd = _build(c.update_task, task["ID"], time.time(), state=state, message=message, err=err)
     return reply(await write(request, cmd))
 
@@ -347,8 +383,8 @@ _NAMED_FILTERS = ("id", "name", "label")
 def _public(kind: str, obj: o.Obj) -> o.Obj:
     """What the API may show: a secret never has data (the store keeps none in
     the object; dropping ``Spec.Data`` again is a second lock on the door)."""
-    if kind == o.SECRET:
-        obj.get("Spec", {}).pop("Data", None)
+    if kind == o.SECRET and "Data" in obj.get("Spec", {}):
+        return {**obj, "Spec": {k: v for k, v in obj["Spec"].items() if k != "Data"}}
     return obj
 
 
@@ -381,7 +417,7 @@ def _add_named_routes(kind: str) -> None:
         """Labels only, as in Docker; a missing Name means "the same name"."""
         version = query_version(request)
         spec, data = named_spec(await read_json(request))
-        obj = await lookup_fresh(request, kind, _ref(request), read_only=True)
+        obj = await lookup_fresh(request, kind, _ref(request))
         spec.setdefault("Name", obj["Spec"]["Name"])
         if kind == o.SECRET:
             if data:
@@ -394,7 +430,7 @@ def _add_named_routes(kind: str) -> None:
         return reply(_public(kind, await write(request, cmd)))
 
     async def remove(request: web.Request) -> web.Response:
-        obj = await lookup_fresh(request, kind, _ref(request), read_only=True)
+        obj = await lookup_fresh(request, kind, _ref(request))
         remover = c.remove_secret if kind == o.SECRET else c.remove_config
         return reply(await write(request, remover(obj["ID"])))
 

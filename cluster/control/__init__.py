@@ -5,6 +5,8 @@ tasks, the rolling updater, the dispatcher's session and assignment logic,
 and the agent's task state machine.  Each is a pure step: it reads the store
 and the time it is given and returns commands to propose; the manager's
 duty loop does the proposing (the sans-I/O pattern one level up).
+`reconciler.Reconciler` drives the orchestrator from the store's change log
+(what changed since its last pass), with a full pass now and then.
 
 May import: `cluster.state` and the standard library's pure modules.  No
 asyncio, aiohttp or clock.

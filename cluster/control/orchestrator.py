@@ -40,17 +40,35 @@ and commits late (a deposed leader's entry can still be committed, §5.4.2):
   decided on a stale read is refused;
 * and should two live tasks ever share a slot anyway, the next pass keeps
   the better one and shuts the other down.
+
+Full and incremental passes
+---------------------------
+A *full* pass (``changes=None``) looks at every service.  An *incremental*
+pass is given what changed in the store since the previous one
+(`Store.changes_since`, swarmkit's watch) and looks only at the services
+that a change can concern (`affected_services`): a changed service; the
+service of a changed task; for a changed node, the services of the tasks on
+it and every global service.  The scheduler always sees every waiting task
+(from the store's task index), so a node that becomes available is used at
+once.  Decisions that only *time* can change (a restart delay, a down node's
+grace period, an update's delay between batches) are written into
+`Pass.wake`, so the caller (`cluster.control.reconciler`) can name those
+services again when their time comes.  For the same store and time, an
+incremental pass proposes exactly the commands of a full pass; the tests
+check that property on random histories.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from cluster.control import scheduler, updater
 from cluster.state import commands as c
 from cluster.state import objects as o
+from cluster.state.changes import Change
 from cluster.state.store import Store
 
 NS = 1e9
@@ -82,6 +100,15 @@ class Pass:
     commands: list[bytes] = field(default_factory=list)
     touched_tasks: set[str] = field(default_factory=set)
     touched_slots: set[tuple[str, int | str]] = field(default_factory=set)
+    #: service ID -> the earliest time (Unix seconds) at which time alone may
+    #: change a decision about it (a restart delay ends, a grace period runs out).
+    wake: dict[str, float] = field(default_factory=dict)
+    #: Services this pass proposed commands for: should one be lost, the next
+    #: incremental pass must look again, since no change will name them.
+    revisit: set[str] = field(default_factory=set)
+
+    def wake_at(self, service_id: str, when: float) -> None:
+        self.wake[service_id] = min(when, self.wake.get(service_id, when))
 
     def shut_down(self, task: o.Obj, state: str | None = None, message: str | None = None) -> None:
         """Tell a task to stop; ``state`` also ends it when no agent ever will."""
@@ -97,6 +124,7 @@ class Pass:
         )
         self.touched_tasks.add(task["ID"])
         self.touched_slots.add((task["ServiceID"], updater.slot_key(task)))
+        self.revisit.add(task["ServiceID"])
 
     def create(self, service: o.Obj, key: int | str, history: Iterable[o.Obj]) -> None:
         """A new task for one slot, named after the slot's whole history (see the module doc).
@@ -109,6 +137,7 @@ class Pass:
         slot, node = (key, None) if isinstance(key, int) else (None, key)
         self.commands.append(c.create_task(task_id, self.now, service["ID"], slot, node))
         self.touched_slots.add((service["ID"], key))
+        self.revisit.add(service["ID"])
 
 
 class ControlLoop:
@@ -121,40 +150,60 @@ class ControlLoop:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
 
-    def step(self, store: Store, now: float) -> list[bytes]:
+    def step(
+        self, store: Store, now: float, changes: Collection[Change] | None = None
+    ) -> list[bytes]:
         """The commands to propose now (``now`` in Unix seconds); empty when all is well.
 
-        A leader calls this periodically (every second is plenty) and after
-        its own previous commands were applied; it proposes each command as
-        its own entry, since a refused one (already done by an earlier leader)
-        must not take others down with it.
+        ``changes``: the (kind, ID) pairs changed since the previous pass, for
+        an incremental pass; ``None`` for a full one (see the module doc).
+        A leader calls this after its previous commands were applied; it
+        proposes each command as its own entry, since a refused one (already
+        done by an earlier leader) must not take others down with it.
         """
+        return self.run(store, now, changes).commands
+
+    def run(
+        self,
+        store: Store,
+        now: float,
+        changes: Collection[Change] | None = None,
+        also: Iterable[str] = (),
+    ) -> Pass:
+        """`step`, returning the whole `Pass` (with its wake-ups); ``also``: more service IDs."""
         nodes = {n["ID"]: n for n in store.list(o.NODE)}
-        services = {s["ID"]: s for s in store.list(o.SERVICE)}
-        tasks = store.tasks()
-        by_service: dict[str, list[o.Obj]] = defaultdict(list)
-        for task in tasks:
-            by_service[task["ServiceID"]].append(task)
+        scope = affected_services(store, changes, nodes)
+        if scope is None:
+            scope = {s["ID"] for s in store.list(o.SERVICE)} | store.task_services()
+        scope |= set(also)
+        present = {s["ID"]: s for s in store.many(o.SERVICE, scope)}
+        owned_by = {sid: store.tasks(service_id=sid) for sid in sorted(scope)}
         work = Pass(now)
-        for service_id, owned in sorted(by_service.items()):
-            if service_id not in services:
+        for service_id, owned in owned_by.items():
+            if service_id not in present:
                 for task in owned:
                     if o.task_is_live(task):
                         work.shut_down(task, *_end_if_unassigned(task, "service removed"))
-        for service in services.values():
-            owned = by_service.get(service["ID"], [])
+        for service_id, service in present.items():
+            owned = owned_by[service_id]
             self.reconcile(work, service, owned, nodes)
-            busy = {key for sid, key in work.touched_slots if sid == service["ID"]}
+            busy = {key for sid, key in work.touched_slots if sid == service_id}
             plan = updater.plan_update(service, owned, now, busy)
             work.commands.extend(plan.commands)
+            if plan.commands:
+                work.revisit.add(service_id)
+            if plan.wake is not None:
+                work.wake_at(service_id, plan.wake)
             for task in plan.replace:
                 history = [t for t in owned if updater.slot_key(t) == updater.slot_key(task)]
                 work.shut_down(task, *_end_if_unassigned(task, "replaced by update"))
                 work.create(service, updater.slot_key(task), history)
+        waiting = [t for state in scheduler.UNASSIGNED_STATES for t in store.tasks(state=state)]
+        spread = scheduler.Spread.of_store(store, nodes.values())
         work.commands.extend(
-            scheduler.schedule(nodes.values(), tasks, now, skip=work.touched_tasks)
+            scheduler.schedule(nodes.values(), waiting, now, skip=work.touched_tasks, spread=spread)
         )
-        return work.commands
+        return work
 
     # -- reconcile ---------------------------------------------------------------
 
@@ -177,7 +226,7 @@ class ControlLoop:
                     if task["DesiredState"] == "running":
                         work.shut_down(task)  # ended by itself: record that it stays down
                     continue
-                reason = self._evict(task, nodes, work.now)
+                reason = self._evict(work, task, nodes)
                 if reason is not None:
                     work.shut_down(task, *reason)
                 elif key not in wanted and not o.is_global(spec):
@@ -193,11 +242,14 @@ class ControlLoop:
             history = slots.get(key, [])
             if any(o.task_is_live(t) and t["ID"] not in work.touched_tasks for t in history):
                 continue
-            if self._restart_due(spec, history, work.now):
+            when = self._restart_time(spec, history)
+            if when is not None and work.now >= when:
                 work.create(service, key, history)
+            elif when is not None:
+                work.wake_at(service["ID"], when)
 
     def _evict(
-        self, task: o.Obj, nodes: dict[str, o.Obj], now: float
+        self, work: Pass, task: o.Obj, nodes: dict[str, o.Obj]
     ) -> tuple[str | None, str | None] | None:
         """Why a live task must leave its node, as (state, message) for `Pass.shut_down`."""
         node_id = task.get("NodeID")
@@ -211,25 +263,29 @@ class ControlLoop:
         status = node["Status"]
         if status["State"] == "down":
             since = c.parse_time(status.get("Timestamp") or node["UpdatedAt"])
-            if now - since >= self.settings.node_down_grace:
+            if work.now - since >= self.settings.node_down_grace:
                 # Nobody is left to report this task's end: record it ourselves.
                 return "orphaned", "node down for longer than the grace period"
+            work.wake_at(task["ServiceID"], since + self.settings.node_down_grace)
         return None
 
-    def _restart_due(self, spec: o.Obj, history: list[o.Obj], now: float) -> bool:
-        """May an empty slot be filled now?  Waits out RestartPolicy.Delay after a task ended."""
+    def _restart_time(self, spec: o.Obj, history: list[o.Obj]) -> float | None:
+        """When an empty slot may be filled: after RestartPolicy.Delay once a task ended.
+
+        ``-inf`` for at once, ``None`` for never (the policy leaves it empty).
+        """
         policy = spec["TaskTemplate"].get("RestartPolicy") or {}
         ended = [t for t in history if t["Status"]["State"] in ENDED_STATES]
         if not ended:
-            return True  # a new slot, or its task was shut down on purpose: fill it now
+            return -math.inf  # a new slot, or its task was shut down on purpose: fill it now
         last = max(ended, key=lambda t: (t["Status"]["Timestamp"], t["ID"]))
         condition = policy.get("Condition", "any")
         if condition == "none" or (
             condition == "on-failure" and last["Status"]["State"] == "complete"
         ):
-            return False  # the policy says this slot stays empty
+            return None  # the policy says this slot stays empty
         delay = policy["Delay"] / NS if "Delay" in policy else self.settings.restart_delay
-        return now >= c.parse_time(last["Status"]["Timestamp"]) + delay
+        return c.parse_time(last["Status"]["Timestamp"]) + delay
 
 
 def _end_if_unassigned(task: o.Obj, why: str) -> tuple[str | None, str | None]:
@@ -246,3 +302,34 @@ def _best(live: list[o.Obj], template: o.Obj) -> o.Obj:
         live,
         key=lambda t: (-o.TASK_STATE_RANK[t["Status"]["State"]], t["Spec"] != template, t["ID"]),
     )
+
+
+def affected_services(
+    store: Store, changes: Collection[Change] | None, nodes: dict[str, o.Obj]
+) -> set[str] | None:
+    """The services a pass must look at after ``changes``; ``None``: all of them.
+
+    A change to a service concerns that service; to a task, its service (a
+    task that is gone names none, so then we look at everything: removing
+    tasks is rare); to a node, the services with tasks on it (drained, down,
+    removed) and every global service (its wanted nodes changed).  Secrets,
+    configs and the cluster object concern no pass.
+    """
+    if changes is None:
+        return None
+    scope: set[str] = set()
+    changed_node = False
+    for kind, obj_id in changes:
+        if kind == o.SERVICE:
+            scope.add(obj_id)
+        elif kind == o.TASK:
+            found = store.many(o.TASK, [obj_id])
+            if not found:
+                return None
+            scope.add(found[0]["ServiceID"])
+        elif kind == o.NODE:
+            changed_node = True
+            scope.update(t["ServiceID"] for t in store.tasks(node_id=obj_id))
+    if changed_node:
+        scope.update(s["ID"] for s in store.list(o.SERVICE, lambda s: o.is_global(s["Spec"])))
+    return scope

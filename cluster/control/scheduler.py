@@ -34,6 +34,7 @@ from collections.abc import Collection, Iterable
 
 from cluster.state import commands as c
 from cluster.state import objects as o
+from cluster.state.store import Store
 
 PENDING_MESSAGE = "pending task scheduling"
 ASSIGNED_MESSAGE = "scheduler assigned task to node"
@@ -63,21 +64,46 @@ def waiting(task: o.Obj) -> bool:
 
 
 class Spread:
-    """Live task counts per node, overall and per service, kept up to date as we assign."""
+    """Live task counts per node, overall and per service, kept up to date as we assign.
+
+    Built from a list of tasks, or from a store (`of_store`): then the totals
+    come from the store's task index and a service's counts are read only
+    when one of its tasks is placed, so placing a few tasks does not cost a
+    scan of every task in the swarm.  Both give the same counts.
+    """
 
     def __init__(self, tasks: Iterable[o.Obj]) -> None:
         self.total: Counter[str] = Counter()
         self.per_service: Counter[tuple[str, str]] = Counter()
+        self._store: Store | None = None
+        self._loaded: set[str] = set()
         for task in tasks:
             if o.task_is_live(task) and task.get("NodeID"):
                 self.add(task["ServiceID"], task["NodeID"])
 
+    @classmethod
+    def of_store(cls, store: Store, nodes: Iterable[o.Obj]) -> Spread:
+        spread = cls(())
+        spread._store = store
+        spread.total.update({n["ID"]: store.live_tasks_on(n["ID"]) for n in nodes})
+        return spread
+
     def add(self, service_id: str, node_id: str) -> None:
+        self._load(service_id)
         self.total[node_id] += 1
         self.per_service[(service_id, node_id)] += 1
 
+    def _load(self, service_id: str) -> None:
+        if self._store is None or service_id in self._loaded:
+            return
+        self._loaded.add(service_id)
+        for task in self._store.tasks(service_id=service_id):
+            if o.task_is_live(task) and task.get("NodeID"):
+                self.per_service[(service_id, task["NodeID"])] += 1
+
     def best(self, service_id: str, nodes: Iterable[o.Obj]) -> o.Obj | None:
         """The node with the fewest tasks of this service, then of all, then the lowest ID."""
+        self._load(service_id)
         return min(
             nodes,
             key=lambda n: (self.per_service[(service_id, n["ID"])], self.total[n["ID"]], n["ID"]),
@@ -90,17 +116,20 @@ def schedule(
     tasks: Iterable[o.Obj],
     now: c.Time,
     skip: Collection[str] = (),
+    spread: Spread | None = None,
 ) -> list[bytes]:
     """The commands that place every waiting task, or mark why it cannot be placed.
 
     ``skip`` names tasks another loop has already decided about in this
     pass (the orchestrator shutting one down, say), so the two do not race.
+    ``spread``: the live task counts, when ``tasks`` are not all the tasks
+    (the orchestrator passes only the waiting ones and `Spread.of_store`).
     """
     nodes = sorted(nodes, key=lambda n: n["ID"])
     by_id = {n["ID"]: n for n in nodes}
     tasks = list(tasks)
     ready = [n for n in nodes if available(n)]
-    spread = Spread(tasks)
+    spread = spread if spread is not None else Spread(tasks)
     out: list[bytes] = []
     queue = sorted(
         (t for t in tasks if waiting(t) and t["ID"] not in skip),

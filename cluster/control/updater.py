@@ -68,6 +68,9 @@ class UpdatePlan:
 
     commands: tuple[bytes, ...] = ()
     replace: tuple[o.Obj, ...] = ()
+    #: When (Unix seconds) the rollout can move on by time alone (``UpdateConfig.Delay``):
+    #: an incremental pass must look at the service again then.
+    wake: float | None = None
 
 
 def update_config(service: o.Obj, rolling_back: bool) -> o.Obj:
@@ -173,7 +176,8 @@ def plan_update(
     ]
     delay = cfg.get("Delay", 0) / NS
     if became_running and now < max(became_running) + delay:
-        return UpdatePlan(tuple(commands))  # UpdateConfig.Delay between batches
+        # UpdateConfig.Delay between batches.
+        return UpdatePlan(tuple(commands), wake=max(became_running) + delay)
     return UpdatePlan(tuple(commands), tuple(stale[: _batch_size(service, rolling_back, stale)]))
 
 

@@ -19,7 +19,8 @@ leads -- the leader's work, in this order:
 4. **watch the workers**: mark worker agents down when their heartbeats stop
    (`cluster.control.dispatcher`);
 5. **orchestrate**: services -> tasks -> nodes
-   (`cluster.control.orchestrator.ControlLoop`).
+   (`cluster.control.orchestrator.ControlLoop`, run on what changed by
+   `cluster.control.reconciler.Reconciler`).
 
 Each duty writes through Raft like any client (`backend.RaftBackend.write`),
 so a leader that lost its quorum just fails to write and tries again next
@@ -37,7 +38,7 @@ from typing import Any
 
 from cluster.api.backend import NoQuorumError, NotLeaderError, UnavailableError
 from cluster.control.dispatcher import Dispatcher, is_worker_node
-from cluster.control.orchestrator import ControlLoop
+from cluster.control.reconciler import Reconciler
 from cluster.manager import joins
 from cluster.manager.backend import RaftBackend
 from cluster.manager.keyring import KeyRing
@@ -71,7 +72,7 @@ class LeaderDuties:
         peers: Peers,
         keyring: KeyRing,
         backend: RaftBackend,
-        control: ControlLoop,
+        control: Reconciler,
         dispatcher: Dispatcher,
         rng: random.Random,
     ) -> None:
@@ -104,6 +105,7 @@ class LeaderDuties:
             if not self._leading:
                 self._leading = True
                 self.dispatcher.reset()  # workers register again with the new leader
+                self.control.reset()  # and the control loop starts with a full pass
             try:
                 await self._bootstrap()
                 await self._reconcile_members()

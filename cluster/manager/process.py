@@ -58,6 +58,7 @@ from cluster.api.backend import UnavailableError
 from cluster.control.dispatcher import Dispatcher
 from cluster.control.orchestrator import ControlLoop
 from cluster.control.orchestrator import Settings as OrchestratorSettings
+from cluster.control.reconciler import Reconciler
 from cluster.manager import joins, status
 from cluster.manager.backend import RaftBackend
 from cluster.manager.bench import BenchEntries, bench_proposals
@@ -116,7 +117,8 @@ class Manager:
         )
         # A node down for this long has its tasks replaced elsewhere: long
         # enough to ride out a restart, short enough to watch it happen.
-        control = ControlLoop(OrchestratorSettings(node_down_grace=NODE_DOWN_GRACE))
+        # Incremental passes over what changed, a full one now and then (`Reconciler`).
+        control = Reconciler(ControlLoop(OrchestratorSettings(node_down_grace=NODE_DOWN_GRACE)))
         #: The worker agents' sessions and heartbeats (`cluster.control.dispatcher`), on the leader.
         self.dispatcher = Dispatcher(time.monotonic)
         #: Every manager we know of (`peers.Peers`), shared by every piece below.

@@ -61,7 +61,7 @@ class ManagerAgent:
                 await asyncio.sleep(DUTY_INTERVAL)
                 if self.store.cluster() is None:
                     continue
-                tasks = self.store.tasks()
+                tasks = self.store.tasks(node_id=self.settings.node_id)
                 self._mount_secrets(tasks)
                 for report in agent.next_reports(self.settings.node_id, tasks):
                     try:

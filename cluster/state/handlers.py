@@ -113,8 +113,7 @@ def cluster_init(tx: Txn, args: dict[str, Any]) -> o.Obj:
         "DefaultAddrPool": ["10.0.0.0/8"],
         "SubnetSize": 24,
     }
-    tx.put(o.CLUSTER, obj_id, cluster)
-    return copy.deepcopy(cluster)
+    return tx.put(o.CLUSTER, obj_id, cluster)
 
 
 def cluster_update(tx: Txn, args: dict[str, Any]) -> o.Obj:
@@ -132,8 +131,7 @@ def cluster_update(tx: Txn, args: dict[str, Any]) -> o.Obj:
             if isinstance(tokens.get(role), str):
                 cluster["JoinTokens"][role] = tokens[role]
     o.touch(cluster, tx.index, _arg(args, "at", str))
-    tx.put(o.CLUSTER, cluster["ID"], cluster)
-    return copy.deepcopy(cluster)
+    return tx.put(o.CLUSTER, cluster["ID"], cluster)
 
 
 #: The row of the ``sealed`` table that holds the root CA's key (not a secret
@@ -205,8 +203,7 @@ def node_create(tx: Txn, args: dict[str, Any]) -> o.Obj:
             "Reachability": "reachable",
             "Addr": _arg(args, "manager_addr", str, ""),
         }
-    tx.put(o.NODE, obj_id, node)
-    return copy.deepcopy(node)
+    return tx.put(o.NODE, obj_id, node)
 
 
 def node_update(tx: Txn, args: dict[str, Any]) -> o.Obj:
@@ -218,8 +215,7 @@ def node_update(tx: Txn, args: dict[str, Any]) -> o.Obj:
         raise FailedPrecondition("attempting to demote the last manager of the swarm")
     node["Spec"] = spec
     o.touch(node, tx.index, _arg(args, "at", str))
-    tx.put(o.NODE, node["ID"], node)
-    return copy.deepcopy(node)
+    return tx.put(o.NODE, node["ID"], node)
 
 
 def node_status(tx: Txn, args: dict[str, Any]) -> o.Obj:
@@ -260,8 +256,7 @@ def node_status(tx: Txn, args: dict[str, Any]) -> o.Obj:
                 raise InvalidArgument("malformed command: bad manager status")
             node["ManagerStatus"] = ms
     o.touch(node, tx.index, _arg(args, "at", str))
-    tx.put(o.NODE, node["ID"], node)
-    return copy.deepcopy(node)
+    return tx.put(o.NODE, node["ID"], node)
 
 
 def node_remove(tx: Txn, args: dict[str, Any]) -> dict[str, str]:
@@ -306,11 +301,10 @@ def _resolve_ports(tx: Txn, service_id: str, spec: o.Obj, old: o.Obj | None) -> 
     the one it had before an update.
     """
     taken: dict[tuple[int, str], o.Obj] = {}
-    for svc in tx.rows(o.SERVICE):
-        if svc["ID"] != service_id:
-            for p in svc["Endpoint"]["Ports"]:
-                if p["PublishMode"] == "ingress" and p["PublishedPort"]:
-                    taken[(p["PublishedPort"], p["Protocol"])] = svc
+    for key, services in tx.ingress_ports().items():  # an index: not a scan of every service
+        others = [svc for svc in services if svc["ID"] != service_id]
+        if others:
+            taken[key] = others[-1]
     previous = {
         (p["TargetPort"], p["Protocol"]): p["PublishedPort"]
         for p in (old or {}).get("Endpoint", {}).get("Ports", [])
@@ -357,8 +351,7 @@ def service_create(tx: Txn, args: dict[str, Any]) -> o.Obj:
         "Spec": spec,
         "Endpoint": {"Spec": copy.deepcopy(spec["EndpointSpec"]), "Ports": ports, "VirtualIPs": []},
     }
-    tx.put(o.SERVICE, obj_id, service)
-    return copy.deepcopy(service)
+    return tx.put(o.SERVICE, obj_id, service)
 
 
 def service_update(tx: Txn, args: dict[str, Any]) -> o.Obj:
@@ -383,8 +376,7 @@ def service_update(tx: Txn, args: dict[str, Any]) -> o.Obj:
         "Ports": ports,
     }
     o.touch(service, tx.index, _arg(args, "at", str))
-    tx.put(o.SERVICE, service["ID"], service)
-    return copy.deepcopy(service)
+    return tx.put(o.SERVICE, service["ID"], service)
 
 
 def service_status(tx: Txn, args: dict[str, Any]) -> o.Obj:
@@ -405,8 +397,7 @@ def service_status(tx: Txn, args: dict[str, Any]) -> o.Obj:
         raise InvalidArgument("malformed command: bad update status")
     service["UpdateStatus"] = dict(status)
     o.touch(service, tx.index, _arg(args, "at", str))
-    tx.put(o.SERVICE, service["ID"], service)
-    return copy.deepcopy(service)
+    return tx.put(o.SERVICE, service["ID"], service)
 
 
 def service_remove(tx: Txn, args: dict[str, Any]) -> dict[str, str]:
@@ -456,8 +447,7 @@ def task_create(tx: Txn, args: dict[str, Any]) -> o.Obj:
         task["Slot"] = slot
     if node_id is not None:
         task["NodeID"] = node_id
-    tx.put(o.TASK, obj_id, task)
-    return copy.deepcopy(task)
+    return tx.put(o.TASK, obj_id, task)
 
 
 def task_update(tx: Txn, args: dict[str, Any]) -> o.Obj:
@@ -494,8 +484,7 @@ def task_update(tx: Txn, args: dict[str, Any]) -> o.Obj:
     if not changed:
         raise InvalidArgument("malformed command: task.update changes nothing")
     o.touch(task, tx.index, at)
-    tx.put(o.TASK, task["ID"], task)
-    return copy.deepcopy(task)
+    return tx.put(o.TASK, task["ID"], task)
 
 
 def task_remove(tx: Txn, args: dict[str, Any]) -> dict[str, str]:
@@ -511,9 +500,7 @@ def _create_named(tx: Txn, kind: str, args: dict[str, Any], spec: o.Obj) -> o.Ob
     _check_new_id(tx, kind, obj_id)
     if _by_name(tx, kind, spec["Name"]) is not None:
         raise AlreadyExists(f"{kind} {spec['Name']} already exists")
-    obj = {**o.meta(obj_id, tx.index, at), "Spec": spec}
-    tx.put(kind, obj_id, obj)
-    return obj
+    return tx.put(kind, obj_id, {**o.meta(obj_id, tx.index, at), "Spec": spec})
 
 
 def secret_create(tx: Txn, args: dict[str, Any]) -> o.Obj:
@@ -529,7 +516,7 @@ def secret_create(tx: Txn, args: dict[str, Any]) -> o.Obj:
     o.check_payload(o.SECRET, size)
     obj = _create_named(tx, o.SECRET, args, spec)
     tx.put("sealed", obj["ID"], {k: sealed[k] for k in ("Alg", "KeyID", "Nonce", "Ciphertext")})
-    return copy.deepcopy(obj)
+    return obj
 
 
 def config_create(tx: Txn, args: dict[str, Any]) -> o.Obj:
@@ -541,7 +528,7 @@ def config_create(tx: Txn, args: dict[str, Any]) -> o.Obj:
         raise InvalidArgument("malformed command: config Data must be bytes")
     o.check_payload(o.CONFIG, len(data))
     spec["Data"] = data
-    return copy.deepcopy(_create_named(tx, o.CONFIG, args, spec))
+    return _create_named(tx, o.CONFIG, args, spec)
 
 
 def _update_labels(tx: Txn, kind: str, args: dict[str, Any]) -> o.Obj:
@@ -564,8 +551,7 @@ def _update_labels(tx: Txn, kind: str, args: dict[str, Any]) -> o.Obj:
     # deep copies were 10% of the leader's event loop under label updates.
     obj = {**current, "Spec": {**current["Spec"], "Labels": spec["Labels"]}}
     o.touch(obj, tx.index, _arg(args, "at", str))
-    tx.put(kind, obj["ID"], obj)
-    return copy.deepcopy(obj)
+    return tx.put(kind, obj["ID"], obj)
 
 
 def _remove_unused(tx: Txn, kind: str, args: dict[str, Any]) -> dict[str, str]:

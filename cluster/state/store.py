@@ -24,18 +24,26 @@ beside the secret object so the object itself can go straight to the API),
 and ``keyring`` (the data-encryption key, wrapped; see `cluster.security.crypto`).
 `snapshot` writes the tables as canonical msgpack (keys sorted, rows sorted),
 so equal states give equal bytes, and `restore` reads them back (§7).
+
+Reads cost nothing but the lookup: stored values are frozen
+(`cluster.state.frozen`), so `get`, `list`, `tasks` and the rest hand out the
+stored objects themselves, which no reader can change.  Derived state, never
+part of a snapshot and rebuilt on `restore`: the name index, the task index
+(tasks by service, node, desired state, state) and the change log
+(`cluster.state.changes`) the leader's control loop watches.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
 from cluster.state import objects as o
+from cluster.state.changes import Change, ChangeLog
 from cluster.state.errors import (
     Ambiguous,
     InvalidArgument,
@@ -43,8 +51,9 @@ from cluster.state.errors import (
     SnapshotError,
     StoreError,
 )
+from cluster.state.frozen import freeze
 from cluster.state.handlers import HANDLERS
-from cluster.state.txn import NameIndex, Txn
+from cluster.state.txn import NameIndex, TaskIndex, Txn
 
 SEALED = "sealed"
 KEYRING = "keyring"
@@ -58,7 +67,7 @@ SNAPSHOT_VERSION = 1
 class Result:
     """What applying one log entry produced: a value or an error, never both.
 
-    ``value`` is a copy of the created or updated object, ``{"ID": ...}`` for
+    ``value`` is the created or updated object as stored (frozen), ``{"ID": ...}`` for
     a removal, a list of values for a batch, ``None`` for a no-op.
     """
 
@@ -119,6 +128,8 @@ class Store:
     def __init__(self) -> None:
         self._tables: dict[str, dict[str, Any]] = {t: {} for t in TABLES}
         self._names = NameIndex(self._tables)
+        self._task_index = TaskIndex(self._tables)
+        self._changes = ChangeLog()
         self._applied = 0
 
     @property
@@ -143,7 +154,7 @@ class Store:
         if not command:
             return Result(index, "noop")
         op = ""
-        tx = Txn(self._tables, index, self._names)
+        tx = Txn(self._tables, index, self._names, self._task_index)
         try:
             op, args = decode_command(command)
             value = self._dispatch(tx, op, args, nested=False)
@@ -157,6 +168,7 @@ class Store:
             return Result(
                 index, op, error=InvalidArgument(f"malformed command ({type(exc).__name__})")
             )
+        self._changes.record(index, tx.touched())
         return Result(index, op, value=value)
 
     def _dispatch(self, tx: Txn, op: str, args: dict[str, Any], nested: bool) -> Any:
@@ -212,9 +224,11 @@ class Store:
             for row in rows:
                 if not (isinstance(row, list) and len(row) == 2 and isinstance(row[0], str)):
                     raise SnapshotError("malformed row in snapshot")
-                fresh[table][row[0]] = row[1]
+                fresh[table][row[0]] = freeze(row[1])
         self._tables, self._applied = fresh, applied
         self._names = NameIndex(fresh)
+        self._task_index = TaskIndex(fresh)
+        self._changes = ChangeLog(start=applied)
 
     @classmethod
     def from_snapshot(cls, data: bytes) -> Store:
@@ -222,19 +236,33 @@ class Store:
         store.restore(data)
         return store
 
-    # -- reading (every read returns copies: callers cannot change state) ----
+    # -- reading (every read returns the stored, frozen objects: no copies) --
+
+    def changes_since(self, index: int) -> set[Change] | None:
+        """(kind, ID) of every object changed after entry ``index``; ``None``: unknown.
+
+        The control loop's watch (`cluster.state.changes`): ``None`` means the
+        change log no longer reaches back that far (or a snapshot replaced
+        the state since), so the reader must look at everything.
+        """
+        return self._changes.since(index)
 
     def get(self, kind: str, obj_id: str) -> o.Obj:
         """The object with exactly this ID; `NotFound` otherwise."""
         obj = self._rows(kind).get(obj_id)
         if obj is None:
             raise NotFound(f"{kind} {obj_id} not found")
-        return copy.deepcopy(obj)
+        return obj
 
     def list(self, kind: str, where: Callable[[o.Obj], bool] | None = None) -> list[o.Obj]:
         """Objects of one kind sorted by ID, optionally filtered."""
         rows = self._rows(kind)
-        return [copy.deepcopy(rows[k]) for k in sorted(rows) if where is None or where(rows[k])]
+        return [rows[k] for k in sorted(rows) if where is None or where(rows[k])]
+
+    def many(self, kind: str, ids: Iterable[str]) -> list[o.Obj]:
+        """The objects of ``kind`` with these IDs that exist, sorted by ID."""
+        rows = self._rows(kind)
+        return [rows[k] for k in sorted(set(ids)) if k in rows]
 
     def count(self, kind: str) -> int:
         return len(self._rows(kind))
@@ -245,22 +273,10 @@ class Store:
         found = [rows[k] for k in self._names.ids(kind, name)]
         if len(found) > 1:
             raise Ambiguous(f"{kind} {name} is ambiguous ({len(found)} matches found)")
-        return copy.deepcopy(found[0]) if found else None
+        return found[0] if found else None
 
     def lookup(self, kind: str, ref: str) -> o.Obj:
         """Resolve what a user typed, as Docker does: full ID, then name, then ID prefix."""
-        return copy.deepcopy(self.peek(kind, ref))
-
-    def peek(self, kind: str, ref: str) -> o.Obj:
-        """`lookup` without the copy: the stored object itself, to read and never change.
-
-        The one exception to "reads return copies", for the write routes, which
-        resolve a reference only to read the object's ID and name into a
-        command: copying the whole object there cost about a tenth of the
-        config update route on the leader (profiled with py-spy).  Stored
-        objects are only ever replaced, never changed in place (`Txn`), so
-        what this returns stays as it was, even after later writes.
-        """
         rows = self._rows(kind)
         if ref in rows:
             return rows[ref]
@@ -279,24 +295,41 @@ class Store:
     def cluster(self) -> o.Obj | None:
         """The one cluster object, or ``None`` before ``cluster.init``."""
         rows = self._tables[o.CLUSTER]
-        return copy.deepcopy(next(iter(rows.values()))) if rows else None
+        return next(iter(rows.values())) if rows else None
 
     def tasks(
         self,
         service_id: str | None = None,
         node_id: str | None = None,
         desired_state: str | None = None,
+        state: str | None = None,
     ) -> list[o.Obj]:
-        """Tasks filtered like ``GET /tasks?filters=...`` would."""
+        """Tasks filtered like ``GET /tasks?filters=...`` would, sorted by ID.
 
-        def keep(t: o.Obj) -> bool:
-            return (
-                (service_id is None or t.get("ServiceID") == service_id)
-                and (node_id is None or t.get("NodeID") == node_id)
-                and (desired_state is None or t.get("DesiredState") == desired_state)
-            )
+        Each filter given picks its tasks from the task index; the smallest
+        set is checked against the others, so ``service ps web`` costs the
+        size of web's tasks, not of every task in the swarm.
+        """
+        wanted = [
+            ("ServiceID", service_id),
+            ("NodeID", node_id),
+            ("DesiredState", desired_state),
+            ("State", state),
+        ]
+        sets = [self._task_index.ids(f, v) for f, v in wanted if v is not None]
+        if not sets:
+            return self.list(o.TASK)
+        smallest, *others = sorted(sets, key=len)
+        rows = self._tables[o.TASK]
+        return [rows[k] for k in sorted(smallest) if all(k in other for other in others)]
 
-        return self.list(o.TASK, keep)
+    def task_services(self) -> set[str]:
+        """IDs of the services that own tasks (removed services' included)."""
+        return set(self._task_index.values("ServiceID"))
+
+    def live_tasks_on(self, node_id: str) -> int:
+        """How many live tasks (`objects.task_is_live`) run on this node, from the index."""
+        return self._task_index.live_on_node[node_id]
 
     def services_using(self, kind: str, obj_id: str) -> list[o.Obj]:
         """Services whose containers reference this secret or config."""

@@ -8,12 +8,14 @@ agents that report their tasks' progress.  The other control-loop tests
 
 from __future__ import annotations
 
+import copy
 import random
 from collections import Counter, defaultdict
 
 import pytest
 
 from cluster.control.orchestrator import ControlLoop, Settings
+from cluster.control.reconciler import Reconciler
 from cluster.state import commands as c
 from cluster.state import objects as o
 from cluster.state.store import Result, Store
@@ -84,7 +86,7 @@ class World:
 
     def update_service(self, service_id: str, **changes: object) -> None:
         svc = self.store.get(o.SERVICE, service_id)
-        spec = svc["Spec"]
+        spec = copy.deepcopy(svc["Spec"])  # stored objects are frozen
         if "image" in changes:
             spec["TaskTemplate"]["ContainerSpec"]["Image"] = changes["image"]
         if "replicas" in changes:
@@ -393,7 +395,7 @@ def test_global_task_on_paused_node_stays(world: World) -> None:
 # -- failover ------------------------------------------------------------------------
 
 
-def _chaos_run(seed: int) -> World:
+def _chaos_run(seed: int, incremental: bool = False) -> World:
     """Random leader changes, lost and late entries, failing agents and node trouble.
 
     Each pass a leader (a fresh `ControlLoop` after an "election") computes
@@ -402,7 +404,8 @@ def _chaos_run(seed: int) -> World:
     Agents report at random, tasks fail at random, nodes go down and come
     back, drain and return, and the user scales and updates.  At the end the
     faults stop and a stable leader must bring every slot to exactly one
-    running task.
+    running task.  ``incremental``: each leader runs a `Reconciler` (a full
+    pass when elected, then only what changed) instead of full passes.
     """
     rng = random.Random(seed)
     world = World(grace=5.0, restart_delay=1.0)
@@ -410,12 +413,17 @@ def _chaos_run(seed: int) -> World:
     update = {"Parallelism": 2, "Delay": 1_000_000_000, "FailureAction": "continue"}
     world.service(svc_spec(replicas=4, update=update))
     world.service(svc_spec(name="agent", replicas=None), service_id="svc2")
-    loop = ControlLoop(world.settings)
+
+    def new_leader() -> ControlLoop | Reconciler:
+        loop = ControlLoop(world.settings)
+        return Reconciler(loop, full_every=1e9) if incremental else loop
+
+    loop = new_leader()
     late: list[bytes] = []
     for _ in range(150):
         world.now += rng.choice((0.2, 0.5, 1.0, 2.0))
         if rng.random() < 0.15:
-            loop = ControlLoop(world.settings)  # a new leader, knowing only the store
+            loop = new_leader()  # a new leader, knowing only the store
             if late and rng.random() < 0.5:
                 late = []  # the old leader's uncommitted tail is lost
         commands = loop.step(world.store, world.now)
@@ -443,7 +451,7 @@ def _chaos_run(seed: int) -> World:
         world.set_state(node, "ready")
         if world.store.get(o.NODE, node)["Spec"]["Availability"] != "active":
             world.set_availability(node, "active")
-    world.loop = ControlLoop(world.settings)
+    world.loop = new_leader()  # type: ignore[assignment]
     world.settle(passes=200)
     return world
 
@@ -461,9 +469,10 @@ def _random_fault(world: World, rng: random.Random, nodes: list[str]) -> None:
         world.update_service("svc1", image=f"nginx:{rng.randint(2, 9)}")
 
 
+@pytest.mark.parametrize("incremental", [False, True], ids=["full", "incremental"])
 @pytest.mark.parametrize("seed", range(40))
-def test_failover_loses_and_doubles_no_task(seed: int) -> None:
-    world = _chaos_run(seed)
+def test_failover_loses_and_doubles_no_task(seed: int, incremental: bool) -> None:
+    world = _chaos_run(seed, incremental)
     assert_converged(world, "svc1")
     assert_converged(world, "svc2", slots=4)
     assert world.loop.step(world.store, world.now) == []

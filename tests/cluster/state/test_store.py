@@ -7,6 +7,7 @@ order, through `apply` only.  `Feed` numbers the entries.
 from __future__ import annotations
 
 import base64
+import copy
 import random
 
 import msgpack
@@ -141,10 +142,17 @@ def test_lookup_by_id_name_and_prefix(feed: Feed) -> None:
         feed.store.get(o.SERVICE, "abc")
 
 
-def test_reads_return_copies(feed: Feed) -> None:
+def test_reads_cannot_change_the_state(feed: Feed) -> None:
+    """Reads hand out the stored objects themselves, frozen: an edit fails loudly."""
     feed.ok(c.create_service(svc_spec(), "s1", NOW))
-    feed.store.get(o.SERVICE, "s1")["Spec"]["Name"] = "mutated"
-    feed.store.list(o.SERVICE)[0]["Version"]["Index"] = 99
+    with pytest.raises(TypeError):
+        feed.store.get(o.SERVICE, "s1")["Spec"]["Name"] = "mutated"
+    with pytest.raises(TypeError):
+        feed.store.list(o.SERVICE)[0]["Version"]["Index"] = 99
+    with pytest.raises(TypeError):
+        feed.store.lookup(o.SERVICE, "web")["Spec"]["EndpointSpec"]["Ports"].append({})
+    editable = copy.deepcopy(feed.store.get(o.SERVICE, "s1"))
+    editable["Spec"]["Name"] = "mutated"
     assert feed.store.get(o.SERVICE, "s1")["Spec"]["Name"] == "web"
     assert feed.store.get(o.SERVICE, "s1")["Version"]["Index"] == 1
 
