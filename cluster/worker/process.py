@@ -57,6 +57,7 @@ from cryptography import x509
 
 from cluster.control import agent
 from cluster.control.dispatcher import HEARTBEAT_PERIOD
+from raft.runtime.plain import from_plain
 from raft.runtime.tls import MANAGER_ROLE, TLSFiles, identity_of, peer_identity
 
 __all__ = ["Worker", "WorkerSettings", "main"]
@@ -87,11 +88,8 @@ class WorkerSettings:
 
     @classmethod
     def load(cls, path: Path) -> WorkerSettings:
-        raw = json.loads(path.read_text())
-        raw["data_dir"] = Path(raw["data_dir"])
-        known = set(cls.__dataclass_fields__) - {"extra"}
-        extra = {k: raw.pop(k) for k in list(raw) if k not in known}
-        return cls(extra=extra, **raw)
+        """The settings in ``path``; keys this version does not know are kept in ``extra``."""
+        return from_plain(cls, json.loads(path.read_text()), str(path), unknown_into="extra")
 
 
 class SessionLost(Exception):
