@@ -102,6 +102,7 @@ ALLOWED: dict[str, set[str]] = {
         "scenarios.linearizability",
         "raft.core",
         "viz",
+        "cluster.client",
     },
     "scenarios.torture": {"cluster.local", "raft.runtime"},
     "scenarios.bench_linearizability": {"scenarios.linearizability"},

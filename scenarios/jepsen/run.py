@@ -11,14 +11,13 @@ import shutil
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cluster.client.http import Unreachable, exchange
 from scenarios.checks import CheckResult
 from scenarios.drivers.real import RealDriver
 from scenarios.jepsen.history import (
@@ -58,28 +57,15 @@ class JepsenOutcome:
 
 def call(method: str, url: str, body: Any = None, timeout: float = 5.0) -> Reply:
     """One request; never raises.  A refused connection is the only "not sent"."""
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Accept", "application/json")
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            raw = resp.read()
-            served = resp.headers.get("X-Swarmraft-Served-By")
-            return Reply(resp.status, json.loads(raw) if raw else None, served_by=served)
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        try:
-            payload = json.loads(raw)
-        except ValueError:
-            payload = {"message": raw.decode(errors="replace")}
-        return Reply(e.code, payload, served_by=e.headers.get("X-Swarmraft-Served-By"))
-    except urllib.error.URLError as e:
-        refused = isinstance(e.reason, ConnectionRefusedError)
-        return Reply(error=f"{type(e.reason).__name__}: {e.reason}", sent=not refused)
-    except (TimeoutError, OSError, ValueError) as e:
-        return Reply(error=f"{type(e).__name__}: {e}")
+        answer = exchange(method, url, body, timeout=timeout)
+    except Unreachable as e:
+        return Reply(error=str(e), sent=e.sent)
+    try:
+        payload = answer.json()
+    except ValueError:
+        payload = {"message": answer.raw.decode(errors="replace")}
+    return Reply(answer.status, payload, served_by=answer.headers.get("X-Swarmraft-Served-By"))
 
 
 # ---------------------------------------------------------------------------
