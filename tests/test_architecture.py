@@ -104,7 +104,7 @@ ALLOWED: dict[str, set[str]] = {
         "viz",
         "cluster.client",
     },
-    "scenarios.torture": {"cluster.local", "raft.runtime"},
+    "scenarios.torture": {"cluster.client", "cluster.local", "raft.runtime"},
     "scenarios.bench_linearizability": {"scenarios.linearizability"},
     "scenarios.__main__": {
         "scenarios.steps",
