@@ -57,6 +57,7 @@ from cryptography import x509
 
 from cluster.control import agent
 from cluster.control.dispatcher import HEARTBEAT_PERIOD
+from raft.runtime import eventloop
 from raft.runtime.plain import from_plain
 from raft.runtime.tls import MANAGER_ROLE, TLSFiles, identity_of, peer_identity
 
@@ -369,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         format=f"%(asctime)s {settings.name} %(levelname)s %(message)s",
     )
     try:
-        return asyncio.run(serve(settings))
+        return eventloop.run(serve(settings))
     except KeyboardInterrupt:
         return 0
     except OSError as e:
