@@ -42,7 +42,7 @@ from typing import Any
 from cluster.bench.load import cpu_seconds, load_level
 from cluster.local.layout import ClusterError
 
-__all__ = ["ScalePhase", "ScalePlan", "print_scale", "rss_mb", "scale_rows"]
+__all__ = ["ScalePhase", "ScalePlan", "print_scale", "replica_counts", "rss_mb", "scale_rows"]
 
 #: Service creates in flight while filling the store.
 FILL_CONCURRENCY = 16
@@ -75,8 +75,8 @@ class ScalePlan:
     def quick(cls, duration: float | None = None) -> ScalePlan:
         """A smoke run: two small levels and a few hundred tasks."""
         return cls(
-            levels=(0, 500), tasks=200, tasks_replicas=50, duration=duration or 1.0,
-            warmup=0.1, service_ops=300, settle_s=1.0, idle_s=1.0, converge_timeout=120.0,
+            levels=(0, 1_000), tasks=200, tasks_replicas=50, duration=duration or 1.0,
+            warmup=0.1, service_ops=600, settle_s=1.0, idle_s=1.0, converge_timeout=120.0,
         )  # fmt: skip
 
     @property
@@ -88,6 +88,14 @@ class ScalePlan:
 def scale_rows(details: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The ``"scale"`` rows of ``bench --json``: exactly `ROW_KEYS` of each detail."""
     return [{k: d[k] for k in ROW_KEYS} for d in details]
+
+
+def replica_counts(tasks: int, per_service: int) -> list[int]:
+    """Replicas of each task-carrying service: ``tasks`` in all, at most ``per_service`` each."""
+    if per_service < 1:
+        raise ValueError("per_service must be at least 1")
+    counts = [per_service] * (tasks // per_service)
+    return counts + ([tasks % per_service] if tasks % per_service else [])
 
 
 def rss_mb(pid: int | None) -> float | None:
@@ -185,10 +193,7 @@ class ScalePhase:
 
     async def start_tasks(self) -> None:
         """Services with replicas until ``plan.tasks`` tasks are wanted."""
-        p = self.plan
-        counts = [p.tasks_replicas] * (p.tasks // p.tasks_replicas)
-        if p.tasks % p.tasks_replicas:
-            counts.append(p.tasks % p.tasks_replicas)
+        counts = replica_counts(self.plan.tasks, self.plan.tasks_replicas)
         key, value = TASKS_LABEL.split("=")
         sem = asyncio.Semaphore(FILL_CONCURRENCY)
 
