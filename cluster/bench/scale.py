@@ -292,14 +292,14 @@ def print_scale(details: Sequence[dict[str, Any]], console: Any) -> None:
     """The rows as a table (``bench --scale`` without ``--json``)."""
     from rich.table import Table
 
-    table = Table(title="scale: creates through the leader, idle CPU (% of a core)")
-    cols = ("services", "tasks", "write", "writes/s", "p50 ms", "p99 ms", "idle CPU %", "RSS MiB")
+    table = Table(title="scale: creates through the leader; each manager's idle CPU and RSS")
+    cols = ("services", "tasks", "write", "writes/s", "p50 ms", "p99 ms", "idle % core", "RSS MiB")
     for col in cols:
         table.add_column(col, justify="left" if col == "write" else "right")
     for d in details:
         table.add_row(
             f"{d['services']:,}", f"{d['tasks']:,}", d["write"], f"{d['ops_per_s']:,.0f}",
-            str(d["p50_ms"]), str(d["p99_ms"]), " ".join(map(str, d["idle_cpu_pct"])),
-            " ".join(map(str, d.get("rss_mb", []))),
+            str(d["p50_ms"]), str(d["p99_ms"]), "/".join(map(str, d["idle_cpu_pct"])),
+            "/".join(f"{v:.0f}" for v in d.get("rss_mb", []) if v is not None),
         )  # fmt: skip
     console.print(table)
