@@ -32,6 +32,8 @@ measures, in this order:
    should happen on a healthy cluster.  Then memory again.
 6. **against** (``--against etcd``): an etcd cluster of the same size beside
    it, alternating runs, ratios (`cluster.bench.against`).
+7. **scale** (``--scale``): writes and idle CPU with 0 to 10k services, then
+   with 20k running tasks (`cluster.bench.scale`).
 
 Every loop is bounded by count and time; all traffic goes to 127.0.0.1; the
 cluster the benchmark started is stopped in a ``finally`` (and its temporary
@@ -58,6 +60,7 @@ from typing import Any
 from cluster.bench.against import against_etcd
 from cluster.bench.load import cpu_seconds, load_level
 from cluster.bench.loadgen import percentile, summarize
+from cluster.bench.scale import ScalePhase, ScalePlan, print_scale, rss_mb, scale_rows
 from cluster.local.layout import ClusterDir, ClusterError, Member, Timing
 from cluster.local.supervisor import Supervisor
 
@@ -82,9 +85,14 @@ class BenchPlan:
     max_ops: int = 500_000
     #: ``--against etcd``: the side-by-side comparison (`cluster.bench.against`).
     against: str | None = None
+    #: ``--scale``: the phase of `cluster.bench.scale`, run last.
+    scale: ScalePlan | None = None
 
     @classmethod
     def from_args(cls, a: argparse.Namespace) -> BenchPlan:
+        scale = None
+        if getattr(a, "scale", False):
+            scale = ScalePlan.quick(a.duration) if a.quick else ScalePlan(duration=a.duration or 5)
         if a.quick:
             return cls(
                 managers=a.managers,
@@ -95,11 +103,13 @@ class BenchPlan:
                 rounds=1,
                 max_ops=50_000,
                 against=getattr(a, "against", None),
+                scale=scale,
             )
         return cls(
             managers=a.managers,
             duration=a.duration or 5.0,
             against=getattr(a, "against", None),
+            scale=scale,
         )
 
     @property
@@ -108,7 +118,8 @@ class BenchPlan:
 
     @property
     def steps(self) -> int:
-        return 2 + 2 * len(self.levels) + self.rounds + 1 + (1 if self.against else 0)
+        scale = self.scale.steps if self.scale else 0
+        return 2 + 2 * len(self.levels) + self.rounds + 1 + (1 if self.against else 0) + scale
 
 
 @dataclass(slots=True)
@@ -140,6 +151,8 @@ class Run:
     started: float = 0.0
     #: ``bench --against etcd``'s object, when it ran.
     against: dict[str, Any] | None = None
+    #: ``bench --scale``'s measured steps with their details (`cluster.bench.scale`).
+    scale: list[dict[str, Any]] | None = None
 
 
 # ---------------------------------------------------------------- pure parts
@@ -176,6 +189,8 @@ def result_object(run: Run) -> dict[str, Any]:
     }
     if run.against is not None:
         obj["against"] = run.against
+    if run.scale is not None:
+        obj["scale"] = scale_rows(run.scale)
     return obj
 
 
@@ -201,19 +216,6 @@ def read_trace(path: Path) -> list[dict[str, Any]]:
             with contextlib.suppress(ValueError):
                 out.append(json.loads(line))
     return out
-
-
-def rss_mb(pid: int | None) -> float | None:
-    """VmRSS of a process in MiB (None: gone)."""
-    if pid is None:
-        return None
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    return None
 
 
 # ---------------------------------------------------------------- the run
@@ -321,6 +323,9 @@ class Bench:
                 f"http {clients} clients {size} B: the load generator used "
                 f"{res['generator_cpu']:.0%} of a CPU: it may be the bottleneck"
             )
+
+    async def leader_url(self) -> str:
+        return (await self.leader()).api_url
 
     def manager_pids(self) -> dict[str, int]:
         return {m.name: m.pid for m in self.members() if m.pid is not None}
@@ -469,6 +474,10 @@ class Bench:
                     duration=self.plan.duration, warmup=self.plan.warmup, say=self.note,
                 )  # fmt: skip
                 self.step("against etcd")
+            if self.plan.scale:
+                phase = ScalePhase(self.plan.scale, self.http, self.leader_url, self.manager_pids,
+                                   lambda msg: self.step(msg, 0))  # fmt: skip
+                self.run.scale = await phase.run(self.step)
             self.step("done")
 
 
@@ -505,6 +514,8 @@ def print_table(run: Run, console: Any) -> None:
     console.print(f"unprovoked elections: {run.unprovoked}")
     console.print(f"RSS idle (MiB): {run.rss_idle_mb}; after: {run.rss_after_mb}")
     console.print(f"up to an elected leader: {run.up_to_leader_s} s")
+    if run.scale:
+        print_scale(run.scale, console)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -554,6 +565,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "http_details": [{k: v for k, v in r.items() if k != "samples"} for r in run.http],
         "raw_details": run.raw,
         "failover_rounds": {"leader_s": run.leader_s, "commit_s": run.commit_s},
+        "scale_details": run.scale,
         "notes": run.notes,
     }
     (out / "results.json").write_text(json.dumps(details, indent=2))
@@ -579,6 +591,7 @@ def register(sub: Any) -> None:
         choices=("etcd",),
         help="also run etcd (Debian's etcd-server) side by side and report ratios",
     )
+    b.add_argument("--scale", action="store_true", help="also: writes, idle CPU as the store grows")
     b.set_defaults(func=_run_from_cli)
 
 
