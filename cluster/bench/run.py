@@ -61,6 +61,7 @@ from cluster.bench.against import against_etcd
 from cluster.bench.load import cpu_seconds, load_level
 from cluster.bench.loadgen import percentile, summarize
 from cluster.bench.scale import ScalePhase, ScalePlan, print_scale, rss_mb, scale_rows
+from cluster.client.wait import async_attempts
 from cluster.local.layout import ClusterDir, ClusterError, Member, Timing
 from cluster.local.supervisor import Supervisor
 
@@ -251,14 +252,12 @@ class Bench:
             return None
 
     async def leader(self, timeout: float = 15.0, exclude: str | None = None) -> Member:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        async for _ in async_attempts(timeout, every=0.01):
             ms = [m for m in self.members() if m.name != exclude]
             sts = await asyncio.gather(*(self.status(m) for m in ms))
             for m, st in zip(ms, sts, strict=True):
                 if st and st.get("role") == "leader":
                     return m
-            await asyncio.sleep(0.01)
         raise ClusterError(f"no leader within {timeout:g}s")
 
     async def write_once(self, url: str, name: str, timeout: float = CALL_TIMEOUT) -> bool:
@@ -296,13 +295,11 @@ class Bench:
     async def settle(self) -> None:
         """Wait until a write commits (the swarm is bootstrapped), then measure idle memory."""
         leader = await self.leader()
-        deadline = time.monotonic() + 20
-        i = 0
-        while not await self.write_once(leader.api_url, f"bench-ready-{time.time_ns()}-{i}"):
-            i += 1
-            if time.monotonic() > deadline:
-                raise ClusterError("the cluster accepted no write within 20s")
-            await asyncio.sleep(0.05)
+        async for i in async_attempts(20, every=0.05):
+            if await self.write_once(leader.api_url, f"bench-ready-{time.time_ns()}-{i}"):
+                break
+        else:
+            raise ClusterError("the cluster accepted no write within 20s")
         await asyncio.sleep(1.0)
         self.run.rss_idle_mb = [rss_mb(m.pid) or 0.0 for m in self.members()]
 
@@ -414,23 +411,21 @@ class Bench:
         new = await self.leader(timeout=15.0, exclude=old.name)
         t_leader = time.time()
         known["leader"] = new
-        deadline = time.monotonic() + 15
-        while not any(s >= t_kill for s, _ in successes):
-            if time.monotonic() > deadline:
-                raise ClusterError("no write committed within 15s of the failover")
-            await asyncio.sleep(0.005)
+        async for _ in async_attempts(15, every=0.005):
+            if any(s >= t_kill for s, _ in successes):
+                break
+        else:
+            raise ClusterError("no write committed within 15s of the failover")
         t_commit = min(e for s, e in successes if s >= t_kill)
         self.run.leader_s.append(round(t_leader - t_kill, 3))
         self.run.commit_s.append(round(t_commit - t_kill, 3))
         # Bring the killed manager back and let it catch up before the next round.
         await asyncio.to_thread(self.sup.restart, old.name)
         victim = next(m for m in self.members() if m.name == old.name)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        async for _ in async_attempts(20, every=0.05):
             st, lst = await asyncio.gather(self.status(victim), self.status(new))
             if st and lst and st.get("applied_index", 0) >= lst.get("commit_index", 1) - 50:
                 break
-            await asyncio.sleep(0.05)
         else:
             self.note(f"{old.name} did not catch up within 20s of its restart")
         await asyncio.sleep(1.0)
