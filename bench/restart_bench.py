@@ -43,6 +43,7 @@ from typing import Any
 
 from cluster.bench.scale import rss_mb
 from cluster.client.http import ApiError, Unreachable, request
+from cluster.client.wait import attempts
 from cluster.local.layout import ClusterDir, Member, Timing
 from cluster.local.supervisor import Supervisor
 
@@ -62,13 +63,11 @@ def managers(sup: Supervisor) -> list[Member]:
 
 
 def leader(sup: Supervisor, timeout: float = 30.0) -> tuple[Member, dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    for _ in attempts(timeout, every=0.05):
         for m in managers(sup):
             st = status(m)
             if st and st.get("role") == "leader":
                 return m, st
-        time.sleep(0.05)
     raise RuntimeError(f"no leader within {timeout:g} s")
 
 

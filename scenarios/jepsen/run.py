@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.client.http import Unreachable, exchange
+from cluster.client.wait import attempts
 from scenarios.checks import CheckResult
 from scenarios.drivers.real import RealDriver
 from scenarios.jepsen.history import (
@@ -337,25 +338,26 @@ def _b64(text: str) -> str:
 def _create_keys(driver: RealDriver, keys: list[str]) -> dict[str, tuple[int, Any]]:
     """Create each register and read it back linearizably: its (version, value)."""
     initial: dict[str, tuple[int, Any]] = {}
-    deadline = time.monotonic() + 30.0
-    for key in keys:
-        while key not in initial:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"could not create the register {key}")
-            leader = driver.leader()
-            if leader is None:
-                time.sleep(0.2)
-                continue
-            url = _api_urls(driver)[leader]
-            body = {"Name": key, "Labels": {"value": "init"}, "Data": _b64("jepsen register")}
-            made = call("POST", f"{url}/configs/create", body, timeout=5.0)
-            if made.status not in (201, 409):  # 409: an earlier attempt did create it
-                time.sleep(0.2)
-                continue
-            got = call("GET", f"{url}/configs/{key}", timeout=5.0)
-            if got.status == 200:
-                _status, (version, value) = classify("read", got)
-                initial[key] = (version, value)
+    for _ in attempts(30.0, every=0.2):
+        missing = [k for k in keys if k not in initial]
+        if not missing:
+            return initial
+        leader = driver.leader()
+        if leader is None:
+            continue
+        url = _api_urls(driver)[leader]
+        key = missing[0]
+        body = {"Name": key, "Labels": {"value": "init"}, "Data": _b64("jepsen register")}
+        made = call("POST", f"{url}/configs/create", body, timeout=5.0)
+        if made.status not in (201, 409):  # 409: an earlier attempt did create it
+            continue
+        got = call("GET", f"{url}/configs/{key}", timeout=5.0)
+        if got.status == 200:
+            _status, (version, value) = classify("read", got)
+            initial[key] = (version, value)
+    missing = [k for k in keys if k not in initial]
+    if missing:
+        raise RuntimeError(f"could not create the register {missing[0]}")
     return initial
 
 
@@ -378,12 +380,10 @@ def _everyone_up(driver: RealDriver, say: Progress) -> None:
 
 
 def _await_leader(driver: RealDriver, timeout: float) -> str | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    for _ in attempts(timeout, every=0.2):
         leader = driver.leader()
         if leader is not None:
             return leader
-        time.sleep(0.2)
     return None
 
 
