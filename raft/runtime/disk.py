@@ -3,6 +3,8 @@
 Raft is only safe if the term, the vote and the log survive a crash
 (Figure 2); `DiskStorage` is where they survive.  It implements the same
 `raft.core.storage.Storage` protocol as `MemoryStorage`, with the same results.
+The bytes themselves (frames, checksums, payloads) are encoded and checked by
+the pure functions of `raft.runtime.diskformat`; this module does the I/O.
 
 Theory of operation
 ===================
@@ -88,8 +90,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -97,8 +97,26 @@ from typing import Any
 
 import msgpack
 
-from raft.core.messages import ConfState, Entry, EntryKind, HardState, Snapshot, SnapshotMeta
+from raft.core.messages import Entry, HardState, Snapshot
 from raft.core.storage import PersistentState
+from raft.runtime.diskformat import (
+    ENTRIES,
+    FILE_HEADER,
+    FORMAT_VERSION,
+    HARD_MAGIC,
+    KINDS,
+    LOG_MAGIC,
+    SNAP_MAGIC,
+    CorruptLogError,
+    decode_hard_state,
+    decode_snapshot,
+    encode_hard_state,
+    encode_snapshot,
+    entry_ok,
+    frame,
+    scan,
+    uint,
+)
 
 __all__ = [
     "DEFAULT_SEGMENT_SIZE",
@@ -110,18 +128,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Bumped whenever the bytes on disk change meaning; written in every file header.
-FORMAT_VERSION = 1
 DEFAULT_SEGMENT_SIZE = 64 << 20
-
-_FILE_HEADER = struct.Struct("<6sH")  # magic, format version
-_FRAME = struct.Struct("<III")  # payload length, crc32(payload), crc32(first 8 bytes)
-_LEN_CRC = struct.Struct("<II")
-_U32 = struct.Struct("<I")
-
-_LOG_MAGIC = b"SRLOG\0"
-_HARD_MAGIC = b"SRHRD\0"
-_SNAP_MAGIC = b"SRSNP\0"
 
 _HARDSTATE = "hardstate"
 _SNAPSHOT = "snapshot"
@@ -129,148 +136,9 @@ _LOCK = "LOCK"
 _SEGMENT_PREFIX = "log-"
 _SEGMENT_SUFFIX = ".seg"
 
-_ENTRIES = 1  # the only log record type of format 1
-
-#: EntryKind by value, so decoding is a tuple index rather than an enum call per entry.
-_KINDS: tuple[EntryKind, ...] = tuple(sorted(EntryKind))
-assert all(k.value == i for i, k in enumerate(_KINDS)), "EntryKind values must be 0..n-1"
-
-
-class CorruptLogError(Exception):
-    """Stored bytes are damaged in a way a crash cannot explain: refuse to start.
-
-    Carries ``file``, the byte ``offset`` of the damaged record (or file
-    header) and the ``reason``, so an operator can inspect or cut the file.
-    """
-
-    def __init__(self, file: str | os.PathLike[str], offset: int, reason: str) -> None:
-        self.file = os.fspath(file)
-        self.offset = offset
-        self.reason = reason
-        super().__init__(f"corrupt Raft storage: {self.file} at byte {offset}: {reason}")
-
 
 class DataDirInUseError(RuntimeError):
     """Another `DiskStorage` (usually another process) has the directory open."""
-
-
-# --------------------------------------------------------------------------
-# Framing and encoding (pure functions)
-
-
-def _frame(payload: bytes) -> bytes:
-    """One record on disk: checksummed header then payload."""
-    head = _LEN_CRC.pack(len(payload), zlib.crc32(payload))
-    return head + _U32.pack(zlib.crc32(head)) + payload
-
-
-def _all_zero(buf: bytes | memoryview) -> bool:
-    return not bytes(buf).strip(b"\0")
-
-
-def _scan(
-    data: bytes, file: Path, magic: bytes, *, tail_ok: bool
-) -> tuple[list[tuple[int, memoryview]], int, str | None]:
-    """Split one file into verified record payloads.
-
-    Returns ``(records, end, torn)``: each record as (offset, payload), the
-    offset where the good records end, and why the bytes from ``end`` on are
-    a torn tail (None if the file is whole).  A torn tail is accepted only
-    when ``tail_ok`` (the last log segment); any damage that is not a torn
-    tail raises `CorruptLogError`.  The rules are in the module docstring.
-    """
-    size = len(data)
-    header = _FILE_HEADER.pack(magic, FORMAT_VERSION)
-    hsize = _FILE_HEADER.size
-    if data[:hsize] != header:
-        if tail_ok and (_all_zero(data) or (size < hsize and header.startswith(data))):
-            return [], 0, "incomplete file header"
-        if size < hsize:
-            raise CorruptLogError(file, 0, f"file of {size} bytes is shorter than its header")
-        got_magic, version = _FILE_HEADER.unpack_from(data)
-        if got_magic != magic:
-            raise CorruptLogError(file, 0, f"bad magic {got_magic!r}, expected {magic!r}")
-        raise CorruptLogError(
-            file, 6, f"unsupported format version {version} (this code reads {FORMAT_VERSION})"
-        )
-    view = memoryview(data)
-    records: list[tuple[int, memoryview]] = []
-    pos = hsize
-    while pos < size:
-        if size - pos < _FRAME.size:
-            if tail_ok:
-                return records, pos, "record header cut by the end of the file"
-            raise CorruptLogError(file, pos, "record header cut by the end of the file")
-        length, crc, head_crc = _FRAME.unpack_from(data, pos)
-        if zlib.crc32(view[pos : pos + 8]) != head_crc:
-            if tail_ok and _all_zero(view[pos:]):
-                return records, pos, "zero bytes where a record should start"
-            raise CorruptLogError(file, pos, "record header checksum mismatch")
-        start = pos + _FRAME.size
-        end = start + length
-        if end > size:
-            if tail_ok:
-                return records, pos, f"record of {length} bytes cut by the end of the file"
-            raise CorruptLogError(file, pos, f"record of {length} bytes runs past end of file")
-        payload = view[start:end]
-        if zlib.crc32(payload) != crc:
-            if tail_ok and _all_zero(view[end:]):
-                return records, pos, "last record fails its checksum"
-            raise CorruptLogError(file, pos, "record checksum mismatch with data after it")
-        records.append((pos, payload))
-        pos = end
-    return records, pos, None
-
-
-def _encode_hard_state(hs: HardState) -> bytes:
-    return msgpack.packb([hs.term, hs.vote, hs.commit])
-
-
-def _uint(value: Any) -> bool:
-    return type(value) is int and value >= 0  # not bool, not float
-
-
-def _names(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(n, str) for n in value)
-
-
-def _entry_ok(item: Any) -> bool:
-    """``[term, kind, data]`` with the types `Entry` needs (checked on replay)."""
-    return (
-        isinstance(item, list)
-        and len(item) == 3
-        and _uint(item[0])
-        and _uint(item[1])
-        and item[1] < len(_KINDS)
-        and isinstance(item[2], bytes)
-    )
-
-
-# A record with a valid checksum can still hold values of the wrong type (a
-# bug elsewhere, another format): the decoders check types, so that such a
-# file is reported as corrupt instead of crashing the node later.
-
-
-def _decode_hard_state(obj: Any) -> HardState:
-    term, vote, commit = obj
-    if not (_uint(term) and _uint(commit) and (vote is None or isinstance(vote, str))):
-        raise ValueError("fields of the wrong type")
-    return HardState(term=term, vote=vote, commit=commit)
-
-
-def _encode_snapshot(snap: Snapshot) -> bytes:
-    m = snap.meta
-    return msgpack.packb([m.index, m.term, list(m.conf.voters), list(m.conf.learners), snap.data])
-
-
-def _decode_snapshot(obj: Any) -> Snapshot:
-    index, term, voters, learners, data = obj
-    if not (_uint(index) and _uint(term) and _names(voters) and _names(learners)):
-        raise ValueError("fields of the wrong type")
-    if not isinstance(data, bytes):
-        raise ValueError("data is not bytes")
-    conf = ConfState(voters=tuple(voters), learners=tuple(learners))
-    return Snapshot(meta=SnapshotMeta(index=index, term=term, conf=conf), data=data)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -388,7 +256,7 @@ class DiskStorage:
             raise ValueError(f"entries appended at {first} are not consecutive")
         body = [(e.term, e.kind, e.data) for e in entries]
         last = entries[-1].index
-        self._pending.append((_frame(msgpack.packb((_ENTRIES, first, body))), last))
+        self._pending.append((frame(msgpack.packb((ENTRIES, first, body))), last))
         self._last_index = last
         self._recovered = None
 
@@ -426,7 +294,7 @@ class DiskStorage:
         """
         self.save_snapshot(snapshot)
         first = snapshot.meta.index + 1
-        self._pending.append((_frame(msgpack.packb((_ENTRIES, first, []))), first - 1))
+        self._pending.append((frame(msgpack.packb((ENTRIES, first, []))), first - 1))
         self._last_index = first - 1
 
     def sync(self) -> None:
@@ -491,7 +359,7 @@ class DiskStorage:
         split = self._frames_before_snapshot if snap is not None else len(pending)
         self._write_records(pending[:split])
         if snap is not None:
-            self._replace_file(_SNAPSHOT, _SNAP_MAGIC, _encode_snapshot(snap))
+            self._replace_file(_SNAPSHOT, SNAP_MAGIC, encode_snapshot(snap))
             self._fsync_dir()
             self._durable_snapshot_index = snap.meta.index
             self._pending_snapshot = None
@@ -499,7 +367,7 @@ class DiskStorage:
         self._pending = []
         if self._hs_dirty():
             hs = self._hard_state
-            self._replace_file(_HARDSTATE, _HARD_MAGIC, _encode_hard_state(hs))
+            self._replace_file(_HARDSTATE, HARD_MAGIC, encode_hard_state(hs))
             self._durable_hs = hs
         self._drop_covered_segments()
         if self._dir_dirty:
@@ -512,14 +380,14 @@ class DiskStorage:
         seg = self._segments[-1]
         chunk: list[bytes] = []
         size, max_index = seg.size, seg.max_index
-        for frame, last in records:
-            if size > _FILE_HEADER.size and size + len(frame) > self._segment_size:
+        for record, last in records:
+            if size > FILE_HEADER.size and size + len(record) > self._segment_size:
                 self._flush(seg, chunk, size, max_index)
                 seg = self._roll()
                 chunk = []
                 size, max_index = seg.size, seg.max_index
-            chunk.append(frame)
-            size += len(frame)
+            chunk.append(record)
+            size += len(record)
             max_index = max(max_index, last)
         self._flush(seg, chunk, size, max_index)
 
@@ -547,17 +415,17 @@ class DiskStorage:
         path = self.path / f"{_SEGMENT_PREFIX}{seq:010d}{_SEGMENT_SUFFIX}"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            _write_all(fd, _FILE_HEADER.pack(_LOG_MAGIC, FORMAT_VERSION))
+            _write_all(fd, FILE_HEADER.pack(LOG_MAGIC, FORMAT_VERSION))
         finally:
             os.close(fd)
-        return _Segment(seq, path, _FILE_HEADER.size, 0)
+        return _Segment(seq, path, FILE_HEADER.size, 0)
 
     def _replace_file(self, name: str, magic: bytes, payload: bytes) -> None:
         """Write-temp, fsync, rename: readers see the old file or the new one, whole."""
         tmp = self.path / f"{name}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            _write_all(fd, _FILE_HEADER.pack(magic, FORMAT_VERSION) + _frame(payload))
+            _write_all(fd, FILE_HEADER.pack(magic, FORMAT_VERSION) + frame(payload))
             self._fsync(fd)
         finally:
             os.close(fd)
@@ -605,8 +473,8 @@ class DiskStorage:
 
     def _read_state(self, *, repair: bool) -> tuple[PersistentState, list[_Segment]]:
         """Decode every file; with ``repair``, cut a torn tail off the last segment."""
-        hard_state = self._read_single(_HARDSTATE, _HARD_MAGIC, _decode_hard_state)
-        snapshot = self._read_single(_SNAPSHOT, _SNAP_MAGIC, _decode_snapshot)
+        hard_state = self._read_single(_HARDSTATE, HARD_MAGIC, decode_hard_state)
+        snapshot = self._read_single(_SNAPSHOT, SNAP_MAGIC, decode_snapshot)
         hard_state = hard_state or HardState()
         snapshot = snapshot or Snapshot()
 
@@ -626,17 +494,17 @@ class DiskStorage:
         for n, (seq, path) in enumerate(paths):
             is_last = n == len(paths) - 1
             data = path.read_bytes()
-            records, end, torn = _scan(data, path, _LOG_MAGIC, tail_ok=is_last and repair)
+            records, end, torn = scan(data, path, LOG_MAGIC, tail_ok=is_last and repair)
             if torn is not None:
                 self._cut_tail(path, end, len(data), torn)
-                end = max(end, _FILE_HEADER.size)
+                end = max(end, FILE_HEADER.size)
             max_index = 0
             for offset, payload in records:
                 try:
                     rtype, first, body = msgpack.unpackb(payload)
-                    if rtype != _ENTRIES or not _uint(first) or first < 1:
+                    if rtype != ENTRIES or not uint(first) or first < 1:
                         raise ValueError(f"record type {rtype!r:.20}, first {first!r:.20}")
-                    if not (isinstance(body, list) and all(_entry_ok(x) for x in body)):
+                    if not (isinstance(body, list) and all(entry_ok(x) for x in body)):
                         raise ValueError("entries of the wrong shape or type")
                 except Exception as exc:
                     raise CorruptLogError(path, offset, f"undecodable record: {exc}") from exc
@@ -663,7 +531,7 @@ class DiskStorage:
         if run and run_first <= start < run_first + len(run):
             try:
                 entries = [
-                    Entry(t, i, d, _KINDS[k])
+                    Entry(t, i, d, KINDS[k])
                     for i, (t, k, d) in enumerate(run[start - run_first :], start)
                 ]
             except (TypeError, ValueError, IndexError) as exc:
@@ -677,13 +545,13 @@ class DiskStorage:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
-        records, _, _ = _scan(data, path, magic, tail_ok=False)
+        records, _, _ = scan(data, path, magic, tail_ok=False)
         if len(records) != 1:
-            raise CorruptLogError(path, _FILE_HEADER.size, f"{len(records)} records, expected 1")
+            raise CorruptLogError(path, FILE_HEADER.size, f"{len(records)} records, expected 1")
         try:
             return decode(msgpack.unpackb(records[0][1]))
         except Exception as exc:
-            raise CorruptLogError(path, _FILE_HEADER.size, f"undecodable: {exc}") from exc
+            raise CorruptLogError(path, FILE_HEADER.size, f"undecodable: {exc}") from exc
 
     def _cut_tail(self, path: Path, end: int, size: int, reason: str) -> None:
         """Truncate a torn tail at ``end`` (rewriting a torn file header) and fsync."""
@@ -692,9 +560,9 @@ class DiskStorage:
         self.recovery_notes.append(note)
         fd = os.open(path, os.O_WRONLY)
         try:
-            if end < _FILE_HEADER.size:
+            if end < FILE_HEADER.size:
                 os.ftruncate(fd, 0)
-                _write_all(fd, _FILE_HEADER.pack(_LOG_MAGIC, FORMAT_VERSION))
+                _write_all(fd, FILE_HEADER.pack(LOG_MAGIC, FORMAT_VERSION))
             else:
                 os.ftruncate(fd, end)
             os.fsync(fd)
