@@ -64,6 +64,22 @@ A segment is fsynced and closed before the next is created (roll-over at
 A crash thus leaves the state of some prefix of the operations, including
 every operation before the last `sync` that returned.
 
+Disks that fill or fail.  The two failures of `sync` are told apart, because
+only one of them can be retried safely:
+
+* a write (or creating a file) that finds no space, ENOSPC or a quota,
+  raises `DiskFullError`.  The bytes of it that landed are cut back
+  (``ftruncate`` to the last whole record; a half-made segment or ``*.tmp``
+  file is removed), each stage of the list above forgets its work only once
+  that work is durable, and the operations not yet durable stay buffered:
+  the next `sync` starts where this one stopped.  Nothing durable is lost
+  and nothing not durable was reported durable, so the caller may retry.
+* an fsync that fails, whatever its errno, raises `FsyncFailedError` and the
+  storage refuses every later call.  The kernel may already have dropped the
+  dirty pages or marked them clean; a second fsync could report success for
+  data that never reached the disk.  Only reading the files again says what
+  they hold, which is what a restart does.
+
 Recovery (on open).  Every record of every file is checked.  Damage that a
 crash can explain is repaired; anything else stops the node with
 `CorruptLogError` naming the file and byte offset, because a node that
@@ -87,6 +103,7 @@ is a false alarm, but refusing to start is the safe way to be wrong.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -123,7 +140,10 @@ __all__ = [
     "FORMAT_VERSION",
     "CorruptLogError",
     "DataDirInUseError",
+    "DiskFullError",
     "DiskStorage",
+    "FsyncFailedError",
+    "StorageError",
 ]
 
 logger = logging.getLogger(__name__)
@@ -139,6 +159,46 @@ _SEGMENT_SUFFIX = ".seg"
 
 class DataDirInUseError(RuntimeError):
     """Another `DiskStorage` (usually another process) has the directory open."""
+
+
+#: errno values of a write that found no room: ENOSPC, or a disk quota.
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class StorageError(OSError):
+    """A write or fsync failed; ``str()`` is one line naming the file and the cause."""
+
+    def __init__(self, path: Path, cause: OSError, message: str) -> None:
+        super().__init__(cause.errno, message, os.fspath(path))
+        self.path = os.fspath(path)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class DiskFullError(StorageError):
+    """No space for a write: nothing of it is durable, nothing already durable is lost.
+
+    The part that landed was cut back, so `DiskStorage.sync` may be retried.
+    """
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        what = "no space left on device" if cause.errno == errno.ENOSPC else "disk quota exceeded"
+        super().__init__(path, cause, f"{what} ({os.fspath(path)})")
+
+
+class FsyncFailedError(StorageError):
+    """An fsync failed (EIO, say): what the file holds is unknown; never retried."""
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        reason = cause.strerror or str(cause)
+        super().__init__(path, cause, f"fsync of {os.fspath(path)} failed: {reason}")
+
+
+def _no_space(exc: OSError, path: Path) -> OSError:
+    """`DiskFullError` if ``exc`` says the disk is full, else ``exc`` itself."""
+    return DiskFullError(path, exc) if exc.errno in _NO_SPACE else exc
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -186,6 +246,7 @@ class DiskStorage:
         self.recovery_notes: list[str] = []
         self._closed = False
         self._failed: BaseException | None = None
+        self._fsync_fault: OSError | None = None  # a test's failing disk (fail_next_fsync)
         self._active_fd = -1
         self._lock_fd = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -300,13 +361,19 @@ class DiskStorage:
     def sync(self) -> None:
         """Make every buffered operation durable (the order is in the module docstring).
 
-        If any write or fsync fails the storage refuses all further calls:
-        after a failed fsync the kernel may have dropped the dirty pages, and
-        a retried fsync can "succeed" without the data ever reaching the disk.
+        `DiskFullError`: a write found no space; whatever part of it landed
+        was cut back, the operations stay buffered, and `sync` may be called
+        again (once there is space, it succeeds).  Any other failure, an
+        fsync's above all (`FsyncFailedError`), makes the storage refuse all
+        further calls: after a failed fsync the kernel may have dropped the
+        dirty pages, and a retried fsync can "succeed" without the data ever
+        reaching the disk.
         """
         self._check_usable()
         try:
             self._sync()
+        except DiskFullError:
+            raise  # nothing half done: what is buffered waits for the next sync
         except BaseException as exc:
             self._failed = exc
             raise
@@ -346,6 +413,14 @@ class DiskStorage:
         self._failed = RuntimeError("power lost")
         self._close_fds()
 
+    def fail_next_fsync(self, cause: OSError) -> None:
+        """TEST HOOK (`raft.runtime.faultydisk`): the next fsync fails with ``cause``.
+
+        The writes before it have been made (the kernel took them into its
+        cache, as a real failing disk's would be); only the fsync fails.
+        """
+        self._fsync_fault = cause
+
     @property
     def last_index(self) -> int:
         """Index of the last entry, buffered ones included (the snapshot's if none)."""
@@ -354,17 +429,19 @@ class DiskStorage:
     # ------------------------------------------------------------- writing
 
     def _sync(self) -> None:
-        pending = self._pending
+        # Resumable: each stage forgets its work only once that work is
+        # durable, so after a `DiskFullError` the same call picks up where it
+        # stopped.  Segments the durable snapshot covers go first: on a full
+        # disk they are the space we can free ourselves.
+        self._drop_covered_segments()
         snap = self._pending_snapshot
-        split = self._frames_before_snapshot if snap is not None else len(pending)
-        self._write_records(pending[:split])
         if snap is not None:
+            self._write_records(self._frames_before_snapshot)
             self._replace_file(_SNAPSHOT, SNAP_MAGIC, encode_snapshot(snap))
             self._fsync_dir()
             self._durable_snapshot_index = snap.meta.index
             self._pending_snapshot = None
-        self._write_records(pending[split:])
-        self._pending = []
+        self._write_records(len(self._pending))
         if self._hs_dirty():
             hs = self._hard_state
             self._replace_file(_HARDSTATE, HARD_MAGIC, encode_hard_state(hs))
@@ -373,14 +450,13 @@ class DiskStorage:
         if self._dir_dirty:
             self._fsync_dir()
 
-    def _write_records(self, records: list[tuple[bytes, int]]) -> None:
-        """Append framed records: one write() and one fsync per segment touched."""
-        if not records:
-            return
+    def _write_records(self, count: int) -> None:
+        """Append the first ``count`` buffered records: one write() and one fsync
+        per segment touched.  Records leave the buffer once they are durable."""
         seg = self._segments[-1]
         chunk: list[bytes] = []
         size, max_index = seg.size, seg.max_index
-        for record, last in records:
+        for record, last in self._pending[:count]:
             if size > FILE_HEADER.size and size + len(record) > self._segment_size:
                 self._flush(seg, chunk, size, max_index)
                 seg = self._roll()
@@ -394,42 +470,76 @@ class DiskStorage:
     def _flush(self, seg: _Segment, chunk: list[bytes], size: int, max_index: int) -> None:
         if not chunk:
             return
-        _write_all(self._active_fd, b"".join(chunk))
-        self._fsync(self._active_fd)
+        try:
+            _write_all(self._active_fd, b"".join(chunk))
+        except OSError as exc:
+            if exc.errno not in _NO_SPACE:
+                raise
+            # Part of the write may have landed: cut it back, so the segment
+            # ends with its last whole record again and a retry appends there.
+            os.ftruncate(self._active_fd, seg.size)
+            raise DiskFullError(seg.path, exc) from None
+        self._fsync(self._active_fd, seg.path)
         seg.size = size
         seg.max_index = max_index
+        del self._pending[: len(chunk)]
+        self._frames_before_snapshot = max(0, self._frames_before_snapshot - len(chunk))
 
     def _roll(self) -> _Segment:
-        """Close the full segment (already fsynced) and start the next one."""
+        """Start the next segment; the full one is already fsynced.
+
+        The new file is made (and its name made durable, so that segments on
+        disk never skip one) before the old one is let go: if the disk is
+        full, nothing changed and the write can be retried.
+        """
+        seg = self._create_segment(self._segments[-1].seq + 1)
+        self._fsync_dir()
         os.close(self._active_fd)
         self._active_fd = -1
-        seg = self._create_segment(self._segments[-1].seq + 1)
-        # The new name must be durable before any record lands in it, so that
-        # segments on disk never skip one.
-        self._fsync_dir()
         self._segments.append(seg)
         self._active_fd = os.open(seg.path, os.O_WRONLY | os.O_APPEND)
         return seg
 
     def _create_segment(self, seq: int) -> _Segment:
         path = self.path / f"{_SEGMENT_PREFIX}{seq:010d}{_SEGMENT_SUFFIX}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        created = False
         try:
-            _write_all(fd, FILE_HEADER.pack(LOG_MAGIC, FORMAT_VERSION))
-        finally:
-            os.close(fd)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            created = True
+            try:
+                _write_all(fd, FILE_HEADER.pack(LOG_MAGIC, FORMAT_VERSION))
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            if created:
+                path.unlink()  # a header cut short by a full disk: as if never made
+            raise _no_space(exc, path) from None
         return _Segment(seq, path, FILE_HEADER.size, 0)
 
     def _replace_file(self, name: str, magic: bytes, payload: bytes) -> None:
-        """Write-temp, fsync, rename: readers see the old file or the new one, whole."""
+        """Write-temp, fsync, rename: readers see the old file or the new one, whole.
+
+        On a full disk the temporary file is removed and the old file stays.
+        """
         tmp = self.path / f"{name}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            _write_all(fd, FILE_HEADER.pack(magic, FORMAT_VERSION) + frame(payload))
-            self._fsync(fd)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError as exc:
+            raise _no_space(exc, tmp) from None
+        try:
+            try:
+                _write_all(fd, FILE_HEADER.pack(magic, FORMAT_VERSION) + frame(payload))
+            except OSError as exc:
+                tmp.unlink()
+                raise _no_space(exc, tmp) from None
+            self._fsync(fd, tmp)
         finally:
             os.close(fd)
-        os.replace(tmp, self.path / name)
+        try:
+            os.replace(tmp, self.path / name)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise _no_space(exc, self.path / name) from None
         self._dir_dirty = True
 
     def _drop_covered_segments(self) -> None:
@@ -445,12 +555,24 @@ class DiskStorage:
             self._dir_dirty = True
 
     def _fsync_dir(self) -> None:
-        self._fsync(self._dir_fd)
+        self._fsync(self._dir_fd, self.path)
         self._dir_dirty = False
 
-    def _fsync(self, fd: int) -> None:
-        if self.durable:
+    def _fsync(self, fd: int, path: Path) -> None:
+        if not self.durable:
+            return
+        try:
+            if self._fsync_fault is not None:
+                fault, self._fsync_fault = self._fsync_fault, None
+                raise fault
             os.fsync(fd)
+        except OSError as exc:
+            # Never retried, whatever the errno (ENOSPC included): after a
+            # failed fsync Linux may have dropped the dirty pages or marked
+            # them clean, so a second fsync can "succeed" with the data never
+            # on disk.  What is on disk is known only by reading it again:
+            # `sync` marks the storage failed, and a restart recovers from it.
+            raise FsyncFailedError(path, exc) from None
 
     def _hs_dirty(self) -> bool:
         return self._hard_state != self._durable_hs
@@ -459,7 +581,7 @@ class DiskStorage:
         if self._closed:
             raise RuntimeError(f"storage {self.path} is closed")
         if self._failed is not None:
-            raise RuntimeError(f"storage {self.path} failed earlier: {self._failed!r}")
+            raise RuntimeError(f"storage {self.path} failed earlier: {self._failed}")
 
     def _close_fds(self) -> None:
         self._closed = True
