@@ -33,6 +33,8 @@ counted, and a ``trace_overflow`` line says how many once there is room again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import json
 import threading
 import time
@@ -281,8 +283,21 @@ class TraceWriter:
         if self.path is None:
             return
         with self._write_lock:
-            if self._file is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = self.path.open("a", encoding="utf-8")
-            self._file.write("\n".join(lines) + "\n")
-            self._file.flush()
+            try:
+                if self._file is None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    self._file = self.path.open("a", encoding="utf-8")
+                self._file.write("\n".join(lines) + "\n")
+                self._file.flush()
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                # A full disk must not stop the node: the trace is for people,
+                # not for Raft.  The lines are dropped (counted, reported by the
+                # next ``trace_overflow`` line) and the file reopened next time.
+                self.dropped += len(lines)
+                self._unreported_drops += len(lines)
+                if self._file is not None:
+                    with contextlib.suppress(OSError):
+                        self._file.close()  # closes even when its last flush fails
+                    self._file = None
