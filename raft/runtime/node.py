@@ -53,8 +53,9 @@ it succeeds (`_wait_for_space`).  Why that is safe, and enough:
   own fsync (§10.2.1) promised nothing: the core counts the leader's own
   copy of an entry only once `advance` says it is durable, so nothing is
   committed on the strength of a copy that did not reach the disk (§5.4.2).
-* New proposals and linearizable reads are refused at once with `DiskFull`
-  (their answers would wait behind the stuck batch); proposals already in
+* New proposals and linearizable reads are sent to the leader (`NotLeader`)
+  or, on a leader or a node that knows none, refused at once with `DiskFull`:
+  their answers would wait behind the stuck batch.  Proposals already in
   flight keep waiting within their timeout, as their outcome is unknown.
   ``status()`` says ``disk: "full"`` and why, in ``disk_error``.
 * Once the write fits, the batch goes on where it stopped; its messages are
@@ -411,9 +412,16 @@ class RaftNode:
         return self._core
 
     def _writable_core(self) -> RaftCore:
-        """The core, for a request whose answer needs our log to move on."""
+        """The core, for a request whose answer needs our log to move on.
+
+        With a full disk, a follower that knows a leader sends the client
+        there (`NotLeader`), as for any write; otherwise `DiskFull` says why.
+        """
         core = self._running_core()
         if self.disk_error is not None:
+            leader = core.leader_id
+            if leader is not None and leader != self.id:
+                raise NotLeader(leader)
             raise DiskFull(self.disk_error)
         return core
 

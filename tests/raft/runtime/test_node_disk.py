@@ -7,6 +7,7 @@ In-process nodes on real TCP and a real disk; the faults come from the
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -59,13 +60,14 @@ async def test_a_full_leader_stops_answering_and_resumes_by_itself(tmp_path: Pat
         await write_all(old, range(5), acked)
         term = old.status()["term"]
         disks[old.id].full = True
-        with pytest.raises(ProposalError):  # times out: it cannot make the entry durable
-            await old.propose(encode_set("lost?", b"x"), timeout=1.0)
-        assert old.status()["disk"] == "full"
+        stuck = asyncio.create_task(old.propose(encode_set("lost?", b"x"), timeout=1.0))
+        await eventually(lambda: old.status()["disk"] == "full", 5, "the full disk")
         error = old.status()["disk_error"]
         assert error.startswith(f"{old.id} cannot write its Raft log: no space left on device")
         with pytest.raises(DiskFull, match="cannot write its Raft log"):
-            await old.propose(encode_set("k", b"v"))
+            await old.propose(encode_set("k", b"v"))  # at once, while it still leads
+        with pytest.raises(ProposalError):  # times out: it cannot make the entry durable
+            await stuck
         sent = old.transport.stats.sent
         await eventually(
             lambda: any(n.is_leader and n.status()["term"] > term for n in c.nodes.values()),
@@ -104,6 +106,9 @@ async def test_a_full_follower_neither_votes_nor_acks_until_it_can_write(tmp_pat
         await write_all(leader, range(3), acked)  # a majority without it
         await eventually(lambda: follower.status()["disk"] == "full", 5, "the follower to see")
         sent = follower.transport.stats.sent
+        with pytest.raises(NotLeader) as info:  # a write it gets goes to the leader
+            await follower.propose(encode_set("k", b"v"))
+        assert info.value.leader == leader.id
         await write_all(leader, range(3, 6), acked)
         assert follower.transport.stats.sent == sent
         assert not holds(c, follower.id, acked)
