@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import errno
 import json
+import os
 import threading
 import time
 from collections import Counter
@@ -283,10 +284,12 @@ class TraceWriter:
         if self.path is None:
             return
         with self._write_lock:
+            size = -1
             try:
                 if self._file is None:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                     self._file = self.path.open("a", encoding="utf-8")
+                size = os.fstat(self._file.fileno()).st_size  # all flushed before
                 self._file.write("\n".join(lines) + "\n")
                 self._file.flush()
             except OSError as exc:
@@ -294,10 +297,14 @@ class TraceWriter:
                     raise
                 # A full disk must not stop the node: the trace is for people,
                 # not for Raft.  The lines are dropped (counted, reported by the
-                # next ``trace_overflow`` line) and the file reopened next time.
+                # next ``trace_overflow`` line), the part that landed is cut
+                # off (no half line for a reader to choke on), and the file is
+                # reopened next time.
                 self.dropped += len(lines)
                 self._unreported_drops += len(lines)
                 if self._file is not None:
                     with contextlib.suppress(OSError):
                         self._file.close()  # closes even when its last flush fails
                     self._file = None
+                if size >= 0:
+                    os.truncate(self.path, size)
