@@ -228,5 +228,8 @@ def cmd_status(ctx: Any) -> int:
         ]
         if st["partition"]:
             parts.append("partition: " + " | ".join(",".join(g) for g in st["partition"]))
+        full = [n["name"] for n in st["nodes"] if n.get("disk") == "full"]
+        if full:  # they neither vote nor acknowledge: no quorum counts on them
+            parts.append("disk full: " + ",".join(full))
         print("\n" + "   ".join(parts))
     return 0
