@@ -125,3 +125,20 @@ def test_opening_on_a_full_disk_says_so(tmp_path: Path) -> None:
         fill(fs / "ballast")
         with pytest.raises(DiskFullError, match="no space left on device"):
             DiskStorage(fs / "raft")
+
+
+def test_a_new_segment_that_does_not_fit_leaves_nothing_behind(tmp_path: Path) -> None:
+    with small_fs(tmp_path / "fs", "1m") as fs:
+        d = DiskStorage(fs / "raft", segment_size=1024)
+        d.append(entries(1, 8))  # 8 records of ~100 bytes: the first segment is nearly full
+        d.sync()
+        before = sorted(p.name for p in (fs / "raft").glob("log-*.seg"))
+        fill(fs / "ballast")
+        d.append(entries(9, 1, size=2000))  # needs the next segment
+        with pytest.raises(DiskFullError):
+            d.sync()
+        assert sorted(p.name for p in (fs / "raft").glob("log-*.seg")) == before
+        (fs / "ballast").unlink()
+        d.sync()
+        d.close()
+        assert reopened(fs / "raft")[1] == entries(1, 8) + entries(9, 1, size=2000)

@@ -214,3 +214,28 @@ async def test_a_full_file_system_then_space_again(tmp_path: Path) -> None:
             await eventually(lambda: all(holds(c, n, acked) for n in c.nodes), 10, "on disk")
         finally:
             await c.stop_all()
+
+
+async def test_a_node_stops_promptly_while_its_disk_is_full(tmp_path: Path) -> None:
+    """Its held batch is abandoned, like a crash before the fsync; what was
+    acknowledged before is still there after a restart."""
+    c = LocalCluster(tmp_path, disk_retry_interval=RETRY)
+    disks: dict[NodeId, FaultyDisk] = {}
+    acked: dict[str, bytes] = {}
+    try:
+        for n in c.peers:
+            await c.start(n, storage=recording(disks))
+        leader = await c.wait_leader()
+        await write_all(leader, range(3), acked)
+        disks[leader.id].full = True
+        stuck = asyncio.create_task(leader.propose(encode_set("x", b"y"), timeout=5.0))
+        await eventually(lambda: leader.status()["disk"] == "full", 5, "the full disk")
+        t0 = asyncio.get_running_loop().time()
+        await c.stop(leader.id)
+        assert asyncio.get_running_loop().time() - t0 < 1.0  # not the 3 s stop timeout
+        with pytest.raises(ProposalError):
+            await stuck
+        await c.start(leader.id)
+        await eventually(lambda: holds(c, leader.id, acked), 10, "the acknowledged writes")
+    finally:
+        await c.stop_all()
