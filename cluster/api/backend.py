@@ -33,6 +33,7 @@ __all__ = [
     "BackendError",
     "NoQuorumError",
     "NotLeaderError",
+    "StorageFullError",
     "UnavailableError",
 ]
 
@@ -84,6 +85,18 @@ class NoQuorumError(BackendError):
 
 class UnavailableError(BackendError):
     """Any other reason this manager cannot serve now (stopping, locked, timed out)."""
+
+
+class StorageFullError(BackendError):
+    """This manager cannot write its Raft log: its disk is full (HTTP 507).
+
+    Writes and linearizable reads wait behind a write to the log, so they
+    are refused at once; local reads (``?consistency=local``) still answer
+    from what this manager has applied.  It resumes by itself once a write
+    fits again.
+    """
+
+    http_status = 507
 
 
 @runtime_checkable

@@ -179,7 +179,7 @@ def cmd_status(ctx: Any) -> int:
                 n["availability"].capitalize(),
                 manager_status(st, n),
                 ENGINE_VERSION,
-                n["role"],
+                n["role"] + (" (disk full)" if n.get("disk") == "full" else ""),
                 n["term"],
                 n["commit_index"],
                 n["applied_index"],
@@ -215,6 +215,9 @@ def cmd_status(ctx: Any) -> int:
         ),
         rows,
     )
+    for n in st["nodes"]:
+        if n.get("disk_error"):
+            print(f"{n['name']}: {n['disk_error']}")
     if ctx.args.cmd == "status":
         ok = st["reachable"] >= st["quorum"]
         parts = [
@@ -225,5 +228,8 @@ def cmd_status(ctx: Any) -> int:
         ]
         if st["partition"]:
             parts.append("partition: " + " | ".join(",".join(g) for g in st["partition"]))
+        full = [n["name"] for n in st["nodes"] if n.get("disk") == "full"]
+        if full:  # they neither vote nor acknowledge: no quorum counts on them
+            parts.append("disk full: " + ",".join(full))
         print("\n" + "   ".join(parts))
     return 0

@@ -128,6 +128,9 @@ def collect(sup: Supervisor, desc: Description, timeout: float = 0.6) -> dict[st
                 "raft_addr": f"127.0.0.1:{m.raft_port}",
                 "api_url": m.api_url,
                 "pid": m.pid if state != "down" else None,
+                # "full": it cannot write its Raft log; ``disk_error`` says why.
+                "disk": (st or {}).get("disk", "ok"),
+                "disk_error": (st or {}).get("disk_error"),
             }
         )
 

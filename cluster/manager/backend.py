@@ -4,9 +4,10 @@ Theory of operation
 -------------------
 The HTTP API (`cluster.api`) is written against `cluster.api.backend.Backend`;
 most of that protocol is a conversation with the Raft node, and this module
-holds it.  It turns the node's exceptions into the API's three errors
-(`NotLeaderError`, `NoQuorumError`, `UnavailableError`) with a message a user
-can act on, so no Raft exception ever reaches a client.
+holds it.  It turns the node's exceptions into the API's errors
+(`NotLeaderError`, `NoQuorumError`, `UnavailableError`, and `StorageFullError`
+-- HTTP 507 -- while this manager's disk is full) with a message a user can
+act on, so no Raft exception ever reaches a client.
 
 Writes are exactly-once: every command travels in a client session
 (`raft.core.session`, dissertation §6.3) owned by this manager, so a proposal
@@ -30,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cluster.api.backend import NoQuorumError, UnavailableError
+from cluster.api.backend import NoQuorumError, StorageFullError, UnavailableError
 from cluster.manager.machine import decode_answer
 from cluster.manager.peers import Peers
 from cluster.manager.settings import ManagerSettings
@@ -38,7 +39,7 @@ from cluster.state.errors import FailedPrecondition, NotFound
 from cluster.state.store import Result, Store
 from raft.core.protocol import ConfChangeError, NotLeader, ProposalDropped
 from raft.core.session import CommandFailed, SessionError, encode_command, encode_register
-from raft.runtime.node import NodeStopped, ProposalLost, ProposalTimeout, RaftNode
+from raft.runtime.node import DiskFull, NodeStopped, ProposalLost, ProposalTimeout, RaftNode
 
 __all__ = ["RaftBackend"]
 
@@ -148,6 +149,8 @@ class RaftBackend:
             ) from None
         except NodeStopped as e:
             raise UnavailableError(f"this manager is stopping: {e}") from None
+        except DiskFull as e:
+            raise StorageFullError(str(e)) from None
 
     # ------------------------------------------------------------ reads
 
@@ -167,6 +170,8 @@ class RaftBackend:
             ) from None
         except NodeStopped as e:
             raise UnavailableError(f"this manager is stopping: {e}") from None
+        except DiskFull as e:
+            raise StorageFullError(str(e)) from None
 
     # ------------------------------------------------------------ leadership
 

@@ -77,9 +77,13 @@ from raft.runtime import eventloop
 from raft.runtime.node import NodeSettings, RaftNode
 from raft.runtime.tls import TLSFiles
 
-__all__ = ["Manager", "ManagerSettings", "Peer", "main"]
+__all__ = ["EXIT_STORAGE_FAILED", "Manager", "ManagerSettings", "Peer", "main"]
 
 logger = logging.getLogger("cluster.manager")
+
+#: Exit status of a manager whose Raft storage failed (an fsync error): started
+#: again (``up``, ``restart``), it recovers from what its disk really holds.
+EXIT_STORAGE_FAILED = 3
 
 #: Seconds a node may be down before its tasks are rescheduled elsewhere.
 NODE_DOWN_GRACE = 10.0
@@ -400,6 +404,10 @@ async def serve(settings: ManagerSettings, unlock_key: str | None = None) -> int
         status = 1
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+    if manager.node.storage_failed:
+        # The node logged the one-line reason; the status says "storage"
+        # (EXIT_STORAGE_FAILED) so that whoever restarts us knows why.
+        return EXIT_STORAGE_FAILED
     return 1 if manager.node.failure is not None else status
 
 

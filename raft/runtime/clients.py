@@ -20,7 +20,14 @@ from raft.core.messages import Entry, NodeId
 from raft.core.protocol import NotLeader
 from raft.core.readindex import ReadState
 
-__all__ = ["ClientWaits", "NodeStopped", "ProposalError", "ProposalLost", "ProposalTimeout"]
+__all__ = [
+    "ClientWaits",
+    "DiskFull",
+    "NodeStopped",
+    "ProposalError",
+    "ProposalLost",
+    "ProposalTimeout",
+]
 
 
 class ProposalError(Exception):
@@ -39,6 +46,12 @@ class ProposalLost(ProposalError):
 
 class NodeStopped(ProposalError):
     """The node stopped (or failed) before the outcome was known."""
+
+
+class DiskFull(ProposalError):
+    """This node cannot write its Raft log (no space): it takes no new proposal
+    or read until a write succeeds again.  The message names the node, the
+    cause and the file."""
 
 
 @dataclass(slots=True)

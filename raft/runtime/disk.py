@@ -3,6 +3,8 @@
 Raft is only safe if the term, the vote and the log survive a crash
 (Figure 2); `DiskStorage` is where they survive.  It implements the same
 `raft.core.storage.Storage` protocol as `MemoryStorage`, with the same results.
+The bytes themselves (frames, checksums, payloads) are encoded and checked by
+the pure functions of `raft.runtime.diskformat`; this module does the I/O.
 
 Theory of operation
 ===================
@@ -62,6 +64,22 @@ A segment is fsynced and closed before the next is created (roll-over at
 A crash thus leaves the state of some prefix of the operations, including
 every operation before the last `sync` that returned.
 
+Disks that fill or fail.  The two failures of `sync` are told apart, because
+only one of them can be retried safely:
+
+* a write (or creating a file) that finds no space, ENOSPC or a quota,
+  raises `DiskFullError`.  The bytes of it that landed are cut back
+  (``ftruncate`` to the last whole record; a half-made segment or ``*.tmp``
+  file is removed), each stage of the list above forgets its work only once
+  that work is durable, and the operations not yet durable stay buffered:
+  the next `sync` starts where this one stopped.  Nothing durable is lost
+  and nothing not durable was reported durable, so the caller may retry.
+* an fsync that fails, whatever its errno, raises `FsyncFailedError` and the
+  storage refuses every later call.  The kernel may already have dropped the
+  dirty pages or marked them clean; a second fsync could report success for
+  data that never reached the disk.  Only reading the files again says what
+  they hold, which is what a restart does.
+
 Recovery (on open).  Every record of every file is checked.  Damage that a
 crash can explain is repaired; anything else stops the node with
 `CorruptLogError` naming the file and byte offset, because a node that
@@ -85,11 +103,10 @@ is a false alarm, but refusing to start is the safe way to be wrong.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
-import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -97,31 +114,41 @@ from typing import Any
 
 import msgpack
 
-from raft.core.messages import ConfState, Entry, EntryKind, HardState, Snapshot, SnapshotMeta
+from raft.core.messages import Entry, HardState, Snapshot
 from raft.core.storage import PersistentState
+from raft.runtime.diskformat import (
+    ENTRIES,
+    FILE_HEADER,
+    FORMAT_VERSION,
+    HARD_MAGIC,
+    KINDS,
+    LOG_MAGIC,
+    SNAP_MAGIC,
+    CorruptLogError,
+    decode_hard_state,
+    decode_snapshot,
+    encode_hard_state,
+    encode_snapshot,
+    entry_ok,
+    frame,
+    scan,
+    uint,
+)
 
 __all__ = [
     "DEFAULT_SEGMENT_SIZE",
     "FORMAT_VERSION",
     "CorruptLogError",
     "DataDirInUseError",
+    "DiskFullError",
     "DiskStorage",
+    "FsyncFailedError",
+    "StorageError",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Bumped whenever the bytes on disk change meaning; written in every file header.
-FORMAT_VERSION = 1
 DEFAULT_SEGMENT_SIZE = 64 << 20
-
-_FILE_HEADER = struct.Struct("<6sH")  # magic, format version
-_FRAME = struct.Struct("<III")  # payload length, crc32(payload), crc32(first 8 bytes)
-_LEN_CRC = struct.Struct("<II")
-_U32 = struct.Struct("<I")
-
-_LOG_MAGIC = b"SRLOG\0"
-_HARD_MAGIC = b"SRHRD\0"
-_SNAP_MAGIC = b"SRSNP\0"
 
 _HARDSTATE = "hardstate"
 _SNAPSHOT = "snapshot"
@@ -129,148 +156,49 @@ _LOCK = "LOCK"
 _SEGMENT_PREFIX = "log-"
 _SEGMENT_SUFFIX = ".seg"
 
-_ENTRIES = 1  # the only log record type of format 1
-
-#: EntryKind by value, so decoding is a tuple index rather than an enum call per entry.
-_KINDS: tuple[EntryKind, ...] = tuple(sorted(EntryKind))
-assert all(k.value == i for i, k in enumerate(_KINDS)), "EntryKind values must be 0..n-1"
-
-
-class CorruptLogError(Exception):
-    """Stored bytes are damaged in a way a crash cannot explain: refuse to start.
-
-    Carries ``file``, the byte ``offset`` of the damaged record (or file
-    header) and the ``reason``, so an operator can inspect or cut the file.
-    """
-
-    def __init__(self, file: str | os.PathLike[str], offset: int, reason: str) -> None:
-        self.file = os.fspath(file)
-        self.offset = offset
-        self.reason = reason
-        super().__init__(f"corrupt Raft storage: {self.file} at byte {offset}: {reason}")
-
 
 class DataDirInUseError(RuntimeError):
     """Another `DiskStorage` (usually another process) has the directory open."""
 
 
-# --------------------------------------------------------------------------
-# Framing and encoding (pure functions)
+#: errno values of a write that found no room: ENOSPC, or a disk quota.
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
-def _frame(payload: bytes) -> bytes:
-    """One record on disk: checksummed header then payload."""
-    head = _LEN_CRC.pack(len(payload), zlib.crc32(payload))
-    return head + _U32.pack(zlib.crc32(head)) + payload
+class StorageError(OSError):
+    """A write or fsync failed; ``str()`` is one line naming the file and the cause."""
+
+    def __init__(self, path: Path, cause: OSError, message: str) -> None:
+        super().__init__(cause.errno, message, os.fspath(path))
+        self.path = os.fspath(path)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
-def _all_zero(buf: bytes | memoryview) -> bool:
-    return not bytes(buf).strip(b"\0")
+class DiskFullError(StorageError):
+    """No space for a write: nothing of it is durable, nothing already durable is lost.
 
-
-def _scan(
-    data: bytes, file: Path, magic: bytes, *, tail_ok: bool
-) -> tuple[list[tuple[int, memoryview]], int, str | None]:
-    """Split one file into verified record payloads.
-
-    Returns ``(records, end, torn)``: each record as (offset, payload), the
-    offset where the good records end, and why the bytes from ``end`` on are
-    a torn tail (None if the file is whole).  A torn tail is accepted only
-    when ``tail_ok`` (the last log segment); any damage that is not a torn
-    tail raises `CorruptLogError`.  The rules are in the module docstring.
+    The part that landed was cut back, so `DiskStorage.sync` may be retried.
     """
-    size = len(data)
-    header = _FILE_HEADER.pack(magic, FORMAT_VERSION)
-    hsize = _FILE_HEADER.size
-    if data[:hsize] != header:
-        if tail_ok and (_all_zero(data) or (size < hsize and header.startswith(data))):
-            return [], 0, "incomplete file header"
-        if size < hsize:
-            raise CorruptLogError(file, 0, f"file of {size} bytes is shorter than its header")
-        got_magic, version = _FILE_HEADER.unpack_from(data)
-        if got_magic != magic:
-            raise CorruptLogError(file, 0, f"bad magic {got_magic!r}, expected {magic!r}")
-        raise CorruptLogError(
-            file, 6, f"unsupported format version {version} (this code reads {FORMAT_VERSION})"
-        )
-    view = memoryview(data)
-    records: list[tuple[int, memoryview]] = []
-    pos = hsize
-    while pos < size:
-        if size - pos < _FRAME.size:
-            if tail_ok:
-                return records, pos, "record header cut by the end of the file"
-            raise CorruptLogError(file, pos, "record header cut by the end of the file")
-        length, crc, head_crc = _FRAME.unpack_from(data, pos)
-        if zlib.crc32(view[pos : pos + 8]) != head_crc:
-            if tail_ok and _all_zero(view[pos:]):
-                return records, pos, "zero bytes where a record should start"
-            raise CorruptLogError(file, pos, "record header checksum mismatch")
-        start = pos + _FRAME.size
-        end = start + length
-        if end > size:
-            if tail_ok:
-                return records, pos, f"record of {length} bytes cut by the end of the file"
-            raise CorruptLogError(file, pos, f"record of {length} bytes runs past end of file")
-        payload = view[start:end]
-        if zlib.crc32(payload) != crc:
-            if tail_ok and _all_zero(view[end:]):
-                return records, pos, "last record fails its checksum"
-            raise CorruptLogError(file, pos, "record checksum mismatch with data after it")
-        records.append((pos, payload))
-        pos = end
-    return records, pos, None
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        what = "no space left on device" if cause.errno == errno.ENOSPC else "disk quota exceeded"
+        super().__init__(path, cause, f"{what} ({os.fspath(path)})")
 
 
-def _encode_hard_state(hs: HardState) -> bytes:
-    return msgpack.packb([hs.term, hs.vote, hs.commit])
+class FsyncFailedError(StorageError):
+    """An fsync failed (EIO, say): what the file holds is unknown; never retried."""
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        reason = cause.strerror or str(cause)
+        super().__init__(path, cause, f"fsync of {os.fspath(path)} failed: {reason}")
 
 
-def _uint(value: Any) -> bool:
-    return type(value) is int and value >= 0  # not bool, not float
-
-
-def _names(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(n, str) for n in value)
-
-
-def _entry_ok(item: Any) -> bool:
-    """``[term, kind, data]`` with the types `Entry` needs (checked on replay)."""
-    return (
-        isinstance(item, list)
-        and len(item) == 3
-        and _uint(item[0])
-        and _uint(item[1])
-        and item[1] < len(_KINDS)
-        and isinstance(item[2], bytes)
-    )
-
-
-# A record with a valid checksum can still hold values of the wrong type (a
-# bug elsewhere, another format): the decoders check types, so that such a
-# file is reported as corrupt instead of crashing the node later.
-
-
-def _decode_hard_state(obj: Any) -> HardState:
-    term, vote, commit = obj
-    if not (_uint(term) and _uint(commit) and (vote is None or isinstance(vote, str))):
-        raise ValueError("fields of the wrong type")
-    return HardState(term=term, vote=vote, commit=commit)
-
-
-def _encode_snapshot(snap: Snapshot) -> bytes:
-    m = snap.meta
-    return msgpack.packb([m.index, m.term, list(m.conf.voters), list(m.conf.learners), snap.data])
-
-
-def _decode_snapshot(obj: Any) -> Snapshot:
-    index, term, voters, learners, data = obj
-    if not (_uint(index) and _uint(term) and _names(voters) and _names(learners)):
-        raise ValueError("fields of the wrong type")
-    if not isinstance(data, bytes):
-        raise ValueError("data is not bytes")
-    conf = ConfState(voters=tuple(voters), learners=tuple(learners))
-    return Snapshot(meta=SnapshotMeta(index=index, term=term, conf=conf), data=data)
+def _no_space(exc: OSError, path: Path) -> OSError:
+    """`DiskFullError` if ``exc`` says the disk is full, else ``exc`` itself."""
+    return DiskFullError(path, exc) if exc.errno in _NO_SPACE else exc
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -318,6 +246,7 @@ class DiskStorage:
         self.recovery_notes: list[str] = []
         self._closed = False
         self._failed: BaseException | None = None
+        self._fsync_fault: OSError | None = None  # a test's failing disk (fail_next_fsync)
         self._active_fd = -1
         self._lock_fd = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -388,7 +317,7 @@ class DiskStorage:
             raise ValueError(f"entries appended at {first} are not consecutive")
         body = [(e.term, e.kind, e.data) for e in entries]
         last = entries[-1].index
-        self._pending.append((_frame(msgpack.packb((_ENTRIES, first, body))), last))
+        self._pending.append((frame(msgpack.packb((ENTRIES, first, body))), last))
         self._last_index = last
         self._recovered = None
 
@@ -426,19 +355,25 @@ class DiskStorage:
         """
         self.save_snapshot(snapshot)
         first = snapshot.meta.index + 1
-        self._pending.append((_frame(msgpack.packb((_ENTRIES, first, []))), first - 1))
+        self._pending.append((frame(msgpack.packb((ENTRIES, first, []))), first - 1))
         self._last_index = first - 1
 
     def sync(self) -> None:
         """Make every buffered operation durable (the order is in the module docstring).
 
-        If any write or fsync fails the storage refuses all further calls:
-        after a failed fsync the kernel may have dropped the dirty pages, and
-        a retried fsync can "succeed" without the data ever reaching the disk.
+        `DiskFullError`: a write found no space; whatever part of it landed
+        was cut back, the operations stay buffered, and `sync` may be called
+        again (once there is space, it succeeds).  Any other failure, an
+        fsync's above all (`FsyncFailedError`), makes the storage refuse all
+        further calls: after a failed fsync the kernel may have dropped the
+        dirty pages, and a retried fsync can "succeed" without the data ever
+        reaching the disk.
         """
         self._check_usable()
         try:
             self._sync()
+        except DiskFullError:
+            raise  # nothing half done: what is buffered waits for the next sync
         except BaseException as exc:
             self._failed = exc
             raise
@@ -478,6 +413,14 @@ class DiskStorage:
         self._failed = RuntimeError("power lost")
         self._close_fds()
 
+    def fail_next_fsync(self, cause: OSError) -> None:
+        """TEST HOOK (`raft.runtime.faultydisk`): the next fsync fails with ``cause``.
+
+        The writes before it have been made (the kernel took them into its
+        cache, as a real failing disk's would be); only the fsync fails.
+        """
+        self._fsync_fault = cause
+
     @property
     def last_index(self) -> int:
         """Index of the last entry, buffered ones included (the snapshot's if none)."""
@@ -486,82 +429,117 @@ class DiskStorage:
     # ------------------------------------------------------------- writing
 
     def _sync(self) -> None:
-        pending = self._pending
+        # Resumable: each stage forgets its work only once that work is
+        # durable, so after a `DiskFullError` the same call picks up where it
+        # stopped.  Segments the durable snapshot covers go first: on a full
+        # disk they are the space we can free ourselves.
+        self._drop_covered_segments()
         snap = self._pending_snapshot
-        split = self._frames_before_snapshot if snap is not None else len(pending)
-        self._write_records(pending[:split])
         if snap is not None:
-            self._replace_file(_SNAPSHOT, _SNAP_MAGIC, _encode_snapshot(snap))
+            self._write_records(self._frames_before_snapshot)
+            self._replace_file(_SNAPSHOT, SNAP_MAGIC, encode_snapshot(snap))
             self._fsync_dir()
             self._durable_snapshot_index = snap.meta.index
             self._pending_snapshot = None
-        self._write_records(pending[split:])
-        self._pending = []
+        self._write_records(len(self._pending))
         if self._hs_dirty():
             hs = self._hard_state
-            self._replace_file(_HARDSTATE, _HARD_MAGIC, _encode_hard_state(hs))
+            self._replace_file(_HARDSTATE, HARD_MAGIC, encode_hard_state(hs))
             self._durable_hs = hs
         self._drop_covered_segments()
         if self._dir_dirty:
             self._fsync_dir()
 
-    def _write_records(self, records: list[tuple[bytes, int]]) -> None:
-        """Append framed records: one write() and one fsync per segment touched."""
-        if not records:
-            return
+    def _write_records(self, count: int) -> None:
+        """Append the first ``count`` buffered records: one write() and one fsync
+        per segment touched.  Records leave the buffer once they are durable."""
         seg = self._segments[-1]
         chunk: list[bytes] = []
         size, max_index = seg.size, seg.max_index
-        for frame, last in records:
-            if size > _FILE_HEADER.size and size + len(frame) > self._segment_size:
+        for record, last in self._pending[:count]:
+            if size > FILE_HEADER.size and size + len(record) > self._segment_size:
                 self._flush(seg, chunk, size, max_index)
                 seg = self._roll()
                 chunk = []
                 size, max_index = seg.size, seg.max_index
-            chunk.append(frame)
-            size += len(frame)
+            chunk.append(record)
+            size += len(record)
             max_index = max(max_index, last)
         self._flush(seg, chunk, size, max_index)
 
     def _flush(self, seg: _Segment, chunk: list[bytes], size: int, max_index: int) -> None:
         if not chunk:
             return
-        _write_all(self._active_fd, b"".join(chunk))
-        self._fsync(self._active_fd)
+        try:
+            _write_all(self._active_fd, b"".join(chunk))
+        except OSError as exc:
+            if exc.errno not in _NO_SPACE:
+                raise
+            # Part of the write may have landed: cut it back, so the segment
+            # ends with its last whole record again and a retry appends there.
+            os.ftruncate(self._active_fd, seg.size)
+            raise DiskFullError(seg.path, exc) from None
+        self._fsync(self._active_fd, seg.path)
         seg.size = size
         seg.max_index = max_index
+        del self._pending[: len(chunk)]
+        self._frames_before_snapshot = max(0, self._frames_before_snapshot - len(chunk))
 
     def _roll(self) -> _Segment:
-        """Close the full segment (already fsynced) and start the next one."""
+        """Start the next segment; the full one is already fsynced.
+
+        The new file is made (and its name made durable, so that segments on
+        disk never skip one) before the old one is let go: if the disk is
+        full, nothing changed and the write can be retried.
+        """
+        seg = self._create_segment(self._segments[-1].seq + 1)
+        self._fsync_dir()
         os.close(self._active_fd)
         self._active_fd = -1
-        seg = self._create_segment(self._segments[-1].seq + 1)
-        # The new name must be durable before any record lands in it, so that
-        # segments on disk never skip one.
-        self._fsync_dir()
         self._segments.append(seg)
         self._active_fd = os.open(seg.path, os.O_WRONLY | os.O_APPEND)
         return seg
 
     def _create_segment(self, seq: int) -> _Segment:
         path = self.path / f"{_SEGMENT_PREFIX}{seq:010d}{_SEGMENT_SUFFIX}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        created = False
         try:
-            _write_all(fd, _FILE_HEADER.pack(_LOG_MAGIC, FORMAT_VERSION))
-        finally:
-            os.close(fd)
-        return _Segment(seq, path, _FILE_HEADER.size, 0)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            created = True
+            try:
+                _write_all(fd, FILE_HEADER.pack(LOG_MAGIC, FORMAT_VERSION))
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            if created:
+                path.unlink()  # a header cut short by a full disk: as if never made
+            raise _no_space(exc, path) from None
+        return _Segment(seq, path, FILE_HEADER.size, 0)
 
     def _replace_file(self, name: str, magic: bytes, payload: bytes) -> None:
-        """Write-temp, fsync, rename: readers see the old file or the new one, whole."""
+        """Write-temp, fsync, rename: readers see the old file or the new one, whole.
+
+        On a full disk the temporary file is removed and the old file stays.
+        """
         tmp = self.path / f"{name}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            _write_all(fd, _FILE_HEADER.pack(magic, FORMAT_VERSION) + _frame(payload))
-            self._fsync(fd)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError as exc:
+            raise _no_space(exc, tmp) from None
+        try:
+            try:
+                _write_all(fd, FILE_HEADER.pack(magic, FORMAT_VERSION) + frame(payload))
+            except OSError as exc:
+                tmp.unlink()
+                raise _no_space(exc, tmp) from None
+            self._fsync(fd, tmp)
         finally:
             os.close(fd)
-        os.replace(tmp, self.path / name)
+        try:
+            os.replace(tmp, self.path / name)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise _no_space(exc, self.path / name) from None
         self._dir_dirty = True
 
     def _drop_covered_segments(self) -> None:
@@ -577,12 +555,24 @@ class DiskStorage:
             self._dir_dirty = True
 
     def _fsync_dir(self) -> None:
-        self._fsync(self._dir_fd)
+        self._fsync(self._dir_fd, self.path)
         self._dir_dirty = False
 
-    def _fsync(self, fd: int) -> None:
-        if self.durable:
+    def _fsync(self, fd: int, path: Path) -> None:
+        if not self.durable:
+            return
+        try:
+            if self._fsync_fault is not None:
+                fault, self._fsync_fault = self._fsync_fault, None
+                raise fault
             os.fsync(fd)
+        except OSError as exc:
+            # Never retried, whatever the errno (ENOSPC included): after a
+            # failed fsync Linux may have dropped the dirty pages or marked
+            # them clean, so a second fsync can "succeed" with the data never
+            # on disk.  What is on disk is known only by reading it again:
+            # `sync` marks the storage failed, and a restart recovers from it.
+            raise FsyncFailedError(path, exc) from None
 
     def _hs_dirty(self) -> bool:
         return self._hard_state != self._durable_hs
@@ -591,7 +581,7 @@ class DiskStorage:
         if self._closed:
             raise RuntimeError(f"storage {self.path} is closed")
         if self._failed is not None:
-            raise RuntimeError(f"storage {self.path} failed earlier: {self._failed!r}")
+            raise RuntimeError(f"storage {self.path} failed earlier: {self._failed}")
 
     def _close_fds(self) -> None:
         self._closed = True
@@ -605,8 +595,8 @@ class DiskStorage:
 
     def _read_state(self, *, repair: bool) -> tuple[PersistentState, list[_Segment]]:
         """Decode every file; with ``repair``, cut a torn tail off the last segment."""
-        hard_state = self._read_single(_HARDSTATE, _HARD_MAGIC, _decode_hard_state)
-        snapshot = self._read_single(_SNAPSHOT, _SNAP_MAGIC, _decode_snapshot)
+        hard_state = self._read_single(_HARDSTATE, HARD_MAGIC, decode_hard_state)
+        snapshot = self._read_single(_SNAPSHOT, SNAP_MAGIC, decode_snapshot)
         hard_state = hard_state or HardState()
         snapshot = snapshot or Snapshot()
 
@@ -626,17 +616,17 @@ class DiskStorage:
         for n, (seq, path) in enumerate(paths):
             is_last = n == len(paths) - 1
             data = path.read_bytes()
-            records, end, torn = _scan(data, path, _LOG_MAGIC, tail_ok=is_last and repair)
+            records, end, torn = scan(data, path, LOG_MAGIC, tail_ok=is_last and repair)
             if torn is not None:
                 self._cut_tail(path, end, len(data), torn)
-                end = max(end, _FILE_HEADER.size)
+                end = max(end, FILE_HEADER.size)
             max_index = 0
             for offset, payload in records:
                 try:
                     rtype, first, body = msgpack.unpackb(payload)
-                    if rtype != _ENTRIES or not _uint(first) or first < 1:
+                    if rtype != ENTRIES or not uint(first) or first < 1:
                         raise ValueError(f"record type {rtype!r:.20}, first {first!r:.20}")
-                    if not (isinstance(body, list) and all(_entry_ok(x) for x in body)):
+                    if not (isinstance(body, list) and all(entry_ok(x) for x in body)):
                         raise ValueError("entries of the wrong shape or type")
                 except Exception as exc:
                     raise CorruptLogError(path, offset, f"undecodable record: {exc}") from exc
@@ -663,7 +653,7 @@ class DiskStorage:
         if run and run_first <= start < run_first + len(run):
             try:
                 entries = [
-                    Entry(t, i, d, _KINDS[k])
+                    Entry(t, i, d, KINDS[k])
                     for i, (t, k, d) in enumerate(run[start - run_first :], start)
                 ]
             except (TypeError, ValueError, IndexError) as exc:
@@ -677,13 +667,13 @@ class DiskStorage:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
-        records, _, _ = _scan(data, path, magic, tail_ok=False)
+        records, _, _ = scan(data, path, magic, tail_ok=False)
         if len(records) != 1:
-            raise CorruptLogError(path, _FILE_HEADER.size, f"{len(records)} records, expected 1")
+            raise CorruptLogError(path, FILE_HEADER.size, f"{len(records)} records, expected 1")
         try:
             return decode(msgpack.unpackb(records[0][1]))
         except Exception as exc:
-            raise CorruptLogError(path, _FILE_HEADER.size, f"undecodable: {exc}") from exc
+            raise CorruptLogError(path, FILE_HEADER.size, f"undecodable: {exc}") from exc
 
     def _cut_tail(self, path: Path, end: int, size: int, reason: str) -> None:
         """Truncate a torn tail at ``end`` (rewriting a torn file header) and fsync."""
@@ -692,9 +682,9 @@ class DiskStorage:
         self.recovery_notes.append(note)
         fd = os.open(path, os.O_WRONLY)
         try:
-            if end < _FILE_HEADER.size:
+            if end < FILE_HEADER.size:
                 os.ftruncate(fd, 0)
-                _write_all(fd, _FILE_HEADER.pack(_LOG_MAGIC, FORMAT_VERSION))
+                _write_all(fd, FILE_HEADER.pack(LOG_MAGIC, FORMAT_VERSION))
             else:
                 os.ftruncate(fd, end)
             os.fsync(fd)

@@ -34,6 +34,40 @@ index, the proposal fails with `ProposalLost`; a non-leader raises
 `NotLeader` at once with its best guess of the leader.  Every wait has a
 timeout.
 
+A disk that fills up.  `DiskStorage.sync` raises `DiskFullError` when a
+write finds no space, having cut back what part of it landed, so the same
+sync can be retried (`raft.runtime.disk`).  The node then holds the batch at
+its ``SYNC`` step and retries that sync every ``disk_retry_interval`` until
+it succeeds (`_wait_for_space`).  Why that is safe, and enough:
+
+* Persist before send stays absolute.  Nothing of the batch that waits for
+  the fsync leaves -- no vote (§5.2), no append acknowledgement (§5.3), no
+  snapshot answer (§7) -- and no later batch is handled either, because
+  batches are handled one at a time.  The core is still stepped (messages
+  and ticks go in, as during any slow fsync), but whatever it answers waits
+  in its next batch, behind the write it depends on.  So a node that could
+  not append neither votes nor acknowledges meanwhile.
+* A leader that cannot write stops sending, heartbeats included: the
+  followers elect a leader whose disk works (§5.2), and check-quorum steps
+  the stuck one down (dissertation §6.2).  Its AppendEntries sent before its
+  own fsync (§10.2.1) promised nothing: the core counts the leader's own
+  copy of an entry only once `advance` says it is durable, so nothing is
+  committed on the strength of a copy that did not reach the disk (§5.4.2).
+* New proposals and linearizable reads are sent to the leader (`NotLeader`)
+  or, on a leader or a node that knows none, refused at once with `DiskFull`:
+  their answers would wait behind the stuck batch.  Proposals already in
+  flight keep waiting within their timeout, as their outcome is unknown.
+  ``status()`` says ``disk: "full"`` and why, in ``disk_error``.
+* Once the write fits, the batch goes on where it stopped; its messages are
+  late, which Raft tolerates (RPCs may be delayed or repeated, §5.5), and
+  the node catches up from the leader like any slow follower.
+
+A failed fsync is different (`FsyncFailedError`): it is never retried, as
+the kernel may have dropped the pages it could not write.  The node fails
+with a one-line `failure_reason`; a restart reads what the disk really holds
+(cutting a torn tail) and goes on from there.  That is safe because nothing
+that waited for the failed fsync had left.
+
 Run a node as a process with ``python -m raft.kv --config FILE.json`` (see
 `raft.kv.main`); it serves the built-in key-value store (`raft.kv`) with a small
 control endpoint for tests, the benchmark and the cluster supervisor.
@@ -77,17 +111,20 @@ from raft.runtime.backends import (
 )
 from raft.runtime.clients import (
     ClientWaits,
+    DiskFull,
     NodeStopped,
     ProposalError,
     ProposalLost,
     ProposalTimeout,
 )
+from raft.runtime.disk import DiskFullError, StorageError
 from raft.runtime.faults import PersistentFaultFilter
 from raft.runtime.settings import Address, NodeSettings
 from raft.runtime.tls import TLSFiles
 from raft.runtime.trace import TraceWriter
 
 __all__ = [
+    "DiskFull",
     "NodeSettings",
     "NodeStopped",
     "NotLeader",
@@ -135,6 +172,10 @@ class RaftNode:
         self._stopping = False
         self._done = asyncio.Event()  # stopped, or failed
         self.failure: BaseException | None = None
+        #: One line saying why the node failed (None: it has not).
+        self.failure_reason: str | None = None
+        #: Why the node cannot write its log now (None: it can); see `_wait_for_space`.
+        self.disk_error: str | None = None
         self._written_hs = HardState()  # the last hard state written (and synced)
         self._deferred_hs: HardState | None = None  # a commit-only change held back
         self._hs_written_at = 0.0
@@ -200,8 +241,12 @@ class RaftNode:
         except Exception as exc:
             # A failed fsync or a bug in the core: this node cannot go on safely.
             self.failure = exc
-            logger.exception("%s: node failed", self.id)
-            self._clients.fail_all(NodeStopped(f"node {self.id} failed: {exc!r}"))
+            self.failure_reason = _one_line(exc)
+            if self.storage_failed:
+                logger.error("%s: stopping: %s", self.id, self.failure_reason)  # no traceback
+            else:
+                logger.exception("%s: node failed", self.id)
+            self._clients.fail_all(NodeStopped(f"node {self.id} failed: {self.failure_reason}"))
         finally:
             if not self._stopping:
                 self._done.set()  # a failure: whoever waits on us should call stop()
@@ -222,6 +267,10 @@ class RaftNode:
             return max(0.05, deadline - loop.time())
 
         if self._ready_task is not None:
+            if self.disk_error is not None:
+                # A batch held for space is abandoned, like a crash before its
+                # SYNC: nothing of it that waits for durability has left.
+                self._ready_task.cancel()
             await asyncio.wait({self._ready_task}, timeout=left())
         if self._runner is not None:
             self._runner.cancel()
@@ -239,6 +288,8 @@ class RaftNode:
                 await asyncio.wait_for(
                     loop.run_in_executor(self._executor, self._storage.close), left()
                 )
+            except StorageError as e:  # a disk still full: nothing unsynced was promised
+                logger.error("%s: closing storage: %s", self.id, e)
             except Exception:
                 logger.exception("%s: closing storage failed", self.id)
         elif not sync_done:
@@ -263,13 +314,13 @@ class RaftNode:
         `ProposalTimeout` if it has not been applied within ``timeout``,
         `ProposalLost` if another leader's entry took its index (§8).
         """
-        core = self._running_core()
+        core = self._writable_core()
         index = core.propose(data)  # raises NotLeader (or ProposalDropped mid-transfer)
         return await self._wait_entry(index, core.term, timeout)
 
     async def propose_conf_change(self, change: ConfChange, timeout: float | None = None) -> None:
         """Propose a membership change (dissertation §4) and wait until it is applied."""
-        core = self._running_core()
+        core = self._writable_core()
         index = core.propose_conf_change(change)
         await self._wait_entry(index, core.term, timeout)
 
@@ -283,7 +334,7 @@ class RaftNode:
     async def read_index(self, timeout: float | None = None) -> int:
         """Linearizable read barrier (§6.4): returns once this node's state machine
         reflects every write acknowledged before the call.  Read it right after."""
-        core = self._running_core()
+        core = self._writable_core()
         request_id, fut = self._clients.new_read()
         core.read_index(request_id)
         self._wake.set()
@@ -308,6 +359,9 @@ class RaftNode:
         st["tick_interval"] = self.settings.tick_interval  # seconds per tick of the timers above
         # False in the no-fsync demo mode: a power loss can lose votes and entries.
         st["durable"] = self.settings.fsync
+        st["disk"] = "ok" if self.disk_error is None else "full"
+        if self.disk_error is not None:
+            st["disk_error"] = self.disk_error
         return st
 
     @property
@@ -347,10 +401,29 @@ class RaftNode:
         if self._transport is not None:
             self._transport.set_peers(peers)
 
+    @property
+    def storage_failed(self) -> bool:
+        """Whether the node failed because its storage did (a failed fsync, say)."""
+        return self.failure is not None and isinstance(_root_cause(self.failure), StorageError)
+
     def _running_core(self) -> RaftCore:
         if self._core is None or self._stopping or self._done.is_set():
             raise NodeStopped(f"node {self.id} is not running")
         return self._core
+
+    def _writable_core(self) -> RaftCore:
+        """The core, for a request whose answer needs our log to move on.
+
+        With a full disk, a follower that knows a leader sends the client
+        there (`NotLeader`), as for any write; otherwise `DiskFull` says why.
+        """
+        core = self._running_core()
+        if self.disk_error is not None:
+            leader = core.leader_id
+            if leader is not None and leader != self.id:
+                raise NotLeader(leader)
+            raise DiskFull(self.disk_error)
+        return core
 
     async def _wait_entry(self, index: int, term: int, timeout: float | None) -> Any:
         self._wake.set()
@@ -472,6 +545,31 @@ class RaftNode:
             storage.append(rd.entries)
 
     async def _sync(self, inline: bool = False) -> None:
+        try:
+            await self._sync_once(inline)
+        except DiskFullError as exc:
+            await self._wait_for_space(exc)
+
+    async def _wait_for_space(self, exc: DiskFullError) -> None:
+        """Hold the batch until its writes fit (module docstring, "A disk that fills up")."""
+        self.disk_error = f"{self.id} cannot write its Raft log: {exc}"
+        interval = self.settings.disk_retry_interval
+        logger.warning("%s; retrying every %gs", self.disk_error, interval)
+        self.trace.emit("disk", state="full", error=str(exc))
+        while True:
+            if self._stopping:
+                raise asyncio.CancelledError  # stop() abandons this batch
+            await asyncio.sleep(interval)
+            try:
+                await self._sync_once()
+                break
+            except DiskFullError:
+                continue
+        logger.info("%s: its disk has room again; writes resume", self.id)
+        self.trace.emit("disk", state="ok")
+        self.disk_error = None
+
+    async def _sync_once(self, inline: bool = False) -> None:
         assert self._storage is not None
         if inline:
             # A small batch (one client waiting, a vote): handing the fsync to
@@ -537,3 +635,18 @@ class RaftNode:
         if self.trace.record(ev, self._core):
             f = ev.fields
             logger.info("%s: %s %s", self.id, ev.type, " ".join(f"{k}={v}" for k, v in f.items()))
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The first exception inside (nested) exception groups: what actually failed."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _one_line(exc: BaseException) -> str:
+    """Why the node failed, in one line for logs, exit messages and HTTP answers."""
+    cause = _root_cause(exc)
+    if isinstance(cause, StorageError):
+        return f"its Raft storage failed: {cause}; restart it to recover from what is on disk"
+    return f"{type(cause).__name__}: {cause}"

@@ -52,6 +52,9 @@ class NodeSettings:
     #: A hard state whose only change is the commit index is written at most this
     #: often (`raft.core.persist`: it may be deferred); 0 writes every change at once.
     commit_sync_interval: float = 1.0
+    #: Seconds between attempts to write a batch that found the disk full
+    #: (`raft.runtime.node`, "A disk that fills up").
+    disk_retry_interval: float = 0.5
     #: Messages waiting for the core; beyond this, arrivals are dropped (Raft retries).
     inbox_limit: int = 100_000
     #: Applied entries between snapshots, and entries kept behind one for slow

@@ -33,7 +33,10 @@ counted, and a ``trace_overflow`` line says how many once there is room again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import json
+import os
 import threading
 import time
 from collections import Counter
@@ -281,8 +284,27 @@ class TraceWriter:
         if self.path is None:
             return
         with self._write_lock:
-            if self._file is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = self.path.open("a", encoding="utf-8")
-            self._file.write("\n".join(lines) + "\n")
-            self._file.flush()
+            size = -1
+            try:
+                if self._file is None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    self._file = self.path.open("a", encoding="utf-8")
+                size = os.fstat(self._file.fileno()).st_size  # all flushed before
+                self._file.write("\n".join(lines) + "\n")
+                self._file.flush()
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                # A full disk must not stop the node: the trace is for people,
+                # not for Raft.  The lines are dropped (counted, reported by the
+                # next ``trace_overflow`` line), the part that landed is cut
+                # off (no half line for a reader to choke on), and the file is
+                # reopened next time.
+                self.dropped += len(lines)
+                self._unreported_drops += len(lines)
+                if self._file is not None:
+                    with contextlib.suppress(OSError):
+                        self._file.close()  # closes even when its last flush fails
+                    self._file = None
+                if size >= 0:
+                    os.truncate(self.path, size)

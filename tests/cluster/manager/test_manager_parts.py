@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from cluster.api.backend import StorageFullError
+from cluster.manager.backend import RaftBackend
 from cluster.manager.duties import LeaderDuties
 from cluster.manager.keyring import KeyChange
 from cluster.manager.peers import Peer, Peers
@@ -15,6 +18,7 @@ from cluster.state import commands as c
 from cluster.state.errors import FailedPrecondition
 from cluster.state.store import Store
 from raft.core.membership import ConfChange, ConfChangeError, ConfChangeOp
+from raft.runtime.node import DiskFull
 
 
 def _peer(node_id: str, raft: int) -> Peer:
@@ -106,3 +110,26 @@ async def test_a_learner_that_cannot_be_promoted_does_not_hold_back_the_others()
     await duties._reconcile_members()
     # manager2 (down, or still behind) is refused; manager3 is promoted in the same pass.
     assert node.proposed == [("promote", "manager3")]
+
+
+class _FullNode:
+    """A Raft node whose disk is full, as `RaftBackend` sees it."""
+
+    async def propose(self, data: bytes, timeout: float | None = None) -> None:
+        raise DiskFull("manager1 cannot write its Raft log: no space left on device (/d/x.seg)")
+
+    async def read_index(self, timeout: float | None = None) -> int:
+        raise DiskFull("manager1 cannot write its Raft log: no space left on device (/d/x.seg)")
+
+
+async def test_a_full_disk_is_a_507_naming_the_cause(tmp_path: Path) -> None:
+    m = _manager(tmp_path)
+    node: Any = _FullNode()
+    backend = RaftBackend(m.settings, node, Store(), Peers("manager1", {}), lambda: None)
+    for call in (backend.write(b"cmd"), backend.read_barrier(1.0)):
+        with pytest.raises(StorageFullError) as info:
+            await call
+        assert info.value.http_status == 507
+        assert info.value.message == (
+            "manager1 cannot write its Raft log: no space left on device (/d/x.seg)"
+        )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from small_fs import fill, small_fs
+
 from raft.runtime.trace import TraceSettings, TraceWriter
 
 
@@ -40,3 +42,24 @@ def test_a_quiet_link_writes_nothing(tmp_path: Path) -> None:
     w.close()
     lines = [x for x in _lines(path) if x["type"] == "message"]
     assert len(lines) == 1 and lines[0]["count"] == 1
+
+
+def test_a_full_disk_drops_lines_instead_of_failing(tmp_path: Path) -> None:
+    """The trace is for people: on a full disk its lines are dropped and counted
+    (a ``trace_overflow`` line says how many), never an error that stops the node."""
+    with small_fs(tmp_path / "fs", "1m") as fs:
+        path = fs / "trace.jsonl"
+        w = TraceWriter(path, "n1")
+        w.emit("start")
+        w.flush_now()
+        fill(fs / "ballast")
+        for i in range(200):  # more than the last page the file holds
+            w.emit("role", term=i, text="x" * 100)
+        w.flush_now()  # no exception
+        assert w.dropped == 200
+        (fs / "ballast").unlink()
+        w.emit("stop")
+        w.close()
+        types = [x["type"] for x in _lines(path)]
+        assert types == ["start", "trace_overflow", "stop"], types
+        assert _lines(path)[1]["dropped"] == 200
