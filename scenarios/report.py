@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from raft.core.quorum import majority
-from scenarios.checks import CheckResult, Run, conf_changes
+from scenarios.checks import CheckResult, Run, StepRecord, conf_changes
 from scenarios.steps import TOPIC_NAMES, Scenario
 from viz.notes import topics as topics_prose
 
@@ -134,8 +134,7 @@ def _happened(run: Run) -> list[tuple[float, str]]:
     for s in run.steps:
         if s.status == "not run":
             continue
-        note = f" -- {s.note}" if s.note else ""
-        events.append((run.rel(s.start), f"step {s.number}: `{s.text}`{note}"))
+        events.append((run.rel(s.start), _step_event(s)))
     for e in m.won():
         yes = len(e.granted) + 1
         voters = len(m.voters_at(e.t))
@@ -180,10 +179,46 @@ def _happened(run: Run) -> list[tuple[float, str]]:
     return events
 
 
+def _step_event(s: StepRecord) -> str:
+    """A step's row in the event table: the command a reader would type (and its
+    Docker equivalent) where there is one, else the scenario's own words."""
+    note = f" -- {s.note}" if s.note else ""
+    if not s.cli:
+        return f"step {s.number}: `{s.text}`{note}"
+    return f"step {s.number}: `{s.cli}` (Docker: {_docker(s.docker)}){note}"
+
+
+def _docker(text: str) -> str:
+    """A Docker command in backticks (a remark after it in parentheses stays
+    outside); a sentence (no Docker verb) in italics."""
+    if not text.startswith("docker "):
+        return f"_{text}_"
+    command, paren, remark = text.partition(" (")
+    return f"`{command}`" + (f" ({remark}" if paren else "")
+
+
+#: What a reader does by hand where the scenario waits: watch the status.
+_WAIT = ("python -m cluster status", "`docker node ls` (MANAGER STATUS)")
+
+
+def _steps(run: Run) -> list[dict[str, Any]]:
+    return [
+        {
+            "number": s.number,
+            "text": s.text,
+            "status": s.status,
+            "note": s.note,
+            "cli": s.cli or (_WAIT[0] if s.action == "wait" else ""),
+            "docker": _docker(s.docker) if s.docker else (_WAIT[1] if s.action == "wait" else ""),
+        }
+        for s in run.steps
+    ]
+
+
 def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> None:
     """``report.md`` from ``viz/templates/scenario.md.j2``: the numbers are computed
     here, the prose is the template's."""
-    from viz.notes import render
+    from viz.notes import caption, render
 
     scn = run.scenario
     c = scn.cluster
@@ -194,10 +229,13 @@ def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> 
         happened = {"headlines": headlines, "events": _happened(run)}
     chosen = [TOPICS[t] for t in topics(scn)]
     order = ["timeline.png", "votes.png", "terms.png", "commit.png", "quorum-table.png"]
-    figures = sorted(
-        (p.name for p in out.glob("*.png")),
-        key=lambda n: (order.index(n) if n in order else len(order), n),
-    )
+    figures = [
+        {"file": name, "caption": caption(name)}
+        for name in sorted(
+            (p.name for p in out.glob("*.png")),
+            key=lambda n: (order.index(n) if n in order else len(order), n),
+        )
+    ]
     text = render(
         "scenario.md.j2",
         title=scn.title,
@@ -213,7 +251,7 @@ def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> 
         heartbeat_ms=c.heartbeat_ms,
         overrides=c.election_timeout_overrides,
         description=scn.description,
-        steps=run.steps,
+        steps=_steps(run),
         happened=happened,
         quorum_rows=run.quorum_rows,
         joins=_joins(run) if run.joined and run.model is not None else [],

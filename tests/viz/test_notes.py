@@ -9,7 +9,7 @@ import jinja2
 import pytest
 from repo import ROOT
 
-from viz.notes import render, topics
+from viz.notes import caption, render, topics
 
 
 def _scenario(**over):
@@ -28,8 +28,22 @@ def _scenario(**over):
         "overrides": {},
         "description": "",
         "steps": [
-            {"number": 1, "text": "wait leader", "status": "ok", "note": ""},
-            {"number": 2, "text": "join role=worker", "status": "skipped", "note": "not here"},
+            {
+                "number": 1,
+                "text": "wait leader",
+                "status": "ok",
+                "note": "",
+                "cli": "",
+                "docker": "",
+            },
+            {
+                "number": 2,
+                "text": "join role=worker",
+                "status": "skipped",
+                "note": "not here",
+                "cli": "",
+                "docker": "",
+            },
         ],
         "happened": None,
         "quorum_rows": [],
@@ -58,9 +72,14 @@ def test_the_note_says_what_was_done_and_checked():
         "- **5 managers**: a quorum is 3 of 5 ((N/2)+1), so 2 failures can be survived ((N-1)/2)."
         "\n- This run: new leader after 0.50 s; every check passed.\n\n"
         "Scenario `leader-kill` -- passed; 5 managers, simulated (seed 3); "
-        "election timeout 500 ms, heartbeat 50 ms.\n\n## What was done\n\n1. `wait leader`\n"
-        "2. `join role=worker` -- *skipped*: not here\n\n## Checks\n"
+        "election timeout 500 ms, heartbeat 50 ms.\n\n## What was done\n\n"
     )
+    assert (
+        "| # | scenario step | swarmraft command | Docker equivalent |\n"
+        "| ---: | --- | --- | --- |\n"
+        "| 1 | `wait leader` | -- | -- |\n"
+        "| 2 | `join role=worker` -- *skipped*: not here | -- | -- |\n\n## Checks\n"
+    ) in text
     assert "| a check | pass | 1 / 2 |" in text  # a pipe would split the table's cell
     assert text.endswith("redraws the figures).\n")
 
@@ -149,3 +168,40 @@ def test_topics_give_a_rule_and_a_fact_each():
     assert "election" in found and "figure8" in found
     for rule, fact in found.values():
         assert rule and fact and "\n" not in rule + fact  # one paragraph each
+
+
+def test_each_step_prints_as_its_command_and_its_docker_equivalent():
+    steps = [
+        {"number": 4, "text": "kill leader", "status": "ok", "note": "", "cli":
+         "python -m cluster kill manager3", "docker": "_no Docker verb: a crash_"},
+        {"number": 5, "text": "drain manager2 availability=pause", "status": "ok", "note": "",
+         "cli": "python -m cluster node update --availability pause manager2",
+         "docker": "`docker node update --availability pause manager2`"},
+    ]  # fmt: skip
+    text = render("scenario.md.j2", **_scenario(steps=steps))
+    row = "| 4 | `kill leader` | `python -m cluster kill manager3` | _no Docker verb: a crash_ |"
+    assert row in text
+    assert (
+        "| 5 | `drain manager2 availability=pause` | `python -m cluster node update "
+        "--availability pause manager2` | `docker node update --availability pause manager2` |"
+    ) in text
+
+
+def test_every_figure_has_a_caption_under_it():
+    figures = [{"file": "timeline.png", "caption": "How to read it."},
+               {"file": "log-1.png", "caption": ""}]  # fmt: skip
+    text = render("scenario.md.j2", **_scenario(figures=figures))
+    assert "![timeline](timeline.png)\n*How to read it.*\n\n![log-1](log-1.png)\n\n" in text
+
+
+@pytest.mark.parametrize(
+    "figure",
+    ["timeline.png", "votes.png", "terms.png", "commit.png", "log-1.png", "log-12.png",
+     "placement.png", "quorum-table.png"],
+)  # fmt: skip
+def test_every_figure_the_notes_draw_is_described(figure):
+    assert len(caption(figure)) > 40
+
+
+def test_an_unknown_figure_has_no_caption_rather_than_a_wrong_one():
+    assert caption("sketch-1.png") == ""

@@ -16,7 +16,9 @@ blank lines behind.  Filters the templates share:
 * ``names``      -- ``a, b, c``.
 
 `topics` reads ``viz/templates/topics.toml``: per topic of a scenario, the
-Raft rule and the Swarm fact a note explains, one paragraph each.
+Raft rule and the Swarm fact a note explains, one paragraph each; `caption`
+reads ``viz/templates/captions.toml``: the line under each figure saying how
+to read it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-__all__ = ["render", "topics"]
+__all__ = ["caption", "render", "topics"]
 
 
 def _plural(n: int, word: str) -> str:
@@ -78,3 +80,20 @@ def topics() -> dict[str, tuple[str, str]]:
     """topic -> (the Raft rule that made it happen, the Swarm / DCA fact)."""
     text = resources.files("viz").joinpath("templates", "topics.toml").read_text("utf-8")
     return {name: (t["rule"], t["fact"]) for name, t in tomllib.loads(text).items()}
+
+
+@cache
+def _captions() -> dict[str, str]:
+    text = resources.files("viz").joinpath("templates", "captions.toml").read_text("utf-8")
+    return dict(tomllib.loads(text))
+
+
+def caption(figure: str) -> str:
+    """How to read ``figure`` (a file name such as ``log-2.png``), one line; the
+    numbered log matrices share the ``log`` line.  Empty for a figure nobody
+    described yet (a test keeps every figure the notes draw described)."""
+    stem = figure.rsplit(".", 1)[0]
+    found = _captions()
+    if stem not in found and "-" in stem and stem.rsplit("-", 1)[1].isdigit():
+        stem = stem.rsplit("-", 1)[0]
+    return found.get(stem, "")
