@@ -20,7 +20,14 @@ from scenarios.checks import CheckResult, Run, StepRecord, conf_changes
 from scenarios.steps import TOPIC_NAMES, Scenario
 from viz.notes import topics as topics_prose
 
-__all__ = ["collect_metrics", "draw_figures", "write_index", "write_note", "write_result"]
+__all__ = [
+    "collect_metrics",
+    "draw_figures",
+    "write_glossary",
+    "write_index",
+    "write_note",
+    "write_result",
+]
 
 #: topic -> (the Raft rule that made it happen, the Swarm / DCA fact): the
 #: paragraphs live in ``viz/templates/topics.toml``, with the rest of the notes' prose.
@@ -218,7 +225,7 @@ def _steps(run: Run) -> list[dict[str, Any]]:
 def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> None:
     """``report.md`` from ``viz/templates/scenario.md.j2``: the numbers are computed
     here, the prose is the template's."""
-    from viz.notes import caption, render
+    from viz.notes import caption, glossary_terms, render, study_order
 
     scn = run.scenario
     c = scn.cluster
@@ -236,8 +243,7 @@ def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> 
             key=lambda n: (order.index(n) if n in order else len(order), n),
         )
     ]
-    text = render(
-        "scenario.md.j2",
+    data = dict(
         title=scn.title,
         name=scn.name,
         passed=passed,
@@ -267,6 +273,12 @@ def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> 
         ],
         metrics={k: v for k, v in run.metrics.items() if not isinstance(v, list | dict)},
     )
+    # The glossary line lists the entries the note's own words use: render it
+    # once without its links (whose names would count) to read them.
+    terms = glossary_terms(render("scenario.md.j2", **data, glossary_links=[], related=[]))
+    links = [{"id": e["id"], "term": e["term"]} for e in terms]
+    related = study_order().get(scn.name, {}).get("related", [])
+    text = render("scenario.md.j2", **data, glossary_links=links, related=related)
     (out / "report.md").write_text(text)
 
 
@@ -351,20 +363,45 @@ def _writes_with_voters_down(
 
 
 def write_index(out_root: Path, outcomes: list[Any]) -> Path:
-    from viz.notes import render
+    """``OUT/index.md``: the notes in study order (``viz/templates/study.toml``;
+    a scenario it does not list follows, in run order), each with what it
+    teaches and the notes to read with it (those of this run only)."""
+    from viz.notes import render, study_order
 
-    rows = [
-        {
+    order = study_order()
+    names = list(order)
+    ran = {o.scenario for o in outcomes}
+    ordered = sorted(
+        enumerate(outcomes),
+        key=lambda io: (
+            names.index(io[1].scenario) if io[1].scenario in order else len(names),
+            io[0],
+        ),
+    )
+    rows = []
+    for _, o in ordered:
+        study = order.get(o.scenario, {"teaches": "", "related": []})
+        rows.append({
             "scenario": o.scenario,
             "passed": o.passed,
             "duration_s": o.duration_s,
             "key_metric": key_metric(o.metrics),
+            "teaches": study["teaches"],
+            "related": [r for r in study["related"] if r in ran],
             "replay": (out_root / o.scenario / "replay.html").exists(),
-        }
-        for o in outcomes
-    ]
+        })  # fmt: skip
     path = out_root / "index.md"
     path.write_text(render("index.md.j2", rows=rows))
+    return path
+
+
+def write_glossary(out_root: Path) -> Path:
+    """``OUT/glossary.md``: the jargon every note links to, defined once."""
+    from viz.notes import glossary, render
+
+    path = out_root / "glossary.md"
+    out_root.mkdir(parents=True, exist_ok=True)
+    path.write_text(render("glossary.md.j2", entries=glossary()))
     return path
 
 

@@ -9,7 +9,8 @@ import jinja2
 import pytest
 from repo import ROOT
 
-from viz.notes import caption, render, topics
+from scenarios.steps import builtins
+from viz.notes import caption, glossary, glossary_terms, render, study_order, topics
 
 
 def _scenario(**over):
@@ -52,6 +53,8 @@ def _scenario(**over):
         "figures": [],
         "checks": [{"name": "a check", "result": "pass", "detail": "1 | 2"}],
         "metrics": {},
+        "glossary_links": [],
+        "related": [],
     }
     return {**data, **over}
 
@@ -121,15 +124,67 @@ def test_a_name_the_caller_forgot_is_an_error_not_a_gap():
 
 def test_index_lists_every_note_and_its_replay():
     rows = [
-        {"scenario": "a", "passed": False, "duration_s": 2.04, "key_metric": "x", "replay": True},
-        {"scenario": "b", "passed": True, "duration_s": 1.0, "key_metric": "y", "replay": False},
-    ]
-    assert render("index.md.j2", rows=rows) == (
-        "# Scenario notes\n\n| scenario | result | duration | key metric | replay |\n"
-        "| --- | --- | ---: | --- | --- |\n"
-        "| [a](a/report.md) | **FAIL** | 2.0 s | x | [replay](a/replay.html) |\n"
-        "| [b](b/report.md) | pass | 1.0 s | y |  |\n"
+        {"scenario": "a", "passed": False, "duration_s": 2.04, "key_metric": "x", "replay": True,
+         "teaches": "the basics", "related": ["b"]},
+        {"scenario": "b", "passed": True, "duration_s": 1.0, "key_metric": "y", "replay": False,
+         "teaches": "", "related": []},
+    ]  # fmt: skip
+    text = render("index.md.j2", rows=rows)
+    assert text.startswith("# Scenario notes\n\nRead them in this order")
+    assert "[glossary](glossary.md)" in text
+    assert text.endswith(
+        "| # | note | what it teaches | result | duration | key metric | read with | replay |\n"
+        "| ---: | --- | --- | --- | ---: | --- | --- | --- |\n"
+        "| 1 | [a](a/report.md) | the basics | **FAIL** | 2.0 s | x | [b](b/report.md) | "
+        "[replay](a/replay.html) |\n"
+        "| 2 | [b](b/report.md) |  | pass | 1.0 s | y |  |  |\n"
     )
+
+
+def test_the_note_links_its_words_to_the_glossary_and_its_related_notes():
+    links = [{"id": "quorum", "term": "Quorum (majority)"}]
+    text = render("scenario.md.j2", **_scenario(glossary_links=links, related=["join"]))
+    assert (
+        "- Words used here ([glossary](../glossary.md)): "
+        "[Quorum (majority)](../glossary.md#quorum).\n"
+        "- Read with: [join](../join/report.md).\n"
+    ) in text
+
+
+def test_glossary_terms_are_the_entries_a_text_uses_in_glossary_order():
+    ids = [e["id"] for e in glossary_terms("A PRE-VOTE was refused; the quorum held.")]
+    assert ids == ["quorum", "pre-vote"]
+    assert glossary_terms("nothing here") == []
+
+
+def test_the_glossary_defines_the_jargon_once_with_its_sources():
+    entries = glossary()
+    ids = [e["id"] for e in entries]
+    assert len(ids) == len(set(ids))
+    for needed in ("term", "quorum", "leader-election", "pre-vote", "check-quorum", "learner",
+                   "leader-completeness", "election-restriction", "commit-rule", "log-matching",
+                   "autolock", "availability", "frozen", "dek-kek", "join-token",
+                   "leadership-transfer", "read-index", "snapshot", "commit-index"):  # fmt: skip
+        assert needed in ids
+    for e in entries:
+        assert e["text"] and e["raft"] and e["words"], e["id"]
+        assert bool(e["docker"]) == bool(e["docker_url"]), e["id"]
+        assert not e["docker_url"] or e["docker_url"].startswith("https://docs.docker.com/")
+    text = render("glossary.md.j2", entries=entries)
+    assert text.startswith("# Glossary\n")
+    assert '### <a id="election-restriction"></a>Election restriction (§5.4.1)\n' in text
+    assert "Raft: §5.4.1.\n\n###" in text
+
+
+def test_the_study_order_lists_every_builtin_basics_first():
+    order = study_order()
+    assert set(order) == set(builtins()), "a new built-in needs its place in study.toml"
+    names = list(order)
+    assert names[0] == "leader-kill"
+    assert names.index("quorum-table") < names.index("split-vote") < names.index("join")
+    for name, e in order.items():
+        assert e["teaches"], name
+        assert set(e["related"]) <= set(order) - {name}, name
 
 
 def test_a_mapping_entry_wins_over_a_dict_method_of_the_same_name():

@@ -18,7 +18,10 @@ blank lines behind.  Filters the templates share:
 `topics` reads ``viz/templates/topics.toml``: per topic of a scenario, the
 Raft rule and the Swarm fact a note explains, one paragraph each; `caption`
 reads ``viz/templates/captions.toml``: the line under each figure saying how
-to read it.
+to read it; `glossary` reads ``viz/templates/glossary.toml``: the jargon,
+defined once, that every note links to (`glossary_terms`: which entries a
+note's text uses); `study_order` reads ``viz/templates/study.toml``: the
+order of the index, what each note teaches and the notes related to it.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-__all__ = ["caption", "render", "topics"]
+__all__ = ["caption", "glossary", "glossary_terms", "render", "study_order", "topics"]
 
 
 def _plural(n: int, word: str) -> str:
@@ -97,3 +100,33 @@ def caption(figure: str) -> str:
     if stem not in found and "-" in stem and stem.rsplit("-", 1)[1].isdigit():
         stem = stem.rsplit("-", 1)[0]
     return found.get(stem, "")
+
+
+@cache
+def glossary() -> list[dict[str, str]]:
+    """The glossary's entries in study order: ``id`` (the anchor notes link to),
+    ``term``, ``text``, ``raft`` and ``docker``/``docker_url`` (empty when none),
+    ``words`` (what in a note's text makes it link the entry)."""
+    text = resources.files("viz").joinpath("templates", "glossary.toml").read_text("utf-8")
+    return [
+        {"id": key, "raft": "", "docker": "", "docker_url": "", "words": [], **entry}
+        for key, entry in tomllib.loads(text).items()
+    ]
+
+
+def glossary_terms(text: str) -> list[dict[str, str]]:
+    """The glossary entries whose words occur in ``text`` (any case), in the
+    glossary's order: what a note links to instead of defining it again."""
+    low = text.lower()
+    return [e for e in glossary() if any(w.lower() in low for w in e["words"])]
+
+
+@cache
+def study_order() -> dict[str, dict[str, Any]]:
+    """scenario name -> ``teaches`` (one line) and ``related`` (scenario names),
+    in the order a student should read the notes: basics first."""
+    text = resources.files("viz").joinpath("templates", "study.toml").read_text("utf-8")
+    return {
+        name: {"teaches": e["teaches"], "related": list(e.get("related", []))}
+        for name, e in tomllib.loads(text).items()
+    }
