@@ -222,10 +222,36 @@ def _steps(run: Run) -> list[dict[str, Any]]:
     ]
 
 
+def _misconceptions(run: Run, checks: list[CheckResult]) -> list[dict[str, Any]]:
+    """The common beliefs this run corrects, each with the evidence that does:
+    a belief without evidence in the run is not mentioned (the template words them)."""
+    m = run.model
+    proved = {c.name.split(" ")[0]: c for c in checks if c.passed and not c.skipped}
+    found: list[dict[str, Any]] = []
+    if m is not None:
+        # "All managers must agree": an election won without every voter's vote.
+        for e in m.won():
+            yes, voters = len(e.granted) + 1, len(m.voters_at(e.t))
+            if yes < voters:
+                found.append({"kind": "majority", "node": e.node, "term": e.term,
+                              "yes": yes, "voters": voters})  # fmt: skip
+                break
+        # "They vote for the latest committed entries": votes refused on the log.
+        if "votes_refused" in proved or "winner_most_up_to_date" in proved:
+            behind = [v for v in m.votes if not v.granted and "behind" in (v.reason or "")]
+            if behind:
+                v = behind[0]
+                found.append({"kind": "up_to_date", "candidate": v.candidate, "voter": v.voter,
+                              "reason": v.reason, "refused": len(behind)})  # fmt: skip
+    if "secret_plaintext_absent" in proved:
+        found.append({"kind": "secrets", "detail": proved["secret_plaintext_absent"].detail})
+    return found
+
+
 def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> None:
     """``report.md`` from ``viz/templates/scenario.md.j2``: the numbers are computed
     here, the prose is the template's."""
-    from viz.notes import caption, glossary_terms, render, study_order
+    from viz.notes import caption, differences, glossary_terms, render, study_order
 
     scn = run.scenario
     c = scn.cluster
@@ -253,6 +279,8 @@ def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> 
         quorum=majority(c.managers),
         tolerance=(c.managers - 1) // 2,
         key_metric=key_metric(run.metrics),
+        misconceptions=_misconceptions(run, checks),
+        differs=[d for d in (differences().get(t) for t in topics(scn)) if d],
         election_timeout_ms=c.election_timeout_ms,
         heartbeat_ms=c.heartbeat_ms,
         overrides=c.election_timeout_overrides,

@@ -10,7 +10,7 @@ import pytest
 from repo import ROOT
 
 from scenarios.steps import builtins
-from viz.notes import caption, glossary, glossary_terms, render, study_order, topics
+from viz.notes import caption, differences, glossary, glossary_terms, render, study_order, topics
 
 
 def _scenario(**over):
@@ -55,6 +55,8 @@ def _scenario(**over):
         "metrics": {},
         "glossary_links": [],
         "related": [],
+        "misconceptions": [],
+        "differs": [],
     }
     return {**data, **over}
 
@@ -62,8 +64,8 @@ def _scenario(**over):
 def test_the_note_opens_with_its_title_and_the_exam_card():
     text = render("scenario.md.j2", **_scenario(topics=[("the rule", "the Swarm fact")]))
     assert text.startswith(
-        "# Kill the leader\n\n## Exam card\n\n- **5 managers**: a quorum is 3 of 5 ((N/2)+1), "
-        "so 2 failures can be survived ((N-1)/2).\n- the Swarm fact\n- This run: new leader "
+        "# Kill the leader\n\n## Exam card\n\n- **5 managers**: a quorum is 3 of 5 (⌊N/2⌋+1), "
+        "so 2 failures can be survived (⌊(N-1)/2⌋).\n- the Swarm fact\n- This run: new leader "
         "after 0.50 s; every check passed.\n\n"
     )
     assert "## Why Raft did this\n\nthe rule\n\n## Checks" in text
@@ -72,7 +74,7 @@ def test_the_note_opens_with_its_title_and_the_exam_card():
 def test_the_note_says_what_was_done_and_checked():
     text = render("scenario.md.j2", **_scenario())
     assert text.split("\n\n", 2)[2].startswith(
-        "- **5 managers**: a quorum is 3 of 5 ((N/2)+1), so 2 failures can be survived ((N-1)/2)."
+        "- **5 managers**: a quorum is 3 of 5 (⌊N/2⌋+1), so 2 failures can be survived (⌊(N-1)/2⌋)."
         "\n- This run: new leader after 0.50 s; every check passed.\n\n"
         "Scenario `leader-kill` -- passed; 5 managers, simulated (seed 3); "
         "election timeout 500 ms, heartbeat 50 ms.\n\n## What was done\n\n"
@@ -260,3 +262,45 @@ def test_every_figure_the_notes_draw_is_described(figure):
 
 def test_an_unknown_figure_has_no_caption_rather_than_a_wrong_one():
     assert caption("sketch-1.png") == ""
+
+
+def test_misconceptions_are_corrected_with_the_runs_evidence():
+    beliefs = [
+        {"kind": "majority", "node": "m5", "term": 2, "yes": 4, "voters": 5},
+        {"kind": "up_to_date", "candidate": "m3", "voter": "m1", "reason": "log behind",
+         "refused": 7},
+        {"kind": "secrets", "detail": "secret 's': 0 hits (plaintext or base64) in 12 files"},
+    ]  # fmt: skip
+    text = render("scenario.md.j2", **_scenario(misconceptions=beliefs, differs=["Docker x."]))
+    assert (
+        '- **Common misconception**: "all managers must agree before a change". '
+        "A majority does: m5 won term 2 with 4 of 5 votes.\n"
+    ) in text
+    assert "may hold uncommitted entries" in text
+    assert "Here 7 vote requests were refused on the log, first m1 to m3: _log behind_." in text
+    assert "in every manager's Raft log" in text and "0 hits (plaintext or base64)" in text
+    assert "- **Real Docker differs**: Docker x.\n" in text
+
+
+def test_every_pause_says_which_one():
+    """`--availability pause` and a frozen process share a word: a note says which."""
+    for name, (rule, fact) in topics().items():
+        for text in (rule, fact, differences().get(name, "")):
+            if "pause" in text.lower():
+                assert "SIGSTOP" in text or "--availability pause" in text, (name, text)
+
+
+def test_the_loose_wordings_are_gone():
+    found = topics()
+    assert "no `docker` verb" in differences()["transfer"].lower()
+    assert "docker node demote" in found["transfer"][1] and "§3.10" in found["transfer"][1]
+    assert (
+        "whole* Raft log" in found["secrets"][1]
+        and "configs are not encrypted" in (found["secrets"][1])
+    )
+    assert "keeping every entry" not in found["recovery"][0]
+    assert "§4.2.3" not in found["join"][0]
+    assert "most up-to-date" not in found["stale"][1]
+    assert "§5.4.2" not in found["quorum"][0] and "(N/2)+1" not in " ".join(
+        text for pair in found.values() for text in pair
+    )

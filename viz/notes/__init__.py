@@ -34,7 +34,15 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-__all__ = ["caption", "glossary", "glossary_terms", "render", "study_order", "topics"]
+__all__ = [
+    "caption",
+    "differences",
+    "glossary",
+    "glossary_terms",
+    "render",
+    "study_order",
+    "topics",
+]
 
 
 def _plural(n: int, word: str) -> str:
@@ -130,3 +138,11 @@ def study_order() -> dict[str, dict[str, Any]]:
         name: {"teaches": e["teaches"], "related": list(e.get("related", []))}
         for name, e in tomllib.loads(text).items()
     }
+
+
+@cache
+def differences() -> dict[str, str]:
+    """topic -> where real Docker differs from what such a run shows (topics
+    without a difference are absent)."""
+    text = resources.files("viz").joinpath("templates", "topics.toml").read_text("utf-8")
+    return {name: t["differs"] for name, t in tomllib.loads(text).items() if "differs" in t}
