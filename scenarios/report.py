@@ -12,6 +12,7 @@ computes; the wording is ``viz/templates/scenario.md.j2``'s.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from viz.notes import topics as topics_prose
 __all__ = [
     "collect_metrics",
     "draw_figures",
+    "leader_headline",
+    "new_leader",
     "write_glossary",
     "write_index",
     "write_note",
@@ -77,6 +80,40 @@ def topics(scn: Scenario) -> list[str]:
     return found[:3]
 
 
+def new_leader(run: Run) -> dict[str, Any] | None:
+    """The run's one measure of "time to new leader", for every place a note or
+    its figures print it: ``time_to_leader_s`` as the first ``leader_within``
+    check measured it (from the start of the step it names -- a kill, or the
+    restart that brought quorum back -- to the new leader's first moment as
+    leader), with who won, the term and that step.  None without such a check."""
+    dt = run.metrics.get("time_to_leader_s")
+    if dt is None or run.model is None:
+        return None
+    # The first leader_within is the one whose measure is in the metrics (setdefault).
+    e = next((e for e in run.scenario.expects if e.check == "leader_within"), None)
+    if e is None or not getattr(e, "after_step", None):
+        return None
+    step = run.step(e.after_step)
+    t = run.rel(step.start)
+    later = [iv for iv in run.model.leaders() if iv.start > t - 1e-6]
+    if not later:
+        return None
+    what = step.note if step.note and len(step.note) <= 40 else step.text
+    return {"node": later[0].node, "term": later[0].term, "dt": dt, "step": step.number,
+            "what": what}  # fmt: skip
+
+
+def leader_headline(run: Run) -> str | None:
+    """The headline of a note and of its timeline, from `new_leader`."""
+    found = new_leader(run)
+    if found is None:
+        return None
+    return (
+        f"{found['node']} elected leader in term {found['term']} {found['dt']:.2f} s "
+        f"after step {found['step']} ({found['what']})"
+    )
+
+
 def collect_metrics(run: Run) -> None:
     m = run.model
     ops = run.ops
@@ -99,7 +136,7 @@ def draw_figures(out: Path, run: Run) -> list[Path]:
     from viz.figures import placement_figure, render_all, save
     from viz.figures.quorum_table import QuorumRow, quorum_table_figure
 
-    paths = render_all(run.model, out)
+    paths = render_all(run.model, out, headline=leader_headline(run))
     if run.quorum_rows:
         rows = [
             QuorumRow(r["managers"], r["quorum"], r["expected_tolerance"], r["measured_tolerance"])
@@ -186,10 +223,22 @@ def _happened(run: Run) -> list[tuple[float, str]]:
     return events
 
 
+def _note(s: StepRecord) -> str:
+    """A step's note, without a wait's own duration: how long the scenario
+    polled is no measure of anything (a note's one "time to new leader" is
+    `new_leader`'s), and printing it beside that measure told two stories."""
+    if s.action == "wait":
+        return _WAITED.sub("", s.note)
+    return s.note
+
+
+_WAITED = re.compile(r" after \d+\.\d+ s")
+
+
 def _step_event(s: StepRecord) -> str:
     """A step's row in the event table: the command a reader would type (and its
     Docker equivalent) where there is one, else the scenario's own words."""
-    note = f" -- {s.note}" if s.note else ""
+    note = f" -- {_note(s)}" if s.note else ""
     if not s.cli:
         return f"step {s.number}: `{s.text}`{note}"
     return f"step {s.number}: `{s.cli}` (Docker: {_docker(s.docker)}){note}"
@@ -214,7 +263,7 @@ def _steps(run: Run) -> list[dict[str, Any]]:
             "number": s.number,
             "text": s.text,
             "status": s.status,
-            "note": s.note,
+            "note": _note(s),
             "cli": s.cli or (_WAIT[0] if s.action == "wait" else ""),
             "docker": _docker(s.docker) if s.docker else (_WAIT[1] if s.action == "wait" else ""),
         }
@@ -258,7 +307,7 @@ def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> 
     happened = None
     if run.model is not None:
         m = run.model
-        headlines = [m.headline(), m.quorum_headline(), m.client_headline()]
+        headlines = [leader_headline(run) or m.headline(), m.quorum_headline(), m.client_headline()]
         happened = {"headlines": headlines, "events": _happened(run)}
     chosen = [TOPICS[t] for t in topics(scn)]
     order = ["timeline.png", "votes.png", "terms.png", "commit.png", "quorum-table.png"]

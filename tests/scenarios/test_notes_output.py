@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from scenario_runs import failed_checks
 
 from scenarios.__main__ import main
@@ -28,11 +30,16 @@ def test_index_lists_the_notes_in_study_order_then_the_unknown_ones(tmp_path: Pa
     assert "[quorum-table](quorum-table/report.md)" in join and "split-vote" not in join
 
 
-def test_a_run_writes_the_glossary_its_note_links_to(tmp_path: Path):
-    out = tmp_path / "out"
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("notes")
     assert main(["run", "leader-kill", "--simulated", "--out", str(out)]) == 0, failed_checks(
         out, "leader-kill"
     )
+    return out
+
+
+def test_a_run_writes_the_glossary_its_note_links_to(out: Path):
     glossary = (out / "glossary.md").read_text()
     note = (out / "leader-kill/report.md").read_text()
     anchors = set(re.findall(r'<a id="([\w-]+)"></a>', glossary))
@@ -46,3 +53,26 @@ def test_a_run_writes_the_glossary_its_note_links_to(tmp_path: Path):
     lines = note.splitlines()
     figures = [i for i, line in enumerate(lines) if line.startswith("![")]
     assert figures and all(lines[i + 1].startswith("*") for i in figures)
+
+
+def test_one_measure_of_time_to_new_leader_everywhere_in_the_note(out: Path):
+    """Index, check, headline (also the timeline's title) and exam card print
+    one number; a wait step no longer prints how long it polled."""
+    result = json.loads((out / "leader-kill/result.json").read_text())
+    dt = f"{result['metrics']['time_to_leader_s']:.2f}"
+    note = (out / "leader-kill/report.md").read_text()
+    assert f"- This run: new leader after {dt} s;" in note
+    assert re.search(
+        rf"^manager\d elected leader in term \d+ {dt} s after step 4 \(kill ", note, re.M
+    )
+    check = next(c for c in result["checks"] if c["name"].startswith("leader_within"))
+    assert f" {dt} s after step 4 " in check["detail"]
+    said = set(re.findall(r"(\d+\.\d\d) s after step", note))
+    assert said == {dt}
+    assert "-- leader after" not in note and "leader: manager" in note  # the wait rows
+    assert (
+        write_index(out, [_outcome("leader-kill", time_to_leader_s=float(dt))])
+        .read_text()
+        .count(f"new leader after {dt} s")
+        == 1
+    )

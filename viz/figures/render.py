@@ -16,13 +16,19 @@ __all__ = ["render_all"]
 
 
 def render_all(
-    model: TraceModel, outdir: str | Path, formats: Iterable[str] = ("png", "svg")
+    model: TraceModel,
+    outdir: str | Path,
+    formats: Iterable[str] = ("png", "svg"),
+    *,
+    headline: str | None = None,
 ) -> list[Path]:
-    """Every figure the model supports, into ``outdir``; the paths written."""
+    """Every figure the model supports, into ``outdir``; the paths written.
+    ``headline``: the timeline's title when the caller measured what happened
+    (a scenario's note and its timeline then say the same number)."""
     out = Path(outdir)
     formats = tuple(formats)
     paths: list[Path] = []
-    paths += save(timeline_figure(model), out / "timeline", formats)
+    paths += save(timeline_figure(model, headline), out / "timeline", formats)
     paths += save(commit_figure(model), out / "commit", formats)
     paths += save(terms_figure(model), out / "terms", formats)
     if model.elections:
