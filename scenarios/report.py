@@ -66,6 +66,10 @@ _CHECK_TOPICS = {
 }
 
 
+#: Topics where the quorum arithmetic is the point: their exam card has the cheat-sheet.
+_QUORUM_TOPICS = {"election", "quorum", "partition", "split", "join", "membership", "recovery"}
+
+
 def topics(scn: Scenario) -> list[str]:
     """The scenario's ``topic``; without one, the topics its checks and steps
     touch (at most three, the checks' first: they say what the point is)."""
@@ -329,6 +333,7 @@ def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> 
         tolerance=(c.managers - 1) // 2,
         key_metric=key_metric(run.metrics),
         misconceptions=_misconceptions(run, checks),
+        cheat_sheet=bool(set(topics(scn)) & _QUORUM_TOPICS),
         differs=[d for d in (differences().get(t) for t in topics(scn)) if d],
         election_timeout_ms=c.election_timeout_ms,
         heartbeat_ms=c.heartbeat_ms,

@@ -57,6 +57,7 @@ def _scenario(**over):
         "related": [],
         "misconceptions": [],
         "differs": [],
+        "cheat_sheet": False,
     }
     return {**data, **over}
 
@@ -304,3 +305,13 @@ def test_the_loose_wordings_are_gone():
     assert "§5.4.2" not in found["quorum"][0] and "(N/2)+1" not in " ".join(
         text for pair in found.values() for text in pair
     )
+
+
+def test_the_quorum_cheat_sheet_marks_this_runs_size():
+    text = render("scenario.md.j2", **_scenario(cheat_sheet=True))
+    assert (
+        "| managers N | majority ⌊N/2⌋+1 | failures tolerated ⌊(N-1)/2⌋ |\n| ---: | ---: | ---: |\n"
+        "| 1 | 1 | 0 |\n| 2 | 2 | 0 |\n| 3 | 2 | 1 |\n| 4 | 3 | 1 |\n"
+        "| **5 (this run)** | **3** | **2** |\n| 6 | 4 | 2 |\n| 7 | 4 | 3 |\n\n"
+    ) in text
+    assert "| managers N |" not in render("scenario.md.j2", **_scenario())
