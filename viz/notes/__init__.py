@@ -13,7 +13,8 @@ blank lines behind.  Filters the templates share:
 * ``fmt(spec)``  -- Python's format spec: ``{{ t | fmt('7.2f') }}``;
 * ``cell``       -- text safe inside a Markdown table cell (``|`` escaped as ``/``);
 * ``plural(word)`` -- ``1 write``, ``2 writes``;
-* ``names``      -- ``a, b, c``.
+* ``names``      -- ``a, b, c``;
+* ``caption``    -- the line under a figure (`caption`).
 
 `topics` reads ``viz/templates/topics.toml``: per topic of a scenario, the
 Raft rule and the Swarm fact a note explains, one paragraph each; `caption`
@@ -78,6 +79,7 @@ def _environment() -> Environment:
     env.filters["cell"] = lambda text: str(text).replace("|", "/")
     env.filters["plural"] = _plural
     env.filters["names"] = _names
+    env.filters["caption"] = caption
     return env
 
 
@@ -101,12 +103,12 @@ def _captions() -> dict[str, str]:
 
 def caption(figure: str) -> str:
     """How to read ``figure`` (a file name such as ``log-2.png``), one line; the
-    numbered log matrices share the ``log`` line.  Empty for a figure nobody
+    log matrices (``log-2``, ``log-a``) share the ``log`` line.  Empty for a figure nobody
     described yet (a test keeps every figure the notes draw described)."""
     stem = figure.rsplit(".", 1)[0]
     found = _captions()
-    if stem not in found and "-" in stem and stem.rsplit("-", 1)[1].isdigit():
-        stem = stem.rsplit("-", 1)[0]
+    if stem not in found and stem.startswith("log-"):
+        stem = "log"  # log-1, log-2, ... and figure 8's log-a ... log-end
     return found.get(stem, "")
 
 
