@@ -66,6 +66,9 @@ _CHECK_TOPICS = {
 }
 
 
+#: Faults after which the figures tell a story beyond the first election.
+_LEADER_FAULTS = {"kill", "pause", "partition", "isolate"}
+
 #: Topics where the quorum arithmetic is the point: their exam card has the cheat-sheet.
 _QUORUM_TOPICS = {"election", "quorum", "partition", "split", "join", "membership", "recovery"}
 
@@ -139,8 +142,14 @@ def collect_metrics(run: Run) -> None:
 def draw_figures(out: Path, run: Run) -> list[Path]:
     from viz.figures import placement_figure, render_all, save
     from viz.figures.quorum_table import QuorumRow, quorum_table_figure
+    from viz.figures.render import KINDS
 
-    paths = render_all(run.model, out, headline=leader_headline(run))
+    # With one election and no leader lost, the votes, terms, commit and log
+    # figures only repeat the start-up: the timeline says it all.
+    m = run.model
+    quiet = len(m.won()) <= 1 and not any(f.kind in _LEADER_FAULTS for f in m.faults)
+    kinds = ("timeline",) if quiet else KINDS
+    paths = render_all(m, out, headline=leader_headline(run), kinds=kinds)
     if run.quorum_rows:
         rows = [
             QuorumRow(r["managers"], r["quorum"], r["expected_tolerance"], r["measured_tolerance"])

@@ -76,3 +76,18 @@ def test_one_measure_of_time_to_new_leader_everywhere_in_the_note(out: Path):
         .count(f"new leader after {dt} s")
         == 1
     )
+
+
+def test_a_run_without_a_second_election_draws_only_its_timeline(tmp_path: Path):
+    """Votes, terms, commit and log figures of a run whose only election is the
+    first would repeat the start-up (drain, secrets-at-rest, autolock)."""
+    out = tmp_path / "out"
+    assert main(["run", "drain", "--simulated", "--out", str(out)]) == 0, failed_checks(
+        out, "drain"
+    )
+    assert sorted(p.name for p in (out / "drain").glob("*.png")) == ["timeline.png"]
+
+
+def test_a_run_with_a_new_leader_draws_the_whole_story(out: Path):
+    names = {p.name for p in (out / "leader-kill").glob("*.png")}
+    assert {"timeline.png", "votes.png", "terms.png", "commit.png", "log-1.png"} <= names
