@@ -69,7 +69,9 @@ def test_the_note_opens_with_its_title_and_the_exam_card():
         "so 2 failures can be survived (⌊(N-1)/2⌋).\n- the Swarm fact\n- This run: new leader "
         "after 0.50 s; every check passed.\n\n"
     )
-    assert "## Why Raft did this\n\nthe rule\n\n## Checks" in text
+    assert (
+        "## Why Raft did this\n\nthe rule\n\n## Appendix: the run in detail\n\n### Checks" in text
+    )
 
 
 def test_the_note_says_what_was_done_and_checked():
@@ -84,7 +86,8 @@ def test_the_note_says_what_was_done_and_checked():
         "| # | scenario step | swarmraft command | Docker equivalent |\n"
         "| ---: | --- | --- | --- |\n"
         "| 1 | `wait leader` | -- | -- |\n"
-        "| 2 | `join role=worker` -- *skipped*: not here | -- | -- |\n\n## Checks\n"
+        "| 2 | `join role=worker` -- *skipped*: not here | -- | -- |\n\n"
+        "## Appendix: the run in detail\n\n### Checks\n"
     ) in text
     assert "| a check | pass | 1 / 2 |" in text  # a pipe would split the table's cell
     assert text.endswith("redraws the figures).\n")
@@ -114,7 +117,7 @@ def test_join_story_for_a_worker_and_a_manager_that_never_became_a_voter():
         "token: a Swarm agent that runs tasks, no Raft member. The configuration stayed at 3 "
         "voters, quorum 2 of 3 (at the end: 3 voters, quorum 2).\n\n- **manager4** asked to "
         "join at 2.50 s (step 3) with the *manager* token. Before: 3 voters (m1, m2, m3), "
-        "quorum 2 of 3.\n- manager4 did not become a voter during the run.\n\n## Checks"
+        "quorum 2 of 3.\n- manager4 did not become a voter during the run.\n\n## Appendix"
     ) in text
 
 
@@ -315,3 +318,22 @@ def test_the_quorum_cheat_sheet_marks_this_runs_size():
         "| **5 (this run)** | **3** | **2** |\n| 6 | 4 | 2 |\n| 7 | 4 | 3 |\n\n"
     ) in text
     assert "| managers N |" not in render("scenario.md.j2", **_scenario())
+
+
+def test_the_event_table_checks_and_metrics_follow_as_an_appendix():
+    happened = {"headlines": ["m1 elected leader in term 1 at 0.50 s"],
+                "events": [(0.5, "**m1 elected leader for term 1** (3 of 3 votes)")]}  # fmt: skip
+    text = render(
+        "scenario.md.j2", **_scenario(happened=happened, figures=[], metrics={"writes_ok": 3})
+    )
+    assert (
+        "## What happened\n\nm1 elected leader in term 1 at 0.50 s. Every event, with its time, "
+        "is in the appendix.\n\n"
+    ) in text
+    appendix = text.split("## Appendix: the run in detail\n\n", 1)[1]
+    assert appendix.startswith("### Events\n\n| time | event |\n| ---: | --- |\n")
+    assert (
+        appendix.index("### Events")
+        < appendix.index("### Checks")
+        < appendix.index("### Metrics\n\nwrites_ok = 3")
+    )
