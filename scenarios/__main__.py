@@ -9,6 +9,10 @@
 ``jepsen`` is not a TOML file: it dispatches to `scenarios.jepsen`.  ``run
 all`` runs the TOML built-ins only; run ``jepsen`` by name.
 
+Every run also writes ``OUT/glossary.md`` (the notes link their jargon to
+it); ``run all`` and runs of several files write ``OUT/index.md``, the notes
+in study order.
+
 Exit status 0 only when every expectation of every scenario run held.
 Progress goes to stderr, one line per step; errors are one line.
 """
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                 "(add --simulated for a replayable run)"
             )
         args.seed = 1 if args.seed is None else args.seed
-        from scenarios.report import write_index
+        from scenarios.report import write_glossary, write_index
         from scenarios.runner import run_scenario
 
         outcomes = []
@@ -103,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.target == "all":
             _say("(jepsen is not part of `run all`: run it by name)")
+        # Every note links its jargon to OUT/glossary.md: write it with any run.
+        write_glossary(args.out)
         if args.target == "all" or len(outcomes) > 1:
             index = write_index(args.out, outcomes)
             _say(f"index: {index}")

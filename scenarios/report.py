@@ -12,15 +12,25 @@ computes; the wording is ``viz/templates/scenario.md.j2``'s.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from raft.core.quorum import majority
-from scenarios.checks import CheckResult, Run, conf_changes
+from scenarios.checks import CheckResult, Run, StepRecord, conf_changes
 from scenarios.steps import TOPIC_NAMES, Scenario
 from viz.notes import topics as topics_prose
 
-__all__ = ["collect_metrics", "draw_figures", "write_index", "write_note", "write_result"]
+__all__ = [
+    "collect_metrics",
+    "draw_figures",
+    "leader_headline",
+    "new_leader",
+    "write_glossary",
+    "write_index",
+    "write_note",
+    "write_result",
+]
 
 #: topic -> (the Raft rule that made it happen, the Swarm / DCA fact): the
 #: paragraphs live in ``viz/templates/topics.toml``, with the rest of the notes' prose.
@@ -56,6 +66,13 @@ _CHECK_TOPICS = {
 }
 
 
+#: Faults after which the figures tell a story beyond the first election.
+_LEADER_FAULTS = {"kill", "pause", "partition", "isolate"}
+
+#: Topics where the quorum arithmetic is the point: their exam card has the cheat-sheet.
+_QUORUM_TOPICS = {"election", "quorum", "partition", "split", "join", "membership", "recovery"}
+
+
 def topics(scn: Scenario) -> list[str]:
     """The scenario's ``topic``; without one, the topics its checks and steps
     touch (at most three, the checks' first: they say what the point is)."""
@@ -68,6 +85,40 @@ def topics(scn: Scenario) -> list[str]:
         if name and name not in found:
             found.append(name)
     return found[:3]
+
+
+def new_leader(run: Run) -> dict[str, Any] | None:
+    """The run's one measure of "time to new leader", for every place a note or
+    its figures print it: ``time_to_leader_s`` as the first ``leader_within``
+    check measured it (from the start of the step it names -- a kill, or the
+    restart that brought quorum back -- to the new leader's first moment as
+    leader), with who won, the term and that step.  None without such a check."""
+    dt = run.metrics.get("time_to_leader_s")
+    if dt is None or run.model is None:
+        return None
+    # The first leader_within is the one whose measure is in the metrics (setdefault).
+    e = next((e for e in run.scenario.expects if e.check == "leader_within"), None)
+    if e is None or not getattr(e, "after_step", None):
+        return None
+    step = run.step(e.after_step)
+    t = run.rel(step.start)
+    later = [iv for iv in run.model.leaders() if iv.start > t - 1e-6]
+    if not later:
+        return None
+    what = step.note if step.note and len(step.note) <= 40 else step.text
+    return {"node": later[0].node, "term": later[0].term, "dt": dt, "step": step.number,
+            "what": what}  # fmt: skip
+
+
+def leader_headline(run: Run) -> str | None:
+    """The headline of a note and of its timeline, from `new_leader`."""
+    found = new_leader(run)
+    if found is None:
+        return None
+    return (
+        f"{found['node']} elected leader in term {found['term']} {found['dt']:.2f} s "
+        f"after step {found['step']} ({found['what']})"
+    )
 
 
 def collect_metrics(run: Run) -> None:
@@ -91,8 +142,14 @@ def collect_metrics(run: Run) -> None:
 def draw_figures(out: Path, run: Run) -> list[Path]:
     from viz.figures import placement_figure, render_all, save
     from viz.figures.quorum_table import QuorumRow, quorum_table_figure
+    from viz.figures.render import KINDS
 
-    paths = render_all(run.model, out)
+    # With one election and no leader lost, the votes, terms, commit and log
+    # figures only repeat the start-up: the timeline says it all.
+    m = run.model
+    quiet = len(m.won()) <= 1 and not any(f.kind in _LEADER_FAULTS for f in m.faults)
+    kinds = ("timeline",) if quiet else KINDS
+    paths = render_all(m, out, headline=leader_headline(run), kinds=kinds)
     if run.quorum_rows:
         rows = [
             QuorumRow(r["managers"], r["quorum"], r["expected_tolerance"], r["measured_tolerance"])
@@ -134,8 +191,7 @@ def _happened(run: Run) -> list[tuple[float, str]]:
     for s in run.steps:
         if s.status == "not run":
             continue
-        note = f" -- {s.note}" if s.note else ""
-        events.append((run.rel(s.start), f"step {s.number}: `{s.text}`{note}"))
+        events.append((run.rel(s.start), _step_event(s)))
     for e in m.won():
         yes = len(e.granted) + 1
         voters = len(m.voters_at(e.t))
@@ -180,26 +236,102 @@ def _happened(run: Run) -> list[tuple[float, str]]:
     return events
 
 
+def _note(s: StepRecord) -> str:
+    """A step's note, without a wait's own duration: how long the scenario
+    polled is no measure of anything (a note's one "time to new leader" is
+    `new_leader`'s), and printing it beside that measure told two stories."""
+    if s.action == "wait":
+        return _WAITED.sub("", s.note)
+    return s.note
+
+
+_WAITED = re.compile(r" after \d+\.\d+ s")
+
+
+def _step_event(s: StepRecord) -> str:
+    """A step's row in the event table: the command a reader would type (and its
+    Docker equivalent) where there is one, else the scenario's own words."""
+    note = f" -- {_note(s)}" if s.note else ""
+    if not s.cli:
+        return f"step {s.number}: `{s.text}`{note}"
+    return f"step {s.number}: `{s.cli}` (Docker: {_docker(s.docker)}){note}"
+
+
+def _docker(text: str) -> str:
+    """A Docker command in backticks (a remark after it in parentheses stays
+    outside); a sentence (no Docker verb) in italics."""
+    if not text.startswith("docker "):
+        return f"_{text}_"
+    command, paren, remark = text.partition(" (")
+    return f"`{command}`" + (f" ({remark}" if paren else "")
+
+
+#: What a reader does by hand where the scenario waits: watch the status.
+_WAIT = ("python -m cluster status", "`docker node ls` (MANAGER STATUS)")
+
+
+def _steps(run: Run) -> list[dict[str, Any]]:
+    return [
+        {
+            "number": s.number,
+            "text": s.text,
+            "status": s.status,
+            "note": _note(s),
+            "cli": s.cli or (_WAIT[0] if s.action == "wait" else ""),
+            "docker": _docker(s.docker) if s.docker else (_WAIT[1] if s.action == "wait" else ""),
+        }
+        for s in run.steps
+    ]
+
+
+def _misconceptions(run: Run, checks: list[CheckResult]) -> list[dict[str, Any]]:
+    """The common beliefs this run corrects, each with the evidence that does:
+    a belief without evidence in the run is not mentioned (the template words them)."""
+    m = run.model
+    proved = {c.name.split(" ")[0]: c for c in checks if c.passed and not c.skipped}
+    found: list[dict[str, Any]] = []
+    if m is not None:
+        # "All managers must agree": an election won without every voter's vote.
+        for e in m.won():
+            yes, voters = len(e.granted) + 1, len(m.voters_at(e.t))
+            if yes < voters:
+                found.append({"kind": "majority", "node": e.node, "term": e.term,
+                              "yes": yes, "voters": voters})  # fmt: skip
+                break
+        # "They vote for the latest committed entries": votes refused on the log.
+        if "votes_refused" in proved or "winner_most_up_to_date" in proved:
+            behind = [v for v in m.votes if not v.granted and "behind" in (v.reason or "")]
+            if behind:
+                v = behind[0]
+                found.append({"kind": "up_to_date", "candidate": v.candidate, "voter": v.voter,
+                              "reason": v.reason, "refused": len(behind)})  # fmt: skip
+    if "secret_plaintext_absent" in proved:
+        found.append({"kind": "secrets", "detail": proved["secret_plaintext_absent"].detail})
+    return found
+
+
 def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> None:
     """``report.md`` from ``viz/templates/scenario.md.j2``: the numbers are computed
     here, the prose is the template's."""
-    from viz.notes import render
+    from viz.notes import caption, differences, glossary_terms, render, study_order
 
     scn = run.scenario
     c = scn.cluster
     happened = None
     if run.model is not None:
         m = run.model
-        headlines = [m.headline(), m.quorum_headline(), m.client_headline()]
+        headlines = [leader_headline(run) or m.headline(), m.quorum_headline(), m.client_headline()]
         happened = {"headlines": headlines, "events": _happened(run)}
     chosen = [TOPICS[t] for t in topics(scn)]
     order = ["timeline.png", "votes.png", "terms.png", "commit.png", "quorum-table.png"]
-    figures = sorted(
-        (p.name for p in out.glob("*.png")),
-        key=lambda n: (order.index(n) if n in order else len(order), n),
-    )
-    text = render(
-        "scenario.md.j2",
+    figures = [
+        {"file": name, "caption": caption(name)}
+        for name in sorted(
+            (p.name for p in out.glob("*.png")),
+            key=lambda n: (order.index(n) if n in order else len(order), n),
+        )
+    ]
+    data = dict(
         title=scn.title,
         name=scn.name,
         passed=passed,
@@ -209,11 +341,14 @@ def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> 
         quorum=majority(c.managers),
         tolerance=(c.managers - 1) // 2,
         key_metric=key_metric(run.metrics),
+        misconceptions=_misconceptions(run, checks),
+        cheat_sheet=bool(set(topics(scn)) & _QUORUM_TOPICS),
+        differs=[d for d in (differences().get(t) for t in topics(scn)) if d],
         election_timeout_ms=c.election_timeout_ms,
         heartbeat_ms=c.heartbeat_ms,
         overrides=c.election_timeout_overrides,
         description=scn.description,
-        steps=run.steps,
+        steps=_steps(run),
         happened=happened,
         quorum_rows=run.quorum_rows,
         joins=_joins(run) if run.joined and run.model is not None else [],
@@ -229,6 +364,12 @@ def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> 
         ],
         metrics={k: v for k, v in run.metrics.items() if not isinstance(v, list | dict)},
     )
+    # The glossary line lists the entries the note's own words use: render it
+    # once without its links (whose names would count) to read them.
+    terms = glossary_terms(render("scenario.md.j2", **data, glossary_links=[], related=[]))
+    links = [{"id": e["id"], "term": e["term"]} for e in terms]
+    related = study_order().get(scn.name, {}).get("related", [])
+    text = render("scenario.md.j2", **data, glossary_links=links, related=related)
     (out / "report.md").write_text(text)
 
 
@@ -313,20 +454,45 @@ def _writes_with_voters_down(
 
 
 def write_index(out_root: Path, outcomes: list[Any]) -> Path:
-    from viz.notes import render
+    """``OUT/index.md``: the notes in study order (``viz/templates/study.toml``;
+    a scenario it does not list follows, in run order), each with what it
+    teaches and the notes to read with it (those of this run only)."""
+    from viz.notes import render, study_order
 
-    rows = [
-        {
+    order = study_order()
+    names = list(order)
+    ran = {o.scenario for o in outcomes}
+    ordered = sorted(
+        enumerate(outcomes),
+        key=lambda io: (
+            names.index(io[1].scenario) if io[1].scenario in order else len(names),
+            io[0],
+        ),
+    )
+    rows = []
+    for _, o in ordered:
+        study = order.get(o.scenario, {"teaches": "", "related": []})
+        rows.append({
             "scenario": o.scenario,
             "passed": o.passed,
             "duration_s": o.duration_s,
             "key_metric": key_metric(o.metrics),
+            "teaches": study["teaches"],
+            "related": [r for r in study["related"] if r in ran],
             "replay": (out_root / o.scenario / "replay.html").exists(),
-        }
-        for o in outcomes
-    ]
+        })  # fmt: skip
     path = out_root / "index.md"
     path.write_text(render("index.md.j2", rows=rows))
+    return path
+
+
+def write_glossary(out_root: Path) -> Path:
+    """``OUT/glossary.md``: the jargon every note links to, defined once."""
+    from viz.notes import glossary, render
+
+    path = out_root / "glossary.md"
+    out_root.mkdir(parents=True, exist_ok=True)
+    path.write_text(render("glossary.md.j2", entries=glossary()))
     return path
 
 

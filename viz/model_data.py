@@ -355,9 +355,29 @@ class TraceModel:
             if f.kind == "kill" and f.t > 0:
                 found.append((f.t, f"just before {','.join(f.targets)} was killed"))
         for _, b in self.quorum.lost:
-            found.append((b, "as quorum came back"))
-        found = [(t, c) for t, c in sorted(found) if self.log_matrix(t) is not None]
-        return [*found[: limit - 1], (self.end, "at the end")]
+            found.append((b, "just before quorum came back"))
+        found.append((self.end, "at the end"))
+        # A panel of logs captured long before its instant teaches the wrong
+        # thing (empty logs "committed up to 0" after writes were acknowledged):
+        # keep an instant only if every running node's log is current there.
+        found = [(t, c) for t, c in sorted(found) if self._logs_current(t)]
+        return [*found[: limit - 1], *found[limit - 1 :][-1:]]
+
+    def _logs_current(self, t: float) -> bool:
+        """At ``t``, every node that is up and reported a log at all reported
+        it since its commit index last moved (by its ``commit`` lines): the
+        matrix shows the logs as they were at ``t``, not some commits earlier."""
+        matrix = self.log_matrix(t)
+        if matrix is None:
+            return False
+        for row in matrix.rows:
+            if row.state in (DOWN, PAUSED) or row.reported is None:
+                continue  # a down node's last log is its log; "no log reported" says so
+            series = self.commit.get(row.node)
+            now = series.at(t) if series is not None else None
+            if now is not None and now > row.commit:
+                return False
+        return True
 
     # ------------------------------------------------------------ sentences
 

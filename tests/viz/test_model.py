@@ -554,3 +554,48 @@ def test_a_simulated_failover_reads_as_it_happened(tmp_path):
         assert leaders.setdefault(iv.term, iv.node) == iv.node
     assert m.log_matrix() is not None
     assert victim in m.headline()
+
+
+def test_a_log_panel_is_never_older_than_its_instant():
+    """Logs reported at 0.5 s, then three commits: a panel "just before n3 was
+    killed" at 2.0 s would show the 0.5 s logs as if current.  It is dropped;
+    the end, after fresh log lines, stays."""
+    lines = [
+        *three_nodes_start(),
+        *election_of_n1(),
+        line(0.5, "n1", "log", entries=[], commit=0),
+        line(0.5, "n2", "log", entries=[], commit=0),
+        line(0.5, "n3", "log", entries=[], commit=0),
+        line(1.5, "n1", "commit", index=3, term=1),
+        line(1.6, "n2", "commit", index=3, term=1),
+        fault(2.0, "kill", "n3"),
+        line(3.0, "n1", "log", entries=[[1, 1], [2, 1], [3, 1]], commit=3),
+        line(3.0, "n2", "log", entries=[[1, 1], [2, 1], [3, 1]], commit=3),
+    ]
+    m = build(lines)
+    assert [c for _, c in m.log_instants()] == ["at the end"]
+    assert m.log_matrix(m.log_instants()[0][0]).commit == 3
+
+
+def test_the_leaders_commit_line_goes_through_every_write_it_acknowledged():
+    """The commit lines are sampled (one per 100 ms window), so the traced line
+    can trail an acknowledgement; an acknowledgement proves the commit."""
+    from viz.figures.commit import committed_when
+
+    lines = [
+        *three_nodes_start(),
+        *election_of_n1(),
+        line(1.10, "n1", "commit", index=1, term=1),
+        line(1.20, "client", "client", op="write", start=T0 + 1.15, end=T0 + 1.20,
+             outcome="ok", index=2),
+        line(1.25, "client", "client", op="write", start=T0 + 1.21, end=T0 + 1.25,
+             outcome="ok", index=3),
+        line(1.30, "n1", "commit", index=3, term=1, first_index=2, count=2),
+        line(1.31, "n2", "commit", index=3, term=1),
+    ]  # fmt: skip
+    m = build(lines)
+    times, values = committed_when(m, "n1")
+    drawn = dict(zip([round(t, 2) for t in times], values, strict=True))
+    assert drawn[1.2] == 2 and drawn[1.25] == 3 and drawn[1.3] == 3
+    # No write acknowledged by n2: its line is its trace.
+    assert committed_when(m, "n2") == (list(m.commit["n2"].times), list(m.commit["n2"].values))

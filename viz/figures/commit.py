@@ -8,6 +8,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from viz.figures.base import (
     GRID,
@@ -21,7 +22,7 @@ from viz.figures.base import (
 )
 from viz.model import TraceModel
 
-__all__ = ["commit_figure", "draw_commit", "draw_terms", "terms_figure"]
+__all__ = ["commit_figure", "committed_when", "draw_commit", "draw_terms", "terms_figure"]
 
 
 # ====================================================================== commit
@@ -43,7 +44,8 @@ def draw_commit(
         off = (i - (n - 1) / 2) * 0.004 * max(top, 10)
         s = model.commit.get(node)
         if s is not None and len(s):
-            xs, ys = steps_xy(s.times, s.values, end)
+            times, values = committed_when(model, node)
+            xs, ys = steps_xy(times, values, end)
             ax.step(xs, [y + off for y in ys], where="post", color=color, ls=dash, lw=1.6,
                     zorder=2)  # fmt: skip
         a = model.applied.get(node)
@@ -78,6 +80,7 @@ def draw_commit(
         handles.append(Patch(facecolor="#f5b7b1", alpha=0.6, label="quorum lost"))
     ax.set_ylim(0, max(top, 1) * 1.08 + 0.5)
     ax.set_ylabel("log index")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # no index 2.5
     xaxis(ax, model)
     ax.grid(color=GRID, zorder=0)
     ax.set_axisbelow(True)
@@ -86,6 +89,41 @@ def draw_commit(
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
               frameon=False, borderaxespad=0)  # fmt: skip
     ax.set_title(title if title is not None else model.client_headline(), loc="left")
+
+
+def committed_when(model: TraceModel, node: str) -> tuple[list[float], list[int | None]]:
+    """``node``'s commit index over time, from what was committed when.
+
+    The ``commit`` trace lines are sampled (at most one per 100 ms: later
+    advances are folded into one line at the end of the window), so the traced
+    line can trail a write the leader had already acknowledged.  But an
+    acknowledgement proves the commit: a leader answers a write only once its
+    entry is committed.  So while ``node`` leads, its line is raised to every
+    index it had acknowledged by then (a leader's commit index never falls
+    while it leads); elsewhere it is the traced line."""
+    s = model.commit.get(node)
+    times = list(s.times) if s is not None else []
+    values = list(s.values) if s is not None else []
+    terms = [iv for iv in model.leaders() if iv.node == node]
+    acks = sorted(
+        (c.end, c.index)
+        for c in model.clients
+        if c.outcome == "ok"
+        and c.index is not None
+        and any(iv.start <= c.end < iv.end for iv in terms)
+    )
+    if not acks:
+        return times, values
+    out_t: list[float] = []
+    out_v: list[int | None] = []
+    for t in sorted({*times, *(a for a, _ in acks)}):
+        traced = s.at(t) if s is not None else None
+        iv = next((iv for iv in terms if iv.start <= t < iv.end), None)
+        proved = max((k for a, k in acks if iv is not None and iv.start <= a <= t), default=None)
+        best = max((v for v in (traced, proved) if v is not None), default=None)
+        out_t.append(t)
+        out_v.append(best)
+    return out_t, out_v
 
 
 def _commit_at(model: TraceModel, t: float) -> int:
