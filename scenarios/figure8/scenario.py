@@ -211,6 +211,21 @@ def _figlink(label: str, unsafe: bool) -> str:
 # Entry point for the runner
 
 
+def _replays(out: Path, scn: Any, f: Any, cf: Any, unsafe: bool) -> None:
+    """The run played back (``replay.html``), and its other branch (``replay-d.html``),
+    each instant (a)-(e) of the figure a caption."""
+    from viz.replay import Caption, write_replay
+
+    def captions(facts: Any) -> list[Caption]:
+        return [Caption(t, caption(label, facts, unsafe)) for label, t in facts.marks.items()]
+
+    write_replay(out / "traces", out / "replay.html", scn.title, captions(f))
+    if cf is not None:
+        write_replay(
+            out / "traces-d", out / "replay-d.html", f"{scn.title}: branch (d)", captions(cf)
+        )
+
+
 def run(
     scn: Any,
     out_root: Path,
@@ -246,6 +261,7 @@ def run(
     checks = unsafe_checks(f, main) if unsafe else safe_checks(f, main, counter)
     passed = bool(checks) and all(c.passed for c in checks)
     _figures(out, f, cf, unsafe)
+    _replays(out, scn, f, cf, unsafe)
     st = f.story
     metrics: dict[str, Any] = {
         "k": st.k,
