@@ -487,6 +487,7 @@ def _finish(
     figures = jepsen_report.draw(out, records, fault_lines, t_start, t_end, s, say)
     jepsen_report.write_note(out, s, records, verdict, checks, metrics, fault_lines,
                              t_start, t_end, figures, passed)  # fmt: skip
+    _write_replay(out, say)
     duration = time.monotonic() - wall0
     verdict_word = "PASSED" if passed else "FAILED"
     say(f"[{NAME}] {verdict_word} in {duration:.1f} s: {len(records)} ops ({ok} ok, {fail} fail, "
@@ -501,3 +502,14 @@ def _read_faults(path: Path) -> list[dict[str, Any]]:
             with contextlib.suppress(ValueError):
                 lines.append(json.loads(raw))
     return lines
+
+
+def _write_replay(out: Path, say: Progress) -> None:
+    """``replay.html``: the run played back, each fault the nemesis injected an event."""
+    from viz.model import TraceError
+    from viz.replay import write_replay
+
+    try:
+        write_replay(out / "traces", out / "replay.html", "Jepsen-style test: the run played back")
+    except (TraceError, OSError) as e:
+        say(f"[{NAME}] no replay page: {e}")
