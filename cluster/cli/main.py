@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from cluster.cli.durations import parse_duration
 from cluster.cli.nodes import cmd_status
 from cluster.client.http import ApiError, Unreachable
 from cluster.client.wait import attempts
@@ -283,12 +284,25 @@ def cmd_swarm_unlock_key(ctx: Context) -> int:
 def cmd_swarm_update(ctx: Context) -> int:
     from cluster.client.http import request
 
-    if ctx.args.autolock is None:
-        raise ClusterError("swarm update: nothing to change (try --autolock=true)")
+    a = ctx.args
+    if a.autolock is None and a.cert_expiry is None:
+        raise ClusterError(
+            "swarm update: nothing to change (try --autolock=true, --cert-expiry 90d)"
+        )
+    expiry_ns = None
+    if a.cert_expiry is not None:
+        try:
+            expiry_ns = int(parse_duration(a.cert_expiry).total_seconds() * 1_000_000_000)
+        except ValueError as e:
+            raise ClusterError(f"swarm update: {e}") from None
     url = _leader_url(ctx)
     swarm = request("GET", f"{url}/swarm")
     spec = swarm["Spec"]
-    spec["EncryptionConfig"] = {"AutoLockManagers": ctx.args.autolock == "true"}
+    if a.autolock is not None:
+        spec["EncryptionConfig"] = {"AutoLockManagers": a.autolock == "true"}
+    if expiry_ns is not None:
+        # Certificates signed from now on (renewals included) live this long.
+        spec["CAConfig"] = {**spec.get("CAConfig", {}), "NodeCertExpiry": expiry_ns}
     out = request(
         "POST", f"{url}/swarm/update?version={swarm['Version']['Index']}", spec, timeout=10.0
     )
@@ -494,6 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
     ukey.set_defaults(func=cmd_swarm_unlock_key)
     update = ssub.add_parser("update", help="change swarm settings")
     update.add_argument("--autolock", choices=("true", "false"), help="lock managers on restart")
+    update.add_argument(
+        "--cert-expiry", metavar="DURATION", help="node certificates' lifetime (90d; at least 1h)"
+    )
     update.set_defaults(func=cmd_swarm_update)
     jt = ssub.add_parser("join-token", help="print a join token")
     jt.add_argument("role", choices=("worker", "manager"))

@@ -62,15 +62,18 @@ from cluster.control.reconciler import Reconciler
 from cluster.manager import joins, status
 from cluster.manager.backend import RaftBackend
 from cluster.manager.bench import BenchEntries, bench_proposals
+from cluster.manager.certs import ManagerRenewal
 from cluster.manager.duties import LeaderDuties
 from cluster.manager.keyring import KeyRing
 from cluster.manager.machine import StoreMachine
 from cluster.manager.peers import Peer, Peers
 from cluster.manager.settings import ManagerSettings
 from cluster.manager.tasks import ManagerAgent
-from cluster.security import crypto
+from cluster.security import crypto, expiry
 from cluster.security.pki import CertificateAuthority
+from cluster.security.renewal import Renewer
 from cluster.state import commands
+from cluster.state.errors import InvalidArgument
 from cluster.state.store import Result, Store
 from raft.core.session import SessionStateMachine
 from raft.runtime.node import NodeSettings, RaftNode
@@ -139,6 +142,9 @@ class Manager:
             self._rng,
         )
         self.agent = ManagerAgent(s, self._store, self.backend, self.keyring)
+        #: Renews our certificate before it expires (`certs`, `cluster.security.renewal`).
+        self.certs = ManagerRenewal(s.name, self.node, self._peers, s.request_timeout)
+        self.renewer: Renewer | None = None
         self._ca: CertificateAuthority | None = None
 
     # ------------------------------------------------------------ Backend
@@ -285,6 +291,10 @@ class Manager:
         enc = spec.get("EncryptionConfig")
         want = bool(enc.get("AutoLockManagers", False)) if isinstance(enc, dict) else had
         spec = {**cluster["Spec"], **spec, "EncryptionConfig": {"AutoLockManagers": want}}
+        try:
+            expiry.check_expiry(spec)
+        except ValueError as e:
+            raise InvalidArgument(str(e)) from None
         now = time.time()
         # A rotated join token is refused from now on; nodes that joined with
         # it stay members (only registration checks a token).
@@ -313,6 +323,15 @@ class Manager:
     async def run_duties(self) -> None:
         """The leader's control loop (`duties.LeaderDuties`); followers follow the keys."""
         await self.duties.run()
+
+    async def run_renewal(self) -> None:
+        """Renew our certificate before it expires, for as long as we run."""
+        files = self.tls_files()
+        if files is None or not self.settings.swarm_port:
+            return
+        await self.keyring.wait_unlocked()
+        self.renewer = self.certs.renewer(files, self._rng)
+        await self.renewer.run()
 
     async def run_agent(self) -> None:
         """Play the containers of the tasks assigned to this node (`tasks.ManagerAgent`)."""
@@ -381,10 +400,11 @@ async def serve(settings: ManagerSettings, unlock_key: str | None = None) -> int
         duties = tg.create_task(manager.run_duties())
         agent_task = tg.create_task(manager.run_agent())
         swarm_task = tg.create_task(_serve_swarm_port(manager, swarm_port))
+        renewal = tg.create_task(manager.run_renewal())
         stopped = tg.create_task(manager.wait_stopped())
         waiter = tg.create_task(stop.wait())
         await asyncio.wait({stopped, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        for t in (duties, agent_task, swarm_task, stopped, waiter):
+        for t in (duties, agent_task, swarm_task, renewal, stopped, waiter):
             t.cancel()
     logger.info("%s: stopping", settings.name)
     try:

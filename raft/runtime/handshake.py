@@ -28,7 +28,7 @@ from raft.runtime.codec import (
     frame,
 )
 from raft.runtime.links import TransportSettings, TransportStats
-from raft.runtime.tls import TLSFiles, peer_identity, peer_refusal
+from raft.runtime.tls import FreshContexts, TLSFiles, peer_identity, peer_refusal
 
 __all__ = ["Handshake", "HandshakeError", "WarningThrottle", "read_hello"]
 
@@ -114,10 +114,16 @@ class Handshake:
         self.log = log
         self.tls = tls
         self.hello_frame = frame(encode_hello(Hello(PROTOCOL_VERSION, cluster_id, node_id)))
-        # Built once: loading the CA and our key is file I/O we keep off the hot path.
-        self.server_ssl = tls.server_context() if tls is not None else None
-        self._client_ssl = tls.client_context() if tls is not None else None
+        # Built once, and again only when the files change (a renewed certificate,
+        # a rotated root): new connections then use the new ones.
+        self._server_ssl = FreshContexts(tls, TLSFiles.server_context) if tls else None
+        self._client_ssl = FreshContexts(tls, TLSFiles.client_context) if tls else None
         self.warnings = WarningThrottle(settings.warning_interval)
+
+    @property
+    def server_ssl(self) -> ssl.SSLContext | None:
+        """The context for the next accepted connection (None: plain TCP)."""
+        return self._server_ssl.get() if self._server_ssl is not None else None
 
     async def start_tls(self, writer: asyncio.StreamWriter, ctx: ssl.SSLContext) -> None:
         """Run the TLS handshake on a connected stream (either side, as ``writer`` was made).
@@ -166,7 +172,7 @@ class Handshake:
         try:
             async with asyncio.timeout(self.settings.handshake_timeout):
                 if self._client_ssl is not None:
-                    await self.start_tls(writer, self._client_ssl)
+                    await self.start_tls(writer, self._client_ssl.get())
                 writer.write(self.hello_frame)
                 try:
                     await writer.drain()
