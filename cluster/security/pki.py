@@ -88,6 +88,20 @@ WORKER_ROLE = "swarm-worker"
 VALIDITY = 3650
 
 
+#: A root's key usage: it signs certificates (and revocation lists), nothing else.
+_CA_KEY_USAGE = x509.KeyUsage(
+    digital_signature=False,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
+
+
 def _write(path: Path, data: bytes, private: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = 0o600 if private else 0o644
@@ -176,21 +190,10 @@ class CertificateAuthority:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=VALIDITY))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            # Path length 1: room for one cross-signed root between a node
+            # certificate and this root, which a rotation needs (`cross_sign`).
+            .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+            .add_extension(_CA_KEY_USAGE, critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .sign(key, hashes.SHA256())
         )
@@ -204,6 +207,37 @@ class CertificateAuthority:
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise ValueError("the root CA key is not an EC key")
         return cls(cert, key)
+
+    def cross_sign(self, new: CertificateAuthority) -> x509.Certificate:
+        """``new``'s root, certified by this (old) root: the bridge of a rotation.
+
+        Same subject and key as ``new.cert``, issuer this root.  A node
+        certificate from the new root, presented with this certificate as
+        its chain, verifies for a node that still trusts only the old root:
+        leaf -> cross-signed new root -> old root.  It is valid no longer
+        than the old root.
+        """
+        now = datetime.datetime.now(datetime.UTC)
+        public = new.cert.public_key()
+        assert isinstance(public, ec.EllipticCurvePublicKey)
+        own_ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        return (
+            x509.CertificateBuilder()
+            .subject_name(new.cert.subject)
+            .issuer_name(self.cert.subject)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(min(new.cert.not_valid_after_utc, self.cert.not_valid_after_utc))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(_CA_KEY_USAGE, critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(own_ski),
+                critical=False,
+            )
+            .sign(self._key, hashes.SHA256())
+        )
 
     def key_pem(self) -> bytes:
         """The root key as PEM: only ever to be sealed into the store or a 0600 file."""
