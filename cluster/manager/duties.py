@@ -17,7 +17,8 @@ leads -- the leader's work, in this order:
    Reachable / Unreachable) true in the store, the way ``docker node ls``
    shows it;
 4. **watch the workers**: mark worker agents down when their heartbeats stop
-   (`cluster.control.dispatcher`);
+   (`cluster.control.dispatcher`), and undo manager joins that nobody
+   claimed (`joins.abandoned_joins`);
 5. **orchestrate**: services -> tasks -> nodes
    (`cluster.control.orchestrator.ControlLoop`, run on what changed by
    `cluster.control.reconciler.Reconciler`).
@@ -86,6 +87,8 @@ class LeaderDuties:
         self.dispatcher = dispatcher
         self.rng = rng
         self._leading = False
+        #: `time.monotonic()` when this manager last became leader.
+        self._leading_since = 0.0
 
     @property
     def name(self) -> str:
@@ -104,6 +107,7 @@ class LeaderDuties:
                 continue
             if not self._leading:
                 self._leading = True
+                self._leading_since = time.monotonic()
                 self.dispatcher.reset()  # workers register again with the new leader
                 self.control.reset()  # and the control loop starts with a full pass
             try:
@@ -111,6 +115,7 @@ class LeaderDuties:
                 await self._reconcile_members()
                 await self._report_managers()
                 await self._watch_workers()
+                await self._undo_abandoned_joins()
                 await self._orchestrate()
             except (NotLeaderError, NoQuorumError, UnavailableError) as e:
                 logger.debug("%s: leader duty deferred: %s", self.name, e)
@@ -288,10 +293,12 @@ class LeaderDuties:
                 node = self.store.get("node", peer.node_id)
             except NotFound:
                 continue
+            heard = self.node.last_heard(name)
             if name == self.name:
                 reach, state = "reachable", "ready"
+            elif heard is None and node["Status"]["State"] == "unknown":
+                continue  # joined, never seen: "unknown" until it shows up (or is undone)
             else:
-                heard = self.node.last_heard(name)
                 alive = heard is not None and now - heard < limit
                 reach, state = ("reachable", "ready") if alive else ("unreachable", "down")
             ms = node.get("ManagerStatus")
@@ -322,6 +329,31 @@ class LeaderDuties:
                 commands.batch(*(commands.set_node_status(n, now, state=s) for n, s in changes))
             )
             logger.info("%s: workers %s", self.name, ", ".join(f"{n} {s}" for n, s in changes))
+
+    async def _undo_abandoned_joins(self) -> None:
+        """Remove the node objects of manager joins nobody claimed (`joins.abandoned_joins`);
+        `_remove_gone_learners` then takes their learners out of the configuration."""
+        leading_for = time.monotonic() - self._leading_since
+        for node in joins.abandoned_joins(
+            self.store, time.time(), self.node.last_heard, leading_for
+        ):
+            name = node["Description"].get("Hostname")
+            # A manager node must be demoted before it is removed: both in one
+            # entry, at the version we looked at (it showed up meanwhile: refused).
+            demote = {**node["Spec"], "Role": "worker"}
+            result = await self.backend.write(
+                commands.batch(
+                    commands.update_node(node["ID"], node["Version"]["Index"], demote, time.time()),
+                    commands.remove_node(node["ID"], force=True),
+                )
+            )
+            if result.ok:
+                logger.warning(
+                    "%s: %s joined as a manager %gs ago but never showed up: join undone",
+                    self.name,
+                    name,
+                    joins.ABANDONED_JOIN_AFTER,
+                )
 
     # ------------------------------------------------------------ orchestration
 
