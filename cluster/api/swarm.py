@@ -348,16 +348,20 @@ async def renew(request: web.Request) -> web.Response:
     if node is None or node["Spec"].get("Role") != role:
         raise ApiError(403, f"{who.node_id[:40]} is not a {role} of this swarm any more")
     cluster = store.cluster()
-    ca = backend.certificate_authority()
+    # During a root rotation: the new root signs, and the cross-signed new root
+    # follows the certificate, for peers that still trust only the old root.
+    ca, chain, issuer = backend.renewal_ca()
     try:
         cert = ca.renew(csr.encode(), current, expiry_of(cluster["Spec"] if cluster else None))
     except ValueError as e:
         raise ApiError(400, f"bad signing request: {e}") from None
+    # Recorded before the answer: a rotation counts a node once this commits.
+    await write(request, c.node_certificate(node["ID"], issuer, time.time()))
     log.info("%s: renewed the certificate of %s", backend.name, who.node_id)
     return reply(
         {
-            "Certificate": cert.public_bytes(Encoding.PEM).decode(),
-            "CACertificate": backend.root_ca_pem().decode(),
+            "Certificate": cert.public_bytes(Encoding.PEM).decode() + chain.decode(),
+            "CACertificate": backend.trust_bundle_pem().decode(),
         }
     )
 
@@ -415,7 +419,7 @@ async def dispatcher_register(request: web.Request) -> web.Response:
 @routes.post("/dispatcher/heartbeat")
 async def dispatcher_heartbeat(request: web.Request) -> web.Response:
     """``{SessionID, SecretsHeld: {task ID: [secret file names]}}``."""
-    _, dispatcher, node = _worker(request)
+    backend, dispatcher, node = _worker(request)
     body = await read_json(request)
     assert body is not None
     held = body.get("SecretsHeld", {})
@@ -426,7 +430,16 @@ async def dispatcher_heartbeat(request: web.Request) -> web.Response:
         raise ApiError(400, "SecretsHeld maps task IDs to lists of secret names")
     _session(dispatcher, node["ID"], body.get("SessionID"))
     dispatcher.heartbeat(node["ID"], held)
-    return reply({"HeartbeatPeriod": HEARTBEAT_PERIOD})
+    # The roots to trust, and the new one while a rotation runs: a worker
+    # follows them as managers follow the store (`cluster.manager.rotation`).
+    rotation = (backend.store.cluster() or {}).get("RootRotation")
+    return reply(
+        {
+            "HeartbeatPeriod": HEARTBEAT_PERIOD,
+            "TrustRoots": backend.trust_bundle_pem().decode(),
+            "RootRotation": rotation["CACert"] if rotation else None,
+        }
+    )
 
 
 @routes.get("/dispatcher/assignments")

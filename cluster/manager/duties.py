@@ -35,6 +35,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from cluster.api.backend import NoQuorumError, NotLeaderError, UnavailableError
@@ -44,8 +45,10 @@ from cluster.manager import joins
 from cluster.manager.backend import RaftBackend
 from cluster.manager.keyring import KeyRing
 from cluster.manager.peers import Peers
+from cluster.manager.rotation import RootRotation
 from cluster.manager.settings import ManagerSettings
 from cluster.security import crypto
+from cluster.security.renewal import Renewer
 from cluster.state import commands
 from cluster.state.errors import NotFound, StoreError
 from cluster.state.store import Store
@@ -76,6 +79,8 @@ class LeaderDuties:
         control: Reconciler,
         dispatcher: Dispatcher,
         rng: random.Random,
+        rotation: RootRotation,
+        renewer: Callable[[], Renewer | None],
     ) -> None:
         self.settings = settings
         self.store = store
@@ -86,6 +91,8 @@ class LeaderDuties:
         self.control = control
         self.dispatcher = dispatcher
         self.rng = rng
+        self.rotation = rotation
+        self._renewer = renewer
         self._leading = False
         #: `time.monotonic()` when this manager last became leader.
         self._leading_since = 0.0
@@ -100,6 +107,7 @@ class LeaderDuties:
         while True:
             await asyncio.sleep(DUTY_INTERVAL)
             self.keyring.follow_keys()
+            self.rotation.follow(self._renewer())
             self._learn_peers()
             if not self.node.is_leader:
                 self.backend.drop_session()  # a new leadership opens a new session
@@ -116,6 +124,7 @@ class LeaderDuties:
                 await self._report_managers()
                 await self._watch_workers()
                 await self._undo_abandoned_joins()
+                await self._finish_rotation()
                 await self._orchestrate()
             except (NotLeaderError, NoQuorumError, UnavailableError) as e:
                 logger.debug("%s: leader duty deferred: %s", self.name, e)
@@ -354,6 +363,19 @@ class LeaderDuties:
                     name,
                     joins.ABANDONED_JOIN_AFTER,
                 )
+
+    async def _finish_rotation(self) -> None:
+        """A root rotation whose every node is on the new root: drop the old one."""
+        if not (self.store.cluster() or {}).get("RootRotation"):
+            return
+        command = self.rotation.finish_command(self.keyring.data_key(), self.rng)
+        if command is None:
+            return
+        result = await self.backend.write(command)
+        if result.ok:
+            logger.info(
+                "%s: root CA rotation complete: the old root is no longer trusted", self.name
+            )
 
     # ------------------------------------------------------------ orchestration
 

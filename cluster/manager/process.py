@@ -67,6 +67,7 @@ from cluster.manager.duties import LeaderDuties
 from cluster.manager.keyring import KeyRing
 from cluster.manager.machine import StoreMachine
 from cluster.manager.peers import Peer, Peers
+from cluster.manager.rotation import RootRotation, trust_bundle
 from cluster.manager.settings import ManagerSettings
 from cluster.manager.tasks import ManagerAgent
 from cluster.security import crypto, expiry
@@ -127,6 +128,8 @@ class Manager:
         #: Every manager we know of (`peers.Peers`), shared by every piece below.
         self._peers = Peers(s.name, s.peers)
         self.keyring = KeyRing(s, self._store, self.node)
+        #: Root CA rotation: started by swarm update, followed by every manager.
+        self.rotation = RootRotation(s.name, s.tls, self._store)
         self.backend = RaftBackend(
             s, self.node, self._store, self._peers, self.keyring.check_unlocked
         )
@@ -140,6 +143,8 @@ class Manager:
             control,
             self.dispatcher,
             self._rng,
+            self.rotation,
+            lambda: self.renewer,
         )
         self.agent = ManagerAgent(s, self._store, self.backend, self.keyring)
         #: Renews our certificate before it expires (`certs`, `cluster.security.renewal`).
@@ -232,10 +237,24 @@ class Manager:
         """The root certificate, PEM (public: newcomers check it against their token)."""
         if not self.settings.tls:
             raise UnavailableError("this swarm has no certificates (made before them)")
+        stored = (self._store.cluster() or {}).get("TLSInfo", {}).get("TrustRoot")
+        if stored:
+            return str(stored).encode()
         return Path(self.settings.tls["ca"]).read_bytes()
+
+    def trust_bundle_pem(self) -> bytes:
+        """The roots every node must trust now: two during a rotation (`rotation`)."""
+        return (trust_bundle(self._store.cluster()) or self.root_ca_pem().decode()).encode()
+
+    def renewal_ca(self) -> tuple[CertificateAuthority, bytes, str]:
+        """What ``POST /renew`` signs with: (CA, chain PEM to append, the CA's digest)."""
+        return self.rotation.signing(self.certificate_authority(), self.data_key())
 
     def certificate_authority(self) -> CertificateAuthority:
         """The root CA, opened from the store with the data key (leader's duty)."""
+        stored = (self._store.cluster() or {}).get("TLSInfo", {}).get("TrustRoot")
+        if self._ca is not None and stored and self._ca.cert_pem().decode() != stored:
+            self._ca = None  # a rotation ended: the new root signs from now on
         if self._ca is None:
             self._ca = joins.open_root_ca(self._store, self.data_key())
         if self._ca is None:
@@ -302,6 +321,11 @@ class Manager:
         tokens = {role: commands.new_join_token(self._rng, digest) for role in rotate_join_tokens}
         parts = [commands.update_cluster(version, now, spec=spec, join_tokens=tokens or None)]
         keys = self.keyring.autolock_change(had, want, rotate_unlock_key, now)
+        # `swarm ca --rotate` raises CAConfig.ForceRotate, as Docker's does.
+        old_ca, new_ca = cluster["Spec"].get("CAConfig") or {}, spec.get("CAConfig") or {}
+        if new_ca.get("ForceRotate", 0) != old_ca.get("ForceRotate", 0):
+            start = self.rotation.start_command(self.certificate_authority(), self.data_key(), now)
+            parts.append(start)
         result = await self.write(commands.batch(*parts, *keys.commands))
         value = result.unwrap()
         self.keyring.adopt(keys)

@@ -81,6 +81,7 @@ __all__ = [
     "root_digest",
     "token_digest",
     "write_node_files",
+    "write_trust",
 ]
 
 WORKER_ROLE = "swarm-worker"
@@ -430,6 +431,12 @@ def replace_node_files(
         (files.ca, ca_pem, False),
     ):
         _replace(path, data, private)
+
+
+def write_trust(path: Path, roots_pem: bytes) -> None:
+    """Replace a node's trust file (one root, or two during a rotation) atomically."""
+    x509.load_pem_x509_certificates(roots_pem)  # refuse garbage before touching anything
+    _replace(path, roots_pem, private=False)
 
 
 def _replace(path: Path, data: bytes, private: bool) -> None:

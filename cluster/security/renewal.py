@@ -28,12 +28,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from cluster.security import pki
 from cluster.security.expiry import renewal_time
 from raft.runtime.tls import TLSFiles
 
-__all__ = ["RETRY", "Renewer"]
+__all__ = ["RETRY", "Renewer", "issued_by"]
 
 logger = logging.getLogger("cluster.security.renewal")
 
@@ -50,6 +51,16 @@ Ask = Callable[[bytes], Awaitable[tuple[bytes, bytes]]]
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
+
+
+def issued_by(cert: x509.Certificate, root_pem: str) -> bool:
+    """Was ``cert`` signed by the key of the root in ``root_pem``?"""
+    root = x509.load_pem_x509_certificate(root_pem.encode())
+    try:
+        cert.verify_directly_issued_by(root)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
 
 
 class Renewer:

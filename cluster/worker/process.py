@@ -59,7 +59,8 @@ from cryptography import x509
 
 from cluster.control import agent
 from cluster.control.dispatcher import HEARTBEAT_PERIOD
-from cluster.security.renewal import Renewer
+from cluster.security import pki
+from cluster.security.renewal import Renewer, issued_by
 from raft.runtime.tls import MANAGER_ROLE, FreshContexts, TLSFiles, identity_of, peer_identity
 
 __all__ = ["Worker", "WorkerSettings", "main"]
@@ -137,6 +138,8 @@ class Worker:
         self.last_contact: float | None = None
         #: Renews our certificate before it expires (`cluster.security.renewal`).
         self.renewer: Renewer | None = None
+        #: The new root of the rotation we last renewed onto (once per rotation).
+        self._renewed_onto: str | None = None
 
     # ------------------------------------------------------------ secrets
 
@@ -217,12 +220,14 @@ class Worker:
         if self.session is None:
             await self.register(http)
         s = self.settings
-        await self._call(
+        beat = await self._call(
             http,
             "POST",
             "/dispatcher/heartbeat",
             {"SessionID": self.session, "SecretsHeld": self.secrets_held()},
         )
+        if isinstance(beat, dict):
+            self.follow_roots(beat.get("TrustRoots"), beat.get("RootRotation"))
         answer = await self._call(
             http, "GET", "/dispatcher/assignments", params={"session": self.session or ""}
         )
@@ -237,6 +242,25 @@ class Worker:
                 await self._call(http, "POST", f"/dispatcher/tasks/{r.task_id}/status", body)
             except Refused as e:  # e.g. the task moved on meanwhile
                 logger.debug("%s: report on %s refused: %s", s.name, r.task_id, e)
+
+    def follow_roots(self, trust: Any, new_root: Any) -> None:
+        """A root CA rotation, as the leader tells it (`cluster.manager.rotation`):
+        trust the roots it names, and renew onto the new root once per rotation."""
+        if not isinstance(trust, str) or "BEGIN CERTIFICATE" not in trust:
+            return
+        try:
+            if self.tls.ca.read_text() != trust:
+                pki.write_trust(self.tls.ca, trust.encode())
+                logger.info("%s: trust file now holds %d root(s)", self.settings.name,
+                            trust.count("BEGIN CERTIFICATE"))  # fmt: skip
+        except (OSError, ValueError) as e:
+            logger.error("%s: cannot update the trust file: %s", self.settings.name, e)
+            return
+        if not isinstance(new_root, str) or new_root == self._renewed_onto:
+            return
+        self._renewed_onto = new_root
+        if self.renewer is not None and not issued_by(self.renewer.certificate(), new_root):
+            self.renewer.renew_soon()
 
     async def renew(self, http: aiohttp.ClientSession, csr: bytes) -> tuple[bytes, bytes]:
         """Our `Renewer`'s ``ask``: ``POST /renew`` to the leader (a redirection followed)."""
