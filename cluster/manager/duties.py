@@ -145,7 +145,9 @@ class LeaderDuties:
             await self._replicate_root_ca()
             return
         now = time.time()
-        dek = crypto.generate_dek()
+        # With autolock, `up` made the data key already (our sealed TLS key opens
+        # with it): adopt it rather than make another.
+        dek = self.keyring.founding_dek() or crypto.generate_dek()
         wrapped = self.keyring.wrap_new_dek(dek)
         digest = joins.root_ca_digest(self.settings.tls)
         parts = [

@@ -152,6 +152,19 @@ class KeyRing:
             self._dek = self._unwrap_dek()
         return self._dek
 
+    def founding_dek(self) -> crypto.DataKey | None:
+        """The data key ``up --autolock`` gave a founding manager (``dek.wrapped``),
+        opened with the KEK; None without one (the first leader makes it)."""
+        if self._dek is not None:
+            return self._dek
+        if self._kek is None or not self._dek_copy_file.exists():
+            return None
+        try:
+            self._dek = crypto.unwrap_dek(self._dek_copy_file.read_bytes(), self._kek)
+        except (OSError, crypto.DecryptionError):
+            return None
+        return self._dek
+
     def wrap_new_dek(self, dek: crypto.DataKey) -> bytes:
         """A brand-new swarm's DEK, wrapped by our KEK (``swarm init``)."""
         if self._kek is None:
