@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cluster.client.wait import async_attempts
 from raft.kv import ControlClient, ControlError, encode_set
 
 
@@ -75,23 +76,21 @@ class Cluster:
                     [sys.executable, "-m", "raft.kv", "--config", str(d / "config.json")],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
                 )  # fmt: skip
-        end = time.monotonic() + timeout
         for node_id, proc in self.procs.items():
             info_path = self.root / node_id / "node.json"
-            while not info_path.exists():
-                if proc.poll() is not None or time.monotonic() > end:
-                    raise RuntimeError(f"{node_id} did not start")
-                await asyncio.sleep(0.02)
+            async for _ in async_attempts(timeout, every=0.02):
+                if info_path.exists() or proc.poll() is not None:
+                    break
+            if not info_path.exists():
+                raise RuntimeError(f"{node_id} did not start")
             self.control[node_id] = json.loads(info_path.read_text())["control_port"]
 
     async def leader(self, timeout: float = 10.0) -> str:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
+        async for _ in async_attempts(timeout, every=0.05):
             for node_id, port in self.control.items():
                 async with ControlClient("127.0.0.1", port) as c:
                     if (await c.call("status", timeout=1))["role"] == "leader":
                         return node_id
-            await asyncio.sleep(0.05)
         raise TimeoutError("no leader")
 
     def close(self) -> None:

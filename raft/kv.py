@@ -41,6 +41,7 @@ from typing import Any
 import msgpack
 
 from raft.core.protocol import NotLeader, ProposalDropped
+from raft.runtime import eventloop
 from raft.runtime.node import NodeSettings, NodeStopped, ProposalLost, ProposalTimeout, RaftNode
 
 logger = logging.getLogger("raft.kv")
@@ -369,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         settings = NodeSettings.from_dict(raw)
-        return asyncio.run(serve(settings, control))
+        return eventloop.run(serve(settings, control))
     except KeyboardInterrupt:
         return 0
     except (OSError, ValueError, KeyError, TypeError) as exc:  # a bad config, a busy port

@@ -72,6 +72,7 @@ from typing import Any
 
 import aiohttp
 
+from cluster.client.wait import async_attempts
 from cluster.local.layout import ClusterDir, ClusterError, Description, Timing
 from cluster.local.supervisor import Supervisor
 
@@ -272,11 +273,9 @@ class Torture:
     # -- rounds ----------------------------------------------------------------
 
     async def wait_ready(self, http: aiohttp.ClientSession, name: str) -> bool:
-        deadline = time.monotonic() + self.s.ready_timeout
-        while time.monotonic() < deadline:
+        async for _ in async_attempts(self.s.ready_timeout, every=0.05):
             if await self.status(http, name) is not None:
                 return True
-            await asyncio.sleep(0.05)
         return False
 
     async def one_round(self, http: aiohttp.ClientSession, n: int) -> None:
@@ -309,9 +308,8 @@ class Torture:
 
     async def converge(self, http: aiohttp.ClientSession) -> dict[str, dict[str, Any]] | None:
         """Wait until all managers agree on leader, term, commit and applied."""
-        deadline = time.monotonic() + self.s.converge_timeout
         names = sorted(self.url)
-        while time.monotonic() < deadline:
+        async for _ in async_attempts(self.s.converge_timeout, every=0.2):
             sts = await asyncio.gather(*(self.status(http, n) for n in names))
             if all(sts):
                 by = dict(zip(names, sts, strict=True))
@@ -322,7 +320,6 @@ class Torture:
                     (_, _, commit, applied) = keys.pop()
                     if commit == applied:
                         return by
-            await asyncio.sleep(0.2)
         return None
 
     async def listings(self, http: aiohttp.ClientSession, name: str) -> dict[str, Any]:

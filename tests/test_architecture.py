@@ -102,8 +102,9 @@ ALLOWED: dict[str, set[str]] = {
         "scenarios.linearizability",
         "raft.core",
         "viz",
+        "cluster.client",
     },
-    "scenarios.torture": {"cluster.local", "raft.runtime"},
+    "scenarios.torture": {"cluster.client", "cluster.local", "raft.runtime"},
     "scenarios.bench_linearizability": {"scenarios.linearizability"},
     "scenarios.__main__": {
         "scenarios.steps",

@@ -12,17 +12,15 @@ log before it acknowledges (as swarmraft does), so the comparison is fair.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from cluster.client.http import ApiError, Unreachable, request
 from cluster.client.wait import attempts
 
 __all__ = ["EtcdCluster", "EtcdMissing", "etcd_binary", "etcd_version"]
@@ -160,18 +158,15 @@ class EtcdCluster:
 
 
 def _post_json(url: str, body: object) -> dict | None:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
     try:
-        with urllib.request.urlopen(req, timeout=1.0) as resp:
-            doc = json.loads(resp.read())
-    except (urllib.error.URLError, OSError, ValueError):
+        doc = request("POST", url, body, timeout=1.0)
+    except (Unreachable, ApiError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None
 
 
 def _healthy(url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=1.0) as resp:
-            return json.loads(resp.read()).get("health") == "true"
-    except (urllib.error.URLError, OSError, ValueError):
+        return request("GET", f"{url}/health", timeout=1.0).get("health") == "true"
+    except (Unreachable, ApiError, ValueError, AttributeError):
         return False

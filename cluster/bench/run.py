@@ -32,6 +32,8 @@ measures, in this order:
    should happen on a healthy cluster.  Then memory again.
 6. **against** (``--against etcd``): an etcd cluster of the same size beside
    it, alternating runs, ratios (`cluster.bench.against`).
+7. **scale** (``--scale``): writes and idle CPU with 0 to 10k services, then
+   with 20k running tasks (`cluster.bench.scale`).
 
 Every loop is bounded by count and time; all traffic goes to 127.0.0.1; the
 cluster the benchmark started is stopped in a ``finally`` (and its temporary
@@ -58,6 +60,8 @@ from typing import Any
 from cluster.bench.against import against_etcd
 from cluster.bench.load import cpu_seconds, load_level
 from cluster.bench.loadgen import percentile, summarize
+from cluster.bench.scale import ScalePhase, ScalePlan, print_scale, rss_mb, scale_rows
+from cluster.client.wait import async_attempts
 from cluster.local.layout import ClusterDir, ClusterError, Member, Timing
 from cluster.local.supervisor import Supervisor
 
@@ -82,9 +86,14 @@ class BenchPlan:
     max_ops: int = 500_000
     #: ``--against etcd``: the side-by-side comparison (`cluster.bench.against`).
     against: str | None = None
+    #: ``--scale``: the phase of `cluster.bench.scale`, run last.
+    scale: ScalePlan | None = None
 
     @classmethod
     def from_args(cls, a: argparse.Namespace) -> BenchPlan:
+        scale = None
+        if getattr(a, "scale", False):
+            scale = ScalePlan.quick(a.duration) if a.quick else ScalePlan(duration=a.duration or 5)
         if a.quick:
             return cls(
                 managers=a.managers,
@@ -95,11 +104,13 @@ class BenchPlan:
                 rounds=1,
                 max_ops=50_000,
                 against=getattr(a, "against", None),
+                scale=scale,
             )
         return cls(
             managers=a.managers,
             duration=a.duration or 5.0,
             against=getattr(a, "against", None),
+            scale=scale,
         )
 
     @property
@@ -108,7 +119,8 @@ class BenchPlan:
 
     @property
     def steps(self) -> int:
-        return 2 + 2 * len(self.levels) + self.rounds + 1 + (1 if self.against else 0)
+        scale = self.scale.steps if self.scale else 0
+        return 2 + 2 * len(self.levels) + self.rounds + 1 + (1 if self.against else 0) + scale
 
 
 @dataclass(slots=True)
@@ -140,6 +152,8 @@ class Run:
     started: float = 0.0
     #: ``bench --against etcd``'s object, when it ran.
     against: dict[str, Any] | None = None
+    #: ``bench --scale``'s measured steps with their details (`cluster.bench.scale`).
+    scale: list[dict[str, Any]] | None = None
 
 
 # ---------------------------------------------------------------- pure parts
@@ -176,6 +190,8 @@ def result_object(run: Run) -> dict[str, Any]:
     }
     if run.against is not None:
         obj["against"] = run.against
+    if run.scale is not None:
+        obj["scale"] = scale_rows(run.scale)
     return obj
 
 
@@ -201,19 +217,6 @@ def read_trace(path: Path) -> list[dict[str, Any]]:
             with contextlib.suppress(ValueError):
                 out.append(json.loads(line))
     return out
-
-
-def rss_mb(pid: int | None) -> float | None:
-    """VmRSS of a process in MiB (None: gone)."""
-    if pid is None:
-        return None
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    return None
 
 
 # ---------------------------------------------------------------- the run
@@ -249,14 +252,12 @@ class Bench:
             return None
 
     async def leader(self, timeout: float = 15.0, exclude: str | None = None) -> Member:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        async for _ in async_attempts(timeout, every=0.01):
             ms = [m for m in self.members() if m.name != exclude]
             sts = await asyncio.gather(*(self.status(m) for m in ms))
             for m, st in zip(ms, sts, strict=True):
                 if st and st.get("role") == "leader":
                     return m
-            await asyncio.sleep(0.01)
         raise ClusterError(f"no leader within {timeout:g}s")
 
     async def write_once(self, url: str, name: str, timeout: float = CALL_TIMEOUT) -> bool:
@@ -294,13 +295,11 @@ class Bench:
     async def settle(self) -> None:
         """Wait until a write commits (the swarm is bootstrapped), then measure idle memory."""
         leader = await self.leader()
-        deadline = time.monotonic() + 20
-        i = 0
-        while not await self.write_once(leader.api_url, f"bench-ready-{time.time_ns()}-{i}"):
-            i += 1
-            if time.monotonic() > deadline:
-                raise ClusterError("the cluster accepted no write within 20s")
-            await asyncio.sleep(0.05)
+        async for i in async_attempts(20, every=0.05):
+            if await self.write_once(leader.api_url, f"bench-ready-{time.time_ns()}-{i}"):
+                break
+        else:
+            raise ClusterError("the cluster accepted no write within 20s")
         await asyncio.sleep(1.0)
         self.run.rss_idle_mb = [rss_mb(m.pid) or 0.0 for m in self.members()]
 
@@ -321,6 +320,9 @@ class Bench:
                 f"http {clients} clients {size} B: the load generator used "
                 f"{res['generator_cpu']:.0%} of a CPU: it may be the bottleneck"
             )
+
+    async def leader_url(self) -> str:
+        return (await self.leader()).api_url
 
     def manager_pids(self) -> dict[str, int]:
         return {m.name: m.pid for m in self.members() if m.pid is not None}
@@ -409,23 +411,21 @@ class Bench:
         new = await self.leader(timeout=15.0, exclude=old.name)
         t_leader = time.time()
         known["leader"] = new
-        deadline = time.monotonic() + 15
-        while not any(s >= t_kill for s, _ in successes):
-            if time.monotonic() > deadline:
-                raise ClusterError("no write committed within 15s of the failover")
-            await asyncio.sleep(0.005)
+        async for _ in async_attempts(15, every=0.005):
+            if any(s >= t_kill for s, _ in successes):
+                break
+        else:
+            raise ClusterError("no write committed within 15s of the failover")
         t_commit = min(e for s, e in successes if s >= t_kill)
         self.run.leader_s.append(round(t_leader - t_kill, 3))
         self.run.commit_s.append(round(t_commit - t_kill, 3))
         # Bring the killed manager back and let it catch up before the next round.
         await asyncio.to_thread(self.sup.restart, old.name)
         victim = next(m for m in self.members() if m.name == old.name)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        async for _ in async_attempts(20, every=0.05):
             st, lst = await asyncio.gather(self.status(victim), self.status(new))
             if st and lst and st.get("applied_index", 0) >= lst.get("commit_index", 1) - 50:
                 break
-            await asyncio.sleep(0.05)
         else:
             self.note(f"{old.name} did not catch up within 20s of its restart")
         await asyncio.sleep(1.0)
@@ -469,6 +469,10 @@ class Bench:
                     duration=self.plan.duration, warmup=self.plan.warmup, say=self.note,
                 )  # fmt: skip
                 self.step("against etcd")
+            if self.plan.scale:
+                phase = ScalePhase(self.plan.scale, self.http, self.leader_url, self.manager_pids,
+                                   lambda msg: self.step(msg, 0))  # fmt: skip
+                self.run.scale = await phase.run(self.step)
             self.step("done")
 
 
@@ -505,6 +509,8 @@ def print_table(run: Run, console: Any) -> None:
     console.print(f"unprovoked elections: {run.unprovoked}")
     console.print(f"RSS idle (MiB): {run.rss_idle_mb}; after: {run.rss_after_mb}")
     console.print(f"up to an elected leader: {run.up_to_leader_s} s")
+    if run.scale:
+        print_scale(run.scale, console)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -554,6 +560,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "http_details": [{k: v for k, v in r.items() if k != "samples"} for r in run.http],
         "raw_details": run.raw,
         "failover_rounds": {"leader_s": run.leader_s, "commit_s": run.commit_s},
+        "scale_details": run.scale,
         "notes": run.notes,
     }
     (out / "results.json").write_text(json.dumps(details, indent=2))
@@ -579,6 +586,7 @@ def register(sub: Any) -> None:
         choices=("etcd",),
         help="also run etcd (Debian's etcd-server) side by side and report ratios",
     )
+    b.add_argument("--scale", action="store_true", help="also: writes, idle CPU as the store grows")
     b.set_defaults(func=_run_from_cli)
 
 

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from raft.runtime.plain import from_plain, to_plain
 
 __all__ = ["ClusterDir", "ClusterError", "Member", "Timing", "resolve_dir"]
 
@@ -134,19 +136,15 @@ class ClusterDir:
             ) from None
         except ValueError as e:
             raise ClusterError(f"{self.description_file} is damaged: {e}") from None
-        return Description(
-            cluster_id=raw["cluster_id"],
-            created=raw["created"],
-            timing=Timing(**raw.get("timing", {})),
-            members=[Member(**m) for m in raw.get("members", [])],
-            partition=raw.get("partition", []),
-            autolock=raw.get("autolock", False),
-        )
+        try:
+            return from_plain(Description, raw, str(self.description_file))
+        except ValueError as e:
+            raise ClusterError(f"{self.description_file} is damaged: {e}") from None
 
     def save(self, desc: Description) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         tmp = self.description_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(desc), indent=2))
+        tmp.write_text(json.dumps(to_plain(desc), indent=2))
         os.replace(tmp, self.description_file)
 
     def record_fault(self, kind: str, t: float, **fields: Any) -> None:

@@ -9,11 +9,11 @@ process is signalled without asking anyone.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 from cluster.client.http import ApiError, Unreachable, request
+from cluster.client.wait import attempts
 from cluster.local.layout import ClusterError, Description, Member
 from cluster.local.processes import Processes
 
@@ -49,18 +49,14 @@ def wait_for_leader(
     progress: Progress = lambda _: None,
 ) -> str | None:
     """Poll the managers until one leads an initialised swarm; its name, or None."""
-    deadline = time.monotonic() + timeout
-    said = False
-    while time.monotonic() < deadline:
+    for attempt in attempts(timeout):
         found = find_leader(processes, desc, initialised=True)
         if found is not None:
             m, st = found
             progress(f"{m.name} is the leader (term {st.get('term')})")
             return m.name
-        if not said:
+        if attempt == 0:
             progress("waiting for an election...")
-            said = True
-        time.sleep(0.1)
     return None
 
 

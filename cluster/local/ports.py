@@ -9,8 +9,8 @@ that dies at start with a traceback in its log).
 from __future__ import annotations
 
 import socket
-import time
 
+from cluster.client.wait import attempts
 from cluster.local.layout import ClusterError, Description
 
 __all__ = ["PORT_GRACE", "check_ports", "pick_ports", "port_free"]
@@ -57,13 +57,13 @@ def check_ports(desc: Description, grace: float = PORT_GRACE) -> None:
     after /proc already says it is dead), so a busy port gets ``grace``
     seconds to come free before it counts as another program's.
     """
-    deadline = time.monotonic() + grace
-    for m in desc.members:
-        for port in (m.raft_port, m.api_port, m.swarm_port):
-            while port and not port_free(port) and time.monotonic() < deadline:
-                time.sleep(0.02)
-            if port and not port_free(port):
-                raise ClusterError(
-                    f"port {port} of {m.name} is in use by another program; "
-                    "pick other ports with --base-port (new cluster) or free it"
-                )
+    wanted = [(m, p) for m in desc.members for p in (m.raft_port, m.api_port, m.swarm_port) if p]
+    for _ in attempts(grace, every=0.02):
+        if all(port_free(p) for _, p in wanted):
+            return
+    for m, port in wanted:
+        if not port_free(port):
+            raise ClusterError(
+                f"port {port} of {m.name} is in use by another program; "
+                "pick other ports with --base-port (new cluster) or free it"
+            )

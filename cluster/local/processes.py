@@ -18,10 +18,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from cluster.client.wait import attempts
 from cluster.local.layout import ClusterDir, ClusterError, Member
 
 __all__ = ["STOP_GRACE", "Processes", "proc_stat"]
@@ -67,11 +67,11 @@ class Processes:
 
     def wait_down(self, members: Iterable[Member], timeout: float) -> list[Member]:
         """Wait until every member's process is gone; return those still alive."""
-        pending = [m for m in members if self.state(m) != "down"]
-        deadline = time.monotonic() + timeout
-        while pending and time.monotonic() < deadline:
-            time.sleep(0.05)
+        pending = list(members)
+        for _ in attempts(timeout, every=0.05):
             pending = [m for m in pending if self.state(m) != "down"]
+            if not pending:
+                break
         return pending
 
     def start(self, m: Member, unlock_key: str | None = None) -> None:

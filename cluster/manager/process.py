@@ -77,6 +77,7 @@ from cluster.state import commands
 from cluster.state.errors import InvalidArgument
 from cluster.state.store import Result, Store
 from raft.core.session import SessionStateMachine
+from raft.runtime import eventloop
 from raft.runtime.node import NodeSettings, RaftNode
 from raft.runtime.tls import TLSFiles
 
@@ -412,11 +413,12 @@ async def serve(settings: ManagerSettings, unlock_key: str | None = None) -> int
     path.with_suffix(".tmp").write_text(json.dumps(info))
     os.replace(path.with_suffix(".tmp"), path)
     logger.info(
-        "%s: serving %s, raft port %d%s",
+        "%s: serving %s, raft port %d%s, on %s",
         settings.name,
         manager.api_url,
         info["raft_port"],
         " (locked)" if manager.locked else "",
+        eventloop.loop_name(asyncio.get_running_loop()),
     )
     status = 0
     swarm_port: list[Any] = []  # its runner, once serving
@@ -485,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             if not sys.stdin.isatty():
                 unlock_key = sys.stdin.readline().strip() or None
     try:
-        return asyncio.run(serve(settings, unlock_key))
+        return eventloop.run(serve(settings, unlock_key))
     except KeyboardInterrupt:
         return 0
     except OSError as e:  # a port in use, a data directory held by another process

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.manager.peers import Peer
+from raft.runtime.plain import from_plain
 
 __all__ = ["ManagerSettings"]
 
@@ -53,17 +54,8 @@ class ManagerSettings:
 
     @classmethod
     def load(cls, path: Path) -> ManagerSettings:
-        raw = json.loads(path.read_text())
-        peers = {
-            name: Peer(
-                p["node_id"], (p["raft"][0], int(p["raft"][1])), p["api_url"], p.get("swarm_url")
-            )
-            for name, p in raw.pop("peers").items()
-        }
-        raw["data_dir"] = Path(raw["data_dir"])
-        known = set(cls.__dataclass_fields__) - {"peers", "extra"}
-        extra = {k: raw.pop(k) for k in list(raw) if k not in known}
-        return cls(peers=peers, extra=extra, **raw)
+        """The settings in ``path``; keys this version does not know are kept in ``extra``."""
+        return from_plain(cls, json.loads(path.read_text()), str(path), unknown_into="extra")
 
     @property
     def election_timeout(self) -> float:

@@ -41,7 +41,7 @@ TAIL_EVERY = 0.1
 LEG = 0.45  # seconds a message takes on the page, per leg (as in app.js)
 KEEP_MESSAGES = 3.0  # seconds
 KEEP_EVENTS = 60
-LINK_WINDOW = 1.0  # seconds of per-link summaries a link's rate is averaged over
+LINK_WINDOW = 0.5  # seconds of per-link summaries a link's rate is averaged over
 
 
 class LiveState:
@@ -248,6 +248,9 @@ class LiveState:
                 }
             )
         reachable = self._reachable(desc, voters or [m.name for m in managers], leader)
+        # A node that is down or frozen now sends nothing: what it sent just before
+        # (summaries read late) would only muddle the picture of who talks now.
+        silent = {n["name"] for n in nodes if n["role"] in ("down", "paused")}
         return {
             "t": now,
             "cluster": str(self.cdir.path),
@@ -256,8 +259,8 @@ class LiveState:
             "quorum": {"managers": n_voters, "needed": n_voters // 2 + 1, "reachable": reachable},
             "partition": desc.partition,
             "nodes": nodes,
-            "links": self._links(now),
-            "messages": list(self.messages),
+            "links": [x for x in self._links(now) if x["from"] not in silent],
+            "messages": [m for m in self.messages if m["from"] not in silent],
             "events": list(self.events),
             "services": _services(self.swarm["services"], self.swarm["tasks"]),
         }

@@ -61,6 +61,8 @@ from cluster.control import agent
 from cluster.control.dispatcher import HEARTBEAT_PERIOD
 from cluster.security import pki
 from cluster.security.renewal import Renewer, issued_by
+from raft.runtime import eventloop
+from raft.runtime.plain import from_plain
 from raft.runtime.tls import MANAGER_ROLE, FreshContexts, TLSFiles, identity_of, peer_identity
 
 __all__ = ["Worker", "WorkerSettings", "main"]
@@ -91,11 +93,8 @@ class WorkerSettings:
 
     @classmethod
     def load(cls, path: Path) -> WorkerSettings:
-        raw = json.loads(path.read_text())
-        raw["data_dir"] = Path(raw["data_dir"])
-        known = set(cls.__dataclass_fields__) - {"extra"}
-        extra = {k: raw.pop(k) for k in list(raw) if k not in known}
-        return cls(extra=extra, **raw)
+        """The settings in ``path``; keys this version does not know are kept in ``extra``."""
+        return from_plain(cls, json.loads(path.read_text()), str(path), unknown_into="extra")
 
 
 class SessionLost(Exception):
@@ -429,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         format=f"%(asctime)s {settings.name} %(levelname)s %(message)s",
     )
     try:
-        return asyncio.run(serve(settings))
+        return eventloop.run(serve(settings))
     except KeyboardInterrupt:
         return 0
     except OSError as e:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from raft.core.messages import NodeId
+from raft.runtime.plain import from_plain, to_plain
 
 __all__ = ["Direction", "FaultFilter", "LinkFault", "PersistentFaultFilter"]
 
@@ -45,18 +46,11 @@ class LinkFault:
             raise ValueError(f"delay must be >= 0, got {self.delay}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"drop": self.drop, "loss": self.loss, "delay": self.delay}
+        return to_plain(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LinkFault:
-        unknown = set(data) - {"drop", "loss", "delay"}
-        if unknown:
-            raise ValueError(f"unknown link fault keys: {sorted(unknown)}")
-        return cls(
-            drop=bool(data.get("drop", False)),
-            loss=float(data.get("loss", 0.0)),
-            delay=float(data.get("delay", 0.0)),
-        )
+        return from_plain(cls, data, "link fault")
 
 
 @dataclass(slots=True)
@@ -126,25 +120,16 @@ class FaultFilter:
         ]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able snapshot of the rules."""
+        """A JSON-able snapshot of the rules (links in name order)."""
         return {
-            "outbound": {peer: f.to_dict() for peer, f in sorted(self.outbound.items())},
-            "inbound": {peer: f.to_dict() for peer, f in sorted(self.inbound.items())},
+            "outbound": to_plain(dict(sorted(self.outbound.items()))),
+            "inbound": to_plain(dict(sorted(self.inbound.items()))),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FaultFilter:
         """Rebuild from `to_dict` output; raises ValueError on anything else."""
-        unknown = set(data) - {"outbound", "inbound"}
-        if unknown:
-            raise ValueError(f"unknown fault filter keys: {sorted(unknown)}")
-        tables = {}
-        for key in ("outbound", "inbound"):
-            raw = data.get(key, {})
-            if not isinstance(raw, Mapping):
-                raise ValueError(f"{key} must be a mapping")
-            tables[key] = {str(peer): LinkFault.from_dict(f) for peer, f in raw.items()}
-        return cls(outbound=tables["outbound"], inbound=tables["inbound"])
+        return from_plain(cls, data, "fault filter")
 
 
 class PersistentFaultFilter:

@@ -30,12 +30,16 @@ from raft.runtime.codec import (
 from raft.runtime.links import TransportSettings, TransportStats
 from raft.runtime.tls import FreshContexts, TLSFiles, peer_identity, peer_refusal
 
-__all__ = ["Handshake", "HandshakeError", "WarningThrottle", "read_hello"]
+__all__ = ["TLS_GO", "Handshake", "HandshakeError", "WarningThrottle", "read_hello"]
 
 Address = tuple[str, int]
 
 #: A handshake is a few dozen bytes; anything much larger is not one.
 _MAX_HELLO_SIZE = 4096
+
+#: With TLS, the acceptor's first byte, sent in plain just before it starts TLS:
+#: the dialer sends its ClientHello only after reading it (see `Handshake.accept_tls`).
+TLS_GO = b"\x01"
 
 
 class HandshakeError(Exception):
@@ -140,6 +144,23 @@ class Handshake:
         except (OSError, asyncio.IncompleteReadError) as exc:  # ssl.SSLError is an OSError
             raise HandshakeError(_tls_failure_reason(exc)) from exc
 
+    async def accept_tls(self, writer: asyncio.StreamWriter) -> None:
+        """The acceptor's side of TLS: say "go" in plain, then start TLS at once.
+
+        Why the byte: a ClientHello that arrives before ``start_tls`` lands in
+        the plain stream's buffer, where TLS never sees it, and the handshake
+        hangs until it times out (asyncio and uvloop alike).  Pausing reading
+        until then is not enough everywhere: uvloop starts reading right after
+        ``connection_made``, whatever the protocol asked.  So the dialer waits
+        for this byte, and the acceptor writes it and installs TLS in one step
+        of the event loop (nothing is awaited in between), so the ClientHello
+        can only arrive once TLS is listening for it.
+        """
+        ctx = self.server_ssl  # the newest certificate files (`FreshContexts`)
+        assert ctx is not None
+        writer.write(TLS_GO)
+        await self.start_tls(writer, ctx)
+
     def warn(self, remote: str, reason: str, msg: str, *args: Any) -> None:
         """Log a handshake warning about ``remote``, rate-limited by remote and reason."""
         held = self.warnings.admit((remote, reason))
@@ -172,6 +193,9 @@ class Handshake:
         try:
             async with asyncio.timeout(self.settings.handshake_timeout):
                 if self._client_ssl is not None:
+                    # The acceptor is listening for TLS once it said so (`accept_tls`).
+                    if await reader.readexactly(1) != TLS_GO:
+                        raise RemoteProtocolError("it does not speak TLS first")
                     await self.start_tls(writer, self._client_ssl.get())
                 writer.write(self.hello_frame)
                 try:

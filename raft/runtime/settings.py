@@ -10,6 +10,7 @@ from typing import Any
 
 from raft.core.messages import NodeId
 from raft.core.types import Config
+from raft.runtime.plain import from_plain
 from raft.runtime.tls import TLSFiles
 from raft.runtime.trace import TraceSettings
 
@@ -63,23 +64,15 @@ class NodeSettings:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> NodeSettings:
-        """Settings from a JSON object (the ``--config`` file)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(raw) - known
-        if unknown:
-            raise ValueError(f"unknown settings: {sorted(unknown)}")
+        """Settings from a JSON object (the ``--config`` file); ValueError if they do not fit."""
+        if not isinstance(raw, Mapping):
+            return from_plain(cls, raw, "node settings")  # raises: not an object
         d = dict(raw)
-        d["peers"] = {str(k): (str(v[0]), int(v[1])) for k, v in raw["peers"].items()}
-        d["data_dir"] = Path(raw["data_dir"])
-        if d.get("voters") is not None:
-            d["voters"] = tuple(d["voters"])
-        if d.get("trace_path") is not None:
-            d["trace_path"] = Path(d["trace_path"])
-        if "trace" in d:
-            d["trace"] = TraceSettings(**d["trace"])
-        if d.get("tls") is not None:
-            d["tls"] = TLSFiles.from_config(d["tls"])
-        return cls(**d)
+        tls = d.pop("tls", None)  # paths only: a password is never in a file
+        settings = from_plain(cls, d, "node settings")
+        if tls is not None:
+            settings = dataclasses.replace(settings, tls=TLSFiles.from_config(tls))
+        return settings
 
     def core_config(self) -> Config:
         """The core's `Config` from these settings (times in ticks)."""

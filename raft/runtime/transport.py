@@ -28,7 +28,10 @@ before certificates existed).
 
 Both ends connect plain TCP and then run the TLS handshake themselves
 (``StreamWriter.start_tls``), inside the same handshake timeout as the
-`Hello`.  Letting ``start_server(ssl=...)`` do it would be shorter, but a
+`Hello`: the acceptor first sends one plain byte, ``TLS_GO``, and starts TLS
+in the same step, and the dialer starts TLS only once it has read that byte,
+so its ClientHello can never arrive before the acceptor listens for TLS
+(`Handshake.accept_tls` says why).  Letting ``start_server(ssl=...)`` do it would be shorter, but a
 handshake that fails there (no client certificate, a foreign CA, an expired
 certificate, plain TCP talking to us) never reaches our code: asyncio drops
 it without a word.  Doing it ourselves lets us count it
@@ -455,9 +458,11 @@ class Transport:
             writer.transport.abort()
             return
         if self._handshake.server_ssl is not None:
-            # Read nothing until `_serve` starts TLS: a ClientHello read now
-            # would land in the plain stream's buffer, out of TLS's reach.
-            # (We run inside connection_made, before asyncio first reads.)
+            # Read nothing until `_serve` starts TLS: bytes read now would land
+            # in the plain stream's buffer, out of TLS's reach.  (We run inside
+            # connection_made, before asyncio first reads; uvloop starts
+            # reading anyway, which is why a well-behaved dialer waits for
+            # `Handshake.accept_tls`'s byte before its ClientHello.)
             writer.transport.pause_reading()
         # Tracked apart from the task, which may be cancelled before it first runs.
         self._accepted.add(writer)
@@ -472,7 +477,7 @@ class Transport:
         try:
             async with asyncio.timeout(self.settings.handshake_timeout):
                 if shake.server_ssl is not None:
-                    await shake.start_tls(writer, shake.server_ssl)
+                    await shake.accept_tls(writer)
                 hello = await read_hello(reader)
             refusal = shake.refusal(hello, self._peers) or shake.certificate_refusal(
                 writer, hello.node_id

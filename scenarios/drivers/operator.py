@@ -10,11 +10,11 @@ and the supervisor, to start a node that joins.
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Callable
 from typing import Any
 
 from cluster.client.http import ApiError, Unreachable, request
+from cluster.client.wait import attempts
 from cluster.local.layout import ClusterError
 from cluster.local.supervisor import Supervisor
 from scenarios.steps import ClusterSpec
@@ -60,15 +60,16 @@ class SwarmOperator:
         *writes* are not retried here: their failures are what scenarios
         measure.
         """
-        deadline = time.monotonic() + max(10.0, 4 * self.spec.request_timeout_ms / 1000)
-        while True:
+        within = max(10.0, 4 * self.spec.request_timeout_ms / 1000)
+        for _ in attempts(within):
             try:
                 change()
                 return
             except (ApiError, Unreachable) as e:
-                if (isinstance(e, ApiError) and e.status != 503) or time.monotonic() > deadline:
+                if isinstance(e, ApiError) and e.status != 503:
                     raise
-            time.sleep(0.1)
+                last = e
+        raise last
 
     def drain(self, node: str, availability: str) -> None:
         def change() -> None:
@@ -137,13 +138,11 @@ class SwarmOperator:
         self._operate(change)
         # The store changes at once; Raft's configuration follows one server
         # at a time (a promoted learner first catches up).  Wait for it.
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        for _ in attempts(timeout):
             for st in self.raft_status().values():
                 is_voter = node in st.get("voters", [])
                 if st.get("role") == "leader" and is_voter == (role == "manager"):
                     return
-            time.sleep(0.1)
         raise ClusterError(f"{node} did not become a {role} in Raft within {timeout:g}s")
 
     def join(self, role: str) -> str:
@@ -163,11 +162,11 @@ class SwarmOperator:
             raise ClusterError(f"{m.name} joined as a {m.role}, not a {role}")
         if role == "manager":
             self.names.append(m.name)
-            deadline = time.monotonic() + 10.0
-            while not self._in_configuration(m.name):
-                if time.monotonic() > deadline:
-                    raise ClusterError(f"the leader did not add {m.name} to Raft within 10 s")
-                time.sleep(0.02)
+            for _ in attempts(10.0, every=0.02):
+                if self._in_configuration(m.name):
+                    break
+            else:
+                raise ClusterError(f"the leader did not add {m.name} to Raft within 10 s")
         return m.name
 
     def _in_configuration(self, node: str) -> bool:
@@ -203,12 +202,10 @@ class SwarmOperator:
             raise ClusterError("swarm update --autolock=true returned no unlock key")
         # Every manager must have applied the change before a restart can show
         # it locked: each says so in its /raft/status.
-        deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline:
+        for _ in attempts(10.0, every=0.05):
             st = self.raft_status()
             if len(st) == len(self.running()) and all(s.get("autolock") for s in st.values()):
                 return
-            time.sleep(0.05)
         raise ClusterError("autolock did not reach every manager within 10 s")
 
     def unlock(self) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.client.http import ApiError, Unreachable, request
+from cluster.client.wait import attempts
 from cluster.local.layout import ClusterDir, ClusterError, Timing
 from cluster.local.supervisor import Supervisor
 from scenarios.drivers.operator import SwarmOperator, b64, service_spec
@@ -150,13 +151,12 @@ class RealDriver(SwarmOperator):
 
     def _wait_answering(self, node: str, timeout: float = 15.0) -> None:
         """A restarted manager counts as back once its API answers."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        for _ in attempts(timeout, every=0.05):
             try:
                 request("GET", f"{self._urls[node]}/raft/status", timeout=0.5)
                 return
             except (Unreachable, ApiError):
-                time.sleep(0.05)
+                continue
         raise ClusterError(f"{node} did not answer within {timeout:g} s of its restart")
 
     def pause(self, node: str) -> None:
@@ -280,15 +280,13 @@ class RealDriver(SwarmOperator):
 
     def converge(self, timeout: float) -> bool:
         """Wait until every running manager has applied the same, committed index."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        for _ in attempts(timeout, every=0.2):
             st = self.raft_status(timeout=1.0)
             running = self.running()
             applied = {s.get("applied_index") for s in st.values()}
             commits = {s.get("commit_index") for s in st.values()}
             if len(st) == len(running) and len(applied) == 1 and applied == commits:
                 return True
-            time.sleep(0.2)
         return False
 
     def keys_on(self, node: str, kind: str = "config") -> set[str] | None:

@@ -40,7 +40,7 @@ history figure's data for `viz.figures.jepsen`, and ``report.md`` from
 
 May import: `scenarios.steps`, `scenarios.drivers` (`RealDriver`),
 `scenarios.checks` (`CheckResult`), `scenarios.linearizability`, `raft.core`,
-and `viz` for the figures and the note.
+`cluster.client` (its clients' HTTP), and `viz` for the figures and the note.
 """
 
 from scenarios.jepsen.run import TITLE, JepsenOutcome, run_jepsen

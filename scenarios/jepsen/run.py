@@ -11,14 +11,14 @@ import shutil
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cluster.client.http import Unreachable, exchange
+from cluster.client.wait import attempts
 from scenarios.checks import CheckResult
 from scenarios.drivers.real import RealDriver
 from scenarios.jepsen.history import (
@@ -58,28 +58,15 @@ class JepsenOutcome:
 
 def call(method: str, url: str, body: Any = None, timeout: float = 5.0) -> Reply:
     """One request; never raises.  A refused connection is the only "not sent"."""
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Accept", "application/json")
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            raw = resp.read()
-            served = resp.headers.get("X-Swarmraft-Served-By")
-            return Reply(resp.status, json.loads(raw) if raw else None, served_by=served)
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        try:
-            payload = json.loads(raw)
-        except ValueError:
-            payload = {"message": raw.decode(errors="replace")}
-        return Reply(e.code, payload, served_by=e.headers.get("X-Swarmraft-Served-By"))
-    except urllib.error.URLError as e:
-        refused = isinstance(e.reason, ConnectionRefusedError)
-        return Reply(error=f"{type(e.reason).__name__}: {e.reason}", sent=not refused)
-    except (TimeoutError, OSError, ValueError) as e:
-        return Reply(error=f"{type(e).__name__}: {e}")
+        answer = exchange(method, url, body, timeout=timeout)
+    except Unreachable as e:
+        return Reply(error=str(e), sent=e.sent)
+    try:
+        payload = answer.json()
+    except ValueError:
+        payload = {"message": answer.raw.decode(errors="replace")}
+    return Reply(answer.status, payload, served_by=answer.headers.get("X-Swarmraft-Served-By"))
 
 
 # ---------------------------------------------------------------------------
@@ -351,25 +338,26 @@ def _b64(text: str) -> str:
 def _create_keys(driver: RealDriver, keys: list[str]) -> dict[str, tuple[int, Any]]:
     """Create each register and read it back linearizably: its (version, value)."""
     initial: dict[str, tuple[int, Any]] = {}
-    deadline = time.monotonic() + 30.0
-    for key in keys:
-        while key not in initial:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"could not create the register {key}")
-            leader = driver.leader()
-            if leader is None:
-                time.sleep(0.2)
-                continue
-            url = _api_urls(driver)[leader]
-            body = {"Name": key, "Labels": {"value": "init"}, "Data": _b64("jepsen register")}
-            made = call("POST", f"{url}/configs/create", body, timeout=5.0)
-            if made.status not in (201, 409):  # 409: an earlier attempt did create it
-                time.sleep(0.2)
-                continue
-            got = call("GET", f"{url}/configs/{key}", timeout=5.0)
-            if got.status == 200:
-                _status, (version, value) = classify("read", got)
-                initial[key] = (version, value)
+    for _ in attempts(30.0, every=0.2):
+        missing = [k for k in keys if k not in initial]
+        if not missing:
+            return initial
+        leader = driver.leader()
+        if leader is None:
+            continue
+        url = _api_urls(driver)[leader]
+        key = missing[0]
+        body = {"Name": key, "Labels": {"value": "init"}, "Data": _b64("jepsen register")}
+        made = call("POST", f"{url}/configs/create", body, timeout=5.0)
+        if made.status not in (201, 409):  # 409: an earlier attempt did create it
+            continue
+        got = call("GET", f"{url}/configs/{key}", timeout=5.0)
+        if got.status == 200:
+            _status, (version, value) = classify("read", got)
+            initial[key] = (version, value)
+    missing = [k for k in keys if k not in initial]
+    if missing:
+        raise RuntimeError(f"could not create the register {missing[0]}")
     return initial
 
 
@@ -392,12 +380,10 @@ def _everyone_up(driver: RealDriver, say: Progress) -> None:
 
 
 def _await_leader(driver: RealDriver, timeout: float) -> str | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    for _ in attempts(timeout, every=0.2):
         leader = driver.leader()
         if leader is not None:
             return leader
-        time.sleep(0.2)
     return None
 
 

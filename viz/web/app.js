@@ -67,7 +67,6 @@ function drawRing(svg, frame, pos) {
     }
   }
   svg.append(linkLayer);
-  svg.append(el("svg:g", { id: "messages" }));
   const nodeLayer = el("svg:g", { class: "nodes" });
   for (const n of frame.nodes) {
     const [x, y] = pos[n.name];
@@ -88,6 +87,7 @@ function drawRing(svg, frame, pos) {
     nodeLayer.append(g);
   }
   svg.append(nodeLayer);
+  svg.append(el("svg:g", { id: "messages" })); // above the nodes: a message leaving one is seen
 }
 
 function nodeTitle(n) {
@@ -238,7 +238,7 @@ function drawLogs(frame) {
       row.append(cell);
     }
     if (!log.length) row.append(el("span", { class: "muted" }, n.role === "down" ? "down" : "empty"));
-    if (n.log_age != null) row.append(el("span", { class: "age" }, `as of ${n.log_age.toFixed(2)} s`));
+    if (n.log_age != null) row.append(el("span", { class: "age" }, `as the node reported it ${n.log_age.toFixed(2)} s earlier`));
     box.append(row);
   }
 }
@@ -352,9 +352,13 @@ function replayFrame(d, t) {
     const lg = stepsAt(d.logs[name] || [], t);
     const role = iv ? iv.role : "down";
     const shown = role === "not a member" || role === "outside" ? "follower" : role;
+    // Commit and apply lines are sampled (every ~100 ms): a node never applies
+    // past its commit index, so an applied index ahead of the sampled commit
+    // index proves the commit index got at least that far.
+    const commit = Math.max(c ? c[1] : 0, ap ? ap[1] : 0);
     return {
       name, kind: "manager", role: shown, term: iv ? iv.term : 0,
-      commit: c ? c[1] : 0, applied: ap ? ap[1] : null, log: lg ? lg[1] : [],
+      commit, applied: ap ? ap[1] : null, log: lg ? lg[1] : [],
       log_age: lg ? t - lg[0] : null, timer: null, tasks: [],
     };
   });
@@ -369,8 +373,9 @@ function replayFrame(d, t) {
   }
   const events = d.events.filter((e) => e.t <= t);
   const rates = {};
+  const silent = new Set(nodes.filter((n) => n.role === "down" || n.role === "paused").map((n) => n.name));
   for (const [lt, from, to, kind, count, window] of d.links || []) {
-    if (lt > t || lt < t - 1.0 || kind === "append_reply") continue;
+    if (lt > t || lt < t - 0.5 || kind === "append_reply" || silent.has(from)) continue;
     (rates[from + ">" + to] = rates[from + ">" + to] || []).push(count / window);
     if (lt >= t - LEG) messages.push({ kind, from, to, t: lt });
   }

@@ -27,7 +27,7 @@ from transport_harness import TIMEOUT, Node, eventually, transport_factory, vote
 
 from cluster.security.pki import MANAGER_ROLE, WORKER_ROLE, CertificateAuthority
 from raft.runtime.codec import PROTOCOL_VERSION, Hello, encode_frame, encode_hello, frame
-from raft.runtime.handshake import WarningThrottle
+from raft.runtime.handshake import TLS_GO, WarningThrottle
 from raft.runtime.tls import TLSFiles
 from raft.runtime.transport import Transport
 
@@ -280,12 +280,17 @@ async def test_dialer_refuses_a_server_whose_certificate_is_another_node(make_no
 
 
 async def dial_without_certificate(target: Node, files: TLSFiles) -> None:
-    """A raw TLS client with no certificate says Hello and sends a vote; returns once closed."""
+    """A raw TLS client with no certificate says Hello and sends a vote; returns once closed.
+
+    It follows the wire protocol up to TLS: plain TCP, the acceptor's go byte, then TLS."""
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(files.ca))
     ctx.check_hostname = False
+    reader, writer = await asyncio.open_connection(*target.address)
     try:
-        reader, writer = await asyncio.open_connection(*target.address, ssl=ctx, server_hostname="")
+        assert await reader.readexactly(1) == TLS_GO
+        await writer.start_tls(ctx, server_hostname="")
     except OSError:
+        writer.close()
         return  # refused during the handshake: also fine
     try:
         writer.write(frame(encode_hello(Hello(PROTOCOL_VERSION, CLUSTER, "manager1"))))
@@ -390,3 +395,29 @@ def test_key_files_are_private(pki):
     files = pki("manager1")
     assert files.key.stat().st_mode & 0o777 == 0o600
     assert Path(files.ca).read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
+
+
+def test_every_dial_gets_through_at_once_on_uvloop(pki):
+    """uvloop starts reading an accepted socket whatever ``connection_made`` asked, so
+    a ClientHello sent at once could land in the plain buffer and hang the handshake;
+    the acceptor's go byte (`Handshake.accept_tls`) makes every first dial succeed."""
+    pytest.importorskip("uvloop")
+    from raft.runtime import eventloop
+
+    async def dials() -> tuple[int, bool]:
+        async for make in transport_factory():
+            target = await make("manager2", CLUSTER, tls=pki("manager2"))
+            assert eventloop.loop_name(asyncio.get_running_loop()) == "uvloop"
+            dialers = [await make("manager1", CLUSTER, tls=pki("manager1")) for _ in range(12)]
+            target.t.set_peers({"manager1": ("127.0.0.1", 9)})
+            for i, d in enumerate(dialers, start=1):
+                d.t.set_peers({"manager2": target.address})
+                d.t.send(vote("manager1", "manager2", term=i))
+            async with asyncio.timeout(TIMEOUT):
+                for i in range(1, len(dialers) + 1):
+                    await target.inbox.wait_for_message(vote("manager1", "manager2", term=i))
+            failed = target.t.stats.tls_failures + sum(d.t.stats.tls_failures for d in dialers)
+            return failed, all(d.t.stats.refused == 0 for d in dialers)
+        raise AssertionError("unreachable")
+
+    assert eventloop.run(dials()) == (0, True)
