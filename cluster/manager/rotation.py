@@ -137,11 +137,13 @@ class RootRotation:
         if bundle is None:
             return
         path = Path(self.tls["ca"])
+        # Read each tick (a few hundred bytes): a renewal may have written the
+        # roots it was answered with, older than the store's by now.
         try:
             if path.read_text() != bundle:
                 pki.write_trust(path, bundle.encode())
                 logger.info("%s: trust file now holds %d root(s)", self.name, bundle.count("BEGIN"))
-        except OSError as e:
+        except (OSError, ValueError) as e:
             logger.error("%s: cannot update the trust file: %s", self.name, e)
             return
         rotation = (cluster or {}).get("RootRotation")
