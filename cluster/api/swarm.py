@@ -22,6 +22,11 @@ swarm's CA, and acts on the identity in it.  Three kinds of callers:
   ``Endpoints`` (Raft address, API URL, swarm URL): once that entry commits,
   every manager learns the address, and the leader adds it to Raft as a
   learner and then a voter (`cluster.manager.duties`, dissertation §4.2.1).
+* **``POST /renew``** ``{CSR}`` (leader only): any node of this swarm renews
+  its certificate with the one it still holds (`cluster.security.renewal`).
+  The identity to certify again comes from that certificate, and its node
+  must still be in the store with the same role; the lifetime is the
+  cluster's certificate expiry (`cluster.security.expiry`).
 * **A worker** (`cluster.worker.process`) calls the dispatcher routes with its
   certificate.  Who it is comes from the certificate, never from the body:
   OU must be ``swarm-worker``, O this cluster, and CN a node of the store
@@ -47,6 +52,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from cluster.api.backend import BackendError, NotLeaderError
@@ -71,11 +77,12 @@ from cluster.control.dispatcher import (
     secrets_to_deliver,
 )
 from cluster.security import crypto
+from cluster.security.expiry import expiry_of
 from cluster.security.pki import MANAGER_ROLE, WORKER_ROLE
 from cluster.state import commands as c
 from cluster.state import objects as o
 from cluster.state.errors import NotFound, StoreError
-from raft.runtime.tls import PeerIdentity, TLSFiles, peer_identity
+from raft.runtime.tls import FreshContexts, PeerIdentity, TLSFiles, identity_of, peer_identity
 
 __all__ = ["make_swarm_app", "run_swarm_api", "swarm_server_context"]
 
@@ -94,17 +101,35 @@ _ENDPOINTS = ("Raft", "API", "Swarm")
 routes = web.RouteTableDef()
 
 
+def _context(files: TLSFiles) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(files.ca))
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    ctx.load_cert_chain(str(files.cert), str(files.key), password=files.key_password())
+    return ctx
+
+
 def swarm_server_context(files: TLSFiles) -> ssl.SSLContext:
     """Our certificate out; a client certificate checked against our CA *if* sent.
 
     Optional, because a newcomer has none yet: the routes decide who needs
     one (`_identity`).  A certificate from another CA still fails the
     handshake itself.
+
+    The listening socket keeps the context it was started with, so the
+    files' newest version (a renewed certificate, a rotated root) is
+    swapped in per connection, at the first moment OpenSSL offers: the
+    server-name callback, which runs on every ClientHello, SNI or not.
     """
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(files.ca))
-    ctx.verify_mode = ssl.CERT_OPTIONAL
-    ctx.load_cert_chain(str(files.cert), str(files.key), password=files.password)
-    return ctx
+    fresh = FreshContexts(files, _context)
+    listening = _context(files)
+
+    def newest(ssl_object: Any, server_name: str | None, initial: ssl.SSLContext) -> None:
+        ctx = fresh.get()
+        if ctx is not initial:
+            ssl_object.context = ctx
+
+    listening.sni_callback = newest
+    return listening
 
 
 def make_swarm_app(backend: Any) -> web.Application:
@@ -287,6 +312,60 @@ async def _join(
     )
 
 
+# -- renewal ---------------------------------------------------------------------
+
+
+@routes.post("/renew")
+async def renew(request: web.Request) -> web.Response:
+    """A node's new key, certified again with the identity of its current certificate."""
+    backend = backend_of(request)
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    if not der:
+        raise ApiError(401, "renewal needs the certificate being renewed")
+    current = x509.load_der_x509_certificate(der)
+    who = identity_of(current)
+    if who.cluster_id != backend.cluster_id:
+        raise ApiError(403, "certificate of another swarm")
+    body = await read_json(request)
+    assert body is not None
+    unknown = set(body) - {"CSR"}
+    if unknown:
+        raise ApiError(400, f"unknown field {sorted(unknown)[0]!r} in renewal request")
+    csr = _string(body, "CSR")
+    assert csr is not None
+    backend.require_leader()
+    store = backend.store
+    # A manager's certificate names its Raft id (its hostname), a worker's its node ID.
+    role = "manager" if who.role == MANAGER_ROLE else "worker"
+    if role == "manager":
+        node = store.find_by_name(o.NODE, who.node_id)
+    else:
+        try:
+            node = store.get(o.NODE, who.node_id)
+        except NotFound:
+            node = None
+    if node is None or node["Spec"].get("Role") != role:
+        raise ApiError(403, f"{who.node_id[:40]} is not a {role} of this swarm any more")
+    cluster = store.cluster()
+    # During a root rotation: the new root signs, and the cross-signed new root
+    # follows the certificate, for peers that still trust only the old root.
+    ca, chain, issuer = backend.renewal_ca()
+    try:
+        cert = ca.renew(csr.encode(), current, expiry_of(cluster["Spec"] if cluster else None))
+    except ValueError as e:
+        raise ApiError(400, f"bad signing request: {e}") from None
+    # Recorded before the answer: a rotation counts a node once this commits.
+    await write(request, c.node_certificate(node["ID"], issuer, time.time()))
+    log.info("%s: renewed the certificate of %s", backend.name, who.node_id)
+    return reply(
+        {
+            "Certificate": cert.public_bytes(Encoding.PEM).decode() + chain.decode(),
+            "CACertificate": backend.trust_bundle_pem().decode(),
+        }
+    )
+
+
 # -- workers ---------------------------------------------------------------------
 
 
@@ -340,7 +419,7 @@ async def dispatcher_register(request: web.Request) -> web.Response:
 @routes.post("/dispatcher/heartbeat")
 async def dispatcher_heartbeat(request: web.Request) -> web.Response:
     """``{SessionID, SecretsHeld: {task ID: [secret file names]}}``."""
-    _, dispatcher, node = _worker(request)
+    backend, dispatcher, node = _worker(request)
     body = await read_json(request)
     assert body is not None
     held = body.get("SecretsHeld", {})
@@ -351,7 +430,16 @@ async def dispatcher_heartbeat(request: web.Request) -> web.Response:
         raise ApiError(400, "SecretsHeld maps task IDs to lists of secret names")
     _session(dispatcher, node["ID"], body.get("SessionID"))
     dispatcher.heartbeat(node["ID"], held)
-    return reply({"HeartbeatPeriod": HEARTBEAT_PERIOD})
+    # The roots to trust, and the new one while a rotation runs: a worker
+    # follows them as managers follow the store (`cluster.manager.rotation`).
+    rotation = (backend.store.cluster() or {}).get("RootRotation")
+    return reply(
+        {
+            "HeartbeatPeriod": HEARTBEAT_PERIOD,
+            "TrustRoots": backend.trust_bundle_pem().decode(),
+            "RootRotation": rotation["CACert"] if rotation else None,
+        }
+    )
 
 
 @routes.get("/dispatcher/assignments")

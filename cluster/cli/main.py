@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from cluster.cli.durations import parse_duration
 from cluster.cli.nodes import cmd_status
 from cluster.client.http import ApiError, Unreachable
 from cluster.client.wait import attempts
@@ -283,12 +284,25 @@ def cmd_swarm_unlock_key(ctx: Context) -> int:
 def cmd_swarm_update(ctx: Context) -> int:
     from cluster.client.http import request
 
-    if ctx.args.autolock is None:
-        raise ClusterError("swarm update: nothing to change (try --autolock=true)")
+    a = ctx.args
+    if a.autolock is None and a.cert_expiry is None:
+        raise ClusterError(
+            "swarm update: nothing to change (try --autolock=true, --cert-expiry 90d)"
+        )
+    expiry_ns = None
+    if a.cert_expiry is not None:
+        try:
+            expiry_ns = int(parse_duration(a.cert_expiry).total_seconds() * 1_000_000_000)
+        except ValueError as e:
+            raise ClusterError(f"swarm update: {e}") from None
     url = _leader_url(ctx)
     swarm = request("GET", f"{url}/swarm")
     spec = swarm["Spec"]
-    spec["EncryptionConfig"] = {"AutoLockManagers": ctx.args.autolock == "true"}
+    if a.autolock is not None:
+        spec["EncryptionConfig"] = {"AutoLockManagers": a.autolock == "true"}
+    if expiry_ns is not None:
+        # Certificates signed from now on (renewals included) live this long.
+        spec["CAConfig"] = {**spec.get("CAConfig", {}), "NodeCertExpiry": expiry_ns}
     out = request(
         "POST", f"{url}/swarm/update?version={swarm['Version']['Index']}", spec, timeout=10.0
     )
@@ -296,6 +310,61 @@ def cmd_swarm_update(ctx: Context) -> int:
     if out.get("UnlockKey"):
         _show_unlock_key(out["UnlockKey"])
     return 0
+
+
+def cmd_swarm_ca(ctx: Context) -> int:
+    """``docker swarm ca [--rotate]``: show the root certificate, or replace it.
+
+    Rotating raises ``CAConfig.ForceRotate`` (as Docker's CLI does); the leader
+    then runs the rotation (`cluster.manager.rotation`) while this command
+    shows its progress until every node is on the new root.
+    """
+    import time
+
+    from cluster.client.http import request
+
+    url = _leader_url(ctx)
+    swarm = request("GET", f"{url}/swarm")
+    if not ctx.args.rotate:
+        print(swarm.get("TLSInfo", {}).get("TrustRoot", "").rstrip())
+        return 0
+    if swarm.get("RootRotationInProgress"):
+        raise ClusterError("swarm ca: a root CA rotation is already in progress")
+    spec = swarm["Spec"]
+    force = int((spec.get("CAConfig") or {}).get("ForceRotate", 0)) + 1
+    spec["CAConfig"] = {**spec.get("CAConfig", {}), "ForceRotate": force}
+    version = swarm["Version"]["Index"]
+    request("POST", f"{url}/swarm/update?version={version}", spec, timeout=10.0)
+    deadline = time.monotonic() + ctx.args.timeout
+    shown = None
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ApiError, Unreachable):
+            url = _leader_url(ctx)
+            swarm = request("GET", f"{url}/swarm")
+            rotation = swarm.get("RootRotation")
+            if not rotation:
+                ctx.say(
+                    "Root CA rotation complete: every node holds a certificate of the new root."
+                )
+                print(swarm.get("TLSInfo", {}).get("TrustRoot", "").rstrip())
+                return 0
+            nodes = request("GET", f"{url}/nodes")
+            done = sum(
+                1
+                for n in nodes
+                if (n["Description"].get("TLSInfo") or {}).get("CertIssuerDigest")
+                == rotation["Digest"]
+            )
+            line = f"rotation in progress: {done}/{len(nodes)} nodes"
+            if line != shown:
+                ctx.say(line)
+                shown = line
+        time.sleep(0.5)
+    raise ClusterError(
+        f"swarm ca: the rotation is still in progress after {ctx.args.timeout:g}s "
+        "(a node that is down holds it open: bring it back or `node rm` it); "
+        "it goes on without this command"
+    )
 
 
 def cmd_swarm_join_token(ctx: Context) -> int:
@@ -494,7 +563,16 @@ def build_parser() -> argparse.ArgumentParser:
     ukey.set_defaults(func=cmd_swarm_unlock_key)
     update = ssub.add_parser("update", help="change swarm settings")
     update.add_argument("--autolock", choices=("true", "false"), help="lock managers on restart")
+    update.add_argument(
+        "--cert-expiry", metavar="DURATION", help="node certificates' lifetime (90d; at least 1h)"
+    )
     update.set_defaults(func=cmd_swarm_update)
+    ca = ssub.add_parser("ca", help="show the root CA certificate, or --rotate it")
+    ca.add_argument("--rotate", action="store_true", help="replace the root CA (cross-signed)")
+    ca.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds to wait for every node (120)"
+    )
+    ca.set_defaults(func=cmd_swarm_ca)
     jt = ssub.add_parser("join-token", help="print a join token")
     jt.add_argument("role", choices=("worker", "manager"))
     jt.add_argument("--rotate", action="store_true", help="replace the token (old one refused)")

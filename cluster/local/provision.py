@@ -23,7 +23,14 @@ import time
 from cluster.local.join import Joined
 from cluster.local.layout import ClusterDir, ClusterError, Description, Member, Timing
 from cluster.local.ports import pick_ports
-from cluster.security.crypto import generate_kek, generate_unlock_key, kek_from_unlock_key
+from cluster.security import node_keys
+from cluster.security.crypto import (
+    generate_dek,
+    generate_kek,
+    generate_unlock_key,
+    kek_from_unlock_key,
+    wrap_dek,
+)
 from cluster.security.pki import MANAGER_ROLE, CertificateAuthority, write_node_files
 from cluster.state.commands import new_id
 from raft.runtime.tls import TLSFiles
@@ -98,10 +105,18 @@ class Provisioner:
         # on Raft traffic (`cluster.security.pki`): CN = name = Raft id, OU = role.
         ca = CertificateAuthority.create(desc.cluster_id)
         ca.save(self.cdir.path / "ca")
+        # With autolock, the swarm's data key is made here rather than by the
+        # first leader, so that each founding manager's TLS key is sealed from
+        # the start (`cluster.security.node_keys`): it gets the data key wrapped
+        # by the unlock key's KEK, and the first leader adopts that data key.
+        dek = generate_dek() if autolock else None
         for m in desc.members:
             if m.role == "manager":
                 keys = self.cdir.node_dir(m.name) / "keys"
-                ca.issue_files(keys, m.name, MANAGER_ROLE, desc.cluster_id)
+                files = ca.issue_files(keys, m.name, MANAGER_ROLE, desc.cluster_id)
+                if dek is not None:
+                    node_keys.write_private(keys / "dek.wrapped", wrap_dek(dek, kek))
+                    node_keys.seal_key(files.key, node_keys.key_password(dek))
         self.cdir.save(desc)
         return desc, unlock_key
 

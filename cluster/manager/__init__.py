@@ -15,7 +15,10 @@ job, each a small object given what it needs when it is made:
 * `keyring`  -- the data key, the key files, autolock and unlock;
 * `duties`   -- the leader's loop: bootstrap, membership (learners,
   promotion, demotion), managers' and workers' status, orchestration;
-* `joins`    -- the root CA and the managers' addresses, from the store;
+* `joins`    -- the root CA and the managers' addresses, from the store, and
+  abandoned manager joins;
+* `certs`    -- renewing our own certificate through the leader's swarm port;
+* `rotation` -- ``swarm ca --rotate``: the root CA replaced, in phases;
 * `tasks`    -- the manager's own agent (managers run tasks too);
 * `status`   -- ``/raft/status`` and ``/info``.
 

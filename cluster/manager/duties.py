@@ -17,7 +17,8 @@ leads -- the leader's work, in this order:
    Reachable / Unreachable) true in the store, the way ``docker node ls``
    shows it;
 4. **watch the workers**: mark worker agents down when their heartbeats stop
-   (`cluster.control.dispatcher`);
+   (`cluster.control.dispatcher`), and undo manager joins that nobody
+   claimed (`joins.abandoned_joins`);
 5. **orchestrate**: services -> tasks -> nodes
    (`cluster.control.orchestrator.ControlLoop`, run on what changed by
    `cluster.control.reconciler.Reconciler`).
@@ -34,6 +35,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from cluster.api.backend import NoQuorumError, NotLeaderError, UnavailableError
@@ -43,8 +45,10 @@ from cluster.manager import joins
 from cluster.manager.backend import RaftBackend
 from cluster.manager.keyring import KeyRing
 from cluster.manager.peers import Peers
+from cluster.manager.rotation import RootRotation
 from cluster.manager.settings import ManagerSettings
 from cluster.security import crypto
+from cluster.security.renewal import Renewer
 from cluster.state import commands
 from cluster.state.errors import NotFound, StoreError
 from cluster.state.store import Store
@@ -75,6 +79,8 @@ class LeaderDuties:
         control: Reconciler,
         dispatcher: Dispatcher,
         rng: random.Random,
+        rotation: RootRotation,
+        renewer: Callable[[], Renewer | None],
     ) -> None:
         self.settings = settings
         self.store = store
@@ -85,7 +91,11 @@ class LeaderDuties:
         self.control = control
         self.dispatcher = dispatcher
         self.rng = rng
+        self.rotation = rotation
+        self._renewer = renewer
         self._leading = False
+        #: `time.monotonic()` when this manager last became leader.
+        self._leading_since = 0.0
 
     @property
     def name(self) -> str:
@@ -97,6 +107,7 @@ class LeaderDuties:
         while True:
             await asyncio.sleep(DUTY_INTERVAL)
             self.keyring.follow_keys()
+            self.rotation.follow(self._renewer())
             self._learn_peers()
             if not self.node.is_leader:
                 self.backend.drop_session()  # a new leadership opens a new session
@@ -104,6 +115,7 @@ class LeaderDuties:
                 continue
             if not self._leading:
                 self._leading = True
+                self._leading_since = time.monotonic()
                 self.dispatcher.reset()  # workers register again with the new leader
                 self.control.reset()  # and the control loop starts with a full pass
             try:
@@ -111,6 +123,8 @@ class LeaderDuties:
                 await self._reconcile_members()
                 await self._report_managers()
                 await self._watch_workers()
+                await self._undo_abandoned_joins()
+                await self._finish_rotation()
                 await self._orchestrate()
             except (NotLeaderError, NoQuorumError, UnavailableError) as e:
                 logger.debug("%s: leader duty deferred: %s", self.name, e)
@@ -131,7 +145,9 @@ class LeaderDuties:
             await self._replicate_root_ca()
             return
         now = time.time()
-        dek = crypto.generate_dek()
+        # With autolock, `up` made the data key already (our sealed TLS key opens
+        # with it): adopt it rather than make another.
+        dek = self.keyring.founding_dek() or crypto.generate_dek()
         wrapped = self.keyring.wrap_new_dek(dek)
         digest = joins.root_ca_digest(self.settings.tls)
         parts = [
@@ -288,10 +304,12 @@ class LeaderDuties:
                 node = self.store.get("node", peer.node_id)
             except NotFound:
                 continue
+            heard = self.node.last_heard(name)
             if name == self.name:
                 reach, state = "reachable", "ready"
+            elif heard is None and node["Status"]["State"] == "unknown":
+                continue  # joined, never seen: "unknown" until it shows up (or is undone)
             else:
-                heard = self.node.last_heard(name)
                 alive = heard is not None and now - heard < limit
                 reach, state = ("reachable", "ready") if alive else ("unreachable", "down")
             ms = node.get("ManagerStatus")
@@ -322,6 +340,44 @@ class LeaderDuties:
                 commands.batch(*(commands.set_node_status(n, now, state=s) for n, s in changes))
             )
             logger.info("%s: workers %s", self.name, ", ".join(f"{n} {s}" for n, s in changes))
+
+    async def _undo_abandoned_joins(self) -> None:
+        """Remove the node objects of manager joins nobody claimed (`joins.abandoned_joins`);
+        `_remove_gone_learners` then takes their learners out of the configuration."""
+        leading_for = time.monotonic() - self._leading_since
+        for node in joins.abandoned_joins(
+            self.store, time.time(), self.node.last_heard, leading_for
+        ):
+            name = node["Description"].get("Hostname")
+            # A manager node must be demoted before it is removed: both in one
+            # entry, at the version we looked at (it showed up meanwhile: refused).
+            demote = {**node["Spec"], "Role": "worker"}
+            result = await self.backend.write(
+                commands.batch(
+                    commands.update_node(node["ID"], node["Version"]["Index"], demote, time.time()),
+                    commands.remove_node(node["ID"], force=True),
+                )
+            )
+            if result.ok:
+                logger.warning(
+                    "%s: %s joined as a manager %gs ago but never showed up: join undone",
+                    self.name,
+                    name,
+                    joins.ABANDONED_JOIN_AFTER,
+                )
+
+    async def _finish_rotation(self) -> None:
+        """A root rotation whose every node is on the new root: drop the old one."""
+        if not (self.store.cluster() or {}).get("RootRotation"):
+            return
+        command = self.rotation.finish_command(self.keyring.data_key(), self.rng)
+        if command is None:
+            return
+        result = await self.backend.write(command)
+        if result.ok:
+            logger.info(
+                "%s: root CA rotation complete: the old root is no longer trusted", self.name
+            )
 
     # ------------------------------------------------------------ orchestration
 

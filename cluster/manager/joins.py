@@ -18,11 +18,24 @@ replicated store rather than in any one manager's files:
   (`cluster.api.swarm` writes them at join).  `learn_peers` merges those into
   what a manager knows, so the Raft transport can dial the newcomer and the
   leader can add it to the configuration (dissertation §4.2.1).
+
+An abandoned join
+-----------------
+A manager join is one write (the node object, state ``unknown``), after
+which the leader adds the newcomer as a learner.  If the client gave up
+before that write committed -- or the newcomer's process never started --
+nobody comes to claim it: the node object and the learner would stay for
+ever, and ``node ls`` would show a manager that never was.  `abandoned_joins`
+names those: still ``unknown`` (no leader ever heard from them: the first
+one that does marks them ready), created more than `ABANDONED_JOIN_AFTER`
+seconds ago, and not heard by a leader that has led long enough to have
+heard them if they ran.  The leader removes their node objects; Raft's
+configuration then follows (`duties.LeaderDuties` removes the learner).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,6 +50,8 @@ from cluster.state.handlers import ROOT_CA_KEY
 from cluster.state.store import Store
 
 __all__ = [
+    "ABANDONED_JOIN_AFTER",
+    "abandoned_joins",
     "endpoints_description",
     "learn_peers",
     "open_root_ca",
@@ -89,6 +104,36 @@ def open_root_ca(store: Store, dek: crypto.DataKey) -> CertificateAuthority | No
         return None
     key_pem = crypto.decrypt_secret(dek, ROOT_CA_KEY, sealed)
     return CertificateAuthority.from_pem(cert_pem.encode(), key_pem)
+
+
+#: Seconds a joined manager has to show up before its join is undone.
+ABANDONED_JOIN_AFTER = 30.0
+
+
+def abandoned_joins(
+    store: Store,
+    now: float,
+    heard: Callable[[str], float | None],
+    leading_for: float,
+    after: float = ABANDONED_JOIN_AFTER,
+) -> list[o.Obj]:
+    """Manager nodes whose join nobody claimed (see the module docstring).
+
+    ``now`` is wall-clock time (the store's timestamps are); ``heard(name)``
+    when this leader last heard the node (None: never); ``leading_for`` how
+    long it has led, in seconds.
+    """
+    if leading_for < after:
+        return []  # a new leader has not had the time to hear everyone yet
+    return [
+        node
+        for node in store.list(o.NODE)
+        if node["Spec"].get("Role") == "manager"
+        and node["Status"]["State"] == "unknown"
+        and "Endpoints" in node.get("Description", {})
+        and now - commands.parse_time(node["CreatedAt"]) > after
+        and heard(node["Description"].get("Hostname", "")) is None
+    ]
 
 
 def endpoints_description(peer: PeerLike) -> dict[str, Any]:

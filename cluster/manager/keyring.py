@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,6 +150,19 @@ class KeyRing:
         self.check_unlocked()
         if self._dek is None:
             self._dek = self._unwrap_dek()
+        return self._dek
+
+    def founding_dek(self) -> crypto.DataKey | None:
+        """The data key ``up --autolock`` gave a founding manager (``dek.wrapped``),
+        opened with the KEK; None without one (the first leader makes it)."""
+        if self._dek is not None:
+            return self._dek
+        if self._kek is None or not self._dek_copy_file.exists():
+            return None
+        try:
+            self._dek = crypto.unwrap_dek(self._dek_copy_file.read_bytes(), self._kek)
+        except (OSError, crypto.DecryptionError):
+            return None
         return self._dek
 
     def wrap_new_dek(self, dek: crypto.DataKey) -> bytes:
@@ -282,11 +296,13 @@ class KeyRing:
         """Before the node starts: the password of a sealed ``node.key``, from the KEK.
 
         unlock key -> KEK -> our copy of the wrapped DEK -> DEK -> password.
+        The node is then given files whose password is asked each time they
+        are loaded: autolock may seal the key, or a renewal replace it, later.
         """
         tls = self.settings.tls
-        if not tls or not node_keys.is_sealed(Path(tls["key"])):
+        if not tls:
             return
-        if self._dek is None:
+        if node_keys.is_sealed(Path(tls["key"])) and self._dek is None:
             if self._kek is None:
                 self._kek = self._load_kek()
             try:
@@ -301,14 +317,19 @@ class KeyRing:
         self.node.use_tls(files)
 
     def tls_files(self) -> TLSFiles | None:
-        """Our certificate's files, with the password if ``node.key`` is sealed."""
+        """Our certificate's files; their password is asked when they are loaded."""
         tls = self.settings.tls
         if not tls:
             return None
-        password = None
-        if node_keys.is_sealed(Path(tls["key"])) and self._dek is not None:
-            password = node_keys.key_password(self._dek)
-        return TLSFiles.from_config(tls, password)
+        files = TLSFiles.from_config(tls)
+        return dataclasses.replace(files, password_source=self._key_password)
+
+    def _key_password(self) -> bytes | None:
+        """The password of ``node.key`` now: derived from the DEK while it is sealed."""
+        tls = self.settings.tls
+        if tls and node_keys.is_sealed(Path(tls["key"])) and self._dek is not None:
+            return node_keys.key_password(self._dek)
+        return None
 
 
 @dataclass(slots=True)

@@ -62,15 +62,19 @@ from cluster.control.reconciler import Reconciler
 from cluster.manager import joins, status
 from cluster.manager.backend import RaftBackend
 from cluster.manager.bench import BenchEntries, bench_proposals
+from cluster.manager.certs import ManagerRenewal
 from cluster.manager.duties import LeaderDuties
 from cluster.manager.keyring import KeyRing
 from cluster.manager.machine import StoreMachine
 from cluster.manager.peers import Peer, Peers
+from cluster.manager.rotation import RootRotation, trust_bundle
 from cluster.manager.settings import ManagerSettings
 from cluster.manager.tasks import ManagerAgent
-from cluster.security import crypto
+from cluster.security import crypto, expiry
 from cluster.security.pki import CertificateAuthority
+from cluster.security.renewal import Renewer
 from cluster.state import commands
+from cluster.state.errors import InvalidArgument
 from cluster.state.store import Result, Store
 from raft.core.session import SessionStateMachine
 from raft.runtime import eventloop
@@ -129,6 +133,8 @@ class Manager:
         #: Every manager we know of (`peers.Peers`), shared by every piece below.
         self._peers = Peers(s.name, s.peers)
         self.keyring = KeyRing(s, self._store, self.node)
+        #: Root CA rotation: started by swarm update, followed by every manager.
+        self.rotation = RootRotation(s.name, s.tls, self._store)
         self.backend = RaftBackend(
             s, self.node, self._store, self._peers, self.keyring.check_unlocked
         )
@@ -142,8 +148,13 @@ class Manager:
             control,
             self.dispatcher,
             self._rng,
+            self.rotation,
+            lambda: self.renewer,
         )
         self.agent = ManagerAgent(s, self._store, self.backend, self.keyring)
+        #: Renews our certificate before it expires (`certs`, `cluster.security.renewal`).
+        self.certs = ManagerRenewal(s.name, self.node, self._peers, s.request_timeout)
+        self.renewer: Renewer | None = None
         self._ca: CertificateAuthority | None = None
 
     # ------------------------------------------------------------ Backend
@@ -231,10 +242,24 @@ class Manager:
         """The root certificate, PEM (public: newcomers check it against their token)."""
         if not self.settings.tls:
             raise UnavailableError("this swarm has no certificates (made before them)")
+        stored = (self._store.cluster() or {}).get("TLSInfo", {}).get("TrustRoot")
+        if stored:
+            return str(stored).encode()
         return Path(self.settings.tls["ca"]).read_bytes()
+
+    def trust_bundle_pem(self) -> bytes:
+        """The roots every node must trust now: two during a rotation (`rotation`)."""
+        return (trust_bundle(self._store.cluster()) or self.root_ca_pem().decode()).encode()
+
+    def renewal_ca(self) -> tuple[CertificateAuthority, bytes, str]:
+        """What ``POST /renew`` signs with: (CA, chain PEM to append, the CA's digest)."""
+        return self.rotation.signing(self.certificate_authority(), self.data_key())
 
     def certificate_authority(self) -> CertificateAuthority:
         """The root CA, opened from the store with the data key (leader's duty)."""
+        stored = (self._store.cluster() or {}).get("TLSInfo", {}).get("TrustRoot")
+        if self._ca is not None and stored and self._ca.cert_pem().decode() != stored:
+            self._ca = None  # a rotation ended: the new root signs from now on
         if self._ca is None:
             self._ca = joins.open_root_ca(self._store, self.data_key())
         if self._ca is None:
@@ -290,6 +315,10 @@ class Manager:
         enc = spec.get("EncryptionConfig")
         want = bool(enc.get("AutoLockManagers", False)) if isinstance(enc, dict) else had
         spec = {**cluster["Spec"], **spec, "EncryptionConfig": {"AutoLockManagers": want}}
+        try:
+            expiry.check_expiry(spec)
+        except ValueError as e:
+            raise InvalidArgument(str(e)) from None
         now = time.time()
         # A rotated join token is refused from now on; nodes that joined with
         # it stay members (only registration checks a token).
@@ -297,6 +326,11 @@ class Manager:
         tokens = {role: commands.new_join_token(self._rng, digest) for role in rotate_join_tokens}
         parts = [commands.update_cluster(version, now, spec=spec, join_tokens=tokens or None)]
         keys = self.keyring.autolock_change(had, want, rotate_unlock_key, now)
+        # `swarm ca --rotate` raises CAConfig.ForceRotate, as Docker's does.
+        old_ca, new_ca = cluster["Spec"].get("CAConfig") or {}, spec.get("CAConfig") or {}
+        if new_ca.get("ForceRotate", 0) != old_ca.get("ForceRotate", 0):
+            start = self.rotation.start_command(self.certificate_authority(), self.data_key(), now)
+            parts.append(start)
         result = await self.write(commands.batch(*parts, *keys.commands))
         value = result.unwrap()
         self.keyring.adopt(keys)
@@ -318,6 +352,15 @@ class Manager:
     async def run_duties(self) -> None:
         """The leader's control loop (`duties.LeaderDuties`); followers follow the keys."""
         await self.duties.run()
+
+    async def run_renewal(self) -> None:
+        """Renew our certificate before it expires, for as long as we run."""
+        files = self.tls_files()
+        if files is None or not self.settings.swarm_port:
+            return
+        await self.keyring.wait_unlocked()
+        self.renewer = self.certs.renewer(files, self._rng)
+        await self.renewer.run()
 
     async def run_agent(self) -> None:
         """Play the containers of the tasks assigned to this node (`tasks.ManagerAgent`)."""
@@ -387,10 +430,11 @@ async def serve(settings: ManagerSettings, unlock_key: str | None = None) -> int
         duties = tg.create_task(manager.run_duties())
         agent_task = tg.create_task(manager.run_agent())
         swarm_task = tg.create_task(_serve_swarm_port(manager, swarm_port))
+        renewal = tg.create_task(manager.run_renewal())
         stopped = tg.create_task(manager.wait_stopped())
         waiter = tg.create_task(stop.wait())
         await asyncio.wait({stopped, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        for t in (duties, agent_task, swarm_task, stopped, waiter):
+        for t in (duties, agent_task, swarm_task, renewal, stopped, waiter):
             t.cancel()
     logger.info("%s: stopping", settings.name)
     try:

@@ -2,7 +2,9 @@
 
 `crypto` (AES-256-GCM data keys wrapped by a key-encryption key, autolock),
 `pki` (the cluster's root CA, node certificates, join-token digests),
-`node_keys` (a manager's TLS key sealed under autolock).  All cryptography
+`node_keys` (a manager's TLS key sealed under autolock), `expiry` (how long
+certificates live, when to renew them) and `renewal` (a node's renewal loop,
+given a way to reach the leader).  All cryptography
 comes from the `cryptography` package; nothing is hand-rolled.
 
 May import: `raft.runtime` (its TLS identities), `cryptography`, the

@@ -20,9 +20,11 @@ new wrapping (which it can do without knowing the new key) -- so the next
 restart takes the new unlock key, and its key file never had to be
 rewritten.
 
-The file is sealed as soon as the manager knows the DEK (the first leader
-makes it when the swarm starts, so a founding manager's key is in clear on
-disk until then), and opened again when autolock is turned off.  Encryption
+The file is sealed as soon as the manager knows the DEK: a founding
+manager of ``up --autolock`` from the start (``up`` makes the DEK and hands
+each founding manager its wrapped copy, `cluster.local.provision`), any
+other when the DEK reaches it through the log (autolock turned on later, a
+manager that joined).  It is opened again when autolock is turned off.  Encryption
 is `cryptography`'s best available PKCS#8 scheme; OpenSSL reads it with the
 password (`raft.runtime.tls.TLSFiles.password`).
 """

@@ -8,7 +8,9 @@ it: CN = the node name (its Raft id, ``manager1``), OU = its role
 (``swarm-manager`` or ``swarm-worker``), O = the cluster id.  A SAN URI
 ``swarmraft://role/<role>`` repeats the role for tools that read SANs.  The
 certificates are valid both as TLS server and client (every manager dials
-and accepts), for `VALIDITY` days.
+and accepts), for the cluster's certificate expiry (`cluster.security.expiry`: 90 days
+by default), and renewed before they run out; the root itself lives
+`VALIDITY` days.
 
 Files (PEM)::
 
@@ -36,9 +38,18 @@ founding managers' certificates before any process runs), and the first
 leader puts it in the replicated store sealed with the swarm's data key,
 like a secret (`cluster.manager.duties`), so that whichever manager leads can sign
 for newcomers -- a manager that joined later included -- and, with
-autolock, it is as locked as the secrets are.  Certificates are not rotated;
-a removed node's certificate stops working because the dispatcher admits
-only nodes that are still in the store.
+autolock, it is as locked as the secrets are.  A removed node's
+certificate stops working because the dispatcher admits only nodes that are
+still in the store.
+
+Renewal
+-------
+A node renews its own certificate (`cluster.security.expiry` says when) with
+``POST /renew`` on the swarm port, authenticated by the certificate it
+still holds: a fresh key, a signing request, and the leader signs the same
+CN/OU/O again for the current expiry (`CertificateAuthority.renew`).  The
+node writes the new files (`write_node_files`) and its TLS contexts pick
+them up for every new connection (`raft.runtime.tls.FreshContexts`).
 """
 
 from __future__ import annotations
@@ -54,7 +65,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from raft.runtime.tls import MANAGER_ROLE, TLSFiles
+from cluster.security.expiry import expiry_of
+from raft.runtime.tls import MANAGER_ROLE, TLSFiles, identity_of
 
 __all__ = [
     "MANAGER_ROLE",
@@ -63,15 +75,32 @@ __all__ = [
     "CertificateAuthority",
     "digest_matches",
     "make_csr",
+    "new_request",
     "private_key_pem",
+    "replace_node_files",
     "root_digest",
     "token_digest",
     "write_node_files",
+    "write_trust",
 ]
 
 WORKER_ROLE = "swarm-worker"
-#: Days a certificate is valid; long, because nothing here renews them.
+#: Days the root certificate is valid (node certificates: `expiry.DEFAULT_EXPIRY`).
 VALIDITY = 3650
+
+
+#: A root's key usage: it signs certificates (and revocation lists), nothing else.
+_CA_KEY_USAGE = x509.KeyUsage(
+    digital_signature=False,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
 
 
 def _write(path: Path, data: bytes, private: bool = False) -> None:
@@ -162,21 +191,10 @@ class CertificateAuthority:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=VALIDITY))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            # Path length 1: room for one cross-signed root between a node
+            # certificate and this root, which a rotation needs (`cross_sign`).
+            .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+            .add_extension(_CA_KEY_USAGE, critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .sign(key, hashes.SHA256())
         )
@@ -190,6 +208,37 @@ class CertificateAuthority:
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise ValueError("the root CA key is not an EC key")
         return cls(cert, key)
+
+    def cross_sign(self, new: CertificateAuthority) -> x509.Certificate:
+        """``new``'s root, certified by this (old) root: the bridge of a rotation.
+
+        Same subject and key as ``new.cert``, issuer this root.  A node
+        certificate from the new root, presented with this certificate as
+        its chain, verifies for a node that still trusts only the old root:
+        leaf -> cross-signed new root -> old root.  It is valid no longer
+        than the old root.
+        """
+        now = datetime.datetime.now(datetime.UTC)
+        public = new.cert.public_key()
+        assert isinstance(public, ec.EllipticCurvePublicKey)
+        own_ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        return (
+            x509.CertificateBuilder()
+            .subject_name(new.cert.subject)
+            .issuer_name(self.cert.subject)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(min(new.cert.not_valid_after_utc, self.cert.not_valid_after_utc))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(_CA_KEY_USAGE, critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(own_ski),
+                critical=False,
+            )
+            .sign(self._key, hashes.SHA256())
+        )
 
     def key_pem(self) -> bytes:
         """The root key as PEM: only ever to be sealed into the store or a 0600 file."""
@@ -212,14 +261,24 @@ class CertificateAuthority:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
     def issue(
-        self, node_name: str, role: str, cluster_id: str
+        self,
+        node_name: str,
+        role: str,
+        cluster_id: str,
+        validity: datetime.timedelta | None = None,
     ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         """A fresh key and a certificate for it: CN = node name, OU = role, O = cluster."""
         key = ec.generate_private_key(ec.SECP256R1())
-        return self.sign(key.public_key(), node_name, role, cluster_id), key
+        return self.sign(key.public_key(), node_name, role, cluster_id, validity=validity), key
 
     def sign_csr(
-        self, csr_pem: bytes, node_id: str, role: str, cluster_id: str, hostname: str
+        self,
+        csr_pem: bytes,
+        node_id: str,
+        role: str,
+        cluster_id: str,
+        hostname: str,
+        validity: datetime.timedelta | None = None,
     ) -> x509.Certificate:
         """Certify the key of a newcomer's signing request as ``node_id`` in ``role``.
 
@@ -227,13 +286,22 @@ class CertificateAuthority:
         decide.  A request whose signature does not verify (not made with
         the key it carries) raises ValueError.
         """
-        csr = x509.load_pem_x509_csr(csr_pem)
-        if not csr.is_signature_valid:
-            raise ValueError("the signing request's signature does not verify")
-        public = csr.public_key()
-        if not isinstance(public, ec.EllipticCurvePublicKey):
-            raise ValueError("the signing request must carry an EC key")
-        return self.sign(public, node_id, role, cluster_id, hostname)
+        return self.sign(_csr_key(csr_pem), node_id, role, cluster_id, hostname, validity)
+
+    def renew(
+        self, csr_pem: bytes, current: x509.Certificate, validity: datetime.timedelta | None
+    ) -> x509.Certificate:
+        """A renewal: the request's new key, certified with ``current``'s subject again.
+
+        The identity comes from the certificate the node proved it holds,
+        never from the request.
+        """
+        who = identity_of(current)
+        names = current.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns = names.get_values_for_type(x509.DNSName)
+        hostname = dns[0] if dns else who.node_id
+        public = _csr_key(csr_pem)
+        return self.sign(public, who.node_id, who.role, who.cluster_id, hostname, validity)
 
     def sign(
         self,
@@ -242,8 +310,12 @@ class CertificateAuthority:
         role: str,
         cluster_id: str,
         hostname: str | None = None,
+        validity: datetime.timedelta | None = None,
     ) -> x509.Certificate:
-        """A certificate for ``public``: CN = node id, OU = role, O = cluster id."""
+        """A certificate for ``public``: CN = node id, OU = role, O = cluster id,
+        valid from now (less some clock skew) for ``validity`` (default:
+        `expiry.expiry_of` with no cluster spec, i.e. 90 days or the test override)."""
+        validity = validity if validity is not None else expiry_of(None)
         subject = x509.Name(
             [
                 x509.NameAttribute(NameOID.COMMON_NAME, node_id),
@@ -252,6 +324,10 @@ class CertificateAuthority:
             ]
         )
         now = datetime.datetime.now(datetime.UTC)
+        # Backdated for clocks a little behind ours -- by a tenth of the lifetime
+        # at most, so that a short-lived test certificate's renewal (planned as a
+        # fraction of its lifetime, `expiry.renewal_time`) still lies ahead.
+        skew = min(datetime.timedelta(minutes=5), validity / 10)
         role_uri = "swarmraft://role/" + role.removeprefix("swarm-")
         ca_ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         return (
@@ -260,8 +336,8 @@ class CertificateAuthority:
             .issuer_name(self.cert.subject)
             .public_key(public)
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=VALIDITY))
+            .not_valid_before(now - skew)
+            .not_valid_after(now + validity)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.ExtendedKeyUsage(
@@ -286,10 +362,28 @@ class CertificateAuthority:
             .sign(self._key, hashes.SHA256())
         )
 
-    def issue_files(self, keys_dir: Path, node_name: str, role: str, cluster_id: str) -> TLSFiles:
+    def issue_files(
+        self,
+        keys_dir: Path,
+        node_name: str,
+        role: str,
+        cluster_id: str,
+        validity: datetime.timedelta | None = None,
+    ) -> TLSFiles:
         """Issue a certificate and write ca.crt, node.crt, node.key (0600) into ``keys_dir``."""
-        cert, key = self.issue(node_name, role, cluster_id)
+        cert, key = self.issue(node_name, role, cluster_id, validity)
         return write_node_files(keys_dir, self.cert_pem(), cert, key)
+
+
+def _csr_key(csr_pem: bytes) -> ec.EllipticCurvePublicKey:
+    """The key of a signing request whose signature verifies (ValueError otherwise)."""
+    csr = x509.load_pem_x509_csr(csr_pem)
+    if not csr.is_signature_valid:
+        raise ValueError("the signing request's signature does not verify")
+    public = csr.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        raise ValueError("the signing request must carry an EC key")
+    return public
 
 
 def write_node_files(
@@ -301,3 +395,55 @@ def write_node_files(
     _write(files.key, _key_pem(key), private=True)
     _write(files.cert, cert.public_bytes(serialization.Encoding.PEM))
     return files
+
+
+def new_request() -> tuple[ec.EllipticCurvePrivateKey, bytes]:
+    """A fresh key and a signing request for it (a renewal's first step)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key, make_csr(key)
+
+
+def replace_node_files(
+    files: TLSFiles, ca_pem: bytes, cert_pem: bytes, key: ec.EllipticCurvePrivateKey
+) -> None:
+    """Install a renewed certificate in place of the old one, each file atomically.
+
+    The key is written sealed with the current password if the old one was
+    (autolock, `cluster.security.node_keys`).  Each file is written to a temp
+    file, fsynced and renamed: a crash leaves the old or the new file, never
+    half of one.  Between the renames the key may not match the
+    certificate for a moment; `raft.runtime.tls.FreshContexts` does not
+    adopt such a pair and tries again on the next connection.
+    """
+    x509.load_pem_x509_certificate(cert_pem)  # refuse garbage before touching anything
+    password = files.key_password()
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    for path, data, private in (
+        (files.key, key_pem, True),
+        (files.cert, cert_pem, False),
+        (files.ca, ca_pem, False),
+    ):
+        _replace(path, data, private)
+
+
+def write_trust(path: Path, roots_pem: bytes) -> None:
+    """Replace a node's trust file (one root, or two during a rotation) atomically."""
+    x509.load_pem_x509_certificates(roots_pem)  # refuse garbage before touching anything
+    _replace(path, roots_pem, private=False)
+
+
+def _replace(path: Path, data: bytes, private: bool) -> None:
+    tmp = path.with_name(path.name + ".new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -169,6 +169,25 @@ def put_root_ca(cert_pem: str, sealed_key: dict[str, Any], now: Time) -> bytes:
     return encode("cluster.root_ca", cert=cert_pem, sealed=sealed_key, at=format_time(now))
 
 
+def start_root_rotation(
+    cert_pem: str, cross_pem: str, digest: str, sealed_key: dict[str, Any], now: Time
+) -> bytes:
+    """``swarm ca --rotate``: the next root, its cross-signed bridge, its key sealed."""
+    return encode(
+        "cluster.root_rotation",
+        cert=cert_pem,
+        cross=cross_pem,
+        digest=digest,
+        sealed=sealed_key,
+        at=format_time(now),
+    )
+
+
+def node_certificate(node_id: str, issuer_digest: str, now: Time) -> bytes:
+    """Record which root issued a node's newest certificate."""
+    return encode("node.certificate", id=node_id, issuer=issuer_digest, at=format_time(now))
+
+
 def put_data_key(wrapped: bytes, now: Time) -> bytes:
     """Replicate the DEK wrapped under the KEK (at init, or after a rewrap)."""
     key_id, _ = crypto.wrapped_key_ids(wrapped)

@@ -137,25 +137,74 @@ def cluster_update(tx: Txn, args: dict[str, Any]) -> o.Obj:
 #: The row of the ``sealed`` table that holds the root CA's key (not a secret
 #: ID: those are 25 base36 digits).
 ROOT_CA_KEY = "root-ca"
+#: During a root rotation: the row of the next root's key.
+NEXT_ROOT_CA_KEY = "root-ca-next"
+
+_SEALED_FIELDS = ("Alg", "KeyID", "Nonce", "Ciphertext")
 
 
-def cluster_root_ca(tx: Txn, args: dict[str, Any]) -> dict[str, Any]:
-    """Store the root CA: the certificate in ``TLSInfo.TrustRoot`` (Docker's place
-    for it, shown by ``GET /swarm``), the key sealed like a secret's data."""
-    clusters = list(tx.rows(o.CLUSTER))
-    if not clusters:
-        raise FailedPrecondition("the swarm is not initialised")
-    cert, sealed = _arg(args, "cert", str), _arg(args, "sealed", dict)
+def _sealed_arg(args: dict[str, Any]) -> dict[str, Any]:
+    sealed = _arg(args, "sealed", dict)
     try:
         crypto.check_sealed(sealed)
     except ValueError as e:
         raise InvalidArgument(f"malformed command: {e}") from None
+    return {k: sealed[k] for k in _SEALED_FIELDS}
+
+
+def cluster_root_ca(tx: Txn, args: dict[str, Any]) -> dict[str, Any]:
+    """Store the root CA: the certificate in ``TLSInfo.TrustRoot`` (Docker's place
+    for it, shown by ``GET /swarm``), the key sealed like a secret's data.
+
+    Also the last step of a root rotation: the new root becomes the root, and
+    the rotation's state and the next key's row are dropped.
+    """
+    clusters = list(tx.rows(o.CLUSTER))
+    if not clusters:
+        raise FailedPrecondition("the swarm is not initialised")
+    cert, sealed = _arg(args, "cert", str), _sealed_arg(args)
     cluster = copy.deepcopy(clusters[0])
     cluster["TLSInfo"] = {"TrustRoot": cert}
+    cluster.pop("RootRotation", None)
+    cluster["RootRotationInProgress"] = False
     o.touch(cluster, tx.index, _arg(args, "at", str))
     tx.put(o.CLUSTER, cluster["ID"], cluster)
-    tx.put("sealed", ROOT_CA_KEY, {k: sealed[k] for k in ("Alg", "KeyID", "Nonce", "Ciphertext")})
+    tx.put("sealed", ROOT_CA_KEY, sealed)
+    tx.delete("sealed", NEXT_ROOT_CA_KEY)
     return {"ID": cluster["ID"]}
+
+
+def cluster_root_rotation(tx: Txn, args: dict[str, Any]) -> dict[str, Any]:
+    """Start a root rotation (``swarm ca --rotate``): the next root's certificate,
+    the same certified by the current root (the bridge), its digest, and its
+    key sealed like the root's (`cluster.manager.rotation`)."""
+    clusters = list(tx.rows(o.CLUSTER))
+    if not clusters or not clusters[0].get("TLSInfo", {}).get("TrustRoot"):
+        raise FailedPrecondition("this swarm has no root CA to rotate")
+    cluster = copy.deepcopy(clusters[0])
+    if cluster.get("RootRotation"):
+        raise FailedPrecondition("a root CA rotation is already in progress")
+    cluster["RootRotation"] = {
+        "CACert": _arg(args, "cert", str),
+        "CrossSignedCACert": _arg(args, "cross", str),
+        "Digest": _arg(args, "digest", str),
+    }
+    cluster["RootRotationInProgress"] = True
+    o.touch(cluster, tx.index, _arg(args, "at", str))
+    tx.put(o.CLUSTER, cluster["ID"], cluster)
+    tx.put("sealed", NEXT_ROOT_CA_KEY, _sealed_arg(args))
+    return {"ID": cluster["ID"]}
+
+
+def node_certificate(tx: Txn, args: dict[str, Any]) -> o.Obj:
+    """The leader signed a node a certificate: ``Description.TLSInfo.CertIssuerDigest``
+    names the root that issued it (a rotation counts the nodes on the new root)."""
+    node = _existing(tx, o.NODE, _arg(args, "id", str))
+    tls_info = dict(node["Description"].get("TLSInfo") or {})
+    tls_info["CertIssuerDigest"] = _arg(args, "issuer", str)
+    node["Description"]["TLSInfo"] = tls_info
+    o.touch(node, tx.index, _arg(args, "at", str))
+    return tx.put(o.NODE, node["ID"], node)
 
 
 def keyring_put(tx: Txn, args: dict[str, Any]) -> dict[str, Any]:
@@ -577,6 +626,8 @@ HANDLERS: dict[str, Callable[[Txn, dict[str, Any]], Any]] = {
     "cluster.update": cluster_update,
     "keyring.put": keyring_put,
     "cluster.root_ca": cluster_root_ca,
+    "cluster.root_rotation": cluster_root_rotation,
+    "node.certificate": node_certificate,
     "node.create": node_create,
     "node.update": node_update,
     "node.status": node_status,

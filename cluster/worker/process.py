@@ -41,9 +41,11 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import logging
 import os
+import random
 import signal
 import sys
 import time
@@ -57,9 +59,11 @@ from cryptography import x509
 
 from cluster.control import agent
 from cluster.control.dispatcher import HEARTBEAT_PERIOD
+from cluster.security import pki
+from cluster.security.renewal import Renewer, issued_by
 from raft.runtime import eventloop
 from raft.runtime.plain import from_plain
-from raft.runtime.tls import MANAGER_ROLE, TLSFiles, identity_of, peer_identity
+from raft.runtime.tls import MANAGER_ROLE, FreshContexts, TLSFiles, identity_of, peer_identity
 
 __all__ = ["Worker", "WorkerSettings", "main"]
 
@@ -131,6 +135,10 @@ class Worker:
         #: task ID -> secret file name -> data: in memory only, never on a disk.
         self._mounted: dict[str, dict[str, bytes]] = {}
         self.last_contact: float | None = None
+        #: Renews our certificate before it expires (`cluster.security.renewal`).
+        self.renewer: Renewer | None = None
+        #: The new root of the rotation we last renewed onto (once per rotation).
+        self._renewed_onto: str | None = None
 
     # ------------------------------------------------------------ secrets
 
@@ -211,12 +219,14 @@ class Worker:
         if self.session is None:
             await self.register(http)
         s = self.settings
-        await self._call(
+        beat = await self._call(
             http,
             "POST",
             "/dispatcher/heartbeat",
             {"SessionID": self.session, "SecretsHeld": self.secrets_held()},
         )
+        if isinstance(beat, dict):
+            self.follow_roots(beat.get("TrustRoots"), beat.get("RootRotation"))
         answer = await self._call(
             http, "GET", "/dispatcher/assignments", params={"session": self.session or ""}
         )
@@ -232,30 +242,75 @@ class Worker:
             except Refused as e:  # e.g. the task moved on meanwhile
                 logger.debug("%s: report on %s refused: %s", s.name, r.task_id, e)
 
+    def follow_roots(self, trust: Any, new_root: Any) -> None:
+        """A root CA rotation, as the leader tells it (`cluster.manager.rotation`):
+        trust the roots it names, and renew onto the new root once per rotation."""
+        if not isinstance(trust, str) or "BEGIN CERTIFICATE" not in trust:
+            return
+        try:
+            if self.tls.ca.read_text() != trust:
+                pki.write_trust(self.tls.ca, trust.encode())
+                logger.info("%s: trust file now holds %d root(s)", self.settings.name,
+                            trust.count("BEGIN CERTIFICATE"))  # fmt: skip
+        except (OSError, ValueError) as e:
+            logger.error("%s: cannot update the trust file: %s", self.settings.name, e)
+            return
+        if not isinstance(new_root, str) or new_root == self._renewed_onto:
+            return
+        self._renewed_onto = new_root
+        if self.renewer is not None and not issued_by(self.renewer.certificate(), new_root):
+            self.renewer.renew_soon()
+
+    async def renew(self, http: aiohttp.ClientSession, csr: bytes) -> tuple[bytes, bytes]:
+        """Our `Renewer`'s ``ask``: ``POST /renew`` to the leader (a redirection followed)."""
+        for _ in range(MAX_REDIRECTS):
+            try:
+                body = await self._call(http, "POST", "/renew", {"CSR": csr.decode()})
+            except Redirected:
+                continue
+            except (ManagerUnavailable, Refused, SessionLost) as e:
+                raise OSError(str(e)) from None
+            return body["Certificate"].encode(), body["CACertificate"].encode()
+        raise OSError("the leader moved while renewing")
+
     async def run(self) -> None:
         connector = ManagersOnly(self.tls, self.cluster_id)
-        redirects = 0
         async with aiohttp.ClientSession(connector=connector) as http:
-            while True:
-                try:
-                    await self.round(http)
-                except SessionLost:
-                    self.session = None
-                    continue
-                except Redirected:
-                    redirects += 1
-                    if redirects <= MAX_REDIRECTS:
-                        continue  # call the leader now; a few hops at most
-                except ManagerUnavailable as e:
-                    logger.debug("%s: %s; trying another manager", self.settings.name, e)
-                    self._next_manager()
-                except Refused as e:
-                    if e.status == 403:
-                        raise
-                    logger.warning("%s: request refused: %s", self.settings.name, e)
-                else:
-                    redirects = 0
-                await asyncio.sleep(self.period)
+            self.renewer = Renewer(
+                self.settings.name, self.tls, functools.partial(self.renew, http), random.Random()
+            )
+            # Beside the rounds, on the same session: renewing is never urgent
+            # enough to hold a heartbeat back, nor a heartbeat to hold it back.
+            renewal = asyncio.create_task(self.renewer.run())
+            try:
+                await self._rounds(http)
+            finally:
+                renewal.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewal
+
+    async def _rounds(self, http: aiohttp.ClientSession) -> None:
+        redirects = 0
+        while True:
+            try:
+                await self.round(http)
+            except SessionLost:
+                self.session = None
+                continue
+            except Redirected:
+                redirects += 1
+                if redirects <= MAX_REDIRECTS:
+                    continue  # call the leader now; a few hops at most
+            except ManagerUnavailable as e:
+                logger.debug("%s: %s; trying another manager", self.settings.name, e)
+                self._next_manager()
+            except Refused as e:
+                if e.status == 403:
+                    raise
+                logger.warning("%s: request refused: %s", self.settings.name, e)
+            else:
+                redirects = 0
+            await asyncio.sleep(self.period)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -282,10 +337,13 @@ class ManagersOnly(aiohttp.TCPConnector):
     """
 
     def __init__(self, tls: TLSFiles, cluster_id: str) -> None:
-        super().__init__(ssl=tls.client_context())
+        self._contexts = FreshContexts(tls, TLSFiles.client_context)
+        super().__init__(ssl=self._contexts.get())
         self.cluster_id = cluster_id
 
     async def _wrap_create_connection(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("ssl"):
+            kwargs["ssl"] = self._contexts.get()  # a renewed certificate, from now on
         transport, protocol = await super()._wrap_create_connection(*args, **kwargs)
         who = peer_identity(transport.get_extra_info("ssl_object"))
         why = None

@@ -28,7 +28,7 @@ from raft.runtime.codec import (
     frame,
 )
 from raft.runtime.links import TransportSettings, TransportStats
-from raft.runtime.tls import TLSFiles, peer_identity, peer_refusal
+from raft.runtime.tls import FreshContexts, TLSFiles, peer_identity, peer_refusal
 
 __all__ = ["TLS_GO", "Handshake", "HandshakeError", "WarningThrottle", "read_hello"]
 
@@ -118,10 +118,16 @@ class Handshake:
         self.log = log
         self.tls = tls
         self.hello_frame = frame(encode_hello(Hello(PROTOCOL_VERSION, cluster_id, node_id)))
-        # Built once: loading the CA and our key is file I/O we keep off the hot path.
-        self.server_ssl = tls.server_context() if tls is not None else None
-        self._client_ssl = tls.client_context() if tls is not None else None
+        # Built once, and again only when the files change (a renewed certificate,
+        # a rotated root): new connections then use the new ones.
+        self._server_ssl = FreshContexts(tls, TLSFiles.server_context) if tls else None
+        self._client_ssl = FreshContexts(tls, TLSFiles.client_context) if tls else None
         self.warnings = WarningThrottle(settings.warning_interval)
+
+    @property
+    def server_ssl(self) -> ssl.SSLContext | None:
+        """The context for the next accepted connection (None: plain TCP)."""
+        return self._server_ssl.get() if self._server_ssl is not None else None
 
     async def start_tls(self, writer: asyncio.StreamWriter, ctx: ssl.SSLContext) -> None:
         """Run the TLS handshake on a connected stream (either side, as ``writer`` was made).
@@ -150,9 +156,10 @@ class Handshake:
         of the event loop (nothing is awaited in between), so the ClientHello
         can only arrive once TLS is listening for it.
         """
-        assert self.server_ssl is not None
+        ctx = self.server_ssl  # the newest certificate files (`FreshContexts`)
+        assert ctx is not None
         writer.write(TLS_GO)
-        await self.start_tls(writer, self.server_ssl)
+        await self.start_tls(writer, ctx)
 
     def warn(self, remote: str, reason: str, msg: str, *args: Any) -> None:
         """Log a handshake warning about ``remote``, rate-limited by remote and reason."""
@@ -189,7 +196,7 @@ class Handshake:
                     # The acceptor is listening for TLS once it said so (`accept_tls`).
                     if await reader.readexactly(1) != TLS_GO:
                         raise RemoteProtocolError("it does not speak TLS first")
-                    await self.start_tls(writer, self._client_ssl)
+                    await self.start_tls(writer, self._client_ssl.get())
                 writer.write(self.hello_frame)
                 try:
                     await writer.drain()

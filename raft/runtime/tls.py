@@ -19,14 +19,23 @@ the CN must be the claimed node id, the OU the role we accept as a peer
 mean nothing here (every node is on 127.0.0.1), so ``check_hostname`` is
 off and the CN check replaces it.
 
+Certificates are renewed while the node runs (they expire, as Swarm's do,
+and the root CA can be rotated), so the files change under a running node.
+`FreshContexts` rebuilds a context when its files changed, so every *new*
+connection shows the newest certificate and trusts the newest roots, while
+connections already open carry on.  A half-written set of files (a key that
+does not match its certificate for a moment) is not adopted: the previous
+context stays until the files load together.
+
 This module knows only file paths and subject fields; who issues the
 certificates (the cluster supervisor, `cluster.security.pki`) is not its business.
 """
 
 from __future__ import annotations
 
+import logging
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +45,7 @@ from cryptography.x509.oid import NameOID
 
 __all__ = [
     "MANAGER_ROLE",
+    "FreshContexts",
     "PeerIdentity",
     "TLSFiles",
     "identity_of",
@@ -52,7 +62,9 @@ class TLSFiles:
     """Where one node's PEM files are; ``peer_role`` is the OU a peer must carry.
 
     ``password`` opens an encrypted key file (a manager's under autolock);
-    it is held in memory only and never shown by ``repr``.
+    it is held in memory only and never shown by ``repr``.  ``password_source``,
+    when given, is asked instead each time a context is built: autolock may
+    seal the key file while the node runs.
     """
 
     ca: Path
@@ -60,6 +72,13 @@ class TLSFiles:
     key: Path
     peer_role: str = MANAGER_ROLE
     password: bytes | None = field(default=None, repr=False)
+    password_source: Callable[[], bytes | None] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def key_password(self) -> bytes | None:
+        """The password of the key file now (None: it is in clear)."""
+        return self.password_source() if self.password_source is not None else self.password
 
     @classmethod
     def in_dir(cls, keys: Path) -> TLSFiles:
@@ -81,7 +100,7 @@ class TLSFiles:
         """For accepting: our certificate out, a client certificate required and checked."""
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.ca))
         ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_cert_chain(str(self.cert), str(self.key), password=self.password)
+        ctx.load_cert_chain(str(self.cert), str(self.key), password=self.key_password())
         return ctx
 
     def client_context(self) -> ssl.SSLContext:
@@ -89,8 +108,55 @@ class TLSFiles:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca))
         ctx.check_hostname = False  # peers are identified by CN after the handshake
         ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_cert_chain(str(self.cert), str(self.key), password=self.password)
+        ctx.load_cert_chain(str(self.cert), str(self.key), password=self.key_password())
         return ctx
+
+    def signature(self) -> tuple[tuple[int, int], ...]:
+        """What changes when any of the three files is replaced (mtime, size)."""
+        out = []
+        for path in (self.ca, self.cert, self.key):
+            try:
+                st = path.stat()
+                out.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                out.append((0, 0))
+        return tuple(out)
+
+
+_log = logging.getLogger("raft.runtime.tls")
+
+
+class FreshContexts:
+    """A context that follows its files: rebuilt when they change, kept when they don't.
+
+    ``build`` makes a context from the files (`TLSFiles.server_context`, say).
+    Each `get` stats the three files -- three system calls per new
+    connection, far from the hot path of messages on open ones.  If the new
+    files do not load (caught mid-replacement), the previous context is kept
+    and the next `get` tries again.
+    """
+
+    def __init__(self, files: TLSFiles, build: Callable[[TLSFiles], ssl.SSLContext]) -> None:
+        self.files = files
+        self._build = build
+        self._signature = files.signature()
+        self._context = build(files)
+        #: How many times a changed set of files was adopted (tests read it).
+        self.reloads = 0
+
+    def get(self) -> ssl.SSLContext:
+        """The context for a new connection, from the newest files that load."""
+        signature = self.files.signature()
+        if signature != self._signature:
+            try:
+                context = self._build(self.files)
+            except (OSError, ValueError, ssl.SSLError) as e:
+                _log.debug("certificate files changed but do not load yet: %s", e)
+            else:
+                self._context, self._signature = context, signature
+                self.reloads += 1
+                _log.info("certificate files reloaded: %s", self.files.cert)
+        return self._context
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from typing import Any
 from cluster.api.backend import NoQuorumError, NotLeaderError
 from cluster.control.dispatcher import Dispatcher
 from cluster.security import crypto
-from cluster.security.pki import CertificateAuthority
+from cluster.security.pki import CertificateAuthority, root_digest
 from cluster.state import commands as c
 from cluster.state.errors import NotFound
 from cluster.state.store import Result, Store
@@ -202,6 +202,12 @@ class SwarmBackend(FakeBackend):
 
     def certificate_authority(self) -> CertificateAuthority:
         return self.ca
+
+    def trust_bundle_pem(self) -> bytes:
+        return self.ca.cert_pem()  # no rotation in the fake
+
+    def renewal_ca(self) -> tuple[CertificateAuthority, bytes, str]:
+        return self.ca, b"", root_digest(self.ca.cert)
 
     def require_leader(self) -> None:
         if self.mode == "follower":

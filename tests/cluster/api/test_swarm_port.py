@@ -166,3 +166,11 @@ async def test_the_root_certificate_is_public(swarm) -> None:
     client, backend = swarm
     async with client.get("/ca") as resp:
         assert resp.status == 200 and await resp.read() == backend.ca.cert_pem()
+
+
+async def test_renewal_needs_the_certificate_being_renewed(swarm) -> None:
+    """Without a client certificate there is no identity to certify again."""
+    client, _ = swarm
+    async with client.post("/renew", json={"CSR": csr()}) as resp:
+        assert resp.status == 401
+        assert "the certificate being renewed" in (await resp.json())["message"]

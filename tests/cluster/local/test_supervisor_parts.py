@@ -99,3 +99,31 @@ def test_a_member_by_name_or_id_prefix_else_a_one_line_error(tmp_path: Path) -> 
         resolve(processes, desc, "id1")
     with pytest.raises(ClusterError, match=r"no node 'x' in this cluster \(nodes: manager1, "):
         resolve(processes, desc, "x")
+
+
+def test_up_with_autolock_seals_every_founding_managers_key_from_the_start(
+    tmp_path: Path,
+) -> None:
+    """No leader, no process: the key is sealed on disk by provisioning itself, and
+    opens with the unlock key's KEK -> the wrapped data key -> the password."""
+    from cluster.local.layout import Timing
+    from cluster.security import crypto, node_keys
+
+    cdir = ClusterDir(tmp_path)
+    desc, unlock_key = Provisioner(cdir).create(3, None, Timing(), {}, autolock=True)
+    assert unlock_key is not None
+    kek = crypto.kek_from_unlock_key(unlock_key)
+    deks = set()
+    for m in desc.members:
+        keys = tmp_path / m.name / "keys"
+        assert node_keys.is_sealed(keys / "node.key")
+        assert (keys / "dek.wrapped").stat().st_mode & 0o777 == 0o600
+        dek = crypto.unwrap_dek((keys / "dek.wrapped").read_bytes(), kek)
+        deks.add(dek.secret_bytes())
+        node_keys.open_key(keys / "node.key", node_keys.key_password(dek))  # the right password
+        assert not node_keys.is_sealed(keys / "node.key")
+    assert len(deks) == 1  # one data key for the swarm, which the first leader adopts
+
+    plain = Provisioner(ClusterDir(tmp_path / "plain")).create(1, None, Timing(), {})[0]
+    keys = tmp_path / "plain" / plain.members[0].name / "keys"
+    assert not node_keys.is_sealed(keys / "node.key") and not (keys / "dek.wrapped").exists()

@@ -231,6 +231,27 @@ async def test_dialer_counts_and_logs_an_expired_server_certificate(make_node, p
     assert server.inbox.messages == []
 
 
+async def test_a_renewed_certificate_is_used_without_a_restart(make_node, pki, caplog):
+    """Replacing a running node's files (what a renewal does) takes effect on the
+    next connection: an expired server certificate, refused, then renewed in place."""
+    caplog.set_level(logging.WARNING)
+    files = pki("manager2", expired=True)
+    server = await make_node("manager2", files)
+    a = await make_node("manager1", pki("manager1"))
+    server.t.set_peers({"manager1": a.address})
+    a.t.set_peers({"manager2": server.address})
+    a.t.send(vote("manager1", "manager2"))
+    await eventually(lambda: a.t.stats.tls_failures >= 1)
+    assert server.inbox.messages == []
+
+    fresh = pki("manager2")
+    for path in ("key", "cert"):
+        getattr(files, path).write_bytes(getattr(fresh, path).read_bytes())
+    a.t.send(vote("manager1", "manager2", term=2))
+    await server.inbox.wait_for_message(vote("manager1", "manager2", term=2))
+    assert a.t.is_connected("manager2")
+
+
 async def test_certificate_for_another_name_is_refused(make_node, pki):
     # manager3 holds a good certificate, but for manager4's name, and claims to be manager3.
     files = pki("manager4")
