@@ -25,11 +25,9 @@ import errno
 import time
 from collections.abc import Callable
 
-from raft.core.messages import Entry, HardState, Snapshot
-from raft.core.storage import PersistentState
 from raft.runtime.backends import disk_storage
 from raft.runtime.disk import DiskFullError, DiskStorage
-from raft.runtime.powercut import Trigger, UnsyncedWrites
+from raft.runtime.powercut import Trigger, UnsyncedWrites, WatchedDisk
 from raft.runtime.settings import NodeSettings
 
 __all__ = ["FaultyDisk", "always"]
@@ -40,7 +38,7 @@ def always(_: UnsyncedWrites) -> bool:
     return True
 
 
-class FaultyDisk:
+class FaultyDisk(WatchedDisk):
     """A `DiskStorage` a test can fill, slow down or break (see the module docstring)."""
 
     def __init__(
@@ -50,16 +48,14 @@ class FaultyDisk:
         fail_fsync: Trigger | None = None,
         fsync_delay: float = 0.0,
     ) -> None:
-        self.disk = disk
+        super().__init__(disk)
         #: While True, every sync fails with `DiskFullError` (nothing written).
         self.full = False
         #: The condition that makes the next fsync fail with EIO; None: never.
         self.fail_fsync = fail_fsync
         self.fsync_delay = fsync_delay
-        #: Syncs that succeeded, and that raised `DiskFullError`.
         self.syncs = 0
         self.full_syncs = 0
-        self._writes = UnsyncedWrites(HardState())
 
     @classmethod
     def factory(
@@ -68,38 +64,14 @@ class FaultyDisk:
         """A `raft.runtime.backends.StorageFactory` for `RaftNode`."""
         return lambda s: cls(disk_storage(s), fail_fsync=fail_fsync, fsync_delay=fsync_delay)
 
-    def load(self) -> PersistentState:
-        state = self.disk.load()
-        self._writes = UnsyncedWrites(state.hard_state)
-        return state
-
-    def append(self, entries: list[Entry]) -> None:
-        self.disk.append(entries)
-        self._writes.entries.extend(entries)
-
-    def set_hard_state(self, hs: HardState) -> None:
-        self.disk.set_hard_state(hs)
-        self._writes.hard_state = hs
-
-    def save_snapshot(self, snapshot: Snapshot) -> None:
-        self.disk.save_snapshot(snapshot)
-
-    def install_snapshot(self, snapshot: Snapshot) -> None:
-        self.disk.install_snapshot(snapshot)
-
     def sync(self) -> None:
         if self.fsync_delay:
             time.sleep(self.fsync_delay)
         if self.full:
             self.full_syncs += 1
             raise DiskFullError(self.disk.path, OSError(errno.ENOSPC, "No space left on device"))
-        w = self._writes
-        if self.fail_fsync is not None and self.fail_fsync(w):
+        if self.fail_fsync is not None and self.fail_fsync(self._writes):
             self.fail_fsync = None
             self.disk.fail_next_fsync(OSError(errno.EIO, "Input/output error"))
-        self.disk.sync()
+        super().sync()
         self.syncs += 1
-        self._writes = UnsyncedWrites(w.hard_state or w.durable)
-
-    def close(self) -> None:
-        self.disk.close()

@@ -25,7 +25,14 @@ from raft.runtime.backends import disk_storage
 from raft.runtime.disk import DiskStorage
 from raft.runtime.settings import NodeSettings
 
-__all__ = ["PowerCut", "PowerCutStorage", "UnsyncedWrites", "appends_a_command", "grants_a_vote"]
+__all__ = [
+    "PowerCut",
+    "PowerCutStorage",
+    "UnsyncedWrites",
+    "WatchedDisk",
+    "appends_a_command",
+    "grants_a_vote",
+]
 
 
 class PowerCut(Exception):
@@ -59,20 +66,15 @@ def grants_a_vote(w: UnsyncedWrites) -> bool:
     )
 
 
-class PowerCutStorage:
-    """A `DiskStorage` with a power switch for tests (see the module docstring)."""
+class WatchedDisk:
+    """TEST ONLY: a `DiskStorage` passed through, keeping what was written since
+    the last sync (`UnsyncedWrites`) so a subclass can decide, at ``sync``, what
+    happens to it.  `PowerCutStorage` and `raft.runtime.faultydisk.FaultyDisk`
+    are the two."""
 
-    def __init__(self, disk: DiskStorage, when: Trigger | None = None) -> None:
+    def __init__(self, disk: DiskStorage) -> None:
         self.disk = disk
-        #: The condition that cuts the power at the next sync; None: never.
-        self.armed = when
-        self.cut = False
         self._writes = UnsyncedWrites(HardState())
-
-    @classmethod
-    def factory(cls, when: Trigger | None) -> Callable[[NodeSettings], PowerCutStorage]:
-        """A `raft.runtime.backends.StorageFactory` for `RaftNode` that arms ``when``."""
-        return lambda settings: cls(disk_storage(settings), when)
 
     def load(self) -> PersistentState:
         state = self.disk.load()
@@ -94,13 +96,38 @@ class PowerCutStorage:
         self.disk.install_snapshot(snapshot)
 
     def sync(self) -> None:
+        self.disk.sync()
+        self._synced()
+
+    def _synced(self) -> None:
+        """The writes so far are durable: start counting afresh."""
         w = self._writes
-        if self.armed is not None and self.armed(w):
+        self._writes = UnsyncedWrites(w.hard_state or w.durable)
+
+    def close(self) -> None:
+        self.disk.close()
+
+
+class PowerCutStorage(WatchedDisk):
+    """A `DiskStorage` with a power switch for tests (see the module docstring)."""
+
+    def __init__(self, disk: DiskStorage, when: Trigger | None = None) -> None:
+        super().__init__(disk)
+        #: The condition that cuts the power at the next sync; None: never.
+        self.armed = when
+        self.cut = False
+
+    @classmethod
+    def factory(cls, when: Trigger | None) -> Callable[[NodeSettings], PowerCutStorage]:
+        """A `raft.runtime.backends.StorageFactory` for `RaftNode` that arms ``when``."""
+        return lambda settings: cls(disk_storage(settings), when)
+
+    def sync(self) -> None:
+        if self.armed is not None and self.armed(self._writes):
             self.armed, self.cut = None, True
             self.disk.lose_power()
             raise PowerCut("power cut before the fsync (test hook)")
-        self.disk.sync()
-        self._writes = UnsyncedWrites(w.hard_state or w.durable)
+        super().sync()
 
     def close(self) -> None:
         if not self.cut:
