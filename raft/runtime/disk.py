@@ -107,10 +107,8 @@ import errno
 import fcntl
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import msgpack
 
@@ -121,18 +119,21 @@ from raft.runtime.diskformat import (
     FILE_HEADER,
     FORMAT_VERSION,
     HARD_MAGIC,
-    KINDS,
     LOG_MAGIC,
     SNAP_MAGIC,
     CorruptLogError,
-    decode_hard_state,
-    decode_snapshot,
     encode_hard_state,
     encode_snapshot,
-    entry_ok,
     frame,
-    scan,
-    uint,
+)
+from raft.runtime.diskread import (
+    HARDSTATE,
+    SEGMENT_PREFIX,
+    SEGMENT_SUFFIX,
+    SNAPSHOT,
+    Segment,
+    read_state,
+    write_all,
 )
 
 __all__ = [
@@ -150,11 +151,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SEGMENT_SIZE = 64 << 20
 
-_HARDSTATE = "hardstate"
-_SNAPSHOT = "snapshot"
 _LOCK = "LOCK"
-_SEGMENT_PREFIX = "log-"
-_SEGMENT_SUFFIX = ".seg"
 
 
 class DataDirInUseError(RuntimeError):
@@ -199,23 +196,6 @@ class FsyncFailedError(StorageError):
 def _no_space(exc: OSError, path: Path) -> OSError:
     """`DiskFullError` if ``exc`` says the disk is full, else ``exc`` itself."""
     return DiskFullError(path, exc) if exc.errno in _NO_SPACE else exc
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    """``os.write`` until done: a write to a regular file may still be short."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-@dataclass(slots=True)
-class _Segment:
-    seq: int
-    path: Path
-    size: int
-    #: Highest index any record in it wrote: once the durable snapshot covers
-    #: it (and every older segment), replay no longer needs the file.
-    max_index: int
 
 
 # --------------------------------------------------------------------------
@@ -263,7 +243,7 @@ class DiskStorage:
     def _open(self) -> None:
         for tmp in self.path.glob("*.tmp"):
             tmp.unlink()
-        state, segments = self._read_state(repair=True)
+        state, segments = read_state(self.path, repair=True, notes=self.recovery_notes)
         if not segments:
             segments = [self._create_segment(1)]
             self._fsync_dir()
@@ -297,7 +277,7 @@ class DiskStorage:
         if self._recovered is not None:
             state, self._recovered = self._recovered, None
             return state
-        return self._read_state(repair=False)[0]
+        return read_state(self.path, repair=False, notes=self.recovery_notes)[0]
 
     def append(self, entries: list[Entry]) -> None:
         """Buffer ``entries``, replacing what was stored from ``entries[0].index`` on (§5.3).
@@ -437,14 +417,14 @@ class DiskStorage:
         snap = self._pending_snapshot
         if snap is not None:
             self._write_records(self._frames_before_snapshot)
-            self._replace_file(_SNAPSHOT, SNAP_MAGIC, encode_snapshot(snap))
+            self._replace_file(SNAPSHOT, SNAP_MAGIC, encode_snapshot(snap))
             self._fsync_dir()
             self._durable_snapshot_index = snap.meta.index
             self._pending_snapshot = None
         self._write_records(len(self._pending))
         if self._hs_dirty():
             hs = self._hard_state
-            self._replace_file(_HARDSTATE, HARD_MAGIC, encode_hard_state(hs))
+            self._replace_file(HARDSTATE, HARD_MAGIC, encode_hard_state(hs))
             self._durable_hs = hs
         self._drop_covered_segments()
         if self._dir_dirty:
@@ -467,11 +447,11 @@ class DiskStorage:
             max_index = max(max_index, last)
         self._flush(seg, chunk, size, max_index)
 
-    def _flush(self, seg: _Segment, chunk: list[bytes], size: int, max_index: int) -> None:
+    def _flush(self, seg: Segment, chunk: list[bytes], size: int, max_index: int) -> None:
         if not chunk:
             return
         try:
-            _write_all(self._active_fd, b"".join(chunk))
+            write_all(self._active_fd, b"".join(chunk))
         except OSError as exc:
             if exc.errno not in _NO_SPACE:
                 raise
@@ -485,7 +465,7 @@ class DiskStorage:
         del self._pending[: len(chunk)]
         self._frames_before_snapshot = max(0, self._frames_before_snapshot - len(chunk))
 
-    def _roll(self) -> _Segment:
+    def _roll(self) -> Segment:
         """Start the next segment; the full one is already fsynced.
 
         The new file is made (and its name made durable, so that segments on
@@ -500,21 +480,21 @@ class DiskStorage:
         self._active_fd = os.open(seg.path, os.O_WRONLY | os.O_APPEND)
         return seg
 
-    def _create_segment(self, seq: int) -> _Segment:
-        path = self.path / f"{_SEGMENT_PREFIX}{seq:010d}{_SEGMENT_SUFFIX}"
+    def _create_segment(self, seq: int) -> Segment:
+        path = self.path / f"{SEGMENT_PREFIX}{seq:010d}{SEGMENT_SUFFIX}"
         created = False
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             created = True
             try:
-                _write_all(fd, FILE_HEADER.pack(LOG_MAGIC, FORMAT_VERSION))
+                write_all(fd, FILE_HEADER.pack(LOG_MAGIC, FORMAT_VERSION))
             finally:
                 os.close(fd)
         except OSError as exc:
             if created:
                 path.unlink()  # a header cut short by a full disk: as if never made
             raise _no_space(exc, path) from None
-        return _Segment(seq, path, FILE_HEADER.size, 0)
+        return Segment(seq, path, FILE_HEADER.size, 0)
 
     def _replace_file(self, name: str, magic: bytes, payload: bytes) -> None:
         """Write-temp, fsync, rename: readers see the old file or the new one, whole.
@@ -528,7 +508,7 @@ class DiskStorage:
             raise _no_space(exc, tmp) from None
         try:
             try:
-                _write_all(fd, FILE_HEADER.pack(magic, FORMAT_VERSION) + frame(payload))
+                write_all(fd, FILE_HEADER.pack(magic, FORMAT_VERSION) + frame(payload))
             except OSError as exc:
                 tmp.unlink()
                 raise _no_space(exc, tmp) from None
@@ -592,101 +572,3 @@ class DiskStorage:
                 setattr(self, name, -1)
 
     # ------------------------------------------------------------- reading
-
-    def _read_state(self, *, repair: bool) -> tuple[PersistentState, list[_Segment]]:
-        """Decode every file; with ``repair``, cut a torn tail off the last segment."""
-        hard_state = self._read_single(_HARDSTATE, HARD_MAGIC, decode_hard_state)
-        snapshot = self._read_single(_SNAPSHOT, SNAP_MAGIC, decode_snapshot)
-        hard_state = hard_state or HardState()
-        snapshot = snapshot or Snapshot()
-
-        paths = sorted(
-            (int(p.name[len(_SEGMENT_PREFIX) : -len(_SEGMENT_SUFFIX)]), p)
-            for p in self.path.glob(f"{_SEGMENT_PREFIX}*{_SEGMENT_SUFFIX}")
-        )
-        # Only entries after the snapshot are kept while replaying (§7): the
-        # active segment can hold up to `segment_size` bytes of entries the
-        # snapshot already covers (only whole segments are deleted), and
-        # decoding them all before dropping them would leave a restarted node
-        # holding memory it never gives back.
-        start = snapshot.meta.index + 1
-        run: list[list[Any]] = []  # [term, kind, data] of index run_first + i
-        run_first = 0
-        segments: list[_Segment] = []
-        for n, (seq, path) in enumerate(paths):
-            is_last = n == len(paths) - 1
-            data = path.read_bytes()
-            records, end, torn = scan(data, path, LOG_MAGIC, tail_ok=is_last and repair)
-            if torn is not None:
-                self._cut_tail(path, end, len(data), torn)
-                end = max(end, FILE_HEADER.size)
-            max_index = 0
-            for offset, payload in records:
-                try:
-                    rtype, first, body = msgpack.unpackb(payload)
-                    if rtype != ENTRIES or not uint(first) or first < 1:
-                        raise ValueError(f"record type {rtype!r:.20}, first {first!r:.20}")
-                    if not (isinstance(body, list) and all(entry_ok(x) for x in body)):
-                        raise ValueError("entries of the wrong shape or type")
-                except Exception as exc:
-                    raise CorruptLogError(path, offset, f"undecodable record: {exc}") from exc
-                if run and run_first <= first <= run_first + len(run):
-                    del run[first - run_first :]
-                    run.extend(body)
-                else:  # cut below the run, or a new run after a snapshot emptied the log
-                    run, run_first = body, first
-                max_index = max(max_index, first + len(body) - 1)
-                if run and run_first < start:
-                    # Drop what the snapshot covers, as MemoryStorage.save_snapshot
-                    # does.  The run's end (what a later record may extend or
-                    # cut) does not move, so the result is the same as
-                    # dropping at the end: a later record that cuts below
-                    # ``start`` starts a new run whose entries from ``start`` on
-                    # are the ones the whole run would have had.
-                    drop = min(len(run), start - run_first)
-                    del run[:drop]
-                    run_first += drop
-            del data, records  # before the next segment is read
-            segments.append(_Segment(seq, path, end, max_index))
-
-        entries: list[Entry] = []
-        if run and run_first <= start < run_first + len(run):
-            try:
-                entries = [
-                    Entry(t, i, d, KINDS[k])
-                    for i, (t, k, d) in enumerate(run[start - run_first :], start)
-                ]
-            except (TypeError, ValueError, IndexError) as exc:
-                raise CorruptLogError(self.path, 0, f"undecodable entry: {exc}") from exc
-        return PersistentState(hard_state, snapshot, entries), segments
-
-    def _read_single(self, name: str, magic: bytes, decode: Any) -> Any:
-        """Read a file that is only ever replaced whole (by rename): any damage is corruption."""
-        path = self.path / name
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        records, _, _ = scan(data, path, magic, tail_ok=False)
-        if len(records) != 1:
-            raise CorruptLogError(path, FILE_HEADER.size, f"{len(records)} records, expected 1")
-        try:
-            return decode(msgpack.unpackb(records[0][1]))
-        except Exception as exc:
-            raise CorruptLogError(path, FILE_HEADER.size, f"undecodable: {exc}") from exc
-
-    def _cut_tail(self, path: Path, end: int, size: int, reason: str) -> None:
-        """Truncate a torn tail at ``end`` (rewriting a torn file header) and fsync."""
-        note = f"{path}: cut {size - end} bytes of torn tail at byte {end} ({reason})"
-        logger.warning("%s", note)
-        self.recovery_notes.append(note)
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            if end < FILE_HEADER.size:
-                os.ftruncate(fd, 0)
-                _write_all(fd, FILE_HEADER.pack(LOG_MAGIC, FORMAT_VERSION))
-            else:
-                os.ftruncate(fd, end)
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -76,7 +76,6 @@ control endpoint for tests, the benchmark and the cluster supervisor.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import dataclasses
 import logging
 import random
@@ -88,20 +87,14 @@ from typing import Any
 from raft.core import persist
 from raft.core.membership import ConfChange
 from raft.core.messages import (
-    AppendEntries,
-    AppendEntriesResponse,
-    HardState,
     Message,
     NodeId,
-    RequestVote,
-    RequestVoteResponse,
 )
-from raft.core.persist import PersistPlan, Step
+from raft.core.persist import Step
 from raft.core.protocol import NotLeader, RaftCore, Ready, Role, TraceEvent
 from raft.core.statemachine import StateMachine
 from raft.runtime.applier import Applier
 from raft.runtime.backends import (
-    NodeStorage,
     NodeTransport,
     StorageFactory,
     TransportFactory,
@@ -117,8 +110,9 @@ from raft.runtime.clients import (
     ProposalLost,
     ProposalTimeout,
 )
-from raft.runtime.disk import DiskFullError, StorageError
+from raft.runtime.disk import StorageError
 from raft.runtime.faults import PersistentFaultFilter
+from raft.runtime.persister import Persister
 from raft.runtime.settings import Address, NodeSettings
 from raft.runtime.tls import TLSFiles
 from raft.runtime.trace import TraceWriter
@@ -160,11 +154,11 @@ class RaftNode:
         self.faults = PersistentFaultFilter(Path(settings.data_dir) / "faults.json")
         self.trace = TraceWriter(settings.trace_path, settings.id, settings.trace)
         self._core: RaftCore | None = None
-        self._storage: NodeStorage | None = None
         self._transport: NodeTransport | None = None
-        # One thread for fsync: syncs are serialised and never wait behind other work.
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, f"raft-sync-{settings.id}")
-        self._sync_future: asyncio.Future[None] | None = None
+        self._persister = Persister(
+            settings.id, self.trace, settings.disk_retry_interval, lambda: self._stopping
+        )
+        self._executor = self._persister.executor  # storage calls run on the sync thread
         self._inbox: asyncio.Queue[Message] | None = None
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -174,11 +168,6 @@ class RaftNode:
         self.failure: BaseException | None = None
         #: One line saying why the node failed (None: it has not).
         self.failure_reason: str | None = None
-        #: Why the node cannot write its log now (None: it can); see `_wait_for_space`.
-        self.disk_error: str | None = None
-        self._written_hs = HardState()  # the last hard state written (and synced)
-        self._deferred_hs: HardState | None = None  # a commit-only change held back
-        self._hs_written_at = 0.0
         self._leader: NodeId | None = None
         self._clients = ClientWaits()
         self._applier = Applier(settings.id, state_machine, self.trace, self._clients)
@@ -195,10 +184,9 @@ class RaftNode:
         Path(s.data_dir).mkdir(parents=True, exist_ok=True)
         loop = asyncio.get_running_loop()
         storage = await loop.run_in_executor(self._executor, self._storage_factory, s)
-        self._storage = storage
         state = await loop.run_in_executor(self._executor, storage.load)
+        self._persister.opened(storage, state.hard_state)
         self._applier.start_from(state.snapshot)
-        self._written_hs = state.hard_state
         rng = random.Random(s.seed)
         self._core = RaftCore(s.core_config(), rng, state)
         self._inbox = asyncio.Queue(maxsize=s.inbox_limit)
@@ -276,18 +264,18 @@ class RaftNode:
             self._runner.cancel()
             await asyncio.wait({self._runner}, timeout=left())
         sync_done = True
-        if self._sync_future is not None and not self._sync_future.done():
-            _, pending = await asyncio.wait({self._sync_future}, timeout=left())
+        persister = self._persister
+        if persister.sync_future is not None and not persister.sync_future.done():
+            _, pending = await asyncio.wait({persister.sync_future}, timeout=left())
             sync_done = not pending
         if self._transport is not None:
             await self._transport.stop(timeout=left())
-        if self._storage is not None and sync_done:
+        storage = persister.storage
+        if storage is not None and sync_done:
             try:
-                if self._deferred_hs is not None and self.failure is None:
-                    self._storage.set_hard_state(self._deferred_hs)  # close() syncs it
-                await asyncio.wait_for(
-                    loop.run_in_executor(self._executor, self._storage.close), left()
-                )
+                if persister.deferred_hs is not None and self.failure is None:
+                    storage.set_hard_state(persister.deferred_hs)  # close() syncs it
+                await asyncio.wait_for(loop.run_in_executor(self._executor, storage.close), left())
             except StorageError as e:  # a disk still full: nothing unsynced was promised
                 logger.error("%s: closing storage: %s", self.id, e)
             except Exception:
@@ -363,6 +351,11 @@ class RaftNode:
         if self.disk_error is not None:
             st["disk_error"] = self.disk_error
         return st
+
+    @property
+    def disk_error(self) -> str | None:
+        """Why the node cannot write its log now (None: it can); `raft.runtime.persister`."""
+        return self._persister.disk_error
 
     @property
     def fault_filter(self) -> PersistentFaultFilter:
@@ -463,13 +456,7 @@ class RaftNode:
 
     def _step(self, msg: Message) -> None:
         assert self._core is not None
-        if isinstance(msg, AppendEntries):
-            n = len(msg.entries)
-            self.trace.count(
-                "append", received=1, entries_received=n, heartbeats_received=0 if n else 1
-            )
-        elif isinstance(msg, AppendEntriesResponse):
-            self.trace.count("append_reply", received=1, rejected=0 if msg.success else 1)
+        self.trace.on_receive(msg)
         self._core.step(msg)
 
     async def _ticker(self) -> None:
@@ -501,23 +488,23 @@ class RaftNode:
         """Walk the steps of the persistence order (`raft.core.persist`) for one batch."""
         core = self._core
         assert core is not None
-        due = asyncio.get_running_loop().time() - self._hs_written_at
+        persister = self._persister
         plan = persist.plan(
             rd,
-            self._written_hs,
-            self._deferred_hs,
-            commit_due=due >= self.settings.commit_sync_interval,
+            persister.written_hs,
+            persister.deferred_hs,
+            commit_due=persister.since_hard_state() >= self.settings.commit_sync_interval,
             answers_due=self._clients.waiting_on(rd.committed),
         )
         small = rd.snapshot is None and len(rd.entries) <= _INLINE_SYNC_ENTRIES
         for step in plan.steps:
             if step is Step.WRITE:
-                self._write(rd, plan)
+                persister.write(rd, plan)
             elif step is Step.SEND_EARLY:
                 self._send_all(plan.early)
             elif step is Step.SYNC:
                 if plan.sync:
-                    await self._sync(inline=small)
+                    await persister.sync(inline=small)
                 for ev in rd.events:
                     self._record(ev)
             elif step is Step.SEND:
@@ -531,82 +518,12 @@ class RaftNode:
         if core.should_snapshot():
             await self._take_snapshot()
 
-    def _write(self, rd: Ready, plan: PersistPlan) -> None:
-        storage = self._storage
-        assert storage is not None
-        if rd.snapshot is not None:
-            storage.install_snapshot(rd.snapshot)  # replaces the whole log (Figure 13)
-        if plan.hard_state is not None:
-            storage.set_hard_state(plan.hard_state)
-            self._written_hs = plan.hard_state
-            self._hs_written_at = asyncio.get_running_loop().time()
-        self._deferred_hs = plan.deferred
-        if rd.entries:
-            storage.append(rd.entries)
-
-    async def _sync(self, inline: bool = False) -> None:
-        try:
-            await self._sync_once(inline)
-        except DiskFullError as exc:
-            await self._wait_for_space(exc)
-
-    async def _wait_for_space(self, exc: DiskFullError) -> None:
-        """Hold the batch until its writes fit (module docstring, "A disk that fills up")."""
-        self.disk_error = f"{self.id} cannot write its Raft log: {exc}"
-        interval = self.settings.disk_retry_interval
-        logger.warning("%s; retrying every %gs", self.disk_error, interval)
-        self.trace.emit("disk", state="full", error=str(exc))
-        while True:
-            if self._stopping:
-                raise asyncio.CancelledError  # stop() abandons this batch
-            await asyncio.sleep(interval)
-            try:
-                await self._sync_once()
-                break
-            except DiskFullError:
-                continue
-        logger.info("%s: its disk has room again; writes resume", self.id)
-        self.trace.emit("disk", state="ok")
-        self.disk_error = None
-
-    async def _sync_once(self, inline: bool = False) -> None:
-        assert self._storage is not None
-        if inline:
-            # A small batch (one client waiting, a vote): handing the fsync to
-            # the sync thread and back would cost two thread wake-ups, more
-            # than the loop gains by running meanwhile.  Our messages that may
-            # leave before the fsync are already in the sockets (`_send_all`
-            # writes at once when the link is idle).
-            self._storage.sync()
-            return
-        loop = asyncio.get_running_loop()
-        self._sync_future = loop.run_in_executor(self._executor, self._storage.sync)
-        # Shielded: if stop() cancels us mid-fsync, the fsync still completes and
-        # stop() waits for it before closing the files.
-        await asyncio.shield(self._sync_future)
-
     def _send_all(self, messages: list[Message]) -> None:
         transport = self._transport
         assert transport is not None
-        trace = self.trace
-        count, sent = trace.count, trace.sent
+        on_send = self.trace.on_send
         for m in messages:
-            if isinstance(m, AppendEntries):
-                n = len(m.entries)
-                count("append", sent=1, entries_sent=n, heartbeats_sent=0 if n else 1)
-                sent("append" if n else "heartbeat", m.dst, m.term, n)
-            elif isinstance(m, AppendEntriesResponse):
-                count("append_reply", sent=1)
-                sent("append_reply", m.dst, m.term)
-            elif isinstance(m, RequestVote):
-                kind = "pre_vote_request" if m.pre_vote else "vote_request"
-                trace.emit("message", kind=kind, to=m.dst, term=m.term, **{"from": self.id})
-            elif isinstance(m, RequestVoteResponse):
-                kind = "pre_vote_reply" if m.pre_vote else "vote_reply"
-                trace.emit(
-                    "message", kind=kind, to=m.dst, term=m.term, granted=m.granted,
-                    **{"from": self.id},
-                )  # fmt: skip
+            on_send(m)
             transport.send(m)
 
     def _advance(self, rd: Ready) -> None:
@@ -619,11 +536,11 @@ class RaftNode:
 
     async def _take_snapshot(self) -> None:
         """§7: the state machine's image replaces the applied log prefix."""
-        core, storage = self._core, self._storage
+        core, storage = self._core, self._persister.storage
         assert core is not None and storage is not None
         snap = core.compact(self._applier.applied, self.state_machine.snapshot())
         storage.save_snapshot(snap)
-        await self._sync()
+        await self._persister.sync()
 
     def trace_log(self, last: int = 64) -> None:
         """Write a ``log`` trace line now (see `TraceWriter.log_of`)."""

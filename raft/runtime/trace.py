@@ -44,6 +44,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from raft.core.messages import (
+    AppendEntries,
+    AppendEntriesResponse,
+    Message,
+    RequestVote,
+    RequestVoteResponse,
+)
 from raft.core.protocol import RaftCore, TraceEvent
 
 __all__ = ["TraceSettings", "TraceWriter"]
@@ -161,6 +168,33 @@ class TraceWriter:
             link[1] += entries
             if term > link[2]:
                 link[2] = term
+
+    def on_send(self, m: Message) -> None:
+        """Count or record one message this node sends (``append`` counters, ``message``)."""
+        if isinstance(m, AppendEntries):
+            n = len(m.entries)
+            self.count("append", sent=1, entries_sent=n, heartbeats_sent=0 if n else 1)
+            self.sent("append" if n else "heartbeat", m.dst, m.term, n)
+        elif isinstance(m, AppendEntriesResponse):
+            self.count("append_reply", sent=1)
+            self.sent("append_reply", m.dst, m.term)
+        elif isinstance(m, RequestVote):
+            kind = "pre_vote_request" if m.pre_vote else "vote_request"
+            self.emit("message", kind=kind, to=m.dst, term=m.term, **{"from": m.src})
+        elif isinstance(m, RequestVoteResponse):
+            kind = "pre_vote_reply" if m.pre_vote else "vote_reply"
+            self.emit(
+                "message", kind=kind, to=m.dst, term=m.term, granted=m.granted,
+                **{"from": m.src},
+            )  # fmt: skip
+
+    def on_receive(self, m: Message) -> None:
+        """Count one message this node received (the ``append`` counters)."""
+        if isinstance(m, AppendEntries):
+            n = len(m.entries)
+            self.count("append", received=1, entries_received=n, heartbeats_received=0 if n else 1)
+        elif isinstance(m, AppendEntriesResponse):
+            self.count("append_reply", received=1, rejected=0 if m.success else 1)
 
     def summarize(self, force: bool = False) -> None:
         """Write the summaries whose interval is over (all of them if ``force``)."""

@@ -39,13 +39,13 @@ def test_a_write_cut_short_by_enospc_is_cut_back_and_retried(
     d.sync()
     seg = sorted((tmp_path / "raft").glob("log-*.seg"))[-1]
     size = seg.stat().st_size
-    real = disk_module._write_all
+    real = disk_module.write_all
 
     def half_then_full(fd: int, data: bytes) -> None:
         os.write(fd, data[: len(data) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(disk_module, "_write_all", half_then_full)
+    monkeypatch.setattr(disk_module, "write_all", half_then_full)
     d.append(entries(4, 2))
     d.set_hard_state(HardState(term=1, vote="n1", commit=3))
     with pytest.raises(DiskFullError) as info:
@@ -53,7 +53,7 @@ def test_a_write_cut_short_by_enospc_is_cut_back_and_retried(
     assert str(info.value) == f"no space left on device ({seg})"
     assert seg.stat().st_size == size  # the half record is gone
     assert d.last_index == 5  # still buffered
-    monkeypatch.setattr(disk_module, "_write_all", real)
+    monkeypatch.setattr(disk_module, "write_all", real)
     d.sync()  # space again: the same operations become durable
     d.close()
     hs, log = reopened(tmp_path / "raft")
