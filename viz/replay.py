@@ -101,7 +101,7 @@ def replay_data(
         "commit": {n: _steps(s.times, s.values) for n, s in model.commit.items()},
         "applied": {n: _steps(s.times, s.values) for n, s in model.applied.items()},
         "logs": {
-            n: [[round(s.t, 4), [list(e) for e in s.entries]] for s in snaps]
+            n: [[round(s.t, 4), [list(e) for e in s.entries], s.commit] for s in snaps]
             for n, snaps in model.logs.items()
         },
         "votes": [

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from raft.core.messages import NodeId
+from raft.core.messages import AppendEntries, AppendEntriesResponse, NodeId
 from raft.core.protocol import RaftCore, Ready
 from raft.sim.simulator import SimConfig, Simulator
 
@@ -44,6 +44,8 @@ __all__ = ["T0", "SimTracer"]
 
 #: Unix time of virtual time zero (any constant works: viz counts from the first line).
 T0 = 1_700_000_000.0
+#: Seconds of simulated time each per-link ``message`` line sums up (as real traces).
+LINK_WINDOW = 0.1
 
 _SIM_NAME = re.compile(r"^n(\d+)$")
 _SIM_WORD = re.compile(r"\bn(\d+)\b")
@@ -99,6 +101,10 @@ class SimTracer:
         self.lines: dict[str, list[dict[str, Any]]] = {}
         self._paused: dict[NodeId, RaftCore] = {}
         self._leader: dict[NodeId, NodeId | None] = {}
+        # Per link, as `raft.runtime.trace` summarises what a node sends:
+        # (kind, from, to) -> [messages, entries, highest term] since `_links_since`.
+        self._links: dict[tuple[str, NodeId, NodeId], list[int]] = {}
+        self._links_since = self.now
         checker = self.sim.checker
         original = checker.on_ready
 
@@ -148,6 +154,7 @@ class SimTracer:
         self._add(f"{node}/trace.jsonl", {"t": self.now, "node": node, "type": type_, **fields})
 
     def _record_ready(self, core: RaftCore, rd: Ready) -> None:
+        self._count_links(rd)
         for ev in rd.events:
             self._node_line(core.id, ev.type, **ev.fields)
             if ev.type == "role":
@@ -161,6 +168,33 @@ class SimTracer:
         if core.leader_id != self._leader.get(core.id):  # as the node driver does
             self._leader[core.id] = core.leader_id
             self._node_line(core.id, "leader", leader=core.leader_id, term=core.term)
+
+    def _count_links(self, rd: Ready) -> None:
+        """The ``message`` lines a real node writes: appends, heartbeats and their
+        answers counted per link and written once per `LINK_WINDOW` of simulated time."""
+        if self.now - self._links_since >= LINK_WINDOW:
+            self.flush_links()
+        for m in rd.messages:
+            if isinstance(m, AppendEntries):
+                kind, n = ("append" if m.entries else "heartbeat"), len(m.entries)
+            elif isinstance(m, AppendEntriesResponse):
+                kind, n = "append_reply", 0
+            else:
+                continue
+            link = self._links.setdefault((kind, m.src, m.dst), [0, 0, m.term])
+            link[0] += 1
+            link[1] += n
+            link[2] = max(link[2], m.term)
+
+    def flush_links(self) -> None:
+        window = round(self.now - self._links_since, 3)
+        for (kind, src, dst), (count, entries, term) in self._links.items():
+            self._node_line(
+                src, "message", kind=kind, to=dst, term=term, count=count, entries=entries,
+                window=window, **{"from": src},
+            )  # fmt: skip
+        self._links = {}
+        self._links_since = self.now
 
     def log_line(self, core: RaftCore) -> None:
         """The optional ``log`` event (see `viz.model`): the node's whole log."""
@@ -297,6 +331,7 @@ class SimTracer:
     # ------------------------------------------------------------ output
 
     def write_dir(self, out: Path) -> Path:
+        self.flush_links()
         for name, lines in self.lines.items():
             parts = name.split("/")
             path = out.joinpath(*(self.name(p) for p in parts))

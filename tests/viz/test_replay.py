@@ -71,3 +71,12 @@ def test_replay_command_writes_the_page_or_says_why_not(
     assert viz_main(["replay", str(tmp_path / "nothing")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("viz: ") and err.count("\n") == 1
+
+
+def test_a_simulated_run_draws_its_appends_link_by_link(tmp_path: Path) -> None:
+    traces = leader_failover_trace(tmp_path / "t")
+    data = _embedded(write_replay(traces, tmp_path / "r.html").read_text())
+    kinds = {link[3] for link in data["links"]}
+    assert {"heartbeat", "append", "append_reply"} <= kinds
+    for t, src, dst, _kind, count, window in data["links"]:
+        assert src != dst and count >= 1 and window > 0 and t >= 0

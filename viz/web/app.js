@@ -11,7 +11,10 @@
 const SVG = "http://www.w3.org/2000/svg";
 const W = 560, H = 540, CX = 280, CY = 250, RING = 180, R = 42;
 const TERM_COLORS = ["#8ecae6", "#ffb703", "#90be6d", "#f28482", "#b8b8ff", "#f6bd60", "#84a59d", "#cdb4db"];
-const LEG = 0.45; // seconds a message takes on screen, per leg
+const LEG = 0.45; // seconds a message takes on screen, per leg (live)
+// In a replay a leg is trace time: short, so a request is never drawn before
+// the candidate asked (elections take a few hundred ms); slow the playback to see it.
+const REPLAY_LEG = 0.12;
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const el = (tag, attrs = {}, text) => {
@@ -112,8 +115,9 @@ function drawMessages(frame, pos, clock) {
   const layer = $("#messages");
   if (!layer) return;
   layer.replaceChildren();
+  const leg = frame.mode === "replay" ? REPLAY_LEG : LEG;
   for (const m of frame.messages || []) {
-    const p = (clock - m.t) / LEG;
+    const p = (clock - m.t) / leg;
     if (p < 0 || p > 1 || !pos[m.from] || !pos[m.to]) continue;
     const [x1, y1] = pos[m.from], [x2, y2] = pos[m.to];
     const x = x1 + (x2 - x1) * p, y = y1 + (y2 - y1) * p;
@@ -231,8 +235,9 @@ function drawLogs(frame) {
     const log = n.log || [];
     if (log.length && log[0][0] > 1) row.append(el("span", { class: "entry gap" }, `… ${log[0][0] - 1}`));
     for (const [index, term] of log) {
-      const committed = index <= (n.commit ?? 0);
-      const cls = "entry" + (committed ? "" : " uncommitted") + (index === n.commit ? " commitmark" : "");
+      const commitIndex = n.log_commit ?? n.commit ?? 0; // a replay's row: its own report's
+      const committed = index <= commitIndex;
+      const cls = "entry" + (committed ? "" : " uncommitted") + (index === commitIndex ? " commitmark" : "");
       const cell = el("span", { class: cls, title: `index ${index}, term ${term}${committed ? ", committed" : ", not committed yet"}`, "data-index": index, "data-term": term }, String(term));
       cell.style.background = committed ? TERM_COLORS[term % TERM_COLORS.length] : "";
       row.append(cell);
@@ -355,10 +360,12 @@ function replayFrame(d, t) {
     // Commit and apply lines are sampled (every ~100 ms): a node never applies
     // past its commit index, so an applied index ahead of the sampled commit
     // index proves the commit index got at least that far.
-    const commit = Math.max(c ? c[1] : 0, ap ? ap[1] : 0);
+    const known = [c && c[1], ap && ap[1]].filter((x) => x != null);
+    const commit = known.length ? Math.max(...known) : null; // unknown while down
     return {
       name, kind: "manager", role: shown, term: iv ? iv.term : 0,
-      commit, applied: ap ? ap[1] : null, log: lg ? lg[1] : [],
+      commit, applied: ap && ap[1] != null ? ap[1] : null, log: lg ? lg[1] : [],
+      log_commit: lg ? lg[2] : null, // the commit index the same report gave
       log_age: lg ? t - lg[0] : null, timer: null, tasks: [],
     };
   });
@@ -367,8 +374,8 @@ function replayFrame(d, t) {
   const q = stepsAt(d.quorum, t);
   const messages = [];
   for (const v of d.votes) {
-    if (v.t < t - 2 * LEG || v.t - LEG > t) continue;
-    messages.push({ kind: v.pre_vote ? "pre-vote" : "vote", from: v.candidate, to: v.voter, term: v.term, t: v.t - LEG });
+    if (v.t < t - 2 * REPLAY_LEG || v.t - REPLAY_LEG > t) continue;
+    messages.push({ kind: v.pre_vote ? "pre-vote" : "vote", from: v.candidate, to: v.voter, term: v.term, t: v.t - REPLAY_LEG });
     messages.push({ kind: v.granted ? "grant" : "refuse", from: v.voter, to: v.candidate, term: v.term, t: v.t, reason: v.reason });
   }
   const events = d.events.filter((e) => e.t <= t);
@@ -377,7 +384,7 @@ function replayFrame(d, t) {
   for (const [lt, from, to, kind, count, window] of d.links || []) {
     if (lt > t || lt < t - 0.5 || kind === "append_reply" || silent.has(from)) continue;
     (rates[from + ">" + to] = rates[from + ">" + to] || []).push(count / window);
-    if (lt >= t - LEG) messages.push({ kind, from, to, t: lt });
+    if (lt >= t - REPLAY_LEG) messages.push({ kind, from, to, t: lt });
   }
   const links = Object.entries(rates).map(([k, r]) => {
     const [from, to] = k.split(">");
