@@ -15,7 +15,14 @@ from cluster.client.http import ApiError, Unreachable, request
 from cluster.local.layout import Description
 from cluster.local.supervisor import Supervisor
 
-__all__ = ["collect", "quorum", "reachability", "reachable_side"]
+__all__ = [
+    "collect",
+    "count_reachable",
+    "manager_role",
+    "quorum",
+    "reachability",
+    "reachable_side",
+]
 
 #: The roles docs/cli.md lists; the core's "pre-candidate" is shown as "candidate".
 _ROLES = {"pre-candidate": "candidate"}
@@ -64,6 +71,31 @@ def reachability(st: dict[str, Any], node: dict[str, Any]) -> str:
     return "yes" if group_of.get(node["name"], -1) == side else "cut off"
 
 
+def manager_role(name: str, process: str, st: dict[str, Any] | None, voters: list[str]) -> str:
+    """A manager's role as the views show it: its process's state ("down",
+    "paused"), "locked" under autolock, "learner" outside the voters, else the
+    role its ``/raft/status`` gives (``pre-candidate`` included)."""
+    if process != "running":
+        return process
+    if st is None:
+        return "down"  # alive but not answering (starting, or stuck)
+    if st.get("locked"):
+        return "locked"
+    if voters and name not in voters:
+        return "learner"
+    return str(st.get("role", "down"))
+
+
+def count_reachable(
+    leader: str | None, partition: list[list[str]], nodes: list[dict[str, Any]]
+) -> int:
+    """Reachable managers, as Swarm counts them: voters that answer, on the
+    leader's side of any partition (`reachability`)."""
+    answering = [{**n, "role": _ROLES.get(n["role"], n["role"])} for n in nodes]
+    view = {"leader": leader, "partition": partition, "nodes": answering}
+    return sum(1 for n in answering if n["role"] in _ANSWERING and reachability(view, n) == "yes")
+
+
 def _fetch(url: str, timeout: float) -> Any:
     try:
         return request("GET", url, timeout=timeout)
@@ -105,16 +137,7 @@ def collect(sup: Supervisor, desc: Description, timeout: float = 0.6) -> dict[st
     for m in managers:
         st = raft.get(m.name)
         state = states[m.name]
-        if state != "running":
-            role = state  # "down" or "paused"
-        elif st is None:
-            role = "down"  # alive but not answering (starting, or stuck)
-        elif st.get("locked"):
-            role = "locked"
-        elif voters and m.name not in voters:
-            role = "learner"
-        else:
-            role = _ROLES.get(st.get("role"), st.get("role", "down"))
+        role = _ROLES.get(r := manager_role(m.name, state, st, voters), r)
         nodes.append(
             {
                 "name": m.name,
@@ -134,15 +157,13 @@ def collect(sup: Supervisor, desc: Description, timeout: float = 0.6) -> dict[st
             }
         )
 
-    # Reachable: the voters that answer, on the leader's side of any partition.
-    view = {"leader": leader, "partition": desc.partition, "nodes": nodes}
-    reachable = [n for n in nodes if n["role"] in _ANSWERING and reachability(view, n) == "yes"]
+    reachable = count_reachable(leader, desc.partition, nodes)
     return {
         "leader": leader,
         "term": term_leader[0] if term_leader else max((n["term"] for n in nodes), default=0),
         "managers": n_managers,
         "quorum": quorum(n_managers),
-        "reachable": len(reachable),
+        "reachable": reachable,
         "partition": desc.partition,
         "nodes": nodes,
         "workers": _workers(sup, desc, store_nodes),

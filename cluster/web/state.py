@@ -31,6 +31,7 @@ from typing import Any
 import aiohttp
 
 from cluster.local.layout import ClusterDir, ClusterError, Description, Member
+from cluster.local.status import count_reachable, manager_role, quorum
 from cluster.local.supervisor import Supervisor
 
 __all__ = ["LiveState"]
@@ -227,7 +228,6 @@ class LiveState:
             return {"t": now, "nodes": [], "messages": [], "events": [], "services": []}
         leader = self._leader()
         voters: list[str] = list((self.raft.get(leader or "") or {}).get("voters") or [])
-        learners: list[str] = list((self.raft.get(leader or "") or {}).get("learners") or [])
         managers = [m for m in desc.members if m.role == "manager"]
         n_voters = len(voters) or len(managers)
         store_nodes = {n.get("ID"): n for n in self.swarm["nodes"] if isinstance(n, dict)}
@@ -240,14 +240,15 @@ class LiveState:
                 {
                     "name": m.name,
                     "kind": m.role,
-                    "role": self._role(m, st, voters, learners),
+                    "role": self._role(m, st, voters),
                     "availability": node.get("Spec", {}).get("Availability"),
                     "tasks": tasks_on.get(m.node_id, []),
                     "term": self.last_term.get(m.name, 0),
                     **(_raft_facts(st) if st else {}),
                 }
             )
-        reachable = self._reachable(desc, voters or [m.name for m in managers], leader)
+        managers_now = [n for n in nodes if n["kind"] == "manager"]
+        reachable = count_reachable(leader, desc.partition, managers_now)
         # A node that is down or frozen now sends nothing: what it sent just before
         # (summaries read late) would only muddle the picture of who talks now.
         silent = {n["name"] for n in nodes if n["role"] in ("down", "paused")}
@@ -256,7 +257,7 @@ class LiveState:
             "cluster": str(self.cdir.path),
             "leader": leader,
             "term": max((n.get("term") or 0 for n in nodes), default=0),
-            "quorum": {"managers": n_voters, "needed": n_voters // 2 + 1, "reachable": reachable},
+            "quorum": {"managers": n_voters, "needed": quorum(n_voters), "reachable": reachable},
             "partition": desc.partition,
             "nodes": nodes,
             "links": [x for x in self._links(now) if x["from"] not in silent],
@@ -264,6 +265,12 @@ class LiveState:
             "events": list(self.events),
             "services": _services(self.swarm["services"], self.swarm["tasks"]),
         }
+
+    def _role(self, m: Member, st: dict[str, Any] | None, voters: list[str]) -> str:
+        process = self.process.get(m.name, "down")
+        if m.role == "worker":
+            return process if process != "running" else "worker"
+        return manager_role(m.name, process, st, voters)
 
     def _links(self, now: float) -> list[dict[str, Any]]:
         """Appends and heartbeats per second on each link, over the last second."""
@@ -275,37 +282,6 @@ class LiveState:
             {"from": src, "to": dst, "rate": round(sum(r) / len(r), 1)}
             for (src, dst), r in sorted(rates.items())
         ]
-
-    def _role(
-        self, m: Member, st: dict[str, Any] | None, voters: list[str], learners: list[str]
-    ) -> str:
-        process = self.process.get(m.name, "down")
-        if process != "running":
-            return process  # "down" or "paused"
-        if m.role == "worker":
-            return "worker"
-        if st is None:
-            return "down"  # alive but not answering: starting, or stuck
-        if st.get("locked"):
-            return "locked"
-        if m.name in learners or (voters and m.name not in voters):
-            return "learner"
-        return str(st.get("role", "down"))
-
-    def _reachable(self, desc: Description, voters: list[str], leader: str | None) -> int:
-        """Voters that answer, on the leader's side of any partition (Swarm's count)."""
-        side = {n: i for i, g in enumerate(desc.partition or []) for n in g}
-        answering = [
-            v for v in voters if v in self.raft and self.raft[v].get("role") not in ("locked",)
-        ]
-        if not desc.partition:
-            return len(answering)
-        if leader is not None:
-            return sum(1 for v in answering if side.get(v, -1) == side.get(leader, -1))
-        sizes: dict[int, int] = {}
-        for v in answering:
-            sizes[side.get(v, -1)] = sizes.get(side.get(v, -1), 0) + 1
-        return max(sizes.values(), default=0)
 
 
 def _raft_facts(st: dict[str, Any]) -> dict[str, Any]:
