@@ -15,13 +15,13 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 from pathlib import Path
 from types import TracebackType
 
 from cluster.client.http import ApiError, Unreachable, request
 from cluster.client.wait import attempts
+from cluster.local.ports import pick_ports
 
 __all__ = ["EtcdCluster", "EtcdMissing", "etcd_binary", "etcd_version"]
 
@@ -42,19 +42,6 @@ def etcd_version(binary: str) -> str:
     return first.split(":", 1)[1].strip() if ":" in first else first.strip()
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 class EtcdCluster:
     """``with EtcdCluster(3, root) as etcd: etcd.client_urls`` -- healthy on entry."""
 
@@ -67,7 +54,7 @@ class EtcdCluster:
         self.root = root
         self.start_timeout = start_timeout
         self.procs: list[subprocess.Popen[bytes]] = []
-        ports = _free_ports(2 * members)
+        ports = pick_ports(2 * members, None)
         self.client_urls = [f"http://127.0.0.1:{p}" for p in ports[:members]]
         self.peer_urls = [f"http://127.0.0.1:{p}" for p in ports[members:]]
 
