@@ -12,8 +12,11 @@ that does that job:
   time, so a PID reused by another program is never signalled;
 * `lookup`     -- a member by name, ID prefix or ``leader``; waiting for one;
 * `faults`     -- kill (SIGKILL), pause (SIGSTOP), restart, partitions
-  (rules in each manager's ``raft/faults.json``, then SIGHUP) and heal,
-  each recorded in ``DIR/faults.jsonl`` so figures can shade it;
+  (rules in each manager's ``raft/faults.json``, then SIGHUP; in netns mode
+  nftables rules) and heal, each recorded in ``DIR/faults.jsonl`` so
+  figures can shade it;
+* `netns`      -- ``up --netns``: the namespaces, veth pairs, bridge and
+  nftables table, made at ``up`` and removed at ``down``;
 * `newcomers`  -- workers of ``up --workers`` and ``swarm join``;
 * `recovery`   -- ``swarm init --force-new-cluster``.
 """
