@@ -140,7 +140,9 @@ def _run_jepsen(args: argparse.Namespace) -> int:
     if args.duration <= 0 or args.clients < 1:
         raise ScenarioError("jepsen needs --duration > 0 and --clients >= 1")
     seed = 1 if args.seed is None else args.seed
-    settings = Settings(duration=args.duration, clients=args.clients, seed=seed, keep=args.keep)
+    settings = Settings(
+        duration=args.duration, clients=args.clients, seed=seed, keep=args.keep, netns=args.netns
+    )
     return 0 if run_jepsen(settings, args.out, progress=_say).passed else 1
 
 

@@ -85,6 +85,17 @@ class Faults:
         if self.processes.state(m) != "down":
             self.processes.stop([m])
         check_ports(Description(desc.cluster_id, desc.created, members=[m]))
+        if desc.netns is not None:
+            # After `down` the namespaces are gone: make this node's again, and
+            # the table with the faults in force.  (No SIGHUP to the others:
+            # their rules did not change, and one that has just started may not
+            # handle it yet.)
+            net = Network(desc.netns)
+            net.create_bridge()
+            net.place(m, m.host)
+            net.write_rules(node_rules(desc.netns, desc))
+            if desc.netns.delay_via == "netem" and desc.netns.delay.get(m.name):
+                net.set_delay(m, desc.netns.delay[m.name])
         self.provisioner.write_config(desc, m)
         self.processes.start(m)
         self.cdir.save(desc)

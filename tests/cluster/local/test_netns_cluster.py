@@ -207,3 +207,23 @@ def test_down_removes_what_a_crashed_run_left(clean: None, tmp_path: Path) -> No
         again: Description = Supervisor(ClusterDir(c)).up(None, netns=True)
         assert again.netns is not None and again.netns.prefix == prefix
         assert all(m.pid for m in again.members)
+
+
+def test_restart_after_down_and_a_join_get_namespaces(clean: None, tmp_path: Path) -> None:
+    c = tmp_path / "c"
+    with running_cluster(c, managers=3, netns=True) as (sup, desc):
+        assert desc.netns is not None
+        sup.down()
+        assert not any(desc.netns.prefix in n for n in kernel_names())
+        # `restart` after `down` makes the node's namespace again (and the table).
+        for name in ("manager1", "manager2"):
+            ok(c, "restart", name)
+        now = ClusterDir(c).load()
+        managers = [m for m in now.members if m.name in ("manager1", "manager2")]
+        wait_until(lambda: _leader_among(managers), 15, "a leader of the two restarted")
+        token = ok(c, "swarm", "join-token", "-q", "worker").strip()
+        ok(c, "swarm", "join", "--token", token)
+        joined = next(m for m in ClusterDir(c).load().members if m.role == "worker")
+        assert joined.netns == f"{desc.netns.prefix}-{joined.name}"
+        assert joined.host.startswith(desc.netns.subnet + ".")
+        assert f"netns {joined.netns}" in kernel_names()
