@@ -191,7 +191,8 @@ class Supervisor:
             # Nothing half-started: stop what this call started.
             self.processes.stop(started)
             if desc.netns is not None and (new or not self._any_running(desc)):
-                Network(desc.netns).teardown()
+                with contextlib.suppress(ClusterError):  # the first error is the one to tell
+                    Network(desc.netns).teardown()
             self.cdir.save(desc)
             if new:
                 shutil.rmtree(self.cdir.path, ignore_errors=True)

@@ -22,7 +22,7 @@ from cluster_procs import running_cluster
 from netns_env import kernel_clean, kernel_names
 
 from cluster.client.http import ApiError, Unreachable, request
-from cluster.local.layout import ClusterDir, Description, Member
+from cluster.local.layout import ClusterDir, ClusterError, Description, Member
 from cluster.local.supervisor import Supervisor
 
 pytestmark = pytest.mark.integration
@@ -227,3 +227,11 @@ def test_restart_after_down_and_a_join_get_namespaces(clean: None, tmp_path: Pat
         assert joined.netns == f"{desc.netns.prefix}-{joined.name}"
         assert joined.host.startswith(desc.netns.subnet + ".")
         assert f"netns {joined.netns}" in kernel_names()
+
+
+def test_a_failed_up_removes_what_it_made(clean: None, tmp_path: Path) -> None:
+    c = tmp_path / "c"
+    with pytest.raises(ClusterError, match="no leader was elected"):
+        # Too short to elect anyone: `up` fails after making the namespaces.
+        Supervisor(ClusterDir(c)).up(3, netns=True, leader_timeout=0.001)
+    assert not c.exists()  # the fixture checks the kernel
