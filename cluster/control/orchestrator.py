@@ -219,6 +219,7 @@ class ControlLoop:
             wanted: list[int | str] = sorted(n for n in nodes if scheduler.available(nodes[n]))
         else:
             wanted = list(range(1, o.replicas(spec) + 1))
+        wanted_keys = set(wanted)  # membership in O(1): a list made this O(replicas²)
         for key in sorted(slots, key=lambda k: str(k).zfill(25)):
             live = []
             for task in sorted(slots[key], key=lambda t: t["ID"]):
@@ -229,7 +230,7 @@ class ControlLoop:
                 reason = self._evict(work, task, nodes)
                 if reason is not None:
                     work.shut_down(task, *reason)
-                elif key not in wanted and not o.is_global(spec):
+                elif key not in wanted_keys and not o.is_global(spec):
                     work.shut_down(task, *_end_if_unassigned(task, "scaled down"))
                 else:
                     live.append(task)
