@@ -203,7 +203,8 @@ def test_a_restart_delay_wakes_the_service_without_any_change() -> None:
 
 def test_the_scope_of_a_change_is_what_it_can_concern() -> None:
     """A task names its service; a node, its tasks' services and the global ones;
-    a config nothing; a task that is gone cannot say, so everything is looked at."""
+    a config nothing; a task that is gone, nothing (only the reaper removes tasks,
+    ended ones, and their absence changes no decision)."""
     world = _world()
     for a in range(4):
         _service(world, a, 1)  # replicated, one slot each
@@ -221,7 +222,7 @@ def test_the_scope_of_a_change_is_what_it_can_concern() -> None:
     assert scope((o.SERVICE, "s1"), (o.SERVICE, "gone")) == {"s1", "gone"}
     assert scope((o.NODE, task["NodeID"])) == on_node | {"s4"}
     assert scope((o.CONFIG, "c1"), (o.CLUSTER, "x")) == set()
-    assert scope((o.TASK, "no-such-task")) is None
+    assert scope((o.TASK, "no-such-task")) == set()
 
 
 class _Recording(ControlLoop):
