@@ -37,6 +37,7 @@ every namespace, link and table carrying it -- also those of a crashed run.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -45,9 +46,10 @@ from collections.abc import Iterable
 from cluster.client.wait import attempts
 from cluster.local.layout import ClusterError, Description, Member, NetnsConfig
 
-__all__ = ["Network", "check_available", "new_config", "node_rules"]
+__all__ = ["Network", "check_available", "cut_pairs", "new_config", "node_rules"]
 
-#: Interface names are at most 15 bytes; a prefix of 7 leaves room for "-m12p".
+#: Interface names are at most 15 bytes; with a prefix of 7 the longest we
+#: make, a veth end like "sr1a2b3-w20", has 11.
 PREFIX_LEN = 7
 
 
@@ -66,22 +68,26 @@ def new_config(cluster_id: str) -> NetnsConfig:
     """A prefix and a /24 for a new cluster: 10.A.B.0/24 not in use on this machine."""
     digest = int(hashlib.sha256(cluster_id.encode()).hexdigest()[:8], 16)
     prefix = "sr" + f"{digest & 0xFFFFF:05x}"
-    used = _subnets_in_use()
-    for i in range(256):
+    used = _networks_in_use()
+    for i in range(50):
         subnet = f"10.{200 + (digest + i) % 50}.{(digest >> 8) % 256}"
-        if subnet not in used:
+        if not any(ipaddress.ip_network(f"{subnet}.0/24").overlaps(n) for n in used):
             return NetnsConfig(prefix=prefix, subnet=subnet)
     raise ClusterError("no free 10.x.y.0/24 for the cluster's bridge")
 
 
-def _subnets_in_use() -> set[str]:
+def _networks_in_use() -> list[ipaddress.IPv4Network]:
+    """The IPv4 networks of this machine's addresses and routes (default route aside)."""
     out = _run(["ip", "-o", "-4", "addr", "show"], check=False)
-    found = set()
-    for line in out.splitlines():
-        for word in line.split():
-            if word.count(".") == 3 and "/" in word:
-                found.add(word.split("/")[0].rsplit(".", 1)[0])
-    return found
+    out += _run(["ip", "-4", "route", "show"], check=False)
+    found = []
+    for word in out.split():
+        if word.count(".") == 3:
+            try:
+                found.append(ipaddress.ip_interface(word).network)
+            except ValueError:
+                continue
+    return [n for n in found if n.prefixlen > 0]
 
 
 def node_rules(cfg: NetnsConfig, desc: Description) -> list[str]:

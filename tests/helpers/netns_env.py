@@ -58,7 +58,7 @@ def kernel_names() -> set[str]:
         if ": " in line
     }
     names |= {line.strip() for line in lines("nft", "list", "tables")}
-    return {n for n in names if PREFIXED.match(n.split(" ", 1)[-1]) or PREFIXED.match(n)}
+    return {n for n in names if PREFIXED.match(n)}
 
 
 def kernel_clean() -> Iterator[None]:
