@@ -12,10 +12,11 @@ Each node binds its Raft, API and swarm ports to its own address only.  The
 bridge's address lets the operator's CLI, the web view and the scenario
 runner (all in the root namespace) reach every node's API.  Nothing more is
 opened: the nodes get no default route, the supervisor turns on no IP
-forwarding and no NAT, so the namespaces can reach the bridge and each other
-and nothing beyond.
+forwarding and no NAT, and a second table (family ``inet``) drops anything
+routed into or out of the bridge, so the namespaces reach the bridge and each
+other and nothing beyond, even on a host that forwards for others.
 
-Faults are packets dropped by the kernel, in one nftables table per cluster
+Faults are packets dropped by the kernel, in an nftables table per cluster
 (family ``bridge``, hook ``forward``: it sees exactly the frames one node
 sends another across the bridge, never the operator's traffic, which leaves
 the root namespace through the bridge's own port).  One rule per direction
@@ -198,14 +199,32 @@ class Network:
 
     # ------------------------------------------------------------ faults
 
+    @property
+    def tables(self) -> tuple[str, str]:
+        """The cluster's two nftables tables, as ``nft list tables`` names them."""
+        return f"bridge {self.prefix}", f"inet {self.prefix}"
+
     def write_rules(self, rules: list[str]) -> None:
-        """Replace the cluster's table with one holding ``rules``, in one transaction."""
-        t = f"bridge {self.prefix}"
+        """Replace the cluster's tables with ``rules`` (and the fence), in one transaction.
+
+        ``bridge`` table: the faults, on frames between nodes.  ``inet``
+        table: the fence -- nothing is routed between the bridge and another
+        interface, even on a host that forwards IP for others (a Docker host
+        does), so the nodes reach each other and the root namespace, never
+        beyond.  (Frames bridged between two nodes may pass this hook too,
+        with br_netfilter loaded: in and out through the bridge, they pass.)
+        """
+        faults, fence = self.tables
         body = "\n".join(f"    {r}" for r in rules)
         script = (
-            f"table {t}\ndelete table {t}\n"
-            f"table {t} {{\n  chain forward {{\n"
+            f"table {faults}\ndelete table {faults}\n"
+            f"table {faults} {{\n  chain forward {{\n"
             f"    type filter hook forward priority 0; policy accept;\n{body}\n  }}\n}}\n"
+            f"table {fence}\ndelete table {fence}\n"
+            f"table {fence} {{\n  chain forward {{\n"
+            f"    type filter hook forward priority 0; policy accept;\n"
+            f'    iifname "{self.bridge}" oifname != "{self.bridge}" drop\n'
+            f'    oifname "{self.bridge}" iifname != "{self.bridge}" drop\n  }}\n}}\n'
         )
         _run(["nft", "-f", "-"], stdin=script)
 
@@ -224,7 +243,7 @@ class Network:
         """Everything in the kernel carrying this cluster's prefix (empty: clean)."""
         links = [n for n in self._links() if n.startswith(self.prefix)]
         spaces = [n for n in self._namespaces() if n.startswith(self.prefix + "-")]
-        tables = [t for t in _tables() if t == f"bridge {self.prefix}"]
+        tables = [t for t in _tables() if t in self.tables]
         return [*(f"link {n}" for n in links), *(f"netns {n}" for n in spaces), *tables]
 
     def teardown(self, timeout: float = 5.0) -> None:
@@ -242,8 +261,9 @@ class Network:
                 _run(["ip", "netns", "del", ns], check=False)
         if self._link_exists(self.bridge):
             _run(["ip", "link", "del", self.bridge], check=False)
-        if f"bridge {self.prefix}" in _tables():
-            _run(["nft", "delete", "table", "bridge", self.prefix], check=False)
+        for table in _tables():
+            if table in self.tables:
+                _run(["nft", "delete", "table", *table.split()], check=False)
         left: list[str] = []
         for _ in attempts(timeout, every=0.05):
             left = self.leftovers()
