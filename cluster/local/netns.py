@@ -160,7 +160,11 @@ class Network:
     def create_bridge(self) -> None:
         """The bridge with its address in the root namespace (idempotent)."""
         if not self._link_exists(self.bridge):
-            _run(["ip", "link", "add", self.bridge, "type", "bridge"])
+            # Frames between nodes skip the host's IP firewall (br_netfilter
+            # would hand them to it, and a Docker host's FORWARD policy is
+            # DROP): only our `bridge` table judges them.
+            nf_off = ["nf_call_iptables", "0", "nf_call_ip6tables", "0", "nf_call_arptables", "0"]
+            _run(["ip", "link", "add", self.bridge, "type", "bridge", *nf_off])
             _run(["ip", "addr", "add", f"{self.cfg.bridge_addr}/24", "dev", self.bridge])
         _run(["ip", "link", "set", self.bridge, "up"])
 
@@ -211,8 +215,8 @@ class Network:
         table: the fence -- nothing is routed between the bridge and another
         interface, even on a host that forwards IP for others (a Docker host
         does), so the nodes reach each other and the root namespace, never
-        beyond.  (Frames bridged between two nodes may pass this hook too,
-        with br_netfilter loaded: in and out through the bridge, they pass.)
+        beyond.  (Frames bridged between two nodes never reach this hook: the
+        bridge is made with ``nf_call_iptables 0``.)
         """
         faults, fence = self.tables
         body = "\n".join(f"    {r}" for r in rules)
