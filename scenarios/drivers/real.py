@@ -175,8 +175,8 @@ class RealDriver(SwarmOperator):
     def isolate(self, node: str) -> None:
         self.sup.isolate(node)
 
-    def partition(self, groups: list[list[str]]) -> None:
-        self.sup.partition(groups)
+    def partition(self, groups: list[list[str]], oneway: bool = False) -> None:
+        self.sup.partition(groups, oneway=oneway)
 
     def heal(self) -> None:
         self.sup.heal()
