@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_run import ROOT, described_pids, is_manager_process
+from cli_run import ROOT, LineReader, described_pids, is_manager_process
 from cluster_procs import kill_leftovers
 
 from cluster.cli.main import main
@@ -235,24 +235,26 @@ def test_a_dir_that_is_a_file_is_one_line(
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_foreground_up_stops_every_process_on_a_signal(tmp_path: Path, sig: int) -> None:
     path = tmp_path / "c"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cluster", "--dir", str(path), "up", "--managers", "3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        # Ctrl-C's SIGINT as a terminal delivers it (a shell may have ignored it).
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    errors = tmp_path / "up.stderr"  # a file: a full stderr pipe could stall the child
+    with errors.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cluster", "--dir", str(path), "up", "--managers", "3"],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            cwd=ROOT,
+            # Ctrl-C's SIGINT as a terminal delivers it (a shell may have ignored it).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
     try:
         assert proc.stdout is not None
+        out = LineReader(proc.stdout)
         deadline = time.monotonic() + 60
         line, seen = "", []
         while "leader=manager" not in line:  # the live view, once a leader is elected
-            assert time.monotonic() < deadline, "no leader shown"
-            line = proc.stdout.readline()
+            line = out.next_line(deadline)  # bounded: a silent child fails the test
             seen.append(line)
-            assert line or proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert line, f"up ended early: {errors.read_text()}"
         # docs/cli.md: a foreground up starts the web view too and prints its URL.
         assert any(s.startswith("web view: http://127.0.0.1:") for s in seen), seen
         web_pid = json.loads((path / "web.json").read_text())["pid"]
@@ -266,7 +268,7 @@ def test_foreground_up_stops_every_process_on_a_signal(tmp_path: Path, sig: int)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
+            proc.wait(timeout=30)
         kill_leftovers(path)
 
 
@@ -287,6 +289,11 @@ def test_a_closed_stdout_ends_quietly(tmp_path: Path) -> None:
     )
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()  # before it prints: its write meets a closed pipe
-    err = proc.stderr.read().decode()
-    assert proc.wait(timeout=30) != 0
-    assert err == ""
+    try:
+        _, err = proc.communicate(timeout=30)  # bounded, unlike a read of stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert proc.returncode != 0
+    assert err.decode() == ""
