@@ -84,10 +84,15 @@ class Processes:
         module = "cluster.worker" if m.role == "worker" else "cluster.manager"
         # The reason of an earlier exit no longer holds for this run.
         self.cdir.exit_reason_file(m.name).unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", module, "--config", str(d / "config.json")]
+        if m.netns:
+            # Netns mode: `ip netns exec` enters the namespace and then execs
+            # Python in its own place, so the PID we get is the node's.
+            cmd = ["ip", "netns", "exec", m.netns, *cmd]
         log = (d / "node.log").open("ab")
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", module, "--config", str(d / "config.json")],
+                cmd,
                 stdin=subprocess.PIPE if unlock_key else subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
