@@ -180,6 +180,9 @@ def write_result(out: Path, run: Run, checks: list[CheckResult], passed: bool) -
         "mode": run.mode,
         "seed": run.seed,
         "checks": [c.as_json() for c in checks],
+        # Each step's status, so a run that skipped steps (not applicable in
+        # this mode) cannot pass for one that did them.
+        "steps": [{"number": s.number, "action": s.action, "status": s.status} for s in run.steps],
         "metrics": run.metrics,
     }
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")

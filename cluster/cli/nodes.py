@@ -179,7 +179,9 @@ def cmd_status(ctx: Any) -> int:
                 n["availability"].capitalize(),
                 manager_status(st, n),
                 ENGINE_VERSION,
-                n["role"] + (" (disk full)" if n.get("disk") == "full" else ""),
+                n["role"]
+                + (" (disk full)" if n.get("disk") == "full" else "")
+                + (f" ({n['exit_reason']})" if n.get("exit_reason") else ""),
                 n["term"],
                 n["commit_index"],
                 n["applied_index"],

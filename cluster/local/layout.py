@@ -7,6 +7,8 @@ One directory holds one cluster (``--dir DIR``, else ``$CLUSTER_DIR``, else
     DIR/faults.jsonl        every fault the supervisor injected (for figures)
     DIR/client.jsonl        client operations recorded by scenarios
     DIR/manager1/           one manager: config.json, node.log, trace.jsonl,
+        exit-reason         why it last stopped on its own (one line; written
+                            by the manager on a fatal exit, removed at start)
         raft/               its Raft data (log segments, hard state, snapshot,
                             faults.json: its network fault rules)
         keys/kek            the key-encryption key (absent with autolock)
@@ -173,6 +175,18 @@ class ClusterDir:
 
     def node_dir(self, name: str) -> Path:
         return self.path / name
+
+    def exit_reason_file(self, name: str) -> Path:
+        """Where manager ``name`` writes why it stopped on its own (its config says so)."""
+        return self.node_dir(name) / "exit-reason"
+
+    def exit_reason(self, name: str) -> str | None:
+        """The one line manager ``name`` left when it last stopped on its own, if any."""
+        try:
+            text = self.exit_reason_file(name).read_text(errors="replace")
+        except OSError:
+            return None
+        return text.strip().splitlines()[0][:300] if text.strip() else None
 
     def load(self) -> Description:
         try:

@@ -82,6 +82,8 @@ class Processes:
         """
         d = self.cdir.node_dir(m.name)
         module = "cluster.worker" if m.role == "worker" else "cluster.manager"
+        # The reason of an earlier exit no longer holds for this run.
+        self.cdir.exit_reason_file(m.name).unlink(missing_ok=True)
         cmd = [sys.executable, "-m", module, "--config", str(d / "config.json")]
         if m.netns:
             # Netns mode: `ip netns exec` enters the namespace and then execs

@@ -187,6 +187,7 @@ class Provisioner:
             "fsync": t.fsync,
             "autolock": desc.autolock,
             "swarm_port": m.swarm_port or None,
+            "exit_reason_file": str(self.cdir.exit_reason_file(m.name)),
         }
         if m.joiner:
             config["voters"] = []

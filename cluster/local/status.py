@@ -156,6 +156,8 @@ def collect(sup: Supervisor, desc: Description, timeout: float = 0.6) -> dict[st
                 # "full": it cannot write its Raft log; ``disk_error`` says why.
                 "disk": (st or {}).get("disk", "ok"),
                 "disk_error": (st or {}).get("disk_error"),
+                # Down because it stopped on its own: the one line it left.
+                "exit_reason": sup.exit_reason(m) if state == "down" else None,
             }
         )
 

@@ -62,6 +62,10 @@ class Supervisor:
         """ "running", "paused" or "down" -- checked against PID reuse."""
         return self.processes.state(m)
 
+    def exit_reason(self, m: Member) -> str | None:
+        """Why ``m`` last stopped on its own (a failed fsync, a damaged log), if it said."""
+        return self.cdir.exit_reason(m.name)
+
     def starts_locked(self, m: Member) -> bool:
         """Will this manager start locked?  (Autolock: a fingerprint, no KEK file.)"""
         return self.provisioner.starts_locked(m)

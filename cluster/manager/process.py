@@ -77,6 +77,7 @@ from cluster.state.errors import InvalidArgument
 from cluster.state.store import Result, Store
 from raft.core.session import SessionStateMachine
 from raft.runtime import eventloop
+from raft.runtime.disk import CorruptLogError
 from raft.runtime.node import NodeSettings, RaftNode
 from raft.runtime.tls import TLSFiles
 
@@ -401,8 +402,13 @@ async def serve(settings: ManagerSettings, unlock_key: str | None = None) -> int
         try:
             manager.open_node_key()
             await manager.node.start()
-        except UnavailableError as e:  # a sealed key we cannot open: say why, no traceback
-            logger.error("cannot run %s: %s", settings.name, e.message)
+        except (UnavailableError, CorruptLogError) as e:
+            # A sealed key we cannot open, a data directory that lost or
+            # damaged a file: say why in one line, no traceback.  A restart
+            # would fail the same way, so the reason is left for `status`.
+            reason = e.message if isinstance(e, UnavailableError) else str(e)
+            logger.error("cannot run %s: %s", settings.name, reason)
+            leave_exit_reason(settings, reason)
             await runner.cleanup()
             return 2
         except BaseException:
@@ -418,8 +424,15 @@ async def serve(settings: ManagerSettings, unlock_key: str | None = None) -> int
         "started": time.time(),
     }
     path = settings.data_dir / "manager.json"
-    path.with_suffix(".tmp").write_text(json.dumps(info))
-    os.replace(path.with_suffix(".tmp"), path)
+    try:
+        path.with_suffix(".tmp").write_text(json.dumps(info))
+        os.replace(path.with_suffix(".tmp"), path)
+    except OSError as e:
+        # What we are, for people; no part of Raft.  On a full disk the
+        # manager still serves reads and answers writes with 507, as a
+        # running one does (docs/architecture.md, "Disks that fill or fail").
+        path.with_suffix(".tmp").unlink(missing_ok=True)
+        logger.warning("%s: cannot write %s: %s", settings.name, path, e.strerror or e)
     logger.info(
         "%s: serving %s, raft port %d%s, on %s",
         settings.name,
@@ -452,11 +465,32 @@ async def serve(settings: ManagerSettings, unlock_key: str | None = None) -> int
         status = 1
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+    if manager.node.failure is not None:
+        # The node logged the one-line reason; `status` shows it too.
+        leave_exit_reason(settings, manager.node.failure_cause or "failed")
     if manager.node.storage_failed:
-        # The node logged the one-line reason; the status says "storage"
-        # (EXIT_STORAGE_FAILED) so that whoever restarts us knows why.
+        # The exit status says "storage" (EXIT_STORAGE_FAILED) so that
+        # whoever restarts us knows why.
         return EXIT_STORAGE_FAILED
     return 1 if manager.node.failure is not None else status
+
+
+def leave_exit_reason(settings: ManagerSettings, reason: str) -> None:
+    """Write one line saying why we stop where the supervisor looks (`exit_reason_file`).
+
+    Best effort: the disk that failed may refuse this write too, and the
+    log line is written anyway.
+    """
+    path = settings.exit_reason_file
+    if path is None:
+        return
+    line = " ".join(reason.split())[:300] + "\n"
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(line)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
 
 
 async def _serve_swarm_port(manager: Manager, runners: list[Any]) -> None:
@@ -504,4 +538,5 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except OSError as e:  # a port in use, a data directory held by another process
         logger.error("cannot run %s: %s", settings.name, e)
+        leave_exit_reason(settings, f"cannot run: {e}")
         return 2

@@ -50,6 +50,9 @@ class ManagerSettings:
     #: The swarm port (HTTPS, mutual TLS) where workers and newcomers talk to
     #: us (`cluster.api.swarm`); None: not served.
     swarm_port: int | None = None
+    #: Where to leave one line saying why, when the manager stops on its own
+    #: (a failed fsync, a damaged log): the supervisor shows it in ``status``.
+    exit_reason_file: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

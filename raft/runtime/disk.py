@@ -80,6 +80,12 @@ only one of them can be retried safely:
   data that never reached the disk.  Only reading the files again says what
   they hold, which is what a restart does.
 
+Birth.  A new directory is made with its first segment, an empty snapshot
+and then its hard state (term 0), so that afterwards no file may be
+missing: a lost hardstate or snapshot, a gap in the segment numbers, a log
+that starts past the snapshot or a commit index past the log's end is
+`CorruptLogError` (`raft.runtime.diskread.check_complete`).
+
 Recovery (on open).  Every record of every file is checked.  Damage that a
 crash can explain is repaired; anything else stops the node with
 `CorruptLogError` naming the file and byte offset, because a node that
@@ -244,8 +250,18 @@ class DiskStorage:
         for tmp in self.path.glob("*.tmp"):
             tmp.unlink()
         state, segments = read_state(self.path, repair=True, notes=self.recovery_notes)
+        self._dir_dirty = False
         if not segments:
             segments = [self._create_segment(1)]
+            self._dir_dirty = True
+        if not (self.path / HARDSTATE).exists():
+            # Born (or a birth a crash interrupted, finished): first segment,
+            # empty snapshot, hard state last.  From then on a missing file is
+            # a lost one, which recovery refuses (diskread.check_complete).
+            if not (self.path / SNAPSHOT).exists():
+                self._replace_file(SNAPSHOT, SNAP_MAGIC, encode_snapshot(state.snapshot))
+            self._replace_file(HARDSTATE, HARD_MAGIC, encode_hard_state(state.hard_state))
+        if self._dir_dirty:
             self._fsync_dir()
         self._segments = segments
         self._active_fd = os.open(segments[-1].path, os.O_WRONLY | os.O_APPEND)
@@ -260,7 +276,6 @@ class DiskStorage:
         self._pending: list[tuple[bytes, int]] = []  # (framed record, its last index)
         self._pending_snapshot: Snapshot | None = None
         self._frames_before_snapshot = 0
-        self._dir_dirty = False
 
     # ------------------------------------------------------------------ API
 

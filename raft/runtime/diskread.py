@@ -6,10 +6,20 @@ order, keeping only the entries after the snapshot (§7).  A torn tail on the
 last segment -- a crash in the middle of an append that was never
 acknowledged -- is cut off and fsynced before the node starts (`cut_tail`);
 damage anywhere else is `CorruptLogError`, never silently skipped.
+
+A *missing* file is damage too (`check_complete`).  A directory is born
+with its first segment, an empty snapshot and its hard state, in that
+order, and from then on a crash can neither remove one of them, nor a
+segment the snapshot does not cover, nor leave a gap in the segment
+numbers.  So a lost hard state (the term and vote would be forgotten: the
+node could vote twice in one term, §5.2), a lost snapshot (§7) or a lost
+segment refuses to start, naming the file, rather than open as a smaller,
+"valid" state.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from dataclasses import dataclass
@@ -42,6 +52,7 @@ __all__ = [
     "SEGMENT_SUFFIX",
     "SNAPSHOT",
     "Segment",
+    "check_complete",
     "cut_tail",
     "read_single",
     "read_state",
@@ -81,6 +92,7 @@ def read_state(
     segment (saying so in ``notes``)."""
     hard_state = read_single(directory, HARDSTATE, HARD_MAGIC, decode_hard_state)
     snapshot = read_single(directory, SNAPSHOT, SNAP_MAGIC, decode_snapshot)
+    found = {HARDSTATE: hard_state is not None, SNAPSHOT: snapshot is not None}
     hard_state = hard_state or HardState()
     snapshot = snapshot or Snapshot()
 
@@ -142,7 +154,64 @@ def read_state(
             ]
         except (TypeError, ValueError, IndexError) as exc:
             raise CorruptLogError(directory, 0, f"undecodable entry: {exc}") from exc
-    return PersistentState(hard_state, snapshot, entries), segments
+    state = PersistentState(hard_state, snapshot, entries)
+    check_complete(directory, state, segments, found, run_first if run else None)
+    return state, segments
+
+
+def check_complete(
+    directory: Path,
+    state: PersistentState,
+    segments: list[Segment],
+    found: dict[str, bool],
+    log_first: int | None,
+) -> None:
+    """Refuse a directory that lost a file its log needs (`CorruptLogError`, one line).
+
+    ``found`` says which of hardstate and snapshot exist; ``log_first`` is the
+    index the replayed log starts at (None: no entries above the snapshot).
+    Only a directory a crash left half born (at most an empty first segment
+    and an empty snapshot) may lack its hard state.
+    """
+    for older, newer in itertools.pairwise(segments):
+        if newer.seq != older.seq + 1:
+            missing = directory / f"{SEGMENT_PREFIX}{older.seq + 1:010d}{SEGMENT_SUFFIX}"
+            raise CorruptLogError(missing, 0, "log segment missing (entries lost)")
+    if not segments and (found[HARDSTATE] or found[SNAPSHOT]):
+        first = directory / f"{SEGMENT_PREFIX}{1:010d}{SEGMENT_SUFFIX}"
+        raise CorruptLogError(first, 0, "no log segment beside the hard state (log lost)")
+    if not found[HARDSTATE]:
+        # The hard state is the last file of a birth: without it, only an
+        # empty first segment (and an empty snapshot) may exist.
+        newborn = state.snapshot.meta.index == 0 and all(
+            s.seq == 1 and s.max_index == 0 for s in segments
+        )
+        if not newborn:
+            raise CorruptLogError(
+                directory / HARDSTATE, 0, "missing beside a log (the term and vote would be lost)"
+            )
+    elif not found[SNAPSHOT]:
+        raise CorruptLogError(
+            directory / SNAPSHOT, 0, "missing beside the hard state (a lost snapshot)"
+        )
+    start = state.snapshot.meta.index + 1
+    if log_first is not None and log_first > start:
+        raise CorruptLogError(
+            segments[0].path,
+            0,
+            f"the log starts at index {log_first} but the snapshot ends at {start - 1}"
+            " (a snapshot or segment is missing)",
+        )
+    last = state.snapshot.meta.index + len(state.entries)
+    if state.hard_state.commit > last:
+        # The hard state is written after the log it commits (disk.DiskStorage._sync),
+        # and Raft never overwrites a committed entry (§5.4), so this is a lost file.
+        raise CorruptLogError(
+            directory / HARDSTATE,
+            0,
+            f"commit index {state.hard_state.commit} is past the log's last index {last}"
+            " (a log segment is missing)",
+        )
 
 
 def read_single(directory: Path, name: str, magic: bytes, decode: Any) -> Any:

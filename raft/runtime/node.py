@@ -168,6 +168,8 @@ class RaftNode:
         self.failure: BaseException | None = None
         #: One line saying why the node failed (None: it has not).
         self.failure_reason: str | None = None
+        #: Just what failed, in one line (a storage error's own message, say).
+        self.failure_cause: str | None = None
         self._leader: NodeId | None = None
         self._clients = ClientWaits()
         self._applier = Applier(settings.id, state_machine, self.trace, self._clients)
@@ -230,6 +232,7 @@ class RaftNode:
             # A failed fsync or a bug in the core: this node cannot go on safely.
             self.failure = exc
             self.failure_reason = _one_line(exc)
+            self.failure_cause = _cause_line(exc)
             if self.storage_failed:
                 logger.error("%s: stopping: %s", self.id, self.failure_reason)  # no traceback
             else:
@@ -559,6 +562,14 @@ def _root_cause(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup):
         exc = exc.exceptions[0]
     return exc
+
+
+def _cause_line(exc: BaseException) -> str:
+    """What failed, without advice: a storage error's message, else the type and message."""
+    cause = _root_cause(exc)
+    if isinstance(cause, StorageError):
+        return str(cause)
+    return f"{type(cause).__name__}: {cause}"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -93,6 +96,34 @@ def kill_leftovers(pids: set[int]) -> list[int]:
                     break
             killed.append(pid)
     return killed
+
+
+class LineReader:
+    """Lines of a child's text pipe, each waited for with a bound.
+
+    ``pipe.readline()`` blocks for as long as the child stays silent, so a
+    test reading a hung child would hang with it.  A daemon thread does the
+    blocking reads and queues the lines; `next_line` waits at most until a
+    deadline.  The thread ends when the pipe does (the child exits or is killed).
+    """
+
+    def __init__(self, pipe: Any) -> None:
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._thread = threading.Thread(target=self._pump, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, pipe: Any) -> None:
+        for line in pipe:
+            self._lines.put(line)
+        self._lines.put("")  # end of file
+
+    def next_line(self, deadline: float) -> str:
+        """The next line ("" at end of file); AssertionError once ``deadline``
+        (a `time.monotonic` value) has passed."""
+        try:
+            return self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError("the child printed no line before the deadline") from None
 
 
 def one_line_error(r: subprocess.CompletedProcess[str]) -> str:

@@ -39,10 +39,17 @@ async def eventually(cond: Callable[[], bool], timeout: float = 5.0, what: str =
         await asyncio.sleep(0.01)
 
 
+#: Seconds per tick.  Elections time out after 10-20 ticks, so 0.5-1 s: every
+#: node of a cluster shares this one event loop (and the machine its cores),
+#: and with 0.02 s ticks a pause of 200 ms -- a busy CI machine, a garbage
+#: collection -- was enough for an election nobody provoked.
+TICK = 0.05
+
+
 class LocalCluster:
     """N RaftNodes with KV state machines in this event loop, on 127.0.0.1."""
 
-    def __init__(self, root: Path, n: int = 3, tick: float = 0.02, **overrides: Any) -> None:
+    def __init__(self, root: Path, n: int = 3, tick: float = TICK, **overrides: Any) -> None:
         self.root = root
         ids = [f"n{i}" for i in range(1, n + 1)]
         self.peers = {i: ("127.0.0.1", p) for i, p in zip(ids, free_ports(n), strict=True)}
@@ -94,7 +101,7 @@ class LocalCluster:
             return None
         return leaders[0]
 
-    async def wait_leader(self, timeout: float = 5.0) -> RaftNode:
+    async def wait_leader(self, timeout: float = 10.0) -> RaftNode:
         await eventually(lambda: self.leader() is not None, timeout, "a single leader")
         leader = self.leader()
         assert leader is not None

@@ -6,6 +6,8 @@ jepsen has its own short run (tests/test_jepsen.py).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from scenario_runs import STALE, TOUR, builtin, failed_checks
 
@@ -40,6 +42,15 @@ def test_builtin_passes_on_real_processes(name, tmp_path):
     outcome = run_scenario(builtin(name), tmp_path)
     assert outcome.passed, failed_checks(tmp_path, name)
     assert (tmp_path / name / "timeline.png").exists()
+    assert_nothing_skipped(tmp_path, name)
+
+
+def assert_nothing_skipped(out, name):
+    """On real processes every step runs and every check means something."""
+    result = json.loads((out / name / "result.json").read_text())
+    assert result["checks"], f"{name}: no check"
+    assert not [c["name"] for c in result["checks"] if c.get("skipped")]
+    assert not [s for s in result["steps"] if s["status"] != "ok"]
 
 
 @pytest.mark.parametrize("text", [TOUR, STALE], ids=["tour", "stale"])
@@ -50,3 +61,4 @@ def test_outsider_scenarios_pass_on_real_processes(text, tmp_path):
     scn = parse(text)
     outcome = run_scenario(scn, tmp_path)
     assert outcome.passed, failed_checks(tmp_path, scn.name)
+    assert_nothing_skipped(tmp_path, scn.name)

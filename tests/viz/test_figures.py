@@ -1,8 +1,12 @@
-"""`viz.figures` and `python -m viz`: smoke tests that really render PNGs.
+"""`viz.figures` and `python -m viz`: tests that really render PNGs.
 
 Each drawing function gets its own axes from pyplot (as a user would call
-it), renders to a PNG in tmp_path, and the file is checked to be a real,
-non-trivial image.  Figures are always closed.
+it), renders to a PNG in tmp_path, and the file is checked to be a real
+image.  That check alone proves little -- blank axes with ticks and a title
+pass any ink or size threshold -- so every test also asserts on what was
+drawn: the artists on the axes against the model they were drawn from
+(role bands against role intervals, step lines against the series, cells
+against the log).  Figures are always closed.
 """
 
 from __future__ import annotations
@@ -72,7 +76,23 @@ def render(tmp_path):
 
 
 def test_timeline(model, render):
-    render("timeline", lambda ax: figures.draw_timeline(ax, model))
+    def drawn(ax):
+        figures.draw_timeline(ax, model)
+        lanes = dict(
+            zip(ax.get_yticks(), [t.get_text() for t in ax.get_yticklabels()], strict=True)
+        )
+        bands: dict[str, list[float]] = {}  # node -> start, end, start, end...
+        for p in ax.patches:
+            if isinstance(p, Rectangle) and p.get_height() == pytest.approx(0.62):
+                node = lanes[round(p.get_y() + 0.31)]
+                bands.setdefault(node, []).extend((p.get_x(), p.get_x() + p.get_width()))
+        for node in model.nodes:
+            want = [x for iv in model.roles.get(node, ()) for x in (iv.start, iv.end)]
+            assert bands.get(node, []) == pytest.approx(want) and want, node
+        markers = [ln for ln in ax.lines if ln.get_marker() in ("*", "^")]
+        assert len(markers) == len(model.elections) > 0
+
+    render("timeline", drawn)
 
 
 def test_timeline_title_is_derived_or_passed(model, render):
@@ -145,31 +165,95 @@ def test_a_trace_without_learners_keeps_its_legend(model, render):
     assert "follower" in labels and LEARNER not in labels and OUTSIDE not in labels
 
 
+def _line(ax, label):
+    lines = [ln for ln in ax.lines if ln.get_label() == label]
+    assert len(lines) == 1, f"no line labelled {label!r}"
+    return lines[0]
+
+
 def test_quorum_strip(model, render):
-    render("quorum", lambda ax: figures.draw_quorum(ax, model), size=(10, 2.5))
+    def drawn(ax):
+        figures.draw_quorum(ax, model)
+        reach = _line(ax, "reachable managers").get_ydata()
+        assert set(reach) == set(model.quorum.reachable) and len(reach) > 1
+
+    render("quorum", drawn, size=(10, 2.5))
 
 
 def test_commit_and_clients(model, render):
-    render("commit", lambda ax: figures.draw_commit(ax, model))
+    def drawn(ax):
+        figures.draw_commit(ax, model)
+        # A marker at each client write's end (the bar from its start is a line too).
+        ends = sorted(ln.get_xdata()[0] for ln in ax.lines if ln.get_linestyle() == "None")
+        assert ends == pytest.approx(sorted(c.end for c in model.clients)) and ends
+        # The commit steps (solid, thick) reach each node's last commit index.
+        tops = sorted(round(max(ln.get_ydata())) for ln in ax.lines if ln.get_linewidth() == 1.6)
+        assert tops == sorted(s.last() for s in model.commit.values() if len(s)) and tops
+
+    render("commit", drawn)
 
 
 def test_terms(model, render):
-    render("terms", lambda ax: figures.draw_terms(ax, model), size=(10, 3))
+    def drawn(ax):
+        figures.draw_terms(ax, model)
+        for node in model.nodes:
+            series = model.terms.get(node)
+            if series is not None and len(series):
+                assert round(max(_line(ax, node).get_ydata())) == series.last(), node
+
+    render("terms", drawn, size=(10, 3))
 
 
 def test_log_matrix(model, render):
     t, _caption = model.log_instants()[0]
     matrix = model.log_matrix(t)
     assert matrix is not None
-    render("log", lambda ax: figures.draw_log(ax, matrix), size=(10, 3))
+
+    def drawn(ax):
+        figures.draw_log(ax, matrix)
+        # One cell per entry, at its index, labelled with its term.
+        cells = sorted((round(x.get_position()[0]), x.get_text()) for x in ax.texts)
+        want = sorted((i, str(term)) for r in matrix.rows for i, term in r.entries.items())
+        assert cells == want and cells
+
+    render("log", drawn, size=(10, 3))
+
+
+def _vote_marks(ax) -> list[str]:
+    return sorted(t.get_text() for t in ax.texts)
 
 
 def test_vote_grid_one_and_many_elections(model, render):
     chosen = figures.choose_elections(model)
     assert any(not e.pre_vote for e in chosen)
-    render("votes", lambda ax: figures.draw_votes(ax, model, chosen), size=(10, 5))
+
+    def expected(elections) -> dict[str, int]:
+        """Cells by hand: the candidate asks, every other node says yes, no or nothing."""
+        counts = {"asked": 0, "yes": 0, "no": 0, "-": 0}
+        for e in elections:
+            answers = {v.voter: v.granted for v in e.votes}
+            for node in model.nodes:
+                if node == e.node:
+                    counts["asked"] += 1
+                elif node not in answers:
+                    counts["-"] += 1
+                else:
+                    counts["yes" if answers[node] else "no"] += 1
+        return counts
+
+    def drawn(elections):
+        def draw(ax):
+            figures.draw_votes(ax, model, elections)
+            marks = [t.get_text().split(" ")[0] for t in ax.texts]
+            assert {k: marks.count(k) for k in ("asked", "yes", "no", "-")} == expected(elections)
+
+        return draw
+
+    render("votes", drawn(chosen), size=(10, 5))
     one = [e for e in chosen if e.refused][:1]
-    render("vote", lambda ax: figures.draw_votes(ax, model, one), size=(5, 5))
+    assert one
+    render("vote", drawn(one), size=(5, 5))
+    assert expected(one)["no"] > 0
 
 
 def test_placement_grid_before_and_after(render):
@@ -180,6 +264,12 @@ def test_placement_grid_before_and_after(render):
     def drawn(ax):
         figures.draw_placement(ax, before, after)
         titles.append(ax.get_title(loc="left"))
+        # Each task's dot sits in the row of the node it runs on afterwards.
+        tasks = [t.get_text() for t in ax.get_xticklabels()]
+        rows = dict(zip(ax.get_yticks(), [t.get_text() for t in ax.get_yticklabels()], strict=True))
+        dots = [ln for ln in ax.lines if ln.get_marker() == "o"]
+        placed = {tasks[round(d.get_xdata()[0])]: rows[round(d.get_ydata()[0])] for d in dots}
+        assert placed == after
 
     render("placement", drawn, size=(7, 3))
     assert titles == ["2 of 6 tasks moved off worker2"]

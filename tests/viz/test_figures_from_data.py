@@ -38,6 +38,13 @@ def test_latency_figure(tmp_path):
     ax = latency_figure(m).axes[0]
     assert ax.get_yscale() == "log"
     assert ax.get_title() == "Write latency over time, 5 managers"
+    # What was drawn: a point per sample, and the failover window shaded.
+    (points,) = ax.collections
+    xs, ys = points.get_offsets().T
+    assert list(xs) == pytest.approx([i / 10 for i in range(50)])  # seconds since t0 = 1
+    assert list(ys) == [1.0 + i % 7 for i in range(50)]
+    (window,) = ax.patches
+    assert window.get_x() == pytest.approx(1.0) and window.get_width() == pytest.approx(1.0)
 
 
 def test_quorum_table_figure(tmp_path):
@@ -46,6 +53,11 @@ def test_quorum_table_figure(tmp_path):
     ax = fig.axes[0]
     assert [t for t in ax.get_xticks()] == [1, 2, 3, 4, 5]
     assert len(ax.patches) == 10  # a quorum bar and a tolerance bar per size
+    quorums, survived = (
+        [p.get_height() for p in ax.patches[:5]],
+        [p.get_height() for p in ax.patches[5:]],
+    )
+    assert quorums == [1, 2, 2, 3, 3] and survived == [0, 0, 1, 1, 2]
     assert_good_png(save(fig, tmp_path / "quorum-table", ("png",))[0])
 
 
@@ -62,4 +74,10 @@ def test_history_figure_marks_every_outcome(tmp_path):
     assert labels == ["ok", "fail (no effect)", "unknown (may take effect)", "kill"]
     assert [t.get_text() for t in top.get_yticklabels()] == ["client 0", "client 1", "client 2"]
     assert bottom.get_yscale() == "log"
+    # What was drawn: one bar per operation (30) and a marker at the end of
+    # each that did not answer ok (20), in the rows of their clients.
+    bars_drawn = sum(len(c.get_paths()) for c in top.collections)
+    assert bars_drawn == 30
+    ends = sorted(x for ln in top.lines for x in ln.get_xdata())
+    assert ends == pytest.approx(sorted(b.start + b.length for b in bars if b.status != "ok"))
     assert_good_png(save(fig, tmp_path / "history", ("png",), dpi=130)[0])

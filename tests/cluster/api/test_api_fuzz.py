@@ -22,10 +22,13 @@ For every answer:
 One test talks to a leader; another to a follower, so every request is
 also replayed to the leader by the forwarding middleware.
 
+Every example starts from the same freshly seeded store (`Harness.fresh`),
+so a failing example replays alone and Hypothesis can shrink it.
+
 How many inputs: each test runs ``FUZZ_EXAMPLES`` examples (default 200,
 a few seconds) with a deadline per example.  For a long run::
 
-    FUZZ_EXAMPLES=20000 python -m pytest tests/test_fuzz_api.py -s
+    FUZZ_EXAMPLES=20000 python -m pytest tests/cluster/api/test_api_fuzz.py -s
 
 ``-s`` shows the count of requests sent and their statuses (also with
 ``--hypothesis-show-statistics``).
@@ -300,15 +303,32 @@ HEADERS = st.fixed_dictionaries(
 
 
 class Harness:
-    """One event loop, a leader (and optionally a follower) serving the app."""
+    """One event loop, a leader (and optionally a follower) serving the app.
+
+    `fresh` gives every example a new seeded store and new servers: a write
+    one example made must not change what the next one meets, or Hypothesis
+    could neither replay a failure nor shrink it.
+    """
 
     def __init__(self, via_follower: bool) -> None:
         self.runner = asyncio.Runner()
-        self.backend = seeded_backend()
+        self.via_follower = via_follower
         self.clients: list[TestClient] = []
         #: Requests sent, by status: the "inputs tried".
         self.tried: Counter[str] = Counter()
-        self.runner.run(self._start(via_follower))
+        self.fresh()
+
+    def fresh(self) -> Harness:
+        """Stop the servers (if any) and serve a newly seeded store."""
+        self.runner.run(self._stop())
+        self.backend = seeded_backend()
+        self.runner.run(self._start(self.via_follower))
+        return self
+
+    async def _stop(self) -> None:
+        for client in reversed(self.clients):
+            await client.close()
+        self.clients.clear()
 
     async def _start(self, via_follower: bool) -> None:
         leader = TestClient(TestServer(make_app(self.backend)))
@@ -324,12 +344,8 @@ class Harness:
             self.clients.append(self.client)
 
     def close(self) -> None:
-        async def stop() -> None:
-            for client in reversed(self.clients):
-                await client.close()
-
         try:
-            self.runner.run(stop())
+            self.runner.run(self._stop())
         finally:
             self.runner.close()
 
@@ -391,7 +407,7 @@ def test_random_requests_get_clean_answers(
     headers: dict[str, str],
 ) -> None:
     method, path = request
-    harness.check(method, path, query, body, headers)
+    harness.fresh().check(method, path, query, body, headers)
 
 
 @FUZZ
@@ -406,7 +422,9 @@ def test_writes_with_broken_bodies(
 ) -> None:
     method, template = route
     path = template.replace("{id}", quote(ref, safe=""))
-    harness.check(method, path, {"version": version}, body, {"Content-Type": "application/json"})
+    harness.fresh().check(
+        method, path, {"version": version}, body, {"Content-Type": "application/json"}
+    )
 
 
 @pytest.mark.parametrize("kind", BIG_KINDS)

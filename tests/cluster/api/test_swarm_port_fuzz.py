@@ -12,9 +12,12 @@ For every answer: it came within `REQUEST_BOUND` seconds; its status is below
 500; an error has the API's body ``{"message": str}``; and after an error the
 store is exactly what it was (no half-joined node).
 
+Every example starts from the same freshly bootstrapped store
+(`Harness.fresh`), so a failing example replays alone and shrinks.
+
 ``FUZZ_EXAMPLES`` examples per test (default 200); for a long run::
 
-    FUZZ_EXAMPLES=20000 python -m pytest tests/test_fuzz_swarm_api.py -s
+    FUZZ_EXAMPLES=20000 python -m pytest tests/cluster/api/test_swarm_port_fuzz.py -s
 """
 
 from __future__ import annotations
@@ -48,14 +51,27 @@ GOOD_CSR = make_csr(ec.generate_private_key(ec.SECP256R1())).decode()
 
 
 class Harness:
-    """One event loop and the swarm app over a bootstrapped fake leader."""
+    """One event loop and the swarm app over a bootstrapped fake leader.
+
+    `fresh` gives every example a newly bootstrapped store and server: a node
+    one example joined must not be there for the next, or Hypothesis could
+    neither replay a failure nor shrink it.
+    """
 
     def __init__(self) -> None:
         self.runner = asyncio.Runner()
-        self.backend = bootstrap(SwarmBackend())
-        self.tokens = self.backend.store.cluster()["JoinTokens"]
+        self.client: TestClient | None = None
         self.tried: Counter[str] = Counter()
+        self.fresh()
+
+    def fresh(self) -> Harness:
+        if self.client is not None:
+            self.runner.run(self.client.close())
+        self.backend = bootstrap(SwarmBackend())
+        #: The same in every fresh store: `bootstrap` draws them from a fixed seed.
+        self.tokens = self.backend.store.cluster()["JoinTokens"]
         self.runner.run(self._start())
+        return self
 
     async def _start(self) -> None:
         self.client = TestClient(TestServer(make_swarm_app(self.backend)))
@@ -63,7 +79,8 @@ class Harness:
 
     def close(self) -> None:
         try:
-            self.runner.run(self.client.close())
+            if self.client is not None:
+                self.runner.run(self.client.close())
         finally:
             self.runner.close()
 
@@ -73,6 +90,7 @@ class Harness:
         return doc
 
     async def _send(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes, str]:
+        assert self.client is not None
         async with (
             asyncio.timeout(REQUEST_BOUND),
             self.client.request(method, path, data=body) as resp,
@@ -153,7 +171,7 @@ def join_bodies(draw: st.DrawFn, tokens: dict[str, str]) -> bytes:
 @FUZZ
 @given(data=st.data())
 def test_join_requests_get_clean_answers(harness: Harness, data: st.DataObject) -> None:
-    body = data.draw(join_bodies(harness.tokens))
+    body = data.draw(join_bodies(harness.fresh().tokens))
     harness.check("POST", "/join", body)
 
 
@@ -176,7 +194,7 @@ def test_calls_without_a_certificate_are_refused_cleanly(
     harness: Harness, route: tuple[str, str], body: bytes | None
 ) -> None:
     method, path = route
-    status = harness.check(method, path, body)
+    status = harness.fresh().check(method, path, body)
     if path.startswith("/dispatcher"):
         # No certificate, no dispatcher: refused before the body is even read.
         assert status == 401, (status, path)

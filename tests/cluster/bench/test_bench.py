@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_run import described_pids, kill_leftovers
 from repo import ROOT
 
 from cluster.bench.loadgen import percentile, summarize, thin
@@ -105,12 +106,18 @@ def test_quick_plan_runs_every_phase_once() -> None:
 def test_bench_quick_json_and_cluster_stopped(tmp_path: Path) -> None:
     cdir = tmp_path / "cluster"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "cluster", "--dir", str(cdir), "bench", "--quick", "--json",
-         "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
-    )  # fmt: skip
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "cluster", "--dir", str(cdir), "bench", "--quick", "--json",
+             "--out", str(tmp_path / "out")],
+            capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+        )  # fmt: skip
+    finally:
+        # A run that timed out (or failed) leaves its managers behind: the
+        # timeout kills only the CLI process.  Stop them by their recorded PIDs.
+        leftovers = kill_leftovers(described_pids(cdir))
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not leftovers, f"bench left managers running: {leftovers}"
     obj = json.loads(proc.stdout)
     assert set(obj) == TOP_KEYS
     assert obj["managers"] == 3 and len(obj["rss_idle_mb"]) == 3

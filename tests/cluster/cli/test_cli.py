@@ -395,8 +395,10 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield c
     finally:
         c.pids |= described_pids(c.path)
-        c.run("down", timeout=90)
-        leftovers = kill_leftovers(c.pids)
+        try:
+            c.run("down", timeout=90)
+        finally:  # even when `down` timed out: no manager outlives the tests
+            leftovers = kill_leftovers(c.pids)
         assert not leftovers, f"down left managers running: {leftovers}"
 
 

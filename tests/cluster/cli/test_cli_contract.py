@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_run import ROOT, described_pids, is_manager_process
+from cli_run import ROOT, LineReader, described_pids, is_manager_process
 from cluster_procs import kill_leftovers
 
 from cluster.cli.main import main
@@ -58,11 +58,15 @@ def raft(role: str, term: int = 4, **extra: Any) -> dict[str, Any]:
 
 
 class FakeSupervisor:
-    def __init__(self, states: dict[str, str]) -> None:
+    def __init__(self, states: dict[str, str], reasons: dict[str, str] | None = None) -> None:
         self.states = states
+        self.reasons = reasons or {}
 
     def process_state(self, m: Member) -> str:
         return self.states.get(m.name, "running")
+
+    def exit_reason(self, m: Member) -> str | None:
+        return self.reasons.get(m.name)
 
 
 def fake_cluster(
@@ -70,6 +74,7 @@ def fake_cluster(
     answers: dict[str, dict[str, Any] | None],
     states: dict[str, str],
     partition: list[list[str]] | None = None,
+    reasons: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """``collect`` over seven managers whose answers are ``answers`` (by name)."""
     names = [f"manager{i}" for i in range(1, 8)]
@@ -87,7 +92,7 @@ def fake_cluster(
         return [{"ID": members[0].node_id, "Spec": {"Availability": "drain"}}]
 
     monkeypatch.setattr(status_mod, "_fetch", fetch)
-    return collect(FakeSupervisor(states), desc)  # type: ignore[arg-type]
+    return collect(FakeSupervisor(states, reasons), desc)  # type: ignore[arg-type]
 
 
 def test_status_json_has_the_contract_keys_types_and_every_role(
@@ -123,6 +128,41 @@ def test_status_json_has_the_contract_keys_types_and_every_role(
         assert n["pid"] is None or type(n["pid"]) is int
     assert st["nodes"][0]["availability"] == "drain"
     json.dumps(st)  # what `status --json` prints
+
+
+def test_a_manager_that_stopped_on_its_own_shows_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 18: a manager that exited on a failed fsync (status 3) or a damaged
+    log is "down" with the one line it left; a running one shows no old reason."""
+    reason = "fsync of /c/manager2/raft/log-0000000001.seg failed: Input/output error"
+    answers = {n: raft("follower") for n in ("manager1", "manager3")}
+    st = fake_cluster(
+        monkeypatch,
+        answers,
+        {"manager2": "down", "manager4": "down"},
+        reasons={"manager2": reason, "manager3": "an old reason"},
+    )
+    nodes = {n["name"]: n for n in st["nodes"]}
+    assert nodes["manager2"]["role"] == "down" and nodes["manager2"]["exit_reason"] == reason
+    assert nodes["manager4"]["exit_reason"] is None  # stopped by us, or killed: nothing said
+    assert nodes["manager3"]["exit_reason"] is None  # running again
+    json.dumps(st)
+
+
+@pytest.mark.parametrize("verb", [["status"], ["node", "ls"]])
+def test_status_and_node_ls_show_the_exit_reason_the_manager_left(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], verb: list[str]
+) -> None:
+    path = tmp_path / "c"
+    cdir = ClusterDir(path)
+    members = [Member(f"manager{i}", f"id{i}", "manager", 1, 40000 + i) for i in (1, 2)]
+    cdir.save(Description("cid", 0.0, members=members))  # all down: no HTTP
+    cdir.node_dir("manager1").mkdir(parents=True)
+    # What the manager writes (`leave_exit_reason`), where its config says.
+    cdir.exit_reason_file("manager1").write_text("fsync of /x/log.seg failed: Input/output error\n")
+    assert main(["--dir", str(path), *verb]) == 0
+    rows = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()[1:3]}
+    assert "down (fsync of /x/log.seg failed: Input/output error)" in rows["manager1"]
+    assert rows["manager2"].split()[-4:] == ["down", "0", "0", "0"]
 
 
 def test_a_learner_and_a_down_manager(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -235,24 +275,26 @@ def test_a_dir_that_is_a_file_is_one_line(
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_foreground_up_stops_every_process_on_a_signal(tmp_path: Path, sig: int) -> None:
     path = tmp_path / "c"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cluster", "--dir", str(path), "up", "--managers", "3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        # Ctrl-C's SIGINT as a terminal delivers it (a shell may have ignored it).
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    errors = tmp_path / "up.stderr"  # a file: a full stderr pipe could stall the child
+    with errors.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cluster", "--dir", str(path), "up", "--managers", "3"],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            cwd=ROOT,
+            # Ctrl-C's SIGINT as a terminal delivers it (a shell may have ignored it).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
     try:
         assert proc.stdout is not None
+        out = LineReader(proc.stdout)
         deadline = time.monotonic() + 60
         line, seen = "", []
         while "leader=manager" not in line:  # the live view, once a leader is elected
-            assert time.monotonic() < deadline, "no leader shown"
-            line = proc.stdout.readline()
+            line = out.next_line(deadline)  # bounded: a silent child fails the test
             seen.append(line)
-            assert line or proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert line, f"up ended early: {errors.read_text()}"
         # docs/cli.md: a foreground up starts the web view too and prints its URL.
         assert any(s.startswith("web view: http://127.0.0.1:") for s in seen), seen
         web_pid = json.loads((path / "web.json").read_text())["pid"]
@@ -266,7 +308,7 @@ def test_foreground_up_stops_every_process_on_a_signal(tmp_path: Path, sig: int)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
+            proc.wait(timeout=30)
         kill_leftovers(path)
 
 
@@ -287,6 +329,11 @@ def test_a_closed_stdout_ends_quietly(tmp_path: Path) -> None:
     )
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()  # before it prints: its write meets a closed pipe
-    err = proc.stderr.read().decode()
-    assert proc.wait(timeout=30) != 0
-    assert err == ""
+    try:
+        _, err = proc.communicate(timeout=30)  # bounded, unlike a read of stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert proc.returncode != 0
+    assert err.decode() == ""

@@ -206,3 +206,43 @@ def test_validity_read_without_cryptography_matches_the_parsed_certificate(ca, t
     for bad in (b"", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"):
         with pytest.raises(ValueError):
             Validity.of_pem(bad)
+
+
+async def test_an_expired_certificate_is_logged_once_in_one_clear_line(
+    ca, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 18: a node whose certificate ran out before it could renew is refused
+    by every peer (TLS: ``certificate has expired``, tests/raft/runtime/test_tls.py);
+    it says so itself, once, in one line naming the time and what to do."""
+    from cluster.security import renewal
+
+    files = ca.issue_files(tmp_path / "keys", "w1", WORKER_ROLE, "c1")
+    cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
+    later = cert.not_valid_after_utc + datetime.timedelta(days=1)
+    monkeypatch.setattr(renewal, "_now", lambda: later)
+    monkeypatch.setattr(renewal, "RETRY", 0.05)  # retry at once, not every 5 s
+    refusals = 0
+
+    async def refused(csr: bytes) -> tuple[bytes, bytes]:
+        nonlocal refusals
+        refusals += 1
+        raise ConnectionResetError(104, "Connection reset by peer")  # what TLS 1.3 shows
+
+    renewer = Renewer("w1", files, refused, random.Random(1))
+    caplog.set_level("WARNING", logger=renewal.logger.name)
+    task = asyncio.create_task(renewer.run())
+    try:
+        async with asyncio.timeout(10):
+            while refusals < 3:
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    expired_at = cert.not_valid_after_utc.isoformat(timespec="seconds")
+    assert errors == [
+        f"w1: our certificate expired at {expired_at} before it could be renewed; "
+        "every peer now refuses it: join the swarm again"
+    ]
+    retries = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(retries) >= 2 and all("renewal failed, will retry" in m for m in retries)
+    assert renewer.renewals == 0

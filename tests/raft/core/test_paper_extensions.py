@@ -339,11 +339,12 @@ def test_new_leader_refuses_a_change_until_an_entry_of_its_term_commits():
         n2.propose_conf_change(ConfChange(ConfChangeOp.ADD_LEARNER, "n4"))
 
 
-# The consequence of the bug above, step by step (the counter-example to
-# single-server changes without that rule): two leaders commit different
-# entries at the same index, under two configurations that differ by two
-# servers.
-def test_change_before_the_no_op_commits_can_lose_a_committed_entry():
+# The counter-example to single-server changes without that rule, step by
+# step: without it, n2 would remove n1 (E) before its no-op committed, commit
+# E and the no-op with n3 alone (2 of {n2, n3, n4}), while n1 commits D with
+# n4 and n5 (3 of 5): two entries committed at one index.  With the rule, E
+# is refused, n2 commits nothing without n4, and n1's commits stand alone.
+def test_change_before_the_no_op_commits_is_refused_so_no_entry_is_lost():
     net = cluster(4, pre_vote=False, check_quorum=False)
     net.add_node("n5")
     change(net, ConfChangeOp.ADD_LEARNER, "n5")
@@ -366,15 +367,13 @@ def test_change_before_the_no_op_commits_can_lose_a_committed_entry():
     n2 = net["n2"]
     assert n2.role is Role.LEADER
     net.drop(appends_to("n4"))  # ... and n4 never hears from it again
-    try:
-        # E: n2 removes n1 before its no-op committed (the fix refuses this).
+    # E: n2 may not remove n1 before its no-op committed.
+    with pytest.raises(ConfChangeError):
         change(net, ConfChangeOp.REMOVE, "n1", leader="n2")
-    except ConfChangeError:
-        return
     net.drop(appends_to("n4"))
     net.stabilize(lambda m: {m.src, m.dst} == {"n2", "n3"})
     committed_by_n2 = n2.commit_index
-    assert committed_by_n2 == base + 2  # no-op and E, by n2 and n3: 2 of {n2, n3, n4}
+    assert committed_by_n2 == base  # n2 and n3 are 2 of {n1, n2, n3, n4}: not a quorum
     # n1 restarts and comes back with n4 and n5; in D it needs 3 of 5 and gets them.
     net.crash("n1")
     net.restart("n1")
@@ -387,11 +386,18 @@ def test_change_before_the_no_op_commits_can_lose_a_committed_entry():
         net.stabilize()
         if n1.role is Role.LEADER:
             break
-    if n1.role is Role.LEADER:
-        net.propose("n1", b"x")
-        net.stabilize()
-    for i in range(base + 1, min(n1.commit_index, committed_by_n2) + 1):
-        assert n1.log.term(i) == n2.log.term(i), f"index {i} committed with two terms"
+    assert n1.role is Role.LEADER  # n4 and n5 voted for it: 3 of the 5 of D
+    net.propose("n1", b"x")
+    net.stabilize()
+    assert n1.commit_index > base + 1  # D and x, under D
+    # n2's no-op was never committed: once healed, every server holds n1's log.
+    net.heal()
+    heartbeat(net)
+    net.stabilize()
+    for x in net.ids:
+        assert net[x].commit_index == n1.commit_index, x
+        for i in range(base + 1, n1.commit_index + 1):
+            assert net[x].log.term(i) == n1.log.term(i), f"{x}: index {i} committed twice"
 
 
 # Dissertation §4.1: "a server always uses the latest configuration in its

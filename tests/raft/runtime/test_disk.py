@@ -56,6 +56,10 @@ def random_operation(rng: random.Random, mem: MemoryStorage) -> tuple[str, objec
         first = rng.randint(max(1, snap - 1), last + 2) if rng.random() < 0.1 else last + 1
         if rng.random() < 0.3:
             first = rng.randint(snap + 1, last + 1)
+        if snap < first <= state.hard_state.commit:
+            # Raft never overwrites a committed entry (§5.4), and recovery
+            # reads a commit index past the log's end as a lost segment.
+            first = state.hard_state.commit + 1
         term = state.hard_state.term + rng.randint(0, 1)
         n = rng.randint(1, 12)
         kinds = list(EntryKind)
@@ -195,13 +199,14 @@ def test_nothing_is_written_before_sync(tmp_path: Path) -> None:
     try:
         seg = segments(tmp_path)[0]
         size = seg.stat().st_size
+        born = (tmp_path / "hardstate").read_bytes()  # written at birth, term 0
         disk.append(entries(1, 5, 1))
         disk.set_hard_state(HardState(1, "n1", 0))
         assert seg.stat().st_size == size
-        assert not (tmp_path / "hardstate").exists()
+        assert (tmp_path / "hardstate").read_bytes() == born
         disk.sync()
         assert seg.stat().st_size > size
-        assert (tmp_path / "hardstate").exists()
+        assert (tmp_path / "hardstate").read_bytes() != born
     finally:
         disk.close()
 
@@ -363,6 +368,109 @@ def test_damaged_hard_state_or_snapshot_is_corruption(tmp_path: Path, name: str)
     with pytest.raises(CorruptLogError) as info:
         DiskStorage(tmp_path)
     assert info.value.file == str(path)
+
+
+# --------------------------------------------------------------------------
+# Lost files: a smaller "valid" state would forget votes or entries
+
+
+def build_with_snapshot(path: Path) -> None:
+    """Several segments, a snapshot that covers the first ones, a vote and a commit."""
+    with DiskStorage(path, segment_size=SMALL_SEGMENTS) as disk:
+        for first in range(1, 120, 5):  # two records a segment
+            disk.append(entries(first, first + 4, 2, b"x" * 60))
+            disk.sync()
+        disk.set_hard_state(HardState(3, "n2", 100))
+        disk.save_snapshot(Snapshot(SnapshotMeta(60, 2), b"image"))
+        disk.sync()
+
+
+def test_a_new_directory_is_born_with_its_hard_state_and_snapshot(tmp_path: Path) -> None:
+    DiskStorage(tmp_path).close()
+    assert (tmp_path / "hardstate").exists() and (tmp_path / "snapshot").exists()
+    with DiskStorage(tmp_path) as disk:
+        assert disk.load() == PersistentState(HardState(), Snapshot(), [])
+
+
+@pytest.mark.parametrize("left", [["log-0000000001.seg"], ["log-0000000001.seg", "snapshot"]])
+def test_a_crash_while_a_directory_is_born_is_not_a_lost_file(
+    tmp_path: Path, left: list[str]
+) -> None:
+    DiskStorage(tmp_path).close()
+    for path in tmp_path.iterdir():  # the crash came before the hard state was made
+        if path.name not in [*left, "LOCK"]:
+            path.unlink()
+    with DiskStorage(tmp_path) as disk:
+        assert disk.load() == PersistentState(HardState(), Snapshot(), [])
+    assert (tmp_path / "hardstate").exists() and (tmp_path / "snapshot").exists()
+
+
+@pytest.mark.parametrize("with_entries", [False, True])
+def test_lost_hard_state_refuses_to_start(tmp_path: Path, with_entries: bool) -> None:
+    # §5.2: the vote must survive, or the node could vote twice in term 3.
+    with DiskStorage(tmp_path) as disk:
+        if with_entries:
+            disk.append(entries(1, 3, 1))
+        disk.set_hard_state(HardState(3, "n2", 0))
+    (tmp_path / "hardstate").unlink()
+    if not with_entries:
+        # only a vote, no entries: the second segment shows the directory is no newborn
+        (tmp_path / "log-0000000002.seg").write_bytes(segments(tmp_path)[0].read_bytes())
+    with pytest.raises(CorruptLogError, match="term and vote") as info:
+        DiskStorage(tmp_path)
+    assert info.value.file == str(tmp_path / "hardstate")
+    assert "\n" not in str(info.value)
+
+
+def test_lost_middle_segment_refuses_to_start(tmp_path: Path) -> None:
+    build_with_snapshot(tmp_path)
+    segs = segments(tmp_path)
+    assert len(segs) > 3
+    segs[2].unlink()
+    with pytest.raises(CorruptLogError, match="segment missing") as info:
+        DiskStorage(tmp_path, segment_size=SMALL_SEGMENTS)
+    assert info.value.file == str(segs[2])
+
+
+@pytest.mark.parametrize("snapshot_taken", [False, True])
+def test_lost_snapshot_refuses_to_start(tmp_path: Path, snapshot_taken: bool) -> None:
+    # §7: the snapshot holds the state of entries its segments no longer do.
+    if snapshot_taken:
+        build_with_snapshot(tmp_path)
+        assert segments(tmp_path)[0].name != "log-0000000001.seg"
+    else:
+        with DiskStorage(tmp_path) as disk:
+            disk.append(entries(1, 3, 1))
+            disk.set_hard_state(HardState(1, "n1", 2))
+    (tmp_path / "snapshot").unlink()
+    with pytest.raises(CorruptLogError, match="a lost snapshot") as info:
+        DiskStorage(tmp_path, segment_size=SMALL_SEGMENTS)
+    assert info.value.file == str(tmp_path / "snapshot")
+
+
+def test_lost_first_segment_after_the_snapshot_refuses_to_start(tmp_path: Path) -> None:
+    build_with_snapshot(tmp_path)
+    segments(tmp_path)[0].unlink()  # it held entries past the snapshot at 60
+    with pytest.raises(CorruptLogError, match="snapshot ends at 60"):
+        DiskStorage(tmp_path, segment_size=SMALL_SEGMENTS)
+
+
+def test_lost_last_segment_with_committed_entries_refuses_to_start(tmp_path: Path) -> None:
+    build_with_snapshot(tmp_path)
+    segs = segments(tmp_path)
+    for seg in segs[-3:]:  # entries up to the commit index 100 go with them
+        seg.unlink()
+    with pytest.raises(CorruptLogError, match="commit index 100 is past"):
+        DiskStorage(tmp_path, segment_size=SMALL_SEGMENTS)
+
+
+def test_every_segment_lost_refuses_to_start(tmp_path: Path) -> None:
+    build_with_snapshot(tmp_path)
+    for seg in segments(tmp_path):
+        seg.unlink()
+    with pytest.raises(CorruptLogError, match="no log segment"):
+        DiskStorage(tmp_path, segment_size=SMALL_SEGMENTS)
+    assert segments(tmp_path) == []  # refused before anything was made
 
 
 # --------------------------------------------------------------------------

@@ -16,15 +16,22 @@ segments, an overwritten suffix, a hard state, a snapshot):
   or almost right (wrong types, negative or fractional indexes, bad kinds):
   the checksum cannot catch those, so they test the decoding behind it.
 
+* files deleted (hard state, snapshot, any segment), alone or with damage
+  to another file;
+
 After a successful open the state must be consistent (entries contiguous
 after the snapshot, typed fields, a hard state of integers) and the storage
 usable: an append, a sync and a reopen give back the same state plus the
-new entry.  Each open is bounded by `OPEN_BOUND` seconds (SIGALRM).
+new entry.  Where the input only damaged or deleted bytes (the first two
+kinds), a successful open must also give back what was stored: the same
+hard state and snapshot and a prefix of the entries (a torn tail cut off),
+never a smaller state that forgot a vote or a snapshot.  Each open is
+bounded by `OPEN_BOUND` seconds (SIGALRM).
 
 How many inputs: ``FUZZ_EXAMPLES`` examples per test (default 200, a few
 seconds); for a long run::
 
-    FUZZ_EXAMPLES=20000 python -m pytest tests/test_fuzz_storage.py -s
+    FUZZ_EXAMPLES=20000 python -m pytest tests/raft/runtime/test_disk_fuzz.py -s
 
 ``-s`` prints how many inputs were tried and how they ended.
 """
@@ -131,8 +138,18 @@ def check_consistent(state: PersistentState) -> None:
         assert isinstance(e.kind, EntryKind) and isinstance(e.data, bytes), e
 
 
-def open_and_judge(path: Path) -> str:
-    """Open the damaged directory; return how it ended, failing on anything but the two."""
+def open_and_judge(
+    path: Path, original: PersistentState | None = None, *, traceless: bool = False
+) -> str:
+    """Open the damaged directory; return how it ended, failing on anything but the two.
+
+    With ``original`` (the input only lost bytes), an open must give back the
+    same hard state and snapshot and a prefix of the original entries.
+    ``traceless``: the input also lost the hard state, the snapshot and every
+    segment but the first, so an empty state is allowed too -- a directory
+    with every trace of its past gone cannot be told from a new one (etcd's
+    cannot either).
+    """
     try:
         with bounded(OPEN_BOUND):
             storage = DiskStorage(path, segment_size=SEGMENT_SIZE)
@@ -142,6 +159,12 @@ def open_and_judge(path: Path) -> str:
     with storage:
         state = storage.load()
         check_consistent(state)
+        if traceless and state == PersistentState(HardState(), Snapshot(), []):
+            original = None
+        if original is not None:
+            assert state.hard_state == original.hard_state
+            assert state.snapshot == original.snapshot
+            assert state.entries == original.entries[: len(state.entries)]
         nxt = storage.last_index + 1
         storage.append([Entry(max(9, state.hard_state.term), nxt, b"probe")])
     with bounded(OPEN_BOUND), DiskStorage(path, segment_size=SEGMENT_SIZE) as again:
@@ -190,26 +213,56 @@ def damage(draw: st.DrawFn, data: bytes) -> bytes:
 @FUZZ
 @given(data=st.data())
 def test_random_damage_to_one_file(pristine: tuple[Path, PersistentState], data: Any) -> None:
-    path, _ = pristine
+    path, original = pristine
     files = sorted(p.name for p in path.iterdir())
     name = data.draw(st.sampled_from(files), label="file")
     with copy_of(path) as case:
         target = case / name
         target.write_bytes(data.draw(damage(target.read_bytes()), label="bytes"))
-        record(open_and_judge(case))
+        record(open_and_judge(case, original))
 
 
 @FUZZ
 @given(data=st.data())
 def test_random_damage_to_several_files(pristine: tuple[Path, PersistentState], data: Any) -> None:
-    path, _ = pristine
+    path, original = pristine
     files = sorted(p.name for p in path.iterdir())
     names = data.draw(st.lists(st.sampled_from(files), min_size=2, max_size=4, unique=True))
     with copy_of(path) as case:
         for name in names:
             target = case / name
             target.write_bytes(data.draw(damage(target.read_bytes())))
-        record(open_and_judge(case))
+        record(open_and_judge(case, original))
+
+
+@FUZZ
+@given(data=st.data())
+def test_deleted_files(pristine: tuple[Path, PersistentState], data: Any) -> None:
+    """A lost file must refuse to start, or leave what was stored (a lost last
+    segment whose entries were not committed reads like a torn tail)."""
+    path, original = pristine
+    files = sorted(p.name for p in path.iterdir())
+    gone = data.draw(st.lists(st.sampled_from(files), min_size=1, max_size=3, unique=True))
+    damaged = data.draw(st.sampled_from([None, *sorted(set(files) - set(gone))]))
+    with copy_of(path) as case:
+        for name in gone:
+            (case / name).unlink()
+        if damaged is not None:
+            target = case / damaged
+            target.write_bytes(data.draw(damage(target.read_bytes())))
+        traceless = not {"hardstate", "snapshot", "log-0000000002.seg"} - set(gone)
+        record(open_and_judge(case, original, traceless=traceless))
+
+
+@pytest.mark.parametrize("name", ["hardstate", "snapshot", "log-0000000001.seg"])
+def test_each_lost_file_of_the_pristine_directory_is_refused(
+    pristine: tuple[Path, PersistentState], name: str
+) -> None:
+    """The deterministic floor under `test_deleted_files`: these are refused, not opened."""
+    path, _ = pristine
+    with copy_of(path) as case:
+        (case / name).unlink()
+        assert open_and_judge(case) == "corrupt"
 
 
 def test_pristine_copy_opens_to_the_same_state(pristine: tuple[Path, PersistentState]) -> None:

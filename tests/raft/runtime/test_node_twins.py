@@ -25,7 +25,7 @@ def settings(root: Path, node_id: str) -> NodeSettings:
         cluster_id=CLUSTER,
         peers={i: ("127.0.0.1", 0) for i in IDS},  # addresses are never used
         data_dir=root / node_id,
-        tick_interval=0.01,
+        tick_interval=0.05,  # 0.5-1 s elections: robust on a busy machine
         stop_timeout=3.0,
     )
 
