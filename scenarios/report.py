@@ -156,7 +156,8 @@ def draw_figures(out: Path, run: Run) -> list[Path]:
             for r in run.quorum_rows
         ]
         paths += save(quorum_table_figure(rows), out / "quorum-table")
-    if len(run.placements) >= 2:
+    if len(run.placements) >= 2 and not run.records.get("tasks"):
+        # (A run that took task snapshots draws its own figures from them, below.)
         # Which node runs which task, before the first drain and at the end.
         before, after = run.placements[0], run.placements[-1]
         moved = sum(1 for t in before if t in after and before[t] != after[t])
@@ -175,6 +176,9 @@ def write_result(out: Path, run: Run, checks: list[CheckResult], passed: bool) -
         "metrics": run.metrics,
     }
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    if run.records:
+        # What the steps saw (task snapshots, management answers): the checks' evidence.
+        (out / "records.json").write_text(json.dumps(run.records, indent=1) + "\n")
 
 
 # ------------------------------------------------------------------ the note
