@@ -79,7 +79,8 @@ def settled(sample: dict[str, Any]) -> bool:
     """Nothing left to do: every task that should run is running and up to date --
     and its node's agent, if it answers, says so too (a worker learns each state
     with its next round) --, no task told to stop still runs, and each
-    replicated service has its count."""
+    replicated service has its count (a global one: a task on every node that
+    can take one)."""
     live = [t for t in sample["tasks"] if t["desired"] == "running"]
     if any(t["state"] != "running" or not t["current"] for t in live):
         return False
@@ -89,11 +90,15 @@ def settled(sample: dict[str, Any]) -> bool:
         return False
     if any(t["desired"] != "running" and t["state"] == "running" for t in sample["tasks"]):
         return False
+    eligible = {n for n, v in sample["nodes"].items()
+                if v["state"] == "ready" and v["availability"] == "active"}  # fmt: skip
     for name, svc in sample["services"].items():
-        if (
-            svc["replicas"] is not None
-            and sum(t["service"] == name for t in live) != svc["replicas"]
-        ):
+        want = svc["replicas"]
+        mine = [t for t in live if t["service"] == name]
+        if want is None:  # global: one on every node that can take one
+            if eligible - {t["node"] for t in mine}:
+                return False
+        elif len(mine) != want:
             return False
     return True
 
