@@ -163,6 +163,39 @@ def draw_figures(out: Path, run: Run) -> list[Path]:
         moved = sum(1 for t in before if t in after and before[t] != after[t])
         title = f"Task placement before the drain and at the end ({moved} tasks moved)"
         paths += save(placement_figure(before, after, title), out / "placement")
+    paths += _task_figures(out, run)
+    return paths
+
+
+#: Steps worth a mark on the tasks-per-node figure, and how to label them.
+_TASK_MARKS = ("kill", "restart", "drain", "join", "force_update", "scale", "manage")
+
+
+def _task_figures(out: Path, run: Run) -> list[Path]:
+    """From the task samples (`scenarios.steps.tasks`): running tasks per node over
+    time, and which task ran where at the first and the last snapshot."""
+    from viz.figures import placement_figure, save
+    from viz.figures.tasks import tasks_per_node_figure
+
+    samples = run.records.get("tasks", [])
+    if len(samples) < 2:
+        return []
+    marks = [
+        (s.start, (s.note if s.note and len(s.note) <= 28 else s.text)[:28])
+        for s in run.steps
+        if s.action in _TASK_MARKS and s.status == "ok"
+    ]
+    paths = save(tasks_per_node_figure(samples, run.model.t0, marks), out / "tasks")
+    named = [s for s in samples if s.get("name")]
+    if len(named) >= 2:
+        first, last = named[0], named[-1]
+
+        def where(sample: dict[str, Any]) -> dict[str, str]:
+            return {t["label"]: t["node"] for t in sample["tasks"]
+                    if t["desired"] == "running" and t["state"] == "running"}  # fmt: skip
+
+        title = f"Tasks at '{first['name']}' (square) and at '{last['name']}' (dot)"
+        paths += save(placement_figure(where(first), where(last), title), out / "task-moves")
     return paths
 
 

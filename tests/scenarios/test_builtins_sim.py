@@ -8,10 +8,11 @@ import pytest
 from scenario_runs import builtin, failed_checks
 
 from scenarios.runner import run_scenario
-from scenarios.steps import builtins
+from scenarios.steps import ScenarioError, builtins, load
 
-#: Scenarios whose point is real processes only (all their checks are not applicable).
-SIM_NAMES = [n for n in builtins() if n not in ("autolock",)]
+#: Scenarios whose point is real processes only (all their checks are not applicable),
+#: and those that say they cannot run on the simulator (``real_only``).
+SIM_NAMES = [n for n, p in builtins().items() if n not in ("autolock",) and not load(p).real_only]
 
 
 @pytest.mark.parametrize("name", SIM_NAMES)
@@ -37,3 +38,11 @@ def test_unsupported_swarm_actions_are_not_applicable(tmp_path):
     outcome = run_scenario(builtin("drain"), tmp_path, simulated=True)
     assert outcome.passed
     assert all(c.skipped for c in outcome.checks)
+
+
+@pytest.mark.parametrize("name", [n for n, p in builtins().items() if load(p).real_only])
+def test_a_real_only_scenario_refuses_the_simulator_and_says_why(name, tmp_path):
+    scn = builtin(name)
+    with pytest.raises(ScenarioError, match=f"{name} runs on real processes only: the simulator"):
+        run_scenario(scn, tmp_path, seed=3, simulated=True)
+    assert not (tmp_path / name).exists()  # refused before anything was written
