@@ -171,6 +171,16 @@ def draw_figures(out: Path, run: Run) -> list[Path]:
 _TASK_MARKS = ("kill", "restart", "drain", "join", "force_update", "scale", "manage")
 
 
+def _mark(s: StepRecord) -> str:
+    """A step's label on the tasks figure: short, naming the node it acted on."""
+    if s.action == "join" and s.note:
+        return f"{s.note.split()[0]} joins"
+    if s.action == "drain" and s.note:
+        return s.note.replace(" availability ", " ")
+    text = s.note if s.action in ("kill", "restart") and s.note else s.text
+    return text.replace("force_update service=", "update --force ")[:24]
+
+
 def _task_figures(out: Path, run: Run) -> list[Path]:
     """From the task samples (`scenarios.steps.tasks`): running tasks per node over
     time, and which task ran where at the first and the last snapshot."""
@@ -180,12 +190,11 @@ def _task_figures(out: Path, run: Run) -> list[Path]:
     samples = run.records.get("tasks", [])
     if len(samples) < 2:
         return []
-    marks = [
-        (s.start, (s.note if s.note and len(s.note) <= 28 else s.text)[:28])
-        for s in run.steps
-        if s.action in _TASK_MARKS and s.status == "ok"
-    ]
-    paths = save(tasks_per_node_figure(samples, run.model.t0, marks), out / "tasks")
+    marks = [(s.start, _mark(s)) for s in run.steps if s.action in _TASK_MARKS and s.status == "ok"]
+    title = "Running tasks per node, as the store said"
+    if "tasks_fact" in run.metrics:
+        title += f"\n{run.metrics['tasks_fact']}"
+    paths = save(tasks_per_node_figure(samples, run.model.t0, marks, title), out / "tasks")
     named = [s for s in samples if s.get("name")]
     if len(named) >= 2:
         first, last = named[0], named[-1]
@@ -534,6 +543,8 @@ def write_glossary(out_root: Path) -> Path:
 
 
 def key_metric(met: dict[str, Any]) -> str:
+    if "tasks_fact" in met:  # a task check's own measurement (`scenarios.checks.tasks`)
+        return str(met["tasks_fact"])
     if "voter_after_s" in met:
         learner = met.get("learner_phase_s")
         extra = f" ({learner:.2f} s as a learner)" if learner is not None else ""

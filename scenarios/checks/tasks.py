@@ -94,6 +94,10 @@ def tasks_kept_running(run: Run, e: et.TasksKeptRunning) -> CheckResult:
         detail += f"; stopped: {', '.join(lost[:6])}"
     if extra:
         detail += f"; new there: {', '.join(extra[:6])}"
+    total = sum(len(_held(a, n)) for n in nodes)
+    run.metrics.setdefault(
+        "tasks_fact", f"{kept} of {total} tasks still running {b['t'] - a['t']:.2f} s later"
+    )
     return CheckResult(e.label(), kept > 0 and not lost and not extra, detail)
 
 
@@ -141,6 +145,7 @@ def one_task_per_node(run: Run, e: et.OneTaskPerNode) -> CheckResult:
         )
         detail += f"; none on {states}" if not outside else f"; yet some on {', '.join(outside)}"
     ok = bool(per) and not twice and not missing and not outside
+    run.metrics.setdefault("tasks_fact", f"one task on each of {len(per)} nodes")
     if twice:
         detail += f"; more than one on {', '.join(twice)}"
     if missing:
@@ -195,31 +200,47 @@ def tasks_rescheduled(run: Run, e: et.TasksRescheduled) -> CheckResult:
         + ", ".join(f"{n} {k}" for n, k in sorted(where.items()))
         + ")"
     )
-    times = _failure_times(run, node, a["t"], b["t"], e.since)
-    if times:
-        detail += "; " + times
+    # Times from the kill of the node, if a step between the snapshots killed it.
+    kill = next(
+        (
+            s
+            for s in run.steps
+            if s.action == "kill"
+            and s.status == "ok"
+            and a["t"] <= s.start <= b["t"]
+            and node in (s.text.split()[-1], *s.resolved.values())
+        ),
+        None,
+    )
+    origin, since = (
+        (kill.start, f"the kill (step {kill.number})") if kill else (a["t"], f"'{e.since}'")
+    )
+    down, off = _failure_times(run, node, origin, b["t"])
+    if down is not None:
+        detail += f"; {node} seen down {down:.1f} s after {since}"
+    if off is not None:
+        detail += f", its tasks written off {off:.1f} s after {since}"
     ok = bool(were) and not still and want is not None and len(now) == want
+    fact = f"{len(were)} tasks of {node} replaced elsewhere, {len(now)} of {want} running"
+    if down is not None and off is not None:
+        fact += f"; seen down {down:.1f} s, tasks replaced {off:.1f} s after {since}"
+    run.metrics.setdefault("tasks_fact", fact)
     return CheckResult(e.label(), ok, detail)
 
 
-def _failure_times(run: Run, node: str, t0: float, t1: float, since: str) -> str:
-    """When the swarm marked ``node`` down and when its tasks were written off,
-    from the samples between ``t0`` and ``t1`` (to the sampling period)."""
+def _failure_times(run: Run, node: str, t0: float, t1: float) -> tuple[float | None, float | None]:
+    """Seconds after ``t0`` when a sample first showed ``node`` down, and first
+    showed none of its tasks desired running (to the sampling period)."""
     down = off = None
     for s in samples(run):
         if not t0 <= s["t"] <= t1:
             continue
         if down is None and s["nodes"].get(node, {}).get("state") == "down":
-            down = s["t"]
+            down = s["t"] - t0
         gone = not any(t["node"] == node and t["desired"] == "running" for t in s["tasks"])
         if off is None and gone:
-            off = s["t"]
-    parts = []
-    if down is not None:
-        parts.append(f"{node} seen down {down - t0:.1f} s after '{since}'")
-    if off is not None:
-        parts.append(f"its tasks written off {off - t0:.1f} s after")
-    return ", ".join(parts)
+            off = s["t"] - t0
+    return down, off
 
 
 def drained_manager_votes(run: Run, e: et.DrainedManagerVotes) -> CheckResult:

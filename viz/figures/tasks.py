@@ -3,10 +3,11 @@ joined or changed availability.
 
 Drawn from the task samples a scenario's ``snapshot`` and ``watch_tasks``
 steps recorded (`scenarios.steps.tasks`): one line per node, the number of
-tasks desired running and running there, as the store said at each sample.
-A node's line is dashed over the samples where the swarm listed it ``down``
-or its availability was not ``active``, so a reader sees *why* the count
-changed.  Marks (a kill, a drain) are vertical lines labelled inside the axes.
+tasks desired running and running there *as the store said* at each sample
+-- so a dead node keeps its tasks on this figure until the leader writes
+them off, which is the point of the node-failure note.  A bar under the axis
+shows when the swarm listed a node down; marks (a kill, a drain, a join) are
+vertical lines labelled inside the axes, stacked when they are close.
 """
 
 from __future__ import annotations
@@ -15,51 +16,82 @@ from collections.abc import Sequence
 from typing import Any
 
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from viz.figures.base import GRID, NODE_COLORS, NODE_DASHES, natural, new_figure
 
-__all__ = ["tasks_per_node_figure"]
+__all__ = ["down_spans", "tasks_per_node_figure"]
+
+
+def down_spans(samples: Sequence[dict[str, Any]], node: str) -> list[tuple[float, float]]:
+    """(first, last) sample times of each run of samples listing ``node`` down: a
+    sample holds until the next one (the watch records only changes)."""
+    spans: list[tuple[float, float]] = []
+    start = None
+    for i, s in enumerate(samples):
+        down = s["nodes"].get(node, {}).get("state") == "down"
+        if down and start is None:
+            start = s["t"]
+        if start is not None and (not down or i == len(samples) - 1):
+            spans.append((start, s["t"]))
+            start = None
+    return spans
+
+
+def _running(sample: dict[str, Any], node: str) -> int:
+    return sum(
+        1
+        for t in sample["tasks"]
+        if t["node"] == node and t["desired"] == "running" and t["state"] == "running"
+    )
 
 
 def tasks_per_node_figure(
     samples: Sequence[dict[str, Any]],
     t0: float,
     marks: Sequence[tuple[float, str]] = (),
-    title: str = "Running tasks per node",
+    title: str = "Running tasks per node, as the store said",
 ) -> Figure:
     """``samples``: task samples in time order (``t``, ``nodes``, ``tasks``);
     ``t0``: the time axis origin (Unix seconds); ``marks``: (Unix time, label)."""
-    fig = new_figure(3.8, width=9)
+    fig = new_figure(4.0, width=9)
     ax = fig.subplots()
     nodes = sorted({n for s in samples for n in s["nodes"]}, key=natural)
     xs = [s["t"] - t0 for s in samples]
-    top = 1
+    # The last state holds on a little, so a change at the last sample is visible.
+    tail = 0.04 * max(xs[-1] - xs[0], 1.0)
+    top = max((_running(s, n) for s in samples for n in nodes), default=1)
+    band = 0.12
     for i, node in enumerate(nodes):
-        ys = [
-            sum(1 for t in s["tasks"] if t["node"] == node and t["desired"] == "running"
-                and t["state"] == "running")
-            for s in samples
-        ]  # fmt: skip
-        top = max(top, *ys)
         color = NODE_COLORS[i % len(NODE_COLORS)]
-        ax.step(xs, ys, where="post", color=color, lw=1.8, ls=NODE_DASHES[i % len(NODE_DASHES)],
+        # Nudged apart a little, so nodes with the same count stay visible side by side.
+        nudge = 0.05 * (i - (len(nodes) - 1) / 2)
+        ys = [_running(s, node) + nudge for s in samples]
+        dash = NODE_DASHES[i % len(NODE_DASHES)]
+        ax.step([*xs, xs[-1] + tail], [*ys, ys[-1]], where="post", color=color, lw=1.8, ls=dash,
                 label=node)  # fmt: skip
-        for x, s in zip(xs, samples, strict=True):
-            info = s["nodes"].get(node, {})
-            if info.get("state") == "down":
-                ax.plot(x, 0, marker="x", color=color, ms=5, ls="")
-    for t, label in marks:
+        for a, b in down_spans(samples, node):
+            y = -0.35 - band * i
+            end = b - t0 + (tail if b == samples[-1]["t"] else 0.0)
+            ax.plot([a - t0, end], [y, y], color=color, lw=4, solid_capstyle="butt")
+            ax.text(a - t0, y, f"{node} down ", color=color, fontsize=7, ha="right", va="center")
+    levels: list[float] = []  # x of the last label on each text row
+    span = (xs[-1] - min(xs[0], *(t - t0 for t, _ in marks))) if marks else 1.0
+    for t, label in sorted(marks):
         x = t - t0
         ax.axvline(x, color="#c0392b", lw=1, ls=":")
-        ax.text(x, top + 0.6, f" {label}", color="#c0392b", fontsize=8, va="top", ha="left")
-    ax.set_ylim(-0.3, top + 1)
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        row = next((k for k, last in enumerate(levels) if x - last > 0.18 * span), len(levels))
+        if row == len(levels):
+            levels.append(x)
+        levels[row] = x
+        ax.text(x, top + 1.1 - 0.35 * row, f" {label}", color="#c0392b", fontsize=8,
+                va="top", ha="left")  # fmt: skip
+    ax.set_ylim(-0.45 - band * len(nodes), top + 1.2)
+    ax.set_yticks(range(0, top + 1))
     ax.set_xlabel("seconds")
     ax.set_ylabel("running tasks")
     ax.grid(color=GRID)
     ax.set_axisbelow(True)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
-              borderaxespad=0, title="node (x: down)", title_fontsize=8)  # fmt: skip
-    ax.set_title(title, loc="left")
+              borderaxespad=0, title="node", title_fontsize=8)  # fmt: skip
+    ax.set_title(title, loc="left", fontsize=10)
     return fig
