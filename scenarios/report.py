@@ -70,7 +70,10 @@ _CHECK_TOPICS = {
 _LEADER_FAULTS = {"kill", "pause", "partition", "isolate"}
 
 #: Topics where the quorum arithmetic is the point: their exam card has the cheat-sheet.
-_QUORUM_TOPICS = {"election", "quorum", "partition", "split", "join", "membership", "recovery"}
+_QUORUM_TOPICS = {
+    "election", "quorum", "partition", "split", "join", "membership", "recovery", "tasks",
+    "availability",
+}  # fmt: skip
 
 
 def topics(scn: Scenario) -> list[str]:
@@ -175,6 +178,9 @@ def _mark(s: StepRecord) -> str:
     """A step's label on the tasks figure: short, naming the node it acted on."""
     if s.action == "join" and s.note:
         return f"{s.note.split()[0]} joins"
+    if s.action == "manage":
+        command = s.text.split("command=")[-1].split()[0].replace("_", " ")
+        return f"{command}: {'ok' if s.note.startswith('accepted') else 'refused'}"
     if s.action == "drain" and s.note:
         return s.note.replace(" availability ", " ")
     text = s.note if s.action in ("kill", "restart") and s.note else s.text
@@ -543,8 +549,9 @@ def write_glossary(out_root: Path) -> Path:
 
 
 def key_metric(met: dict[str, Any]) -> str:
-    if "tasks_fact" in met:  # a task check's own measurement (`scenarios.checks.tasks`)
-        return str(met["tasks_fact"])
+    facts = [met[k] for k in ("refused_fact", "tasks_fact") if k in met]
+    if facts:  # the task checks' own measurements (`scenarios.checks.tasks`)
+        return "; ".join(str(f) for f in facts)
     if "voter_after_s" in met:
         learner = met.get("learner_phase_s")
         extra = f" ({learner:.2f} s as a learner)" if learner is not None else ""

@@ -94,9 +94,17 @@ def tasks_kept_running(run: Run, e: et.TasksKeptRunning) -> CheckResult:
         detail += f"; stopped: {', '.join(lost[:6])}"
     if extra:
         detail += f"; new there: {', '.join(extra[:6])}"
+    elif e.exactly:
+        detail += "; no new task there"
+    detail += (
+        f" (tasks running in the swarm: {len(live_running(a))} at '{e.since}', "
+        f"{len(live_running(b))} at '{e.at}')"
+    )
     total = sum(len(_held(a, n)) for n in nodes)
     run.metrics.setdefault(
-        "tasks_fact", f"{kept} of {total} tasks still running {b['t'] - a['t']:.2f} s later"
+        "tasks_fact",
+        f"{kept} of {total} tasks still running at '{e.at}', {b['t'] - a['t']:.2f} s after "
+        f"'{e.since}'",
     )
     return CheckResult(e.label(), kept > 0 and not lost and not extra, detail)
 
@@ -105,12 +113,17 @@ def management_refused_no_quorum(run: Run, e: et.ManagementRefusedNoQuorum) -> C
     tries = _attempts(run, e.steps)
     if not tries:
         return CheckResult(e.label(), False, "no manage step ran in these steps")
-    parts, ok = [], True
+    parts, ok, refused = [], True, 0
     for a in tries:
         quorum = a["outcome"] == "refused" and is_quorum_refusal(a["status"], a["error"])
         ok = ok and quorum
+        refused += quorum
         answer = f"{a['status']} from {a['node']}" if a["status"] else f"no answer ({a['node']})"
         parts.append(f"{a['command'].replace('_', ' ')}: {answer}: {a['error'] or 'accepted'}")
+    names = ", ".join(a["command"].replace("_", " ") for a in tries)
+    run.metrics.setdefault(
+        "refused_fact", f"{refused} of {len(tries)} commands ({names}) refused: 503, no quorum"
+    )
     return CheckResult(e.label(), ok, "; ".join(parts))
 
 
