@@ -181,6 +181,8 @@ def _mark(s: StepRecord) -> str:
     if s.action == "manage":
         command = s.text.split("command=")[-1].split()[0].replace("_", " ")
         return f"{command}: {'ok' if s.note.startswith('accepted') else 'refused'}"
+    if s.action == "scale":
+        return s.text.replace("service=", "").replace(" replicas", "")
     if s.action == "drain" and s.note:
         return s.note.replace(" availability ", " ")
     text = s.note if s.action in ("kill", "restart") and s.note else s.text

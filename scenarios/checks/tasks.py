@@ -158,7 +158,13 @@ def one_task_per_node(run: Run, e: et.OneTaskPerNode) -> CheckResult:
         )
         detail += f"; none on {states}" if not outside else f"; yet some on {', '.join(outside)}"
     ok = bool(per) and not twice and not missing and not outside
-    run.metrics.setdefault("tasks_fact", f"one task on each of {len(per)} nodes")
+    # One phrase for every snapshot this check looked at, in the run's order.
+    part = f"{len(per)} nodes at '{e.at}'"
+    fact = run.metrics.get("tasks_fact")
+    if fact is None:
+        run.metrics["tasks_fact"] = f"one task on each of {part}"
+    elif fact.startswith("one task on each of "):
+        run.metrics["tasks_fact"] = f"{fact}, {part}"
     if twice:
         detail += f"; more than one on {', '.join(twice)}"
     if missing:

@@ -83,8 +83,11 @@ def tasks_per_node_figure(
         if row == len(levels):
             levels.append(x)
         levels[row] = x
-        ax.text(x, top + 1.1 - 0.35 * row, f" {label}", color="#c0392b", fontsize=8,
-                va="top", ha="left")  # fmt: skip
+        # Near the right edge a label goes to the left of its line, inside the axes.
+        right = x > xs[0] + 0.7 * (xs[-1] + tail - xs[0])
+        text = f"{label} " if right else f" {label}"
+        ax.text(x, top + 1.1 - 0.35 * row, text, color="#c0392b", fontsize=8, va="top",
+                ha="right" if right else "left")  # fmt: skip
     ax.set_ylim(-0.45 - band * len(nodes), top + 1.2)
     ax.set_yticks(range(0, top + 1))
     ax.set_xlabel("seconds")
