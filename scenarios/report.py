@@ -202,7 +202,10 @@ def _task_figures(out: Path, run: Run) -> list[Path]:
     title = "Running tasks per node, as the store said"
     if "tasks_fact" in run.metrics:
         title += f"\n{run.metrics['tasks_fact']}"
-    paths = save(tasks_per_node_figure(samples, run.model.t0, marks, title), out / "tasks")
+    t0 = run.model.t0
+    lost = [(t0 + a, t0 + b, "no quorum") for a, b in run.model.quorum.lost if b - a > 0.05]
+    figure = tasks_per_node_figure(samples, t0, marks, title, shade=lost)
+    paths = save(figure, out / "tasks")
     named = [s for s in samples if s.get("name")]
     if len(named) >= 2:
         first, last = named[0], named[-1]

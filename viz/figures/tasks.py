@@ -50,9 +50,11 @@ def tasks_per_node_figure(
     t0: float,
     marks: Sequence[tuple[float, str]] = (),
     title: str = "Running tasks per node, as the store said",
+    shade: Sequence[tuple[float, float, str]] = (),
 ) -> Figure:
     """``samples``: task samples in time order (``t``, ``nodes``, ``tasks``);
-    ``t0``: the time axis origin (Unix seconds); ``marks``: (Unix time, label)."""
+    ``t0``: the time axis origin (Unix seconds); ``marks``: (Unix time, label);
+    ``shade``: (start, end, label) spans to shade, such as a lost quorum."""
     fig = new_figure(4.0, width=9)
     ax = fig.subplots()
     nodes = sorted({n for s in samples for n in s["nodes"]}, key=natural)
@@ -74,6 +76,10 @@ def tasks_per_node_figure(
             end = b - t0 + (tail if b == samples[-1]["t"] else 0.0)
             ax.plot([a - t0, end], [y, y], color=color, lw=4, solid_capstyle="butt")
             ax.text(a - t0, y, f"{node} down ", color=color, fontsize=7, ha="right", va="center")
+    for a, b, label in shade:
+        ax.axvspan(a - t0, b - t0, color="#f4cccc", alpha=0.5, lw=0, zorder=0)
+        ax.text((a + b) / 2 - t0, -0.25, label, color="#990000", fontsize=8, ha="center",
+                va="top")  # fmt: skip
     levels: list[float] = []  # x of the last label on each text row
     span = (xs[-1] - min(xs[0], *(t - t0 for t, _ in marks))) if marks else 1.0
     for t, label in sorted(marks):
