@@ -364,6 +364,24 @@ def _misconceptions(run: Run, checks: list[CheckResult]) -> list[dict[str, Any]]
                               "reason": v.reason, "refused": len(behind)})  # fmt: skip
     if "secret_plaintext_absent" in proved:
         found.append({"kind": "secrets", "detail": proved["secret_plaintext_absent"].detail})
+    found += _task_misconceptions(run, proved)
+    return found
+
+
+def _task_misconceptions(run: Run, proved: dict[str, CheckResult]) -> list[dict[str, Any]]:
+    """The beliefs about tasks a run's task checks correct (`scenarios.checks.tasks`)."""
+    found: list[dict[str, Any]] = []
+    if "management_refused_no_quorum" in proved and "tasks_kept_running" in proved:
+        found.append({"kind": "quorum_tasks", "refused": run.metrics.get("refused_fact", ""),
+                      "kept": run.metrics.get("tasks_fact", "")})  # fmt: skip
+    if "drained_manager_votes" in proved:
+        found.append({"kind": "drained_vote", "detail": proved["drained_manager_votes"].detail})
+    if "placement_unchanged" in proved:
+        found.append({"kind": "active_rebalance", "detail": proved["placement_unchanged"].detail,
+                      "spread": proved.get("tasks_spread")})  # fmt: skip
+    drained = [c for n, c in proved.items() if n == "one_task_per_node" and "drain/" in c.detail]
+    if drained:
+        found.append({"kind": "global_drain", "detail": drained[0].detail})
     return found
 
 

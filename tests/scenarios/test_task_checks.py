@@ -237,3 +237,29 @@ def test_the_new_verbs_have_their_docker_equivalents():
     assert scale.docker == "docker service scale web=6"
     node = equivalent("manage", "worker1", command="node_update", availability="pause")
     assert node.docker == "docker node update --availability pause worker1"
+
+
+def test_the_task_checks_correct_their_misconceptions_in_the_exam_card():
+    from scenarios.report import _misconceptions
+    from viz.notes import render
+
+    run = run_with({})
+    run.metrics.update(refused_fact="3 of 3 commands refused", tasks_fact="4 of 4 tasks running")
+    checks = [
+        CheckResult("management_refused_no_quorum (steps 15-17)", True, "503 x3"),
+        CheckResult("tasks_kept_running on worker1", True, "worker1 2 of 2"),
+        CheckResult("drained_manager_votes (step 23)", True, "manager3 availability drain"),
+        CheckResult("placement_unchanged ('a' to 'b')", True, "0 moved"),
+        CheckResult("tasks_spread web at 'f'", True, "manager1 1, manager2 2"),
+        CheckResult("one_task_per_node agent at 'd'", True, "none on manager3 drain/ready"),
+    ]
+    beliefs = _misconceptions(run, checks)
+    assert [b["kind"] for b in beliefs] == [
+        "quorum_tasks", "drained_vote", "active_rebalance", "global_drain"
+    ]  # fmt: skip
+    failed = [CheckResult(c.name, False, c.detail) for c in checks]
+    assert _misconceptions(run, failed) == []  # no evidence, no claim
+    text = render("_misconceptions.md.j2", misconceptions=beliefs)
+    assert '"when the managers lose their quorum, the services go down". Only management ' in text
+    assert "3 of 3 commands refused, while 4 of 4 tasks running." in text
+    assert "did spread them (manager1 1, manager2 2)" in text
