@@ -206,7 +206,10 @@ def _task_figures(out: Path, run: Run) -> list[Path]:
     lost = [(t0 + a, t0 + b, "no quorum") for a, b in run.model.quorum.lost if b - a > 0.05]
     figure = tasks_per_node_figure(samples, t0, marks, title, shade=lost)
     paths = save(figure, out / "tasks")
-    named = [s for s in samples if s.get("name")]
+    # The grid compares the first and the last snapshot a check names (a snapshot
+    # taken only as evidence of something else, e.g. a node's availability, is left out).
+    cited = {getattr(e, f, None) for e in run.scenario.expects for f in ("since", "at")}
+    named = [s for s in samples if s.get("name") and s["name"] in cited]
     if len(named) >= 2:
         first, last = named[0], named[-1]
 

@@ -31,8 +31,9 @@ A scenario is a cluster shape, a list of steps and a list of expectations::
 
 Steps are numbered from 1 in file order; expectations refer to them by
 number.  Each ``[[step]]`` becomes an instance of its action's class
-(`ACTIONS`: `scenarios.steps.actions`, `scenarios.steps.swarm`), each
-``[[expect]]`` one of its check's class (`scenarios.steps.expects`).  `parse`
+(`ACTIONS`: `scenarios.steps.actions`, `scenarios.steps.swarm`,
+`scenarios.steps.tasks`), each ``[[expect]]`` one of its check's class
+(`EXPECTATIONS`: `scenarios.steps.expects`, `scenarios.steps.expects_tasks`).  `parse`
 checks everything it can without a cluster and raises `ScenarioError` with
 one line naming the step (or expectation) number, the action and the field,
 e.g. ``step 3 (kill): missing field 'node'``.
