@@ -88,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.netns and args.simulated:
             raise ScenarioError("--netns runs real processes; it does not go with --simulated")
         scenarios = _resolve(args.target)
+        if args.simulated and args.target == "all":
+            for scn in [s for s in scenarios if s.real_only]:
+                _say(f"[{scn.name}] not run: real processes only ({scn.real_only})")
+            scenarios = [s for s in scenarios if not s.real_only]
         real = [s.name for s in scenarios if not (args.simulated or s.simulated_only)]
         if args.seed is not None and real:
             _say(

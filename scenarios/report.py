@@ -70,7 +70,10 @@ _CHECK_TOPICS = {
 _LEADER_FAULTS = {"kill", "pause", "partition", "isolate"}
 
 #: Topics where the quorum arithmetic is the point: their exam card has the cheat-sheet.
-_QUORUM_TOPICS = {"election", "quorum", "partition", "split", "join", "membership", "recovery"}
+_QUORUM_TOPICS = {
+    "election", "quorum", "partition", "split", "join", "membership", "recovery", "tasks",
+    "availability",
+}  # fmt: skip
 
 
 def topics(scn: Scenario) -> list[str]:
@@ -156,12 +159,66 @@ def draw_figures(out: Path, run: Run) -> list[Path]:
             for r in run.quorum_rows
         ]
         paths += save(quorum_table_figure(rows), out / "quorum-table")
-    if len(run.placements) >= 2:
+    if len(run.placements) >= 2 and not run.records.get("tasks"):
+        # (A run that took task snapshots draws its own figures from them, below.)
         # Which node runs which task, before the first drain and at the end.
         before, after = run.placements[0], run.placements[-1]
         moved = sum(1 for t in before if t in after and before[t] != after[t])
         title = f"Task placement before the drain and at the end ({moved} tasks moved)"
         paths += save(placement_figure(before, after, title), out / "placement")
+    paths += _task_figures(out, run)
+    return paths
+
+
+#: Steps worth a mark on the tasks-per-node figure, and how to label them.
+_TASK_MARKS = ("kill", "restart", "drain", "join", "force_update", "scale", "manage")
+
+
+def _mark(s: StepRecord) -> str:
+    """A step's label on the tasks figure: short, naming the node it acted on."""
+    if s.action == "join" and s.note:
+        return f"{s.note.split()[0]} joins"
+    if s.action == "manage":
+        command = s.text.split("command=")[-1].split()[0].replace("_", " ")
+        return f"{command}: {'ok' if s.note.startswith('accepted') else 'refused'}"
+    if s.action == "scale":
+        return s.text.replace("service=", "").replace(" replicas", "")
+    if s.action == "drain" and s.note:
+        return s.note.replace(" availability ", " ")
+    text = s.note if s.action in ("kill", "restart") and s.note else s.text
+    return text.replace("force_update service=", "update --force ")[:24]
+
+
+def _task_figures(out: Path, run: Run) -> list[Path]:
+    """From the task samples (`scenarios.steps.tasks`): running tasks per node over
+    time, and which task ran where at the first and the last snapshot."""
+    from viz.figures import placement_figure, save
+    from viz.figures.tasks import tasks_per_node_figure
+
+    samples = run.records.get("tasks", [])
+    if len(samples) < 2:
+        return []
+    marks = [(s.start, _mark(s)) for s in run.steps if s.action in _TASK_MARKS and s.status == "ok"]
+    title = "Running tasks per node, as the store said"
+    if "tasks_fact" in run.metrics:
+        title += f"\n{run.metrics['tasks_fact']}"
+    t0 = run.model.t0
+    lost = [(t0 + a, t0 + b, "no quorum") for a, b in run.model.quorum.lost if b - a > 0.05]
+    figure = tasks_per_node_figure(samples, t0, marks, title, shade=lost)
+    paths = save(figure, out / "tasks")
+    # The grid compares the first and the last snapshot a check names (a snapshot
+    # taken only as evidence of something else, e.g. a node's availability, is left out).
+    cited = {getattr(e, f, None) for e in run.scenario.expects for f in ("since", "at")}
+    named = [s for s in samples if s.get("name") and s["name"] in cited]
+    if len(named) >= 2:
+        first, last = named[0], named[-1]
+
+        def where(sample: dict[str, Any]) -> dict[str, str]:
+            return {t["label"]: t["node"] for t in sample["tasks"]
+                    if t["desired"] == "running" and t["state"] == "running"}  # fmt: skip
+
+        title = f"Tasks at '{first['name']}' (square) and at '{last['name']}' (dot)"
+        paths += save(placement_figure(where(first), where(last), title), out / "task-moves")
     return paths
 
 
@@ -186,6 +243,9 @@ def write_result(out: Path, run: Run, checks: list[CheckResult], passed: bool) -
         "metrics": run.metrics,
     }
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    if run.records:
+        # What the steps saw (task snapshots, management answers): the checks' evidence.
+        (out / "records.json").write_text(json.dumps(run.records, indent=1) + "\n")
 
 
 # ------------------------------------------------------------------ the note
@@ -318,6 +378,24 @@ def _misconceptions(run: Run, checks: list[CheckResult]) -> list[dict[str, Any]]
                               "reason": v.reason, "refused": len(behind)})  # fmt: skip
     if "secret_plaintext_absent" in proved:
         found.append({"kind": "secrets", "detail": proved["secret_plaintext_absent"].detail})
+    found += _task_misconceptions(run, proved)
+    return found
+
+
+def _task_misconceptions(run: Run, proved: dict[str, CheckResult]) -> list[dict[str, Any]]:
+    """The beliefs about tasks a run's task checks correct (`scenarios.checks.tasks`)."""
+    found: list[dict[str, Any]] = []
+    if "management_refused_no_quorum" in proved and "tasks_kept_running" in proved:
+        found.append({"kind": "quorum_tasks", "refused": run.metrics.get("refused_fact", ""),
+                      "kept": run.metrics.get("tasks_fact", "")})  # fmt: skip
+    if "drained_manager_votes" in proved:
+        found.append({"kind": "drained_vote", "detail": proved["drained_manager_votes"].detail})
+    if "placement_unchanged" in proved:
+        found.append({"kind": "active_rebalance", "detail": proved["placement_unchanged"].detail,
+                      "spread": proved.get("tasks_spread")})  # fmt: skip
+    drained = [c for n, c in proved.items() if n == "one_task_per_node" and "drain/" in c.detail]
+    if drained:
+        found.append({"kind": "global_drain", "detail": drained[0].detail})
     return found
 
 
@@ -509,6 +587,9 @@ def write_glossary(out_root: Path) -> Path:
 
 
 def key_metric(met: dict[str, Any]) -> str:
+    facts = [met[k] for k in ("refused_fact", "tasks_fact") if k in met]
+    if facts:  # the task checks' own measurements (`scenarios.checks.tasks`)
+        return "; ".join(str(f) for f in facts)
     if "voter_after_s" in met:
         learner = met.get("learner_phase_s")
         extra = f" ({learner:.2f} s as a learner)" if learner is not None else ""

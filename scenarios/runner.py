@@ -86,6 +86,8 @@ def run_scenario(
         module = importlib.import_module(f"scenarios.{scn.directed}")
         kwargs = {"unsafe_commit_rule": True} if unsafe_commit_rule else {}
         return module.run(scn, out_root, seed=seed, progress=progress, **kwargs)
+    if simulated and scn.real_only:
+        raise ScenarioError(f"{scn.name} runs on real processes only: {scn.real_only}")
     simulated = simulated or scn.simulated_only
     netns = netns and not simulated
     out = out_root / scn.name
@@ -118,7 +120,9 @@ def run_scenario(
         player.play()
         driver.trace_log()
         if run.placements:
-            run.placements.append(placement(driver))  # "after"
+            # "after" (none if the run stopped where no leader can answer)
+            with contextlib.suppress(ApiError, Unreachable, ClusterError):
+                run.placements.append(placement(driver))
         final_ops = run.acked()
         if final_ops and any(isinstance(e, ex.HistoryLinearizable) for e in scn.expects):
             t1 = driver.now()
@@ -343,6 +347,9 @@ class _Player:
 
     def record_quorum_row(self, row: dict[str, Any]) -> None:
         self.run.quorum_rows.append(row)
+
+    def record(self, kind: str, item: dict[str, Any]) -> None:
+        self.run.records.setdefault(kind, []).append(item)
 
     def say(self, message: str) -> None:
         self.progress(f"[{self.run.scenario.name}]     {message}")

@@ -129,7 +129,9 @@ def build(records: Iterable[dict[str, Any]]) -> TraceModel:
     end = float(recs[-1]["t"]) - t0
     rel = [dict(r, t=float(r["t"]) - t0) for r in recs]
 
-    faults = [_fault(r) for r in rel if r["type"] == "fault"]
+    # A fault on a worker (``role``: a Swarm agent, no Raft state) is no Raft event:
+    # counting its target as a node would make it a voter in every figure.
+    faults = [_fault(r) for r in rel if r["type"] == "fault" and r.get("role") != "worker"]
     nodes = _nodes(rel, faults)
     b = _Builder(nodes, end)
     for r in rel:

@@ -55,7 +55,7 @@ class Faults:
         m = self._resolve(desc, ref)
         if not self.processes.signal(m, signal.SIGKILL):
             raise ClusterError(f"{m.name} is not running")
-        self.cdir.record_fault("kill", time.time(), target=m.name)
+        self.cdir.record_fault("kill", time.time(), target=m.name, role=m.role)
         if self.processes.wait_down([m], 5.0):
             raise ClusterError(f"{m.name} did not die after SIGKILL")
         return m
@@ -66,7 +66,7 @@ class Faults:
         if self.processes.state(m) != "running":
             raise ClusterError(f"{m.name} is {self.processes.state(m)}, not running")
         self.processes.signal(m, signal.SIGSTOP)
-        self.cdir.record_fault("pause", time.time(), target=m.name)
+        self.cdir.record_fault("pause", time.time(), target=m.name, role=m.role)
         return m
 
     def unpause(self, ref: str) -> Member:
@@ -75,7 +75,7 @@ class Faults:
         if self.processes.state(m) != "paused":
             raise ClusterError(f"{m.name} is {self.processes.state(m)}, not paused")
         self.processes.signal(m, signal.SIGCONT)
-        self.cdir.record_fault("unpause", time.time(), target=m.name)
+        self.cdir.record_fault("unpause", time.time(), target=m.name, role=m.role)
         return m
 
     def restart(self, ref: str) -> Member:
@@ -99,7 +99,7 @@ class Faults:
         self.provisioner.write_config(desc, m)
         self.processes.start(m)
         self.cdir.save(desc)
-        self.cdir.record_fault("restart", time.time(), target=m.name)
+        self.cdir.record_fault("restart", time.time(), target=m.name, role=m.role)
         return m
 
     def partition(self, groups: list[list[str]], oneway: bool = False) -> list[list[str]]:

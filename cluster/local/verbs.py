@@ -95,9 +95,36 @@ def equivalent(verb: str, node: str = "", **fields: object) -> Equivalent | None
             kind = verb.removeprefix("create_")
             name = str(fields.get("name"))
             return Equivalent((kind, "create", name, "-"), f"docker {kind} create {name} -")
+        case "create_global_service":
+            name, image = str(fields.get("name")), str(fields.get("image") or "nginx:alpine")
+            args = ("service", "create", "--name", name, "--mode", "global", image)
+            return Equivalent(args, "docker " + shlex.join(args))
+        case "force_update":
+            args = ("service", "update", "--force", str(fields.get("service")))
+            return Equivalent(args, "docker " + shlex.join(args))
+        case "manage":
+            return _manage(n, fields)
+        case "snapshot" | "watch_tasks":
+            # Where every task runs: Docker lists them per service (or per node).
+            return Equivalent(("service", "ps", "SERVICE"), "docker service ps SERVICE")
         case "write":
             return Equivalent(
                 ("config", "create", "NAME", "FILE"),
                 "docker config create NAME FILE (a Raft write)",
             )
+    return None
+
+
+def _manage(node: str, fields: dict[str, object]) -> Equivalent | None:
+    """A ``manage`` step's one attempt of an operator command, by its ``command``."""
+    command = fields.get("command")
+    if command == "service_create":
+        args = ("service", "create", "--name", str(fields.get("service")),
+                "--replicas", str(fields.get("replicas", 1)), "nginx:alpine")  # fmt: skip
+        return Equivalent(args, "docker " + shlex.join(args))
+    if command == "service_scale":
+        spec = f"{fields.get('service')}={fields.get('replicas')}"
+        return Equivalent(("service", "scale", spec), f"docker service scale {spec}")
+    if command == "node_update":
+        return equivalent("availability", node, availability=fields.get("availability"))
     return None

@@ -11,6 +11,8 @@ on the simulator) passes with ``skipped`` set and says why.
 * `scenarios.checks.run`        -- `Run`, `StepRecord`, `CheckResult`.
 * `scenarios.checks.trace`      -- elections, leaders, votes, writes' fate.
 * `scenarios.checks.membership` -- joins, voters, quorum sizes.
+* `scenarios.checks.tasks`      -- where tasks ran at the snapshots the steps
+  took, and how management attempts were answered.
 * `scenarios.checks.cluster`    -- asking the live cluster, the data
   directories, and the history's linearizability.
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from scenarios.checks import cluster, membership, trace
+from scenarios.checks import cluster, membership, tasks, trace
 from scenarios.checks.membership import _conf_at, conf_changes, join_phases
 from scenarios.checks.run import CheckResult, Run, StepRecord
 from scenarios.steps import NotApplicable
@@ -66,6 +68,7 @@ CHECKS: dict[type[ex.Expectation], Check] = {
     ex.WinnerMostUpToDate: trace.winner_most_up_to_date,
     ex.VoterWithin: membership.voter_within,
     ex.QuorumSize: membership.quorum_size,
+    **tasks.TASK_CHECKS,
 }
 
 #: Checks that ask the running cluster (evaluated before it stops).

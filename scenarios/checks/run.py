@@ -72,6 +72,9 @@ class Run:
     conf_lines: list[tuple[float, str, tuple[str, ...], tuple[str, ...]]] = field(
         default_factory=list
     )
+    #: What steps saw, by kind (`Stage.record`): ``tasks`` snapshots and samples,
+    #: ``manage`` attempts.
+    records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def end(self) -> float:
         """The scenario's end in model time (the shutdown that follows is not part of it)."""

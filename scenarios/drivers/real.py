@@ -25,6 +25,7 @@ from cluster.local.layout import ClusterDir, ClusterError, Timing
 from cluster.local.supervisor import Supervisor
 from scenarios.drivers.operator import SwarmOperator, b64, service_spec
 from scenarios.drivers.sim import SimDriver
+from scenarios.drivers.tasks import TaskObserver
 from scenarios.drivers.tolerance import tolerance
 from scenarios.steps import ClientOp, ClusterSpec
 
@@ -37,7 +38,7 @@ def kill_leftovers(cluster_dir: Path) -> list[int]:
     return Supervisor(ClusterDir(cluster_dir)).kill_all()
 
 
-class RealDriver(SwarmOperator):
+class RealDriver(SwarmOperator, TaskObserver):
     """Real manager processes in ``cluster_dir``."""
 
     mode = "real"

@@ -355,6 +355,19 @@ class SimDriver:
     def tasks_running(self) -> bool:
         raise NotApplicable("tasks are not simulated")
 
+    # Tasks and management (`scenarios.steps.tasks`): Swarm, not Raft.
+    def snapshot_tasks(self) -> dict[str, Any]:
+        raise NotApplicable("tasks are not simulated")
+
+    def manage(self, verb: str, target: str, value: str) -> dict[str, Any]:
+        raise NotApplicable("Swarm objects (nodes, services, tasks, secrets) are not simulated")
+
+    def create_global_service(self, name: str, image: str) -> None:
+        self._swarm_only()
+
+    def force_update(self, service: str) -> None:
+        self._swarm_only()
+
     # ------------------------------------------------------------ for checks
 
     def converge(self, timeout: float) -> bool:

@@ -8,7 +8,10 @@
   action, each with its own validation and `apply`.
 * `scenarios.steps.swarm`    -- the operator's actions (drain, services,
   secrets, join, transfer, autolock).
-* `scenarios.steps.expects`  -- one class per expectation.
+* `scenarios.steps.tasks`    -- where tasks run (snapshots, watching them
+  settle), management attempts, global services, forced updates.
+* `scenarios.steps.expects`  -- one class per expectation;
+  `scenarios.steps.expects_tasks`: those about tasks and management.
 * `scenarios.steps.scenario` -- `ClusterSpec`, `Scenario`, `parse`, `load`, the
   built-ins.
 
@@ -25,13 +28,14 @@ from scenarios.steps.driver import (
     StepFailed,
     Unsupported,
 )
-from scenarios.steps.expects import CHECK_ALIASES, EXPECTATIONS, Expectation
+from scenarios.steps.expects import CHECK_ALIASES, Expectation
 from scenarios.steps.fields import ScenarioError, canonical
 from scenarios.steps.scenario import (
     ACTION_ALIASES,
     ACTIONS,
     BUILTIN_ORDER,
     DIRECTED,
+    EXPECTATIONS,
     TOPIC_NAMES,
     ClusterSpec,
     Scenario,

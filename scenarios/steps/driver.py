@@ -121,6 +121,23 @@ class Driver(Protocol):
     def join(self, role: str) -> str: ...
     def measure_tolerance(self, managers: int, real: list[int]) -> tuple[int, str]: ...
 
+    # ---------------------------------------------------------------- tasks (`steps.tasks`)
+    def snapshot_tasks(self) -> dict[str, Any]:
+        """Where every task runs now: ``t``, ``nodes`` {name: {state, availability,
+        role}}, ``services`` {name: {replicas (None: global)}}, ``tasks`` [{id,
+        service, label, node, desired, state, current}] as the store says (a
+        local read, so it answers without a quorum too), and ``agents`` {node:
+        {tasks: {id: state}, last_contact}}: what each live node's agent holds."""
+        ...
+
+    def manage(self, verb: str, target: str, value: str) -> dict[str, Any]:
+        """One attempt of an operator command: ``outcome`` (ok | refused |
+        unreachable), ``node`` (who answered), ``status``, ``error``."""
+        ...
+
+    def create_global_service(self, name: str, image: str) -> None: ...
+    def force_update(self, service: str) -> None: ...
+
 
 class Stage(Protocol):
     """The run a step is played in: its driver, name resolution, and the records
@@ -155,6 +172,11 @@ class Stage(Protocol):
     def record_joined(self, name: str, role: str, step: int) -> None: ...
 
     def record_quorum_row(self, row: dict[str, Any]) -> None: ...
+
+    def record(self, kind: str, item: dict[str, Any]) -> None:
+        """Anything else a step saw, for its checks and figures: ``run.records[kind]``
+        (task snapshots, management attempts), in the order seen."""
+        ...
 
     @property
     def scenario_name(self) -> str: ...

@@ -31,8 +31,9 @@ A scenario is a cluster shape, a list of steps and a list of expectations::
 
 Steps are numbered from 1 in file order; expectations refer to them by
 number.  Each ``[[step]]`` becomes an instance of its action's class
-(`ACTIONS`: `scenarios.steps.actions`, `scenarios.steps.swarm`), each
-``[[expect]]`` one of its check's class (`scenarios.steps.expects`).  `parse`
+(`ACTIONS`: `scenarios.steps.actions`, `scenarios.steps.swarm`,
+`scenarios.steps.tasks`), each ``[[expect]]`` one of its check's class
+(`EXPECTATIONS`: `scenarios.steps.expects`, `scenarios.steps.expects_tasks`).  `parse`
 checks everything it can without a cluster and raises `ScenarioError` with
 one line naming the step (or expectation) number, the action and the field,
 e.g. ``step 3 (kill): missing field 'node'``.
@@ -55,14 +56,18 @@ from typing import Any
 
 from scenarios.steps import actions as a
 from scenarios.steps import swarm as s
+from scenarios.steps import tasks as t
 from scenarios.steps.actions import Action
-from scenarios.steps.expects import CHECK_ALIASES, EXPECTATIONS, Expectation
+from scenarios.steps.expects import CHECK_ALIASES, Expectation
+from scenarios.steps.expects import EXPECTATIONS as _EXPECTATIONS
+from scenarios.steps.expects_tasks import TASK_EXPECTATIONS
 from scenarios.steps.fields import WORDS, ParseContext, ScenarioError, canonical, fits, unknown
 
 __all__ = [
     "ACTIONS",
     "ACTION_ALIASES",
     "BUILTIN_ORDER",
+    "EXPECTATIONS",
     "TOPIC_NAMES",
     "ClusterSpec",
     "Scenario",
@@ -99,7 +104,19 @@ ACTIONS: dict[str, type[Action]] = {
         s.CreateConfig,
         a.QuorumTable,
         s.Join,
+        t.Snapshot,
+        t.WatchTasks,
+        t.Manage,
+        t.CreateGlobalService,
+        t.ForceUpdate,
     )
+}
+
+#: check name -> class: `scenarios.steps.expects` and the tasks' own
+#: (`scenarios.steps.expects_tasks`).
+EXPECTATIONS: dict[str, type[Expectation]] = {
+    **_EXPECTATIONS,
+    **{c.check: c for c in TASK_EXPECTATIONS},
 }
 
 #: Other names for actions (after hyphens became underscores) -> the canonical one.
@@ -129,6 +146,10 @@ TOPIC_NAMES = (
     "join",
     "recovery",
     "autolock",
+    "tasks",
+    "global",
+    "failure",
+    "availability",
 )
 
 #: Schedules written in code (``directed = "..."``): scenarios/<name>.py with a ``run``.
@@ -171,6 +192,9 @@ class Scenario:
     simulated_only: bool = False
     #: A schedule written in code, ``scenarios/<directed>.py``, run on the simulator.
     directed: str = ""
+    #: Why it cannot run on the simulator (empty: it can): ``--simulated`` is then
+    #: refused with this reason, and ``run all --simulated`` leaves it out.
+    real_only: str = ""
 
 
 def _cluster(raw: Any) -> ClusterSpec:
@@ -261,6 +285,7 @@ _TOP: dict[str, Any] = {
     "topic": str,
     "description": str,
     "simulated_only": bool,
+    "real_only": str,
     "directed": str,
     "cluster": "table",
     "step": "list",
@@ -327,6 +352,8 @@ def parse(text: str, source: str = "<scenario>", default_name: str = "") -> Scen
             f"{source}: field 'directed': unknown schedule {directed!r} "
             f"(known: {', '.join(DIRECTED)})"
         )
+    if raw.get("real_only") and (raw.get("simulated_only") or directed):
+        raise ScenarioError(f"{source}: a scenario cannot be both real_only and simulated")
     if not raw_steps and not directed:
         raise ScenarioError(f"{source}: no [[step]] at all")
     aliases: set[str] = set()
@@ -350,6 +377,7 @@ def parse(text: str, source: str = "<scenario>", default_name: str = "") -> Scen
         source=source,
         simulated_only=raw.get("simulated_only", False) or bool(directed),
         directed=directed,
+        real_only=raw.get("real_only", ""),
     )
 
 
@@ -383,6 +411,10 @@ BUILTIN_ORDER = (
     "disaster-recovery",
     "join",
     "autolock",
+    "tasks-survive-quorum-loss",
+    "global-service",
+    "node-failure",
+    "availability",
 )
 
 

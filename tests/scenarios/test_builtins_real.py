@@ -32,6 +32,10 @@ REAL = [
     "disaster-recovery",
     "join",
     "autolock",
+    "tasks-survive-quorum-loss",
+    "global-service",
+    "node-failure",
+    "availability",
 ]
 
 

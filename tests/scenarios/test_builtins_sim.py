@@ -8,13 +8,14 @@ import pytest
 from scenario_runs import builtin, failed_checks
 
 from scenarios.runner import run_scenario
-from scenarios.steps import builtins
+from scenarios.steps import ScenarioError, builtins, load
 
 #: Scenarios about Swarm objects or data directories, which the simulator does
 #: not have: every check of theirs is "not applicable" there (asserted below),
-#: so a simulated run of them would pass having checked nothing.
+#: so a simulated run of them would pass having checked nothing.  Those that
+#: say so themselves (``real_only``) refuse the simulator outright.
 SWARM_ONLY = ("autolock", "drain", "secrets-at-rest")
-SIM_NAMES = [n for n in builtins() if n not in SWARM_ONLY]
+SIM_NAMES = [n for n, p in builtins().items() if n not in SWARM_ONLY and not load(p).real_only]
 
 
 @pytest.mark.parametrize("name", SIM_NAMES)
@@ -45,3 +46,40 @@ def test_swarm_only_scenarios_check_nothing_simulated(name, tmp_path):
     outcome = run_scenario(builtin(name), tmp_path, simulated=True)
     assert outcome.passed
     assert outcome.checks and all(c.skipped for c in outcome.checks)
+
+
+@pytest.mark.parametrize("name", [n for n, p in builtins().items() if load(p).real_only])
+def test_a_real_only_scenario_refuses_the_simulator_and_says_why(name, tmp_path):
+    scn = builtin(name)
+    with pytest.raises(ScenarioError, match=f"{name} runs on real processes only: the simulator"):
+        run_scenario(scn, tmp_path, seed=3, simulated=True)
+    assert not (tmp_path / name).exists()  # refused before anything was written
+
+
+def test_run_all_simulated_leaves_the_real_only_ones_out_and_says_why(
+    monkeypatch, tmp_path, capsys
+):
+    import scenarios.report
+    import scenarios.runner
+    from scenarios.__main__ import main
+
+    ran: list[str] = []
+
+    class Done:
+        def __init__(self, name: str) -> None:
+            self.scenario, self.passed = name, True
+
+    def fake_run(scn, out, **kwargs):
+        assert kwargs["simulated"] is True
+        ran.append(scn.name)
+        return Done(scn.name)
+
+    monkeypatch.setattr(scenarios.runner, "run_scenario", fake_run)
+    monkeypatch.setattr(scenarios.report, "write_index", lambda out, outcomes: out / "index.md")
+    assert main(["run", "all", "--simulated", "--out", str(tmp_path)]) == 0
+    real_only = [n for n, p in builtins().items() if load(p).real_only]
+    assert real_only and not set(real_only) & set(ran)
+    assert "leader-kill" in ran
+    err = capsys.readouterr().err
+    for name in real_only:
+        assert f"[{name}] not run: real processes only (the simulator models Raft only" in err

@@ -95,6 +95,8 @@ class Recorder:
         "measure_tolerance": (1, "simulated"),
         "leader": "manager1",
         "now": 0.0,
+        "snapshot_tasks": {"t": 0.0, "nodes": {}, "services": {}, "tasks": [], "agents": {}},
+        "manage": {"outcome": "ok", "node": "manager1", "status": 200, "error": None},
     }
 
     def __init__(self) -> None:
@@ -124,7 +126,7 @@ class FakeStage:
         pass
 
     def __getattr__(self, name: str) -> Any:  # record_ops, record_placement, ...
-        assert name.startswith("record_"), name
+        assert name == "record" or name.startswith("record_"), name
         return lambda *args: None
 
 
@@ -146,11 +148,11 @@ def test_the_runner_offers_every_stage_member() -> None:
 
 
 def test_every_action_class_is_registered() -> None:
-    from scenarios.steps import actions, swarm
+    from scenarios.steps import actions, swarm, tasks
 
     defined = {
         cls
-        for module in (actions, swarm)
+        for module in (actions, swarm, tasks)
         for cls in vars(module).values()
         if isinstance(cls, type) and issubclass(cls, Action) and "action" in vars(cls)
     }

@@ -259,7 +259,8 @@ def test_every_figure_has_a_caption_under_it():
 @pytest.mark.parametrize(
     "figure",
     ["timeline.png", "votes.png", "terms.png", "commit.png", "log-1.png", "log-12.png",
-     "log-a.png", "log-end.png", "placement.png", "quorum-table.png"],
+     "log-a.png", "log-end.png", "placement.png", "quorum-table.png", "tasks.png",
+     "task-moves.png"],
 )  # fmt: skip
 def test_every_figure_the_notes_draw_is_described(figure):
     assert len(caption(figure)) > 40
