@@ -13,6 +13,7 @@ from viz.figures.base import (
     EDGE,
     FAULT_STYLE,
     GRID,
+    LABEL_ROW,
     LEARNER,
     MEMBERSHIP_STATES,
     NAMED_STATES,
@@ -116,7 +117,7 @@ def draw_timeline(
                                     zorder=3,
                                 )
                             )
-    fault_lines(ax, model, labels=True)
+    rows_used = fault_lines(ax, model, labels=True)
     if elections:
         for e in model.elections:
             if e.node not in lane:
@@ -144,7 +145,9 @@ def draw_timeline(
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     ax.tick_params(axis="y", length=0)
-    ax.set_title(title if title is not None else model.headline(), loc="left", pad=28)
+    # The title sits above the fault labels' rows, never on them.
+    pad = max(28, 10 + LABEL_ROW * rows_used)
+    ax.set_title(title if title is not None else model.headline(), loc="left", pad=pad)
     if legend:
         shown = {iv.role for ivs in model.roles.values() for iv in ivs}
         handles: list[Any] = [
