@@ -351,9 +351,9 @@ class TraceModel:
         if not any(self.logs.values()):
             return []
         found: list[tuple[float, str]] = []
-        for f in self.faults:
-            if f.kind == "kill" and f.t > 0:
-                found.append((f.t, f"just before {','.join(f.targets)} was killed"))
+        for t, victims in self._kill_groups():
+            verb = "was" if len(victims) == 1 else "were"
+            found.append((t, f"just before {', '.join(victims)} {verb} killed"))
         for _, b in self.quorum.lost:
             found.append((b, "just before quorum came back"))
         found.append((self.end, "at the end"))
@@ -362,6 +362,30 @@ class TraceModel:
         # keep an instant only if every running node's log is current there.
         found = [(t, c) for t, c in sorted(found) if self._logs_current(t)]
         return [*found[: limit - 1], *found[limit - 1 :][-1:]]
+
+    def _kill_groups(self) -> list[tuple[float, list[str]]]:
+        """Kills, those in a row merged: a kill that follows another with no log
+        reported and no commit index moved in between would draw the same panel
+        again (one more node down), so it joins the earlier one's caption."""
+        groups: list[tuple[float, list[str]]] = []
+        last = None
+        for f in self.faults:
+            if f.kind != "kill" or f.t <= 0:
+                continue
+            if last is not None and not self._changed(last, f.t):
+                groups[-1][1].extend(f.targets)
+            else:
+                groups.append((f.t, list(f.targets)))
+            last = f.t
+        return groups
+
+    def _changed(self, a: float, b: float) -> bool:
+        """Did any node report its log, or move its commit index, between two kills
+        at ``a`` and ``b`` (the kills' own instants excluded: a node's commit
+        index becomes unknown when it is killed)?"""
+        if any(a < s.t < b for snaps in self.logs.values() for s in snaps):
+            return True
+        return any(a < t < b for steps in self.commit.values() for t in steps.times)
 
     def _logs_current(self, t: float) -> bool:
         """At ``t``, every node that is up and reported a log at all reported
