@@ -81,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.target == "jepsen":
             return _run_jepsen(args)
         scenarios = _resolve(args.target)
-        real = [s.name for s in scenarios if not (args.simulated or s.simulated_only)]
+        real = [
+            s.name for s in scenarios if s.real_only or not (args.simulated or s.simulated_only)
+        ]
         if args.seed is not None and real:
             _say(
                 f"note: --seed applies to simulated runs only; {', '.join(real[:3])}"

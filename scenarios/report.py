@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from raft.core.quorum import majority
+from scenarios import report_ops
 from scenarios.checks import CheckResult, Run, StepRecord, conf_changes
 from scenarios.steps import TOPIC_NAMES, Scenario
 from viz.notes import topics as topics_prose
@@ -137,6 +138,7 @@ def collect_metrics(run: Run) -> None:
     met.setdefault("votes_refused", len(refused))
     if run.quorum_rows:
         met["quorum_table"] = run.quorum_rows
+    report_ops.collect(run)
 
 
 def draw_figures(out: Path, run: Run) -> list[Path]:
@@ -162,6 +164,7 @@ def draw_figures(out: Path, run: Run) -> list[Path]:
         moved = sum(1 for t in before if t in after and before[t] != after[t])
         title = f"Task placement before the drain and at the end ({moved} tasks moved)"
         paths += save(placement_figure(before, after, title), out / "placement")
+    paths += report_ops.figures(out, run)
     return paths
 
 
@@ -363,6 +366,8 @@ def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> 
             for ch in checks
         ],
         metrics={k: v for k, v in run.metrics.items() if not isinstance(v, list | dict)},
+        real_only=scn.real_only,
+        **report_ops.note_data(run),
     )
     # The glossary line lists the entries the note's own words use: render it
     # once without its links (whose names would count) to read them.
@@ -497,6 +502,9 @@ def write_glossary(out_root: Path) -> Path:
 
 
 def key_metric(met: dict[str, Any]) -> str:
+    found = report_ops.key_metric(met)
+    if found is not None:
+        return found
     if "voter_after_s" in met:
         learner = met.get("learner_phase_s")
         extra = f" ({learner:.2f} s as a learner)" if learner is not None else ""

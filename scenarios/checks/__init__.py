@@ -13,6 +13,9 @@ on the simulator) passes with ``skipped`` set and says why.
 * `scenarios.checks.membership` -- joins, voters, quorum sizes.
 * `scenarios.checks.cluster`    -- asking the live cluster, the data
   directories, and the history's linearizability.
+* `scenarios.checks.rollout`    -- rolling updates and rollbacks, from the
+  tasks their steps recorded.
+* `scenarios.checks.costs`      -- what each manager costs (``manager_count``).
 
 May import: `scenarios.steps`, `scenarios.linearizability`, `viz`.
 """
@@ -22,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from scenarios.checks import cluster, membership, trace
+from scenarios.checks import cluster, costs, membership, rollout, trace
 from scenarios.checks.membership import _conf_at, conf_changes, join_phases
 from scenarios.checks.run import CheckResult, Run, StepRecord
 from scenarios.steps import NotApplicable
@@ -66,6 +69,10 @@ CHECKS: dict[type[ex.Expectation], Check] = {
     ex.WinnerMostUpToDate: trace.winner_most_up_to_date,
     ex.VoterWithin: membership.voter_within,
     ex.QuorumSize: membership.quorum_size,
+    ex.UpdatedInBatches: rollout.updated_in_batches,
+    ex.RolledBack: rollout.rolled_back,
+    ex.EverySizeMeasured: costs.every_size_measured,
+    ex.CpuPerWriteGrows: costs.cpu_per_write_grows,
 }
 
 #: Checks that ask the running cluster (evaluated before it stops).

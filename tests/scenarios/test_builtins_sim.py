@@ -8,10 +8,11 @@ import pytest
 from scenario_runs import builtin, failed_checks
 
 from scenarios.runner import run_scenario
-from scenarios.steps import builtins
+from scenarios.steps import builtins, load
 
-#: Scenarios whose point is real processes only (all their checks are not applicable).
-SIM_NAMES = [n for n in builtins() if n not in ("autolock",)]
+#: Scenarios whose point is real processes only (all their checks are not applicable),
+#: and those that say the simulator cannot express them (``real_only``).
+SIM_NAMES = [n for n, p in builtins().items() if n not in ("autolock",) and not load(p).real_only]
 
 
 @pytest.mark.parametrize("name", SIM_NAMES)
