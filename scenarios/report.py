@@ -509,6 +509,11 @@ def key_metric(met: dict[str, Any]) -> str:
         learner = met.get("learner_phase_s")
         extra = f" ({learner:.2f} s as a learner)" if learner is not None else ""
         return f"voter after {met['voter_after_s']:.2f} s{extra}"
+    if "time_to_leader_s" in met and "leaderless_window_s" in met:
+        return (
+            f"no leader for {met['leaderless_window_s']:.2f} s, then a new leader "
+            f"{met['time_to_leader_s']:.2f} s after quorum could return"
+        )
     if "time_to_leader_s" in met:
         return f"new leader after {met['time_to_leader_s']:.2f} s"
     if "quorum_table" in met:

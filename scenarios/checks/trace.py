@@ -58,8 +58,18 @@ def no_leader_while(run: Run, e: ex.NoLeaderWhile) -> CheckResult:
     if seen:
         who = ", ".join(f"{iv.node} (term {iv.term}, {iv.start:.2f}-{iv.end:.2f} s)" for iv in seen)
         return CheckResult(e.label(), False, f"a leader existed in {a:.2f}-{b:.2f} s: {who}")
-    run.metrics.setdefault("leaderless_window_s", round(b - a, 3))
-    return CheckResult(e.label(), True, f"no node was leader from {a:.2f} s to {b:.2f} s")
+    # The whole leaderless stretch around the window, as the trace shows it:
+    # from the last leader's end before it to the next leader's start.
+    leaders = run.model.leaders()
+    since = max((iv.end for iv in leaders if iv.end <= a), default=0.0)
+    until = min((iv.start for iv in leaders if iv.start >= b), default=run.end())
+    run.metrics.setdefault("leaderless_window_s", round(until - since, 3))
+    return CheckResult(
+        e.label(),
+        True,
+        f"no node was leader from {a:.2f} s to {b:.2f} s (no leader at all from "
+        f"{since:.2f} s to {until:.2f} s: {until - since:.2f} s)",
+    )
 
 
 #: What a manager says when it could not forward a write to the leader it knows.
