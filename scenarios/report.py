@@ -132,7 +132,7 @@ def collect_metrics(run: Run) -> None:
     met["elections"] = len([e for e in m.elections if not e.pre_vote])
     met["leaders"] = len(m.leaders())
     met["max_term"] = max((s.last() or 0 for s in m.terms.values()), default=0)
-    met["commit_index"] = max((s.last() or 0 for s in m.commit.values()), default=0)
+    met["commit_index"] = m.top_commit()
     met["quorum_lost_s"] = round(sum(b - a for a, b in m.quorum.lost), 3)
     refused = [v for v in m.votes if not v.granted]
     met.setdefault("votes_refused", len(refused))

@@ -361,31 +361,38 @@ class TraceModel:
         # thing (empty logs "committed up to 0" after writes were acknowledged):
         # keep an instant only if every running node's log is current there.
         found = [(t, c) for t, c in sorted(found) if self._logs_current(t)]
-        return [*found[: limit - 1], *found[limit - 1 :][-1:]]
+        # A panel a moment after the previous one, showing the same logs, only
+        # repeats it (quorum lost by a kill and back 20 ms later, say).
+        kept: list[tuple[float, str]] = []
+        for t, c in found:
+            if kept and t - kept[-1][0] < 0.25 and self._same_logs(kept[-1][0], t):
+                if c != "at the end":
+                    continue
+                kept.pop()
+            kept.append((t, c))
+        return [*kept[: limit - 1], *kept[limit - 1 :][-1:]]
 
     def _kill_groups(self) -> list[tuple[float, list[str]]]:
-        """Kills, those in a row merged: a kill that follows another with no log
-        reported and no commit index moved in between would draw the same panel
-        again (one more node down), so it joins the earlier one's caption."""
+        """Kills, those in a row merged: a kill whose panel would show the same
+        logs as the previous kill's (one more node down, nothing else) joins
+        the earlier one's caption instead of drawing it again."""
         groups: list[tuple[float, list[str]]] = []
-        last = None
         for f in self.faults:
             if f.kind != "kill" or f.t <= 0:
                 continue
-            if last is not None and not self._changed(last, f.t):
+            if groups and self._same_logs(groups[-1][0], f.t):
                 groups[-1][1].extend(f.targets)
             else:
                 groups.append((f.t, list(f.targets)))
-            last = f.t
         return groups
 
-    def _changed(self, a: float, b: float) -> bool:
-        """Did any node report its log, or move its commit index, between two kills
-        at ``a`` and ``b`` (the kills' own instants excluded: a node's commit
-        index becomes unknown when it is killed)?"""
-        if any(a < s.t < b for snaps in self.logs.values() for s in snaps):
-            return True
-        return any(a < t < b for steps in self.commit.values() for t in steps.times)
+    def _same_logs(self, a: float, b: float) -> bool:
+        """Do the log matrices at ``a`` and ``b`` hold the same entries and commit
+        indexes, row by row (the nodes' states aside)?"""
+        ma, mb = self.log_matrix(a), self.log_matrix(b)
+        if ma is None or mb is None:
+            return ma is mb
+        return [(r.entries, r.commit) for r in ma.rows] == [(r.entries, r.commit) for r in mb.rows]
 
     def _logs_current(self, t: float) -> bool:
         """At ``t``, every node that is up and reported a log at all reported
@@ -448,12 +455,21 @@ class TraceModel:
             f"(as few as {low} of {voters} managers reachable, {needed} needed)"
         )
 
+    def top_commit(self) -> int:
+        """The highest commit index the run shows: any node's traced commit index,
+        or the index of an acknowledged write, whichever is higher (a write is
+        acknowledged only once committed, and commit lines are sampled, so the
+        last traced one may trail the last acknowledgement).  Text and figures
+        print this one number."""
+        traced = max((s.last() or 0 for s in self.commit.values()), default=0)
+        acked = max((c.index or 0 for c in self.clients if c.outcome == "ok"), default=0)
+        return max(traced, acked)
+
     def client_headline(self) -> str:
         counts = {k: 0 for k in ("ok", "fail", "timeout", "unknown")}
         for c in self.clients:
             counts[c.outcome] += 1
-        top = max((s.last() or 0 for s in self.commit.values()), default=0)
-        parts = [f"Commit index reached {top}"]
+        parts = [f"Commit index reached {self.top_commit()}"]
         if self.clients:
             parts.append(f"{counts['ok']} writes ok")
             for k, word in (("fail", "failed"), ("timeout", "timed out"), ("unknown", "unknown")):

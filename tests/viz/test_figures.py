@@ -298,16 +298,36 @@ def test_fault_labels_overlap_neither_each_other_nor_the_title(managers):
     assert title.y1 <= page.y1
 
 
-def test_kills_in_a_row_share_one_log_panel_and_a_later_capture_makes_its_own():
+def test_kills_in_a_row_share_one_log_panel_and_changed_logs_make_their_own():
     names = ["manager1", "manager2", "manager3", "manager4", "manager5"]
     entries = [[1, 1], [2, 1], [3, 1]]
     records = [line(0.0, n, "start", term=0, commit_index=0) for n in names]
     records += [line(0.9, n, "log", entries=entries, commit=3) for n in names]
     records += [line(1.0 + 0.05 * i, "supervisor", "fault", kind="kill", target=n)
                 for i, n in enumerate(names[:3])]  # fmt: skip
-    records += [line(3.0, n, "log", entries=entries, commit=3) for n in names[3:]]
+    more = [*entries, [4, 1]]  # a write committed by the two left: a new panel
+    records += [line(3.0, n, "log", entries=more, commit=4) for n in names[3:]]
     records += [line(3.1, "supervisor", "fault", kind="kill", target="manager4")]
     records += [line(4.0, "manager5", "commit", index=3)]
     captions = [c for _t, c in build(records).log_instants()]
     assert captions[0] == "just before manager1, manager2, manager3 were killed"
     assert captions[1] == "just before manager4 was killed"
+
+
+def test_commit_text_and_figure_count_an_acknowledged_write_beyond_the_traced_commit():
+    """Commit lines are sampled: the last one may trail the last acknowledged write,
+    whose index is then the commit index the text and the figure's axis reach."""
+    t0 = 1_700_000_000.0
+    m = build(
+        [
+            *(line(0.0, n, "start", term=0, commit_index=0) for n in ("n1", "n2", "n3")),
+            line(0.5, "n1", "role", **{"from": "follower", "to": "leader", "term": 1}),
+            line(1.0, "n1", "commit", index=7),
+            line(1.2, "client", "client", op="write", start=t0 + 1.1, end=t0 + 1.2,
+                 outcome="ok", index=9),
+        ]
+    )  # fmt: skip
+    assert m.top_commit() == 9
+    assert m.client_headline().startswith("Commit index reached 9;")
+    fig = figures.commit_figure(m)
+    assert fig.axes[0].get_ylim()[1] >= 9
