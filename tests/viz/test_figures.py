@@ -331,3 +331,28 @@ def test_commit_text_and_figure_count_an_acknowledged_write_beyond_the_traced_co
     assert m.client_headline().startswith("Commit index reached 9;")
     fig = figures.commit_figure(m)
     assert fig.axes[0].get_ylim()[1] >= 9
+
+
+def test_a_term_has_one_colour_in_every_log_panel(render):
+    """Figure 8's panels hold different sets of terms: colouring by rank in the
+    panel swapped them from one panel to the next."""
+    from matplotlib.colors import to_hex
+
+    from viz.figures.logs import style_of_term
+    from viz.model_data import LogMatrix, LogRow
+
+    def faces(matrix):
+        seen = {}
+
+        def drawn(ax):
+            figures.draw_log(ax, matrix)
+            seen["faces"] = {to_hex(p.get_facecolor()) for p in ax.patches}
+
+        render(f"terms-{len(matrix.rows)}", drawn)
+        return seen["faces"]
+
+    only_3 = LogMatrix(1.0, (LogRow("n1", {1: 3}, 1, 0, "leader", 1.0),))
+    with_2 = LogMatrix(1.0, (LogRow("n1", {1: 2}, 1, 0, "leader", 1.0),
+                             LogRow("n2", {1: 2, 2: 3}, 1, 0, "follower", 1.0)))  # fmt: skip
+    assert style_of_term(3)[0] in faces(only_3) and style_of_term(3)[0] in faces(with_2)
+    assert style_of_term(2) != style_of_term(3)

@@ -189,6 +189,11 @@ def draw_quorum(ax: Axes, model: TraceModel, title: str | None = None) -> None:
     _, need = steps_xy(q.times, q.needed, end)
     ax.step(xs, reach, where="post", color="#1f5f8b", lw=2, label="reachable managers", zorder=3)
     ax.step(xs, need, where="post", color="#111111", lw=1.2, ls="--", label="majority needed")
+    # The start-up: managers starting one by one is no loss of quorum.
+    full = next((t for t, r, v in zip(q.times, q.reachable, q.voters, strict=True) if r >= v),
+                None)  # fmt: skip
+    if full is not None and full > 0:
+        ax.axvspan(0, full, color="#bbbbbb", alpha=0.35, lw=0, zorder=1, label="starting up")
     color, hatch, _ = FAULT_STYLE["kill"]
     for i, (a, b) in enumerate(q.lost):
         ax.axvspan(

@@ -18,12 +18,16 @@ __all__ = ["choose_elections", "draw_votes", "votes_figure"]
 # ====================================================================== votes
 
 
-def choose_elections(model: TraceModel, limit: int = 6) -> list[Election]:
+def choose_elections(model: TraceModel, limit: int = 8) -> list[Election]:
     """The elections worth a vote grid: every real election, then failed
     pre-votes, by time: first those refused for a reason (the election
     restriction's, §5.4.1, first of all), then those that found no majority
     to answer (a split or a lost quorum: that they fail is the point)."""
     real = [e for e in model.elections if not e.pre_vote]
+    if len(real) > limit:
+        # The first campaigns and the last: how the story starts, and how it ends
+        # (figure 8's last refusals are its point).
+        real = real[: limit - 3] + real[-3:]
     lost = [e for e in model.elections if e.pre_vote and e.outcome == "lost"]
     refused = [e for e in lost if any(v.reason for v in e.refused)]
     # Refusals over the election restriction (§5.4.1) teach the most.
