@@ -122,6 +122,16 @@ def leader_headline(run: Run) -> str | None:
     )
 
 
+def _elections(m: Any) -> str:
+    """Who was elected, without a time: a scenario that measures no failover
+    (no ``leader_within``) prints no "time to new leader" either."""
+    won = m.won()
+    if not won:
+        return "No leader was elected"
+    who = ", ".join(f"{e.node} in term {e.term}" for e in won)
+    return f"{len(won)} {'leader' if len(won) == 1 else 'leaders'} elected ({who})"
+
+
 def collect_metrics(run: Run) -> None:
     m = run.model
     ops = run.ops
@@ -151,7 +161,11 @@ def draw_figures(out: Path, run: Run) -> list[Path]:
     m = run.model
     quiet = len(m.won()) <= 1 and not any(f.kind in _LEADER_FAULTS for f in m.faults)
     kinds = ("timeline",) if quiet else KINDS
-    paths = render_all(m, out, headline=leader_headline(run), kinds=kinds)
+    # The timeline's title states the lesson: the measured failover where the
+    # scenario measures one, else the scenario's own title (not "manager1
+    # elected leader in term 1", which every run would say).
+    headline = leader_headline(run) or run.scenario.title
+    paths = render_all(m, out, headline=headline, kinds=kinds)
     if run.quorum_rows:
         rows = [
             QuorumRow(r["managers"], r["quorum"], r["expected_tolerance"], r["measured_tolerance"])
@@ -323,7 +337,8 @@ def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> 
     happened = None
     if run.model is not None:
         m = run.model
-        headlines = [leader_headline(run) or m.headline(), m.quorum_headline(), m.client_headline()]
+        headlines = [leader_headline(run) or _elections(m), m.quorum_headline(),
+                     m.client_headline()]  # fmt: skip
         happened = {"headlines": headlines, "events": _happened(run)}
     chosen = [TOPICS[t] for t in topics(scn)]
     order = ["timeline.png", "votes.png", "terms.png", "commit.png", "quorum-table.png"]

@@ -69,6 +69,7 @@ CHECKS: dict[type[ex.Expectation], Check] = {
     ex.WinnerMostUpToDate: trace.winner_most_up_to_date,
     ex.VoterWithin: membership.voter_within,
     ex.QuorumSize: membership.quorum_size,
+    ex.WritesReadable: cluster.writes_readable,
     ex.UpdatedInBatches: rollout.updated_in_batches,
     ex.RolledBack: rollout.rolled_back,
     ex.EverySizeMeasured: costs.every_size_measured,
@@ -83,6 +84,7 @@ LIVE: frozenset[type[ex.Expectation]] = frozenset(
         ex.TasksPlacedExactlyOnce,
         ex.TasksOffNode,
         ex.NoNewTasksOn,
+        ex.WritesReadable,
     }
 )
 #: Checks that read the data directories after the managers stopped.

@@ -263,6 +263,21 @@ class QuorumSize(Expectation):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WritesReadable(Expectation):
+    """The acknowledged writes of the steps are readable through the leader at
+    the end -- or, with ``readable = false``, none of them is (a forced
+    recovery kept a log that never had them)."""
+
+    check: ClassVar[str] = "writes_readable"
+    steps: list[int]
+    readable: bool = True
+
+    def label(self) -> str:
+        what = "readable" if self.readable else "lost"
+        return f"writes {what} ({_steps_label(self.steps)})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UpdatedInBatches(Expectation):
     """The ``update_service`` step ``after_step`` replaced the tasks ``parallelism``
     at a time, ``delay`` apart, and ended with every task on the new image."""
@@ -332,6 +347,7 @@ EXPECTATIONS: dict[str, type[Expectation]] = {
         WinnerMostUpToDate,
         VoterWithin,
         QuorumSize,
+        WritesReadable,
         UpdatedInBatches,
         RolledBack,
         EverySizeMeasured,

@@ -203,3 +203,19 @@ def test_a_write_that_only_failed_to_reach_a_dead_leader_is_no_quorum_refusal():
     ops = [ClientOp("write", "k", "v", 0.0, 0.01, "fail", 9, status=503, error=unreached)]
     result = evaluate(run, e)
     assert not result.passed and "not a quorum refusal" in result.detail
+
+
+def test_writes_readable_holds_both_ways_and_can_fail():
+    from scenarios.steps import ClientOp
+
+    run = fake_run("disaster-recovery", {})
+    ops = [ClientOp("write", f"k{i}", "v", 0.0, 0.1, "ok", 6) for i in range(2)]
+    run.ops_in = lambda steps: ops
+    lost = next(e for e in run.scenario.expects if e.check == "writes_readable" and not e.readable)
+    kept = next(e for e in run.scenario.expects if e.check == "writes_readable" and e.readable)
+    for seen, lost_ok, kept_ok in (({"k0": False, "k1": False}, True, False),
+                                   ({"k0": True, "k1": True}, False, True),
+                                   ({"k0": True, "k1": False}, False, False)):  # fmt: skip
+        run.driver = SimpleNamespace(present_via_leader=lambda acked, seen=seen: ("manager1", seen))
+        assert evaluate(run, lost).passed is lost_ok
+        assert evaluate(run, kept).passed is kept_ok
