@@ -324,6 +324,8 @@ def _misconceptions(run: Run, checks: list[CheckResult]) -> list[dict[str, Any]]
                               "reason": v.reason, "refused": len(behind)})  # fmt: skip
     if "secret_plaintext_absent" in proved:
         found.append({"kind": "secrets", "detail": proved["secret_plaintext_absent"].detail})
+    if "cpu_per_write_grows" in proved:
+        found += report_ops.misconceptions(run)
     return found
 
 

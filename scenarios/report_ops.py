@@ -86,6 +86,16 @@ def figures(out: Path, run: Run) -> list[Path]:
     return paths
 
 
+def misconceptions(run: Run) -> list[dict[str, Any]]:
+    """Beliefs these measurements correct, with the run's numbers (see
+    ``_misconceptions.md.j2``): only where the check that proves it passed."""
+    rows = run.tables.get(ROWS_TABLE, [])
+    if len(rows) < 2 or not any(e.check == "cpu_per_write_grows" for e in run.scenario.expects):
+        return []
+    small, large = rows[0], rows[-1]
+    return [{"kind": "more_managers", "small": small, "large": large}]
+
+
 def note_data(run: Run) -> dict[str, Any]:
     """``rollouts`` and ``cost_rows`` for the note (empty when the run has none)."""
     return {"rollouts": _rollouts(run), "cost_rows": run.tables.get(ROWS_TABLE, [])}

@@ -219,3 +219,15 @@ def test_writes_readable_holds_both_ways_and_can_fail():
         run.driver = SimpleNamespace(present_via_leader=lambda acked, seen=seen: ("manager1", seen))
         assert evaluate(run, lost).passed is lost_ok
         assert evaluate(run, kept).passed is kept_ok
+
+
+def test_the_manager_count_note_corrects_more_managers_are_stronger_with_its_numbers():
+    from scenarios import report_ops
+    from viz.notes import render
+
+    run = fake_run("manager-count", cost_rows([0.5, 1.5, 2.5, 4.0, 4.8]))
+    beliefs = report_ops.misconceptions(run)
+    assert [b["kind"] for b in beliefs] == ["more_managers"]
+    text = render("_misconceptions.md.j2", misconceptions=beliefs)
+    assert "0.50 ms of CPU per write with 1, 4.80 ms with 9" in text
+    assert report_ops.misconceptions(fake_run("manager-count", {})) == []
