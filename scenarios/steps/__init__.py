@@ -8,6 +8,9 @@
   action, each with its own validation and `apply`.
 * `scenarios.steps.swarm`    -- the operator's actions (drain, services,
   secrets, join, transfer, autolock).
+* `scenarios.steps.rollout`  -- a service's rolling update and rollback,
+  watched until they end (``update_service``, ``rollback_service``).
+* `scenarios.steps.measures` -- what each manager costs (``manager_count``).
 * `scenarios.steps.expects`  -- one class per expectation.
 * `scenarios.steps.scenario` -- `ClusterSpec`, `Scenario`, `parse`, `load`, the
   built-ins.
