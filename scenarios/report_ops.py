@@ -105,7 +105,7 @@ def key_metric(run_metrics: dict[str, Any]) -> str | None:
     """The index's phrase for these runs, from the metrics `collect` put there."""
     if "cpu_ms_per_write_by_managers" in run_metrics:
         by = run_metrics["cpu_ms_per_write_by_managers"]
-        return "CPU per write " + ", ".join(f"N={n}: {ms:.1f} ms" for n, ms in by.items())
+        return "CPU per write " + ", ".join(f"N={n}: {ms:.2f} ms" for n, ms in by.items())
     if "rollout_batches" in run_metrics:
         return "batches " + ", ".join(run_metrics["rollout_batches"])
     return None
