@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from raft.core.quorum import majority
+from scenarios import report_ops
 from scenarios.checks import CheckResult, Run, StepRecord, conf_changes
 from scenarios.steps import TOPIC_NAMES, Scenario
 from viz.notes import topics as topics_prose
@@ -124,6 +125,16 @@ def leader_headline(run: Run) -> str | None:
     )
 
 
+def _elections(m: Any) -> str:
+    """Who was elected, without a time: a scenario that measures no failover
+    (no ``leader_within``) prints no "time to new leader" either."""
+    won = m.won()
+    if not won:
+        return "No leader was elected"
+    who = ", ".join(f"{e.node} in term {e.term}" for e in won)
+    return f"{len(won)} {'leader' if len(won) == 1 else 'leaders'} elected ({who})"
+
+
 def collect_metrics(run: Run) -> None:
     m = run.model
     ops = run.ops
@@ -134,12 +145,13 @@ def collect_metrics(run: Run) -> None:
     met["elections"] = len([e for e in m.elections if not e.pre_vote])
     met["leaders"] = len(m.leaders())
     met["max_term"] = max((s.last() or 0 for s in m.terms.values()), default=0)
-    met["commit_index"] = max((s.last() or 0 for s in m.commit.values()), default=0)
+    met["commit_index"] = m.top_commit()
     met["quorum_lost_s"] = round(sum(b - a for a, b in m.quorum.lost), 3)
     refused = [v for v in m.votes if not v.granted]
     met.setdefault("votes_refused", len(refused))
     if run.quorum_rows:
         met["quorum_table"] = run.quorum_rows
+    report_ops.collect(run)
 
 
 def draw_figures(out: Path, run: Run) -> list[Path]:
@@ -152,7 +164,11 @@ def draw_figures(out: Path, run: Run) -> list[Path]:
     m = run.model
     quiet = len(m.won()) <= 1 and not any(f.kind in _LEADER_FAULTS for f in m.faults)
     kinds = ("timeline",) if quiet else KINDS
-    paths = render_all(m, out, headline=leader_headline(run), kinds=kinds)
+    # The timeline's title states the lesson: the measured failover where the
+    # scenario measures one, else the scenario's own title (not "manager1
+    # elected leader in term 1", which every run would say).
+    headline = leader_headline(run) or run.scenario.title
+    paths = render_all(m, out, headline=headline, kinds=kinds)
     if run.quorum_rows:
         rows = [
             QuorumRow(r["managers"], r["quorum"], r["expected_tolerance"], r["measured_tolerance"])
@@ -167,6 +183,7 @@ def draw_figures(out: Path, run: Run) -> list[Path]:
         title = f"Task placement before the drain and at the end ({moved} tasks moved)"
         paths += save(placement_figure(before, after, title), out / "placement")
     paths += _task_figures(out, run)
+    paths += report_ops.figures(out, run)
     return paths
 
 
@@ -378,6 +395,8 @@ def _misconceptions(run: Run, checks: list[CheckResult]) -> list[dict[str, Any]]
                               "reason": v.reason, "refused": len(behind)})  # fmt: skip
     if "secret_plaintext_absent" in proved:
         found.append({"kind": "secrets", "detail": proved["secret_plaintext_absent"].detail})
+    if "cpu_per_write_grows" in proved:
+        found += report_ops.misconceptions(run)
     found += _task_misconceptions(run, proved)
     return found
 
@@ -409,7 +428,8 @@ def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> 
     happened = None
     if run.model is not None:
         m = run.model
-        headlines = [leader_headline(run) or m.headline(), m.quorum_headline(), m.client_headline()]
+        headlines = [leader_headline(run) or _elections(m), m.quorum_headline(),
+                     m.client_headline()]  # fmt: skip
         happened = {"headlines": headlines, "events": _happened(run)}
     chosen = [TOPICS[t] for t in topics(scn)]
     order = ["timeline.png", "votes.png", "terms.png", "commit.png", "quorum-table.png"]
@@ -453,6 +473,8 @@ def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> 
             for ch in checks
         ],
         metrics={k: v for k, v in run.metrics.items() if not isinstance(v, list | dict)},
+        real_only=scn.real_only,
+        **report_ops.note_data(run),
     )
     # The glossary line lists the entries the note's own words use: render it
     # once without its links (whose names would count) to read them.
@@ -590,10 +612,18 @@ def key_metric(met: dict[str, Any]) -> str:
     facts = [met[k] for k in ("refused_fact", "tasks_fact") if k in met]
     if facts:  # the task checks' own measurements (`scenarios.checks.tasks`)
         return "; ".join(str(f) for f in facts)
+    found = report_ops.key_metric(met)
+    if found is not None:
+        return found
     if "voter_after_s" in met:
         learner = met.get("learner_phase_s")
         extra = f" ({learner:.2f} s as a learner)" if learner is not None else ""
         return f"voter after {met['voter_after_s']:.2f} s{extra}"
+    if "time_to_leader_s" in met and "leaderless_window_s" in met:
+        return (
+            f"no leader for {met['leaderless_window_s']:.2f} s, then a new leader "
+            f"{met['time_to_leader_s']:.2f} s after quorum could return"
+        )
     if "time_to_leader_s" in met:
         return f"new leader after {met['time_to_leader_s']:.2f} s"
     if "quorum_table" in met:

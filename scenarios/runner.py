@@ -351,5 +351,8 @@ class _Player:
     def record(self, kind: str, item: dict[str, Any]) -> None:
         self.run.records.setdefault(kind, []).append(item)
 
+    def record_row(self, table: str, row: dict[str, Any]) -> None:
+        self.run.tables.setdefault(table, []).append(row)
+
     def say(self, message: str) -> None:
         self.progress(f"[{self.run.scenario.name}]     {message}")

@@ -351,9 +351,9 @@ class TraceModel:
         if not any(self.logs.values()):
             return []
         found: list[tuple[float, str]] = []
-        for f in self.faults:
-            if f.kind == "kill" and f.t > 0:
-                found.append((f.t, f"just before {','.join(f.targets)} was killed"))
+        for t, victims in self._kill_groups():
+            verb = "was" if len(victims) == 1 else "were"
+            found.append((t, f"just before {', '.join(victims)} {verb} killed"))
         for _, b in self.quorum.lost:
             found.append((b, "just before quorum came back"))
         found.append((self.end, "at the end"))
@@ -361,7 +361,38 @@ class TraceModel:
         # thing (empty logs "committed up to 0" after writes were acknowledged):
         # keep an instant only if every running node's log is current there.
         found = [(t, c) for t, c in sorted(found) if self._logs_current(t)]
-        return [*found[: limit - 1], *found[limit - 1 :][-1:]]
+        # A panel a moment after the previous one, showing the same logs, only
+        # repeats it (quorum lost by a kill and back 20 ms later, say).
+        kept: list[tuple[float, str]] = []
+        for t, c in found:
+            if kept and t - kept[-1][0] < 0.25 and self._same_logs(kept[-1][0], t):
+                if c != "at the end":
+                    continue
+                kept.pop()
+            kept.append((t, c))
+        return [*kept[: limit - 1], *kept[limit - 1 :][-1:]]
+
+    def _kill_groups(self) -> list[tuple[float, list[str]]]:
+        """Kills, those in a row merged: a kill whose panel would show the same
+        logs as the previous kill's (one more node down, nothing else) joins
+        the earlier one's caption instead of drawing it again."""
+        groups: list[tuple[float, list[str]]] = []
+        for f in self.faults:
+            if f.kind != "kill" or f.t <= 0:
+                continue
+            if groups and self._same_logs(groups[-1][0], f.t):
+                groups[-1][1].extend(f.targets)
+            else:
+                groups.append((f.t, list(f.targets)))
+        return groups
+
+    def _same_logs(self, a: float, b: float) -> bool:
+        """Do the log matrices at ``a`` and ``b`` hold the same entries and commit
+        indexes, row by row (the nodes' states aside)?"""
+        ma, mb = self.log_matrix(a), self.log_matrix(b)
+        if ma is None or mb is None:
+            return ma is mb
+        return [(r.entries, r.commit) for r in ma.rows] == [(r.entries, r.commit) for r in mb.rows]
 
     def _logs_current(self, t: float) -> bool:
         """At ``t``, every node that is up and reported a log at all reported
@@ -424,12 +455,21 @@ class TraceModel:
             f"(as few as {low} of {voters} managers reachable, {needed} needed)"
         )
 
+    def top_commit(self) -> int:
+        """The highest commit index the run shows: any node's traced commit index,
+        or the index of an acknowledged write, whichever is higher (a write is
+        acknowledged only once committed, and commit lines are sampled, so the
+        last traced one may trail the last acknowledgement).  Text and figures
+        print this one number."""
+        traced = max((s.last() or 0 for s in self.commit.values()), default=0)
+        acked = max((c.index or 0 for c in self.clients if c.outcome == "ok"), default=0)
+        return max(traced, acked)
+
     def client_headline(self) -> str:
         counts = {k: 0 for k in ("ok", "fail", "timeout", "unknown")}
         for c in self.clients:
             counts[c.outcome] += 1
-        top = max((s.last() or 0 for s in self.commit.values()), default=0)
-        parts = [f"Commit index reached {top}"]
+        parts = [f"Commit index reached {self.top_commit()}"]
         if self.clients:
             parts.append(f"{counts['ok']} writes ok")
             for k, word in (("fail", "failed"), ("timeout", "timed out"), ("unknown", "unknown")):

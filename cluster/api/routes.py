@@ -501,12 +501,18 @@ async def trace_log(request: web.Request) -> web.Response:
     """Write this manager's log (index, term per entry) into its trace now.
 
     The scenario runner calls it at key instants (before a fault, after an
-    election, after heal) so the study note can draw the logs side by side.
+    election, after heal) so the study note can draw the logs side by side;
+    the line is written to the trace file before the answer.
     """
     node = getattr(backend_of(request), "node", None)
     if node is None or not hasattr(node, "trace_log"):
         raise ApiError(501, "this manager cannot trace its log")
     node.trace_log()
+    # In the file before the answer: a scenario that kills this manager right
+    # after (SIGKILL) must not lose the line its log panel is drawn from.
+    writer = getattr(node, "trace", None)
+    if writer is not None and hasattr(writer, "flush"):
+        await writer.flush()
     return reply({"ok": True})
 
 

@@ -179,6 +179,11 @@ def _register_service(sub: argparse._SubParsersAction) -> None:
     p.add_argument("service", metavar="SERVICE")
     p.set_defaults(func=cmd_service_update)
 
+    p = _common(ss, "rollback", "go back to the service's previous spec")
+    p.add_argument("-d", "--detach", action="store_true", help="accepted for docker compatibility")
+    p.add_argument("service", metavar="SERVICE")
+    p.set_defaults(func=cmd_service_update, rollback=True)
+
     p = _common(ss, "rm", "remove services")
     p.add_argument("services", nargs="+", metavar="SERVICE")
     p.set_defaults(func=cmd_service_rm)

@@ -31,7 +31,8 @@ class Equivalent:
 def equivalent(verb: str, node: str = "", **fields: object) -> Equivalent | None:
     """The equivalent of ``verb`` on ``node`` (None for verbs with no user command,
     such as waiting).  ``fields``: ``groups`` for a partition, ``availability``
-    for drain, ``name``/``replicas``/``image`` for services, ``role`` for joins."""
+    for drain, ``name``/``replicas``/``image`` for services, ``role`` for joins,
+    ``service``/``image``/``parallelism``/``delay`` for a rolling update."""
     n = node
     match verb:
         case "kill":
@@ -107,6 +108,24 @@ def equivalent(verb: str, node: str = "", **fields: object) -> Equivalent | None
         case "snapshot" | "watch_tasks":
             # Where every task runs: Docker lists them per service (or per node).
             return Equivalent(("service", "ps", "SERVICE"), "docker service ps SERVICE")
+        case "update_service":
+            name, image = str(fields.get("service")), str(fields.get("image"))
+            flags = ("--update-parallelism", str(fields.get("parallelism", 1)))
+            delay = float(fields.get("delay") or 0)  # type: ignore[arg-type]
+            if delay:
+                flags += ("--update-delay", f"{delay:g}s")
+            args = ("service", "update", "--image", image, *flags, name)
+            return Equivalent(args, "docker " + shlex.join(args))
+        case "rollback_service":
+            name = str(fields.get("service"))
+            return Equivalent(
+                ("service", "rollback", name),
+                f"docker service rollback {name} (or docker service update --rollback {name})",
+            )
+        case "manager_count":
+            return Equivalent(
+                (), "no Docker verb: build a swarm of each size, time writes and failovers"
+            )
         case "write":
             return Equivalent(
                 ("config", "create", "NAME", "FILE"),

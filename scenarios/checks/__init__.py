@@ -15,6 +15,9 @@ on the simulator) passes with ``skipped`` set and says why.
   took, and how management attempts were answered.
 * `scenarios.checks.cluster`    -- asking the live cluster, the data
   directories, and the history's linearizability.
+* `scenarios.checks.rollout`    -- rolling updates and rollbacks, from the
+  tasks their steps recorded.
+* `scenarios.checks.costs`      -- what each manager costs (``manager_count``).
 
 May import: `scenarios.steps`, `scenarios.linearizability`, `viz`.
 """
@@ -24,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from scenarios.checks import cluster, membership, tasks, trace
+from scenarios.checks import cluster, costs, membership, rollout, tasks, trace
 from scenarios.checks.membership import _conf_at, conf_changes, join_phases
 from scenarios.checks.run import CheckResult, Run, StepRecord
 from scenarios.steps import NotApplicable
@@ -69,6 +72,11 @@ CHECKS: dict[type[ex.Expectation], Check] = {
     ex.VoterWithin: membership.voter_within,
     ex.QuorumSize: membership.quorum_size,
     **tasks.TASK_CHECKS,
+    ex.WritesReadable: cluster.writes_readable,
+    ex.UpdatedInBatches: rollout.updated_in_batches,
+    ex.RolledBack: rollout.rolled_back,
+    ex.EverySizeMeasured: costs.every_size_measured,
+    ex.CpuPerWriteGrows: costs.cpu_per_write_grows,
 }
 
 #: Checks that ask the running cluster (evaluated before it stops).
@@ -79,6 +87,7 @@ LIVE: frozenset[type[ex.Expectation]] = frozenset(
         ex.TasksPlacedExactlyOnce,
         ex.TasksOffNode,
         ex.NoNewTasksOn,
+        ex.WritesReadable,
     }
 )
 #: Checks that read the data directories after the managers stopped.

@@ -21,6 +21,7 @@ __all__ = [
     "secret_plaintext_absent",
     "tasks_off_node",
     "tasks_placed_exactly_once",
+    "writes_readable",
 ]
 
 
@@ -38,6 +39,19 @@ def new_leader_has_all_committed(run: Run, e: ex.NewLeaderHasAllCommitted) -> Ch
     if missing:
         detail += f"; missing {', '.join(missing[:5])}"
     return CheckResult(e.label(), not missing and bool(acked), detail)
+
+
+def writes_readable(run: Run, e: ex.WritesReadable) -> CheckResult:
+    acked = [op for op in run.ops_in(e.steps) if op.outcome == "ok"]
+    if not acked:
+        return CheckResult(e.label(), False, "no write of those steps was acknowledged")
+    leader, present = run.driver.present_via_leader(acked)
+    if leader is None or present is None:
+        return CheckResult(e.label(), False, f"could not read through the leader ({leader})")
+    found = [k for k, ok in present.items() if ok]
+    detail = f"{len(found)} of {len(acked)} acknowledged writes readable via {leader}"
+    ok = len(found) == len(acked) if e.readable else not found
+    return CheckResult(e.label(), ok, detail)
 
 
 def no_acknowledged_write_lost(run: Run, e: ex.NoAcknowledgedWriteLost) -> CheckResult:

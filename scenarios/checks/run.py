@@ -62,6 +62,9 @@ class Run:
     final_read: tuple[float, float, dict[str, bool]] | None = None
     data_dirs: dict[str, Path] = field(default_factory=dict)
     quorum_rows: list[dict[str, Any]] = field(default_factory=list)
+    #: Rows a step recorded by table name (`Stage.record_row`): a rollout's
+    #: samples, the manager-count measurements.
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     #: Trace time when the last step and live check ended, before the cluster stopped.
     end_t: float | None = None
     #: Task placements (task name -> node name) before the first drain and at the end.

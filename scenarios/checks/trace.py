@@ -58,8 +58,22 @@ def no_leader_while(run: Run, e: ex.NoLeaderWhile) -> CheckResult:
     if seen:
         who = ", ".join(f"{iv.node} (term {iv.term}, {iv.start:.2f}-{iv.end:.2f} s)" for iv in seen)
         return CheckResult(e.label(), False, f"a leader existed in {a:.2f}-{b:.2f} s: {who}")
-    run.metrics.setdefault("leaderless_window_s", round(b - a, 3))
-    return CheckResult(e.label(), True, f"no node was leader from {a:.2f} s to {b:.2f} s")
+    # The whole leaderless stretch around the window, as the trace shows it:
+    # from the last leader's end before it to the next leader's start.
+    leaders = run.model.leaders()
+    since = max((iv.end for iv in leaders if iv.end <= a), default=0.0)
+    until = min((iv.start for iv in leaders if iv.start >= b), default=run.end())
+    run.metrics.setdefault("leaderless_window_s", round(until - since, 3))
+    return CheckResult(
+        e.label(),
+        True,
+        f"no node was leader from {a:.2f} s to {b:.2f} s (no leader at all from "
+        f"{since:.2f} s to {until:.2f} s: {until - since:.2f} s)",
+    )
+
+
+#: What a manager says when it could not forward a write to the leader it knows.
+_UNREACHED = "could not be reached from"
 
 
 def writes_fail_no_quorum(run: Run, e: ex.WritesFailNoQuorum) -> CheckResult:
@@ -68,6 +82,10 @@ def writes_fail_no_quorum(run: Run, e: ex.WritesFailNoQuorum) -> CheckResult:
         return CheckResult(e.label(), False, "no writes were made in that window")
     ok = [op for op in ops if op.outcome == "ok"]
     no_503 = [op for op in ops if op.outcome != "ok" and op.status != 503]
+    # A follower that still believes in a dead leader answers 503 too, having
+    # failed to forward the write (cluster/api/server.py): that is a connection
+    # error, not the quorum refusing the write, and proves nothing about quorum.
+    forwarded = [op for op in ops if op.status == 503 and _UNREACHED in (op.error or "")]
     messages = sorted({op.error or op.outcome for op in ops if op.outcome != "ok"})
     waits = [op.end - op.start for op in ops if op.outcome != "ok"]
     if waits:
@@ -81,7 +99,12 @@ def writes_fail_no_quorum(run: Run, e: ex.WritesFailNoQuorum) -> CheckResult:
         detail += f"; but {len(ok)} succeeded: {', '.join(op.key for op in ok)}"
     if no_503:
         detail += f"; {len(no_503)} did not get a 503 ({no_503[0].outcome}: {no_503[0].error})"
-    return CheckResult(e.label(), not ok and not no_503, detail)
+    if forwarded:
+        detail += (
+            f"; {len(forwarded)} only because a dead leader could not be reached, "
+            "not a quorum refusal"
+        )
+    return CheckResult(e.label(), not ok and not no_503 and not forwarded, detail)
 
 
 def writes_succeed(run: Run, e: ex.WritesSucceed) -> CheckResult:

@@ -103,6 +103,36 @@ class SwarmOperator:
     def tasks(self) -> list[dict[str, Any]]:
         return self._api("GET", "/tasks")
 
+    def service_tasks(self, service: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The service (``docker service inspect``) and its tasks (``docker service ps``)."""
+        svc = self._api("GET", f"/services/{service}")
+        tasks = self._api("GET", "/tasks")
+        return svc, [t for t in tasks if t.get("ServiceID") == svc["ID"]]
+
+    def update_service(self, service: str, image: str, parallelism: int, delay: float) -> str:
+        """``docker service update --image IMAGE --update-parallelism P --update-delay Ds``;
+        the image it replaces."""
+        s = self._api("GET", f"/services/{service}")
+        spec = s["Spec"]
+        previous = spec["TaskTemplate"]["ContainerSpec"]["Image"]
+        spec["TaskTemplate"]["ContainerSpec"]["Image"] = image
+        config = dict(spec.get("UpdateConfig") or {})
+        config.update(Parallelism=parallelism, Delay=round(delay * 1e9))
+        spec["UpdateConfig"] = config
+        self._api("POST", f"/services/{s['ID']}/update?version={s['Version']['Index']}", spec)
+        return previous
+
+    def rollback_service(self, service: str) -> tuple[str, str]:
+        """``docker service rollback``: the previous spec back; (image now, image back)."""
+        s = self._api("GET", f"/services/{service}")
+        if "PreviousSpec" not in s:
+            raise ClusterError(f"service {service} has no previous spec to roll back to")
+        current = s["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+        back = s["PreviousSpec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+        version = s["Version"]["Index"]
+        self._api("POST", f"/services/{s['ID']}/update?version={version}&rollback=previous")
+        return current, back
+
     def nodes(self) -> list[dict[str, Any]]:
         return self._api("GET", "/nodes")
 

@@ -23,6 +23,7 @@ from cluster.client.http import ApiError, Unreachable, request
 from cluster.client.wait import attempts
 from cluster.local.layout import ClusterDir, ClusterError, Timing
 from cluster.local.supervisor import Supervisor
+from scenarios.drivers.costs import measure_costs
 from scenarios.drivers.operator import SwarmOperator, b64, service_spec
 from scenarios.drivers.sim import SimDriver
 from scenarios.drivers.tasks import TaskObserver
@@ -111,6 +112,20 @@ class RealDriver(SwarmOperator, TaskObserver):
             for m in desc.members
             if m.role == "manager" and self.sup.process_state(m) == "running"
         ]
+
+    def cpu_seconds(self) -> float:
+        """CPU time the running managers have used so far, summed over them and
+        their threads: what the cluster spent, whatever else the machine did.
+        (``/proc/PID/task/*/schedstat``: nanoseconds on a CPU, finer than the
+        10 ms ticks of ``/proc/PID/stat``.)"""
+        total = 0
+        for m in self.cdir.load().members:
+            if m.role != "manager" or m.pid is None or self.sup.process_state(m) != "running":
+                continue
+            for stat in Path(f"/proc/{m.pid}/task").glob("*/schedstat"):
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    total += int(stat.read_text().split()[0])  # a thread may just exit
+        return total / 1e9
 
     def raft_status(self, timeout: float = 0.5) -> dict[str, dict[str, Any]]:
         """``/raft/status`` of every running manager that answers."""
@@ -277,6 +292,17 @@ class RealDriver(SwarmOperator, TaskObserver):
         where = Path(tempfile.mkdtemp(prefix="swarmraft-qt-"))
         try:
             return tolerance(RealDriver(spec, where / "c"), managers, s.election_timeout_ms), "real"
+        finally:
+            shutil.rmtree(where, ignore_errors=True)
+
+    def measure_costs(self, managers: int, settings: dict[str, int]) -> dict[str, Any]:
+        """Write latency and election time on a fresh cluster of ``managers`` real
+        managers (`scenarios.drivers.costs`), with this run's timing."""
+        s = self.spec
+        spec = ClusterSpec(managers, s.election_timeout_ms, s.heartbeat_ms, s.request_timeout_ms)
+        where = Path(tempfile.mkdtemp(prefix="swarmraft-mc-"))
+        try:
+            return measure_costs(RealDriver(spec, where / "c"), managers, settings)
         finally:
             shutil.rmtree(where, ignore_errors=True)
 

@@ -352,6 +352,21 @@ class SimDriver:
         fresh = SimDriver(spec, (self.seed or 1) + managers)
         return tolerance(fresh, managers, s.election_timeout_ms), "simulated"
 
+    def service_tasks(self, service: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        raise NotApplicable("services and their tasks are not simulated")
+
+    def update_service(self, service: str, image: str, parallelism: int, delay: float) -> str:
+        raise NotApplicable("services and their tasks are not simulated")
+
+    def rollback_service(self, service: str) -> tuple[str, str]:
+        raise NotApplicable("services and their tasks are not simulated")
+
+    def measure_costs(self, managers: int, settings: dict[str, int]) -> dict[str, Any]:
+        raise NotApplicable(
+            "the simulator charges nothing for a disk write and draws message delays from "
+            "its own model: only real managers show what each one costs"
+        )
+
     def tasks_running(self) -> bool:
         raise NotApplicable("tasks are not simulated")
 

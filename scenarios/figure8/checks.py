@@ -59,9 +59,17 @@ def safe_checks(f: Facts, main: Traced, counter: Traced | None) -> list[Any]:
     if later:
         detail += f"but it led term {later[0].term} from {later[0].start:.3f} s"
     else:
-        reasons = behind or sorted({v.reason for v in refused if v.reason})
+        # Each reason counted apart: a vote already given to another candidate
+        # in that term is no comparison of logs (§5.4.1 is the "behind" one).
+        counts: dict[str, int] = {}
+        for v in refused:
+            kind = "log behind" if v.reason and "behind" in v.reason else "already voted"
+            if v.reason and kind == "already voted" and "already voted" not in v.reason:
+                kind = v.reason
+            counts[kind] = counts.get(kind, 0) + 1
+        parts = [f"{n} {kind}" for kind, n in counts.items()]
         detail += f"after it, {len(refused)} of its vote requests were refused" + (
-            f" ({reasons[0]})" if reasons else ""
+            f" ({', '.join(parts)}: {behind[0]})" if behind else f" ({', '.join(parts)})"
         )
     out.append(_check("S5 never led after x committed", not later and c is not None, detail))
     # 3. Every node ends with x at index k (the final log lines, and the data itself).

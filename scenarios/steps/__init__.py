@@ -10,6 +10,9 @@
   secrets, join, transfer, autolock).
 * `scenarios.steps.tasks`    -- where tasks run (snapshots, watching them
   settle), management attempts, global services, forced updates.
+* `scenarios.steps.rollout`  -- a service's rolling update and rollback,
+  watched until they end (``update_service``, ``rollback_service``).
+* `scenarios.steps.measures` -- what each manager costs (``manager_count``).
 * `scenarios.steps.expects`  -- one class per expectation;
   `scenarios.steps.expects_tasks`: those about tasks and management.
 * `scenarios.steps.scenario` -- `ClusterSpec`, `Scenario`, `parse`, `load`, the

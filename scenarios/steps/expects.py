@@ -254,12 +254,72 @@ class QuorumSize(Expectation):
         if self.quorum is not None and self.quorum != majority:
             ctx.fail(
                 f"field 'quorum': {self.voters} voters need a quorum of "
-                f"{majority} ((N/2)+1), not {self.quorum}"
+                f"{majority} (⌊N/2⌋+1), not {self.quorum}"
             )
 
     def label(self) -> str:
         when = f"at step {self.at_step}" if self.at_step is not None else "at the end"
         return f"quorum_size {self.voters // 2 + 1} of {self.voters} {when}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WritesReadable(Expectation):
+    """The acknowledged writes of the steps are readable through the leader at
+    the end -- or, with ``readable = false``, none of them is (a forced
+    recovery kept a log that never had them)."""
+
+    check: ClassVar[str] = "writes_readable"
+    steps: list[int]
+    readable: bool = True
+
+    def label(self) -> str:
+        what = "readable" if self.readable else "lost"
+        return f"writes {what} ({_steps_label(self.steps)})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdatedInBatches(Expectation):
+    """The ``update_service`` step ``after_step`` replaced the tasks ``parallelism``
+    at a time, ``delay`` apart, and ended with every task on the new image."""
+
+    check: ClassVar[str] = "updated_in_batches"
+    after_step: int
+
+    def label(self) -> str:
+        return f"{self.check} (step {self.after_step})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RolledBack(Expectation):
+    """After the ``rollback_service`` step ``after_step``, new tasks run the image
+    the service had before its update, as many as its replicas."""
+
+    check: ClassVar[str] = "rolled_back"
+    after_step: int
+
+    def label(self) -> str:
+        return f"{self.check} (step {self.after_step})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EverySizeMeasured(Expectation):
+    """``manager_count``: every size acknowledged every write, and (from 2 managers)
+    elected a new leader after each leader kill."""
+
+    check: ClassVar[str] = "every_size_measured"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CpuPerWriteGrows(Expectation):
+    """``manager_count``: the CPU time all managers spent per write at the largest
+    size is more than ``ratio`` times the one at the smallest."""
+
+    check: ClassVar[str] = "cpu_per_write_grows"
+    ratio: float = 1.0
+
+    def validate_own(self, ctx: ParseContext) -> None:
+        if self.ratio < 1:
+            ctx.fail("field 'ratio' must be at least 1")
 
 
 #: check name -> class, in the order DESIGN.md lists them.
@@ -287,6 +347,11 @@ EXPECTATIONS: dict[str, type[Expectation]] = {
         WinnerMostUpToDate,
         VoterWithin,
         QuorumSize,
+        WritesReadable,
+        UpdatedInBatches,
+        RolledBack,
+        EverySizeMeasured,
+        CpuPerWriteGrows,
     )
 }
 

@@ -55,6 +55,8 @@ from pathlib import Path
 from typing import Any
 
 from scenarios.steps import actions as a
+from scenarios.steps import measures as m
+from scenarios.steps import rollout as r
 from scenarios.steps import swarm as s
 from scenarios.steps import tasks as t
 from scenarios.steps.actions import Action
@@ -109,6 +111,9 @@ ACTIONS: dict[str, type[Action]] = {
         t.Manage,
         t.CreateGlobalService,
         t.ForceUpdate,
+        r.UpdateService,
+        r.RollbackService,
+        m.ManagerCount,
     )
 }
 
@@ -150,6 +155,8 @@ TOPIC_NAMES = (
     "global",
     "failure",
     "availability",
+    "update",
+    "managers",
 )
 
 #: Schedules written in code (``directed = "..."``): scenarios/<name>.py with a ``run``.
@@ -377,7 +384,7 @@ def parse(text: str, source: str = "<scenario>", default_name: str = "") -> Scen
         source=source,
         simulated_only=raw.get("simulated_only", False) or bool(directed),
         directed=directed,
-        real_only=raw.get("real_only", ""),
+        real_only=raw.get("real_only", "").strip(),
     )
 
 

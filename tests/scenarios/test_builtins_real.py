@@ -1,7 +1,9 @@
 """Every TOML built-in scenario on real manager processes (about 10-20 s each).
 
 figure-8 always runs on the simulator (tests/test_scenario_figure8.py) and
-jepsen has its own short run (tests/test_jepsen.py).
+jepsen has its own short run (tests/test_jepsen.py).  manager-count builds
+five clusters of up to nine managers (about a minute): CI runs it reduced to
+1, 3 and 5 managers, with the same checks.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import pytest
 from scenario_runs import STALE, TOUR, builtin, failed_checks
 
 from scenarios.runner import run_scenario
-from scenarios.steps import parse
+from scenarios.steps import builtins, parse
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +38,7 @@ REAL = [
     "global-service",
     "node-failure",
     "availability",
+    "rolling-update",
 ]
 
 
@@ -55,6 +58,17 @@ def assert_nothing_skipped(out, name):
     assert result["checks"], f"{name}: no check"
     assert not [c["name"] for c in result["checks"] if c.get("skipped")]
     assert not [s for s in result["steps"] if s["status"] != "ok"]
+
+
+def test_manager_count_reduced_passes_on_real_processes(tmp_path):
+    text = builtins()["manager-count"].read_text()
+    assert "sizes = [1, 3, 5, 7, 9]" in text
+    scn = parse(text.replace("sizes = [1, 3, 5, 7, 9]", "sizes = [1, 3, 5]"))
+    outcome = run_scenario(scn, tmp_path)
+    assert outcome.passed, failed_checks(tmp_path, scn.name)
+    out = tmp_path / scn.name
+    assert (out / "manager-count.png").exists()
+    assert "## What each manager costs (measured)" in (out / "report.md").read_text()
 
 
 @pytest.mark.parametrize("text", [TOUR, STALE], ids=["tour", "stale"])

@@ -93,6 +93,32 @@ class Recorder:
         "transfer_leadership": "manager2",
         "join": "manager4",
         "measure_tolerance": (1, "simulated"),
+        "measure_costs": {
+            "seq_ms": [1.0],
+            "conc_ms": [1.0],
+            "elections_s": [0.5],
+            "failed": 0,
+            "cpu_ms_per_write": 0.1,
+        },
+        "update_service": "nginx:1",
+        "rollback_service": ("nginx:1", "manager1"),
+        # A service whose rollout to the sample image ("manager1") is over.
+        "service_tasks": (
+            {
+                "Spec": {
+                    "Mode": {"Replicated": {"Replicas": 1}},
+                    "TaskTemplate": {"ContainerSpec": {"Image": "manager1"}},
+                },
+                "UpdateStatus": {"State": "completed"},
+            },
+            [
+                {
+                    "DesiredState": "running",
+                    "Status": {"State": "running"},
+                    "Spec": {"ContainerSpec": {"Image": "manager1"}},
+                }
+            ],
+        ),
         "leader": "manager1",
         "now": 0.0,
         "snapshot_tasks": {"t": 0.0, "nodes": {}, "services": {}, "tasks": [], "agents": {}},
@@ -148,11 +174,11 @@ def test_the_runner_offers_every_stage_member() -> None:
 
 
 def test_every_action_class_is_registered() -> None:
-    from scenarios.steps import actions, swarm, tasks
+    from scenarios.steps import actions, measures, rollout, swarm, tasks
 
     defined = {
         cls
-        for module in (actions, swarm, tasks)
+        for module in (actions, measures, rollout, swarm, tasks)
         for cls in vars(module).values()
         if isinstance(cls, type) and issubclass(cls, Action) and "action" in vars(cls)
     }

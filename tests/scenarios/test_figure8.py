@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from scenario_runs import builtin
@@ -38,6 +39,12 @@ def test_figure8_passes_with_figures_and_note(tmp_path, seed):
     note = (out / "report.md").read_text()
     assert note.startswith("# ") and "§5.4.2" in note and "Leader Completeness" in note
     assert note.split("\n")[2] == "## Exam card"  # DESIGN.md: it opens with the card
+    # Refusals are counted by reason: a vote already given is no "log behind".
+    s5 = next(c for c in result["checks"] if c["name"] == "S5 never led after x committed")
+    refused = re.search(r"(\d+) of its vote requests were refused \(([^:)]*)", s5["detail"])
+    assert refused, s5["detail"]
+    counted = dict((kind, int(n)) for n, kind in re.findall(r"(\d+) ([a-z ]+)", refused[2]))
+    assert sum(counted.values()) == int(refused[1]), s5["detail"]
     assert "- **5 managers**: a quorum is 3 of 5" in note
     assert result["metrics"]["safety_violations"] == 0
     assert list((out / "traces").rglob("trace.jsonl"))

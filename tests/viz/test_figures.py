@@ -340,3 +340,109 @@ def test_figure8_marks_each_instant_and_names_x(model, tmp_path):
     assert "(a)" in labels and "(c)" in labels
     fig = name_x(figures.log_figure(model, t, "(c)"), 2)
     assert "k = 2 (x)" in [lbl.get_text() for lbl in fig.axes[0].get_xticklabels()]
+
+
+def _crowded_model(managers: int):
+    """Three kills 50 ms apart, a partition of all the managers soon after, and a
+    kill near the right edge: the labels would collide if stacked naively."""
+    names = [f"manager{i}" for i in range(1, managers + 1)]
+    half = managers // 2 + 1
+    records = [line(0.0, n, "start", term=0, commit_index=0) for n in names]
+    records += [
+        line(0.5, "manager1", "role", **{"from": "follower", "to": "leader", "term": 1}),
+        *(line(0.86 + 0.05 * i, "supervisor", "fault", kind="kill", target=n)
+          for i, n in enumerate(names[:3])),
+        line(1.0, "supervisor", "fault", kind="partition",
+             groups=[names[:half], names[half:]]),
+        line(1.6, "supervisor", "fault", kind="heal"),
+        line(2.75, "supervisor", "fault", kind="kill", target=names[-1]),
+        line(2.8, "manager4", "commit", index=3),
+    ]  # fmt: skip
+    return build(records)
+
+
+@pytest.mark.parametrize("managers", [5, 7])
+def test_fault_labels_overlap_neither_each_other_nor_the_title(managers):
+    from viz.figures.timeline import timeline_figure
+
+    m = _crowded_model(managers)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = timeline_figure(m, "A long headline that states the lesson of the run, as notes do")
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    top = fig.axes[0]
+    labels = [t for t in top.texts if t.get_text().endswith("killed") or "|" in t.get_text()]
+    assert len(labels) == 5
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    # (A title set with loc="left" is the axes' left title, not ax.title.)
+    assert top._left_title.get_text().startswith("A long headline")
+    title = top._left_title.get_window_extent(renderer)
+    page = fig.bbox
+    for i, a in enumerate(boxes):
+        assert not a.overlaps(title), labels[i].get_text()
+        assert page.x0 <= a.x0 and a.x1 <= page.x1 and a.y1 <= page.y1, labels[i].get_text()
+        for j in range(i):
+            assert not a.overlaps(boxes[j]), (labels[i].get_text(), labels[j].get_text())
+    assert title.y1 <= page.y1
+
+
+def test_kills_in_a_row_share_one_log_panel_and_changed_logs_make_their_own():
+    names = ["manager1", "manager2", "manager3", "manager4", "manager5"]
+    entries = [[1, 1], [2, 1], [3, 1]]
+    records = [line(0.0, n, "start", term=0, commit_index=0) for n in names]
+    records += [line(0.9, n, "log", entries=entries, commit=3) for n in names]
+    records += [line(1.0 + 0.05 * i, "supervisor", "fault", kind="kill", target=n)
+                for i, n in enumerate(names[:3])]  # fmt: skip
+    more = [*entries, [4, 1]]  # a write committed by the two left: a new panel
+    records += [line(3.0, n, "log", entries=more, commit=4) for n in names[3:]]
+    records += [line(3.1, "supervisor", "fault", kind="kill", target="manager4")]
+    records += [line(4.0, "manager5", "commit", index=3)]
+    captions = [c for _t, c in build(records).log_instants()]
+    assert captions[0] == "just before manager1, manager2, manager3 were killed"
+    assert captions[1] == "just before manager4 was killed"
+
+
+def test_commit_text_and_figure_count_an_acknowledged_write_beyond_the_traced_commit():
+    """Commit lines are sampled: the last one may trail the last acknowledged write,
+    whose index is then the commit index the text and the figure's axis reach."""
+    t0 = 1_700_000_000.0
+    m = build(
+        [
+            *(line(0.0, n, "start", term=0, commit_index=0) for n in ("n1", "n2", "n3")),
+            line(0.5, "n1", "role", **{"from": "follower", "to": "leader", "term": 1}),
+            line(1.0, "n1", "commit", index=7),
+            line(1.2, "client", "client", op="write", start=t0 + 1.1, end=t0 + 1.2,
+                 outcome="ok", index=9),
+        ]
+    )  # fmt: skip
+    assert m.top_commit() == 9
+    assert m.client_headline().startswith("Commit index reached 9;")
+    fig = figures.commit_figure(m)
+    assert fig.axes[0].get_ylim()[1] >= 9
+
+
+def test_a_term_has_one_colour_in_every_log_panel(render):
+    """Figure 8's panels hold different sets of terms: colouring by rank in the
+    panel swapped them from one panel to the next."""
+    from matplotlib.colors import to_hex
+
+    from viz.figures.logs import style_of_term
+    from viz.model_data import LogMatrix, LogRow
+
+    def faces(matrix):
+        seen = {}
+
+        def drawn(ax):
+            figures.draw_log(ax, matrix)
+            seen["faces"] = {to_hex(p.get_facecolor()) for p in ax.patches}
+
+        render(f"terms-{len(matrix.rows)}", drawn)
+        return seen["faces"]
+
+    only_3 = LogMatrix(1.0, (LogRow("n1", {1: 3}, 1, 0, "leader", 1.0),))
+    with_2 = LogMatrix(1.0, (LogRow("n1", {1: 2}, 1, 0, "leader", 1.0),
+                             LogRow("n2", {1: 2, 2: 3}, 1, 0, "follower", 1.0)))  # fmt: skip
+    assert style_of_term(3)[0] in faces(only_3) and style_of_term(3)[0] in faces(with_2)
+    assert style_of_term(2) != style_of_term(3)

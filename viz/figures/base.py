@@ -69,41 +69,100 @@ def xaxis(ax: Axes, model: TraceModel) -> None:
     ax.set_xlabel("seconds from the start of the trace")
 
 
-def fault_lines(ax: Axes, model: TraceModel, labels: bool) -> None:
-    """A vertical line where each fault began (solid) and was undone (dotted)."""
-    placed: list[float] = []
+#: Fault labels above the lanes: font size, and the height of one row of them (points).
+LABEL_SIZE = 8
+LABEL_ROW = 11
+
+
+def label_rows(starts: Sequence[float], widths: Sequence[float]) -> list[tuple[int, bool]]:
+    """Where each fault label goes, in axes fractions: for a label starting at
+    ``starts[i]`` and ``widths[i]`` wide, (its row above the axes, whether it is
+    drawn leftwards from its line because it would run past the right edge).
+
+    Each label takes the lowest row in which it overlaps no label already
+    placed, so labels never print over each other however close the faults
+    are; the caller reserves as many rows above the axes (`fault_lines`)."""
+    gap = 0.006
+    taken: list[list[tuple[float, float]]] = []
+    out: list[tuple[int, bool]] = []
+    for x, w in zip(starts, widths, strict=True):
+        leftwards = x + w > 1.0
+        lo, hi = (x - w, x) if leftwards else (x, x + w)
+        row = 0
+        while row < len(taken) and any(lo < b + gap and a < hi + gap for a, b in taken[row]):
+            row += 1
+        if row == len(taken):
+            taken.append([])
+        taken[row].append((lo, hi))
+        out.append((row, leftwards))
+    return out
+
+
+def _text_width(ax: Axes, text: str) -> float:
+    """``text``'s width at `LABEL_SIZE`, as a fraction of the axes' width."""
+    from matplotlib.textpath import TextPath
+
+    points = TextPath((0, 0), text, size=LABEL_SIZE).get_extents().width + 4
+    fig = ax.get_figure()
+    axes_points = ax.get_position().width * fig.get_figwidth() * 72 if fig else 600.0
+    return points / max(axes_points, 1.0)
+
+
+def fault_lines(ax: Axes, model: TraceModel, labels: bool) -> int:
+    """A vertical line where each fault began (solid) and was undone (dotted);
+    with ``labels``, each fault's label above the axes, in rows that never
+    overlap (`label_rows`).  Returns the number of label rows used, so the
+    caller can put the title above them."""
     span = max(model.end, 1e-3)
-    for iv in model.fault_intervals:
+    ivs = sorted(model.fault_intervals, key=lambda iv: iv.start)
+    for iv in ivs:
         color = FAULT_STYLE[iv.kind][0]
         ax.axvline(iv.start, color=color, lw=1.3, zorder=4)
         if iv.healed:
             ax.axvline(iv.end, color=color, lw=1.1, ls=":", zorder=4)
-        if labels:
-            # Stagger labels that would overlap.
-            level = sum(1 for p in placed if abs(p - iv.start) < 0.12 * span)
-            placed.append(iv.start)
-            ax.annotate(
-                iv.label,
-                xy=(iv.start, 1.0),
-                xycoords=("data", "axes fraction"),
-                xytext=(2, 3 + 11 * level),
-                textcoords="offset points",
-                fontsize=8,
-                color=color,
-                ha="left",
-                va="bottom",
-                annotation_clip=False,
-            )
+    if not labels or not ivs:
+        return 0
+    # The axes' share of the figure before layout: constrained layout only
+    # narrows it a little (the legend), so widths are estimated generously.
+    widths = [_text_width(ax, iv.label) * 1.1 for iv in ivs]
+    places = label_rows([iv.start / span for iv in ivs], widths)
+    for iv, (row, leftwards) in zip(ivs, places, strict=True):
+        ax.annotate(
+            iv.label,
+            xy=(iv.start, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(-2 if leftwards else 2, 3 + LABEL_ROW * row),
+            textcoords="offset points",
+            fontsize=LABEL_SIZE,
+            color=FAULT_STYLE[iv.kind][0],
+            ha="right" if leftwards else "left",
+            va="bottom",
+            annotation_clip=False,
+        )
+    return 1 + max(row for row, _ in places)
+
+
+#: fault kind -> what its solid line and its dotted line mark, in the legend.
+FAULT_LEGEND = {
+    "kill": ("kill", "restart"),
+    "pause": ("pause (SIGSTOP)", "unpause"),
+    "partition": ("partition", "heal"),
+}
 
 
 def fault_handles(model: TraceModel) -> list[Any]:
-    """Legend entries for the fault lines `fault_lines` draws."""
-    kinds = {iv.kind for iv in model.fault_intervals}
-    return [
-        Line2D([], [], color=c, lw=1.3, label=label)
-        for k, (c, _h, label) in FAULT_STYLE.items()
-        if k in kinds
-    ]
+    """Legend entries for the fault lines `fault_lines` draws: a solid line where a
+    fault began and, when one was undone, a dotted one where it ended."""
+    out: list[Any] = []
+    for kind, (color, _h, _label) in FAULT_STYLE.items():
+        ivs = [iv for iv in model.fault_intervals if iv.kind == kind]
+        if not ivs:
+            continue
+        began, ended = FAULT_LEGEND[kind]
+        out.append(Line2D([], [], color=color, lw=1.3, label=began))
+        if any(iv.healed for iv in ivs):
+            out.append(Line2D([], [], color=color, lw=1.1, ls=":", label=ended))
+    return out
 
 
 def node_style(i: int) -> tuple[str, Any]:

@@ -36,7 +36,7 @@ def draw_commit(
     the moment), with a bar from when they were sent."""
     end = max(model.end, 1e-3)
     n = len(model.nodes)
-    top = max((s.last() or 0 for s in model.commit.values()), default=0)
+    top = model.top_commit()
     handles: list[Any] = []
     for i, node in enumerate(model.nodes):
         color, dash = node_style(i)

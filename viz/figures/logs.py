@@ -12,10 +12,17 @@ from matplotlib.patches import Patch, Rectangle
 from viz.figures.base import TERM_COLORS, TERM_HATCHES, new_figure
 from viz.model import LogMatrix, TraceModel
 
-__all__ = ["draw_log", "log_figure"]
+__all__ = ["draw_log", "log_figure", "style_of_term"]
 
 
 # ====================================================================== log matrix
+
+
+def style_of_term(term: int) -> tuple[str, str]:
+    """(colour, hatch) of entries of ``term``: by the term's number, not its rank
+    in one panel, so a term looks the same in every figure of a run."""
+    i = max(term - 1, 0)
+    return TERM_COLORS[i % len(TERM_COLORS)], TERM_HATCHES[i % len(TERM_HATCHES)]
 
 
 def draw_log(
@@ -32,7 +39,7 @@ def draw_log(
     first = max(1, last - max_entries + 1)
     authority = max(rows, key=lambda r: r.commit)
     terms = sorted({t for r in rows for t in r.entries.values()})
-    term_style = {t: (TERM_COLORS[i % 7], TERM_HATCHES[i % 7]) for i, t in enumerate(terms)}
+    term_style = {t: style_of_term(t) for t in terms}
     for y, row in enumerate(reversed(rows)):
         for idx in range(first, last + 1):
             term = row.entries.get(idx)

@@ -26,12 +26,12 @@ class QuorumRow:
 def draw_quorum_table(ax: Axes, rows: Sequence[QuorumRow]) -> None:
     """Bars of quorum and measured tolerance per N, the (N-1)/2 prediction as ticks."""
     ns = [r.managers for r in rows]
-    ax.bar([n - 0.2 for n in ns], [r.quorum for r in rows], 0.4, label="quorum (N/2)+1",
+    ax.bar([n - 0.2 for n in ns], [r.quorum for r in rows], 0.4, label="quorum ⌊N/2⌋+1",
            color="#9ecae1")  # fmt: skip
     ax.bar([n + 0.2 for n in ns], [r.measured_tolerance for r in rows], 0.4,
            label="failures survived (measured)", color="#fd8d3c")  # fmt: skip
     ax.plot(ns, [r.expected_tolerance for r in rows], "k_", markersize=18, mew=2,
-            label="(N-1)/2")  # fmt: skip
+            label="⌊(N-1)/2⌋ (theory)")  # fmt: skip
     ax.set_xticks(ns)
     ax.set_xlabel("managers N")
     ax.set_ylabel("managers")

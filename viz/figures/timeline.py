@@ -13,6 +13,7 @@ from viz.figures.base import (
     EDGE,
     FAULT_STYLE,
     GRID,
+    LABEL_ROW,
     LEARNER,
     MEMBERSHIP_STATES,
     NAMED_STATES,
@@ -116,7 +117,7 @@ def draw_timeline(
                                     zorder=3,
                                 )
                             )
-    fault_lines(ax, model, labels=True)
+    rows_used = fault_lines(ax, model, labels=True)
     if elections:
         for e in model.elections:
             if e.node not in lane:
@@ -144,7 +145,9 @@ def draw_timeline(
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     ax.tick_params(axis="y", length=0)
-    ax.set_title(title if title is not None else model.headline(), loc="left", pad=28)
+    # The title sits above the fault labels' rows, never on them.
+    pad = max(28, 10 + LABEL_ROW * rows_used)
+    ax.set_title(title if title is not None else model.headline(), loc="left", pad=pad)
     if legend:
         shown = {iv.role for ivs in model.roles.values() for iv in ivs}
         handles: list[Any] = [
@@ -186,6 +189,11 @@ def draw_quorum(ax: Axes, model: TraceModel, title: str | None = None) -> None:
     _, need = steps_xy(q.times, q.needed, end)
     ax.step(xs, reach, where="post", color="#1f5f8b", lw=2, label="reachable managers", zorder=3)
     ax.step(xs, need, where="post", color="#111111", lw=1.2, ls="--", label="majority needed")
+    # The start-up: managers starting one by one is no loss of quorum.
+    full = next((t for t, r, v in zip(q.times, q.reachable, q.voters, strict=True) if r >= v),
+                None)  # fmt: skip
+    if full is not None and full > 0:
+        ax.axvspan(0, full, color="#bbbbbb", alpha=0.35, lw=0, zorder=1, label="starting up")
     color, hatch, _ = FAULT_STYLE["kill"]
     for i, (a, b) in enumerate(q.lost):
         ax.axvspan(

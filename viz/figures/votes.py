@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable
 
 from matplotlib.axes import Axes
@@ -17,18 +18,24 @@ __all__ = ["choose_elections", "draw_votes", "votes_figure"]
 # ====================================================================== votes
 
 
-def choose_elections(model: TraceModel, limit: int = 6) -> list[Election]:
-    """The elections worth a vote grid: every real election, then pre-votes
-    that were refused for a reason other than an ongoing leader, by time."""
+def choose_elections(model: TraceModel, limit: int = 8) -> list[Election]:
+    """The elections worth a vote grid: every real election, then failed
+    pre-votes, by time: first those refused for a reason (the election
+    restriction's, §5.4.1, first of all), then those that found no majority
+    to answer (a split or a lost quorum: that they fail is the point)."""
     real = [e for e in model.elections if not e.pre_vote]
-    refused = [
-        e
-        for e in model.elections
-        if e.pre_vote and e.outcome == "lost" and any(v.reason for v in e.refused)
-    ]
+    if len(real) > limit:
+        # The first campaigns and the last: how the story starts, and how it ends
+        # (figure 8's last refusals are its point).
+        real = real[: limit - 3] + real[-3:]
+    lost = [e for e in model.elections if e.pre_vote and e.outcome == "lost"]
+    refused = [e for e in lost if any(v.reason for v in e.refused)]
     # Refusals over the election restriction (§5.4.1) teach the most.
     refused.sort(key=lambda e: (not any("log" in (v.reason or "") for v in e.refused), e.t))
-    chosen = real[:limit] + refused[: max(0, limit - len(real))]
+    unanswered = [e for e in lost if e not in refused]
+    # One of each candidate's unanswered attempts first, so both sides show.
+    unanswered.sort(key=lambda e: (sum(x.node == e.node for x in unanswered if x.t < e.t), e.t))
+    chosen = (real + refused + unanswered)[:limit]
     return sorted(chosen, key=lambda e: e.t)
 
 
@@ -91,7 +98,8 @@ def draw_votes(
     if reasons:
         notes += "\nRefused because:\n"
         notes += "\n".join(f"[{i + 1}] {r}" for i, r in enumerate(reasons))
-    ax.text(0.0, -0.04, notes, transform=ax.transAxes, ha="left", va="top", fontsize=8)
+    ax.text(0.0, -0.04, _wrap(notes, ax, 8), transform=ax.transAxes, ha="left", va="top",
+            fontsize=8)  # fmt: skip
     if title is None:
         if len(chosen) == 1:
             title = model.election_headline(chosen[0])
@@ -102,15 +110,28 @@ def draw_votes(
             )
         else:
             title = "No elections in this trace"
-    ax.set_title(title, loc="left", y=1.0, pad=60)
+    ax.set_title(_wrap(title, ax, 12), loc="left", y=1.0, pad=60)
+
+
+def _wrap(text: str, ax: Axes, size: float) -> str:
+    """``text`` broken into lines that fit the figure's width at ``size`` points:
+    a title or a footnote is never cut at the right edge."""
+    fig = ax.get_figure()
+    width_pt = (fig.get_figwidth() if fig else 6.0) * 72 - 20
+    chars = max(20, int(width_pt / (0.6 * size)))
+    return "\n".join(
+        textwrap.fill(line, chars, subsequent_indent="    ") if len(line) > chars else line
+        for line in text.split("\n")
+    )
 
 
 def votes_figure(model: TraceModel, elections: Iterable[Election] | None = None) -> Figure:
     chosen = list(elections) if elections is not None else choose_elections(model)
-    reasons = {v.reason for e in chosen for v in e.refused}
-    fig = new_figure(
-        2.8 + 0.42 * len(model.nodes) + 0.2 * len(reasons),
-        width=max(6.0, 1.55 * len(chosen) + 2.0),
-    )
+    reasons = {v.reason or "refused" for e in chosen for v in e.refused}
+    width = max(6.0, 1.55 * len(chosen) + 2.0)
+    # Room below the grid for the footnote, as `_wrap` will break it.
+    chars = max(20, int((width * 72 - 20) / (0.6 * 8)))
+    lines = sum(1 + (len(r) + 6) // chars for r in reasons) + (2 if reasons else 1)
+    fig = new_figure(2.8 + 0.42 * len(model.nodes) + 0.16 * lines, width=width)
     draw_votes(fig.subplots(), model, chosen)
     return fig

@@ -140,6 +140,13 @@ def test_service_update_applies_flags_to_the_current_spec() -> None:
     assert current["TaskTemplate"]["ContainerSpec"]["Image"] == "nginx"  # not changed in place
 
 
+def test_service_rollback_is_update_rollback() -> None:
+    a = parse("service", "rollback", "web")
+    b = parse("service", "update", "--rollback", "web")
+    assert (a.func, a.rollback, a.service) == (b.func, b.rollback, b.service)
+    assert a.func is cli_docker.cmd_service_update and a.rollback is True
+
+
 def test_node_verbs_parse() -> None:
     a = parse("node", "update", "--availability", "drain", "leader")
     assert (a.availability, a.ref, a.func) == ("drain", "leader", cli_docker.cmd_node_update)
