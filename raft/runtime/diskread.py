@@ -32,6 +32,7 @@ from raft.runtime.diskformat import (
     decode_hard_state,
     decode_snapshot,
     entry_ok,
+    record_span,
     scan,
     uint,
 )
@@ -106,6 +107,17 @@ def read_state(
             end = max(end, FILE_HEADER.size)
         max_index = 0
         for offset, payload in records:
+            span = record_span(payload)
+            if span is not None and span[0] + span[1] <= start:
+                # Wholly behind the snapshot: its checksum held (`scan`), and
+                # whatever it says, the run is empty after it (the replay
+                # below would drop every one of its entries, and a record
+                # starting below a non-empty run starts a new run), so its
+                # entries need not be decoded.  This is most of a restart's
+                # reading: a segment is deleted only once all of it is behind.
+                run = []
+                max_index = max(max_index, span[0] + span[1] - 1)
+                continue
             try:
                 rtype, first, body = msgpack.unpackb(payload)
                 if rtype != ENTRIES or not uint(first) or first < 1:

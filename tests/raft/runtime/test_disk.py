@@ -18,12 +18,15 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import msgpack
 import pytest
 from repo import HELPERS
 
 from raft.core.messages import ConfState, Entry, EntryKind, HardState, Snapshot, SnapshotMeta
 from raft.core.storage import MemoryStorage, PersistentState
+from raft.runtime import diskread
 from raft.runtime.disk import CorruptLogError, DataDirInUseError, DiskStorage
+from raft.runtime.diskformat import ENTRIES, record_span
 
 SMALL_SEGMENTS = 1024  # a few records per segment: roll-over and compaction happen often
 
@@ -451,3 +454,50 @@ def test_replay_holds_only_the_entries_after_the_snapshot(tmp_path: Path) -> Non
     assert [e.index for e in state.entries] == list(range(3901, 4001))
     # The file itself is read whole; beyond it, about one record at a time.
     assert peak < size * 1.25, (peak, size)
+
+
+# A restart reads the head of each record to skip, undecoded, those wholly
+# behind the snapshot (§7).  The head must say what msgpack says, for every
+# width of the first index and of the entries' array.
+@pytest.mark.parametrize("first", [1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**40])
+@pytest.mark.parametrize("count", [0, 1, 15, 16, 65535, 65536])
+def test_record_span_reads_what_msgpack_reads(first: int, count: int) -> None:
+    body = [[1, 0, b""]] * count
+    payload = msgpack.packb((ENTRIES, first, body))
+    assert record_span(payload) == (first, count)
+    assert record_span(memoryview(payload)) == (first, count)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [[2, 5, []], [1, 0, []], [1, -3, []], [1, 1.5, []], [1, "5", []], [1, 5, 7], [1, 5], [1]],
+)
+def test_record_span_leaves_other_shapes_to_the_full_decoder(record: list) -> None:
+    assert record_span(msgpack.packb(record)) is None
+    assert record_span(msgpack.packb(record)[:2]) is None
+
+
+def test_replay_decodes_only_records_after_the_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    st = DiskStorage(tmp_path)
+    for first in range(1, 1001, 100):
+        st.append([Entry(1, i, b"x") for i in range(first, first + 100)])
+    st.append([Entry(2, 951, b"y")])  # cuts the last record's run: still after the snapshot
+    st.save_snapshot(Snapshot(SnapshotMeta(900, 1, ConfState(voters=("a",))), b"image"))
+    st.close()
+    decoded = []
+    real = diskread.msgpack.unpackb
+
+    def counting(payload: bytes) -> object:
+        decoded.append(payload)
+        return real(payload)
+
+    monkeypatch.setattr(diskread.msgpack, "unpackb", counting)
+    with DiskStorage(tmp_path) as again:
+        state = again.load()
+    assert [(e.index, e.term) for e in state.entries] == [(i, 1) for i in range(901, 951)] + [
+        (951, 2)
+    ]
+    # the snapshot file, the record of 901-1000 and the one that cut it; not the nine before
+    assert len(decoded) == 1 + 2
