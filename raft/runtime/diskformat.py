@@ -26,6 +26,7 @@ __all__ = [
     "LOG_MAGIC",
     "SNAP_MAGIC",
     "CorruptLogError",
+    "all_zero",
     "decode_hard_state",
     "decode_snapshot",
     "encode_hard_state",

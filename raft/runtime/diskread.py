@@ -29,6 +29,7 @@ from raft.runtime.diskformat import (
     LOG_MAGIC,
     SNAP_MAGIC,
     CorruptLogError,
+    all_zero,
     decode_hard_state,
     decode_snapshot,
     entry_ok,
@@ -47,6 +48,7 @@ __all__ = [
     "read_single",
     "read_state",
     "write_all",
+    "write_all_at",
 ]
 
 logger = logging.getLogger("raft.runtime.disk")
@@ -75,6 +77,14 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def write_all_at(fd: int, data: bytes, offset: int) -> None:
+    """``os.pwrite`` until done, from ``offset`` on."""
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
+
+
 def read_state(
     directory: Path, *, repair: bool, notes: list[str]
 ) -> tuple[PersistentState, list[Segment]]:
@@ -101,7 +111,11 @@ def read_state(
     for n, (seq, path) in enumerate(paths):
         is_last = n == len(paths) - 1
         data = path.read_bytes()
-        records, end, torn = scan(data, path, LOG_MAGIC, tail_ok=is_last and repair)
+        records, end, torn = scan(data, path, LOG_MAGIC, tail_ok=is_last)
+        if torn is not None and end >= FILE_HEADER.size and all_zero(memoryview(data)[end:]):
+            torn = None  # zeros alone: the room preallocated ahead of the log (`raft.runtime.disk`)
+        if torn is not None and not repair:
+            raise CorruptLogError(path, end, torn)  # a torn tail is cut when opening only
         if torn is not None:
             cut_tail(path, end, len(data), torn, notes)
             end = max(end, FILE_HEADER.size)
