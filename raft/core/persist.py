@@ -35,7 +35,7 @@ durable:
 
 ``APPLY`` may come before ``SEND`` (`PersistPlan.answer_first`) when the
 driver has clients waiting on this batch's committed entries: their answers
-then go out before the leader's "commit index moved" notices.  Safe, because
+then go out before the batch's other messages.  Safe, because
 everything in ``committed`` is already durable on a majority (the leader
 counted only durable copies, its own included) and because the sync, if
 any, is done by then; a message sent a moment later is one Raft must

@@ -54,9 +54,12 @@ class LogReplication:
         return index
 
     def _self_progress_acknowledged(self) -> None:
-        """Our own durable log counts towards a majority only once it is durable."""
-        if self._maybe_commit():
-            self._broadcast_commit()
+        """Our own durable log counts towards a majority only once it is durable.
+
+        A commit this causes is not announced by a message of its own: see
+        `_maybe_commit`.
+        """
+        self._maybe_commit()
 
     def _match_of(self, p: NodeId) -> int:
         if p == self.id:
@@ -69,6 +72,15 @@ class LogReplication:
 
         Figure 8 / §5.4.2: only an entry of the current term is committed this
         way; earlier entries become committed with it, by Log Matching.
+
+        Followers are not told at once.  Every AppendEntries carries the
+        leader's commit index (Figure 2's ``leaderCommit``), so they learn it
+        from the next append or heartbeat (at most ``heartbeat_ticks`` later),
+        as in etcd's raft.  A message of its own per commit (and its answer)
+        would double the Raft traffic of a lone client for nothing the
+        protocol needs: clients are answered by the leader, and a follower's
+        linearizable read (§6.4) is confirmed by a heartbeat round that
+        carries the commit index it waits for.
         """
         voters = self.conf.voters
         index = committed_index(voters, {p: self._match_of(p) for p in voters})
@@ -151,7 +163,12 @@ class LogReplication:
                 self._send_append(p, heartbeat=True)
 
     def _broadcast_commit(self) -> None:
-        """Tell followers the new commit index now, not at the next heartbeat."""
+        """Tell followers the new commit index now, not at the next heartbeat.
+
+        Only for a leader about to step down (dissertation §4.2.2): it sends no
+        heartbeat after, and its followers should not wait for an election to
+        learn that its last entries committed.
+        """
         for p, pr in self.progress.items():
             if pr.state is ProgressState.REPLICATE and pr.match > 0:
                 if pr.next <= self.log.last_index and not pr.paused:
@@ -190,8 +207,7 @@ class LogReplication:
         if pr.acknowledged(m.match_index):
             if pr.state is ProgressState.PROBE:
                 pr.become_replicate()
-            if self._maybe_commit():
-                self._broadcast_commit()
+            self._maybe_commit()  # followers learn it with their next append or heartbeat
             if self.role is not Role.LEADER:
                 return
             if m.src == self._transferee and pr.match == self.log.last_index:

@@ -48,7 +48,7 @@ Writing (group commit).  `append`, `set_hard_state` and `save_snapshot` only
 encode and buffer in memory; `sync` makes them durable, in this order:
 
 1. log records buffered before a pending snapshot: one ``write()`` per
-   segment touched, one ``fsync`` per segment;
+   segment touched, one ``fdatasync`` per segment (its bytes and size);
 2. the snapshot: write ``snapshot.tmp``, fsync, rename, fsync the directory
    (entries appended after it may start past the old log, so the snapshot
    must be on disk before they are);
@@ -61,6 +61,19 @@ encode and buffer in memory; `sync` makes them durable, in this order:
 
 A segment is fsynced and closed before the next is created (roll-over at
 ``segment_size`` bytes), so only the last segment can hold unsynced bytes.
+
+Zeros ahead of the log (preallocation).  The active segment is grown in
+steps of ``preallocate`` bytes of zeros, written together with the record
+that needs them, and records are then written *over* those zeros
+(``pwrite`` at the end of the last record).  An ``fdatasync`` of bytes the
+file already has changes no metadata, so the file system need not commit
+its journal for it: on ext4 that halves a small write's sync or better, and
+it keeps our syncs out of the queue behind other processes' journal commits
+(etcd preallocates its WAL for the same reason).  One sync per
+``preallocate`` bytes still pays for the growth.  Recovery reads the zeros
+after the last record as what they are, room not yet used, and leaves them
+(below); a full segment is cut back to its last record before the next one
+is made, so only the last segment ever ends in zeros.
 A crash thus leaves the state of some prefix of the operations, including
 every operation before the last `sync` that returned.
 
@@ -98,6 +111,10 @@ warning) when the first bad record there is:
 * a record failing its checksum with nothing but zero bytes (or nothing)
   after it, or zero bytes where a frame header should be (file systems
   that extended the file but had not written the data yet).
+
+Zeros alone after the last whole record are not cut: they are the
+preallocated room the next record is written over (or a grown file whose
+data never landed, which is the same to the reader: nothing).
 
 Everything else is mid-log corruption: a bad record followed by any
 non-zero byte, any bad record in an earlier segment (those were fsynced
@@ -140,6 +157,7 @@ from raft.runtime.diskread import (
     Segment,
     read_state,
     write_all,
+    write_all_at,
 )
 
 __all__ = [
@@ -155,7 +173,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: ``fdatasync`` where the platform has it (Linux); elsewhere plain ``fsync``.
+_DATASYNC = getattr(os, "fdatasync", os.fsync)
+
 DEFAULT_SEGMENT_SIZE = 64 << 20
+#: Zeros written ahead of the log at a time (module docstring: preallocation).
+DEFAULT_PREALLOCATE = 1 << 20
 
 _LOCK = "LOCK"
 
@@ -220,6 +243,7 @@ class DiskStorage:
         *,
         segment_size: int = DEFAULT_SEGMENT_SIZE,
         fsync: bool = True,
+        preallocate: int = DEFAULT_PREALLOCATE,
     ) -> None:
         # fsync=False: the not-durable demo mode (same writes, never waits for the disk).
         if segment_size < 1024:
@@ -228,6 +252,9 @@ class DiskStorage:
         self.durable = fsync
         self.path.mkdir(parents=True, exist_ok=True)
         self._segment_size = segment_size
+        self._preallocate = max(0, preallocate)
+        #: Length of the active segment's file: its records, then zeros.
+        self._allocated = 0
         #: What recovery repaired (a torn tail cut off), for logs and traces.
         self.recovery_notes: list[str] = []
         self._closed = False
@@ -264,7 +291,8 @@ class DiskStorage:
         if self._dir_dirty:
             self._fsync_dir()
         self._segments = segments
-        self._active_fd = os.open(segments[-1].path, os.O_WRONLY | os.O_APPEND)
+        self._active_fd = os.open(segments[-1].path, os.O_WRONLY)
+        self._allocated = os.fstat(self._active_fd).st_size
         self._recovered: PersistentState | None = state
         # durable state
         self._durable_hs = state.hard_state
@@ -402,7 +430,7 @@ class DiskStorage:
         """
         self._check_usable()
         self._pending, self._pending_snapshot = [], None
-        os.ftruncate(self._active_fd, self._segments[-1].size)
+        os.ftruncate(self._active_fd, self._segments[-1].size)  # preallocated zeros too
         for tmp in self.path.glob("*.tmp"):
             tmp.unlink()
         self._failed = RuntimeError("power lost")
@@ -465,16 +493,24 @@ class DiskStorage:
     def _flush(self, seg: Segment, chunk: list[bytes], size: int, max_index: int) -> None:
         if not chunk:
             return
+        fd = self._active_fd
         try:
-            write_all(self._active_fd, b"".join(chunk))
+            if size > self._allocated:
+                # Room ahead of the log: zeros the next records overwrite
+                # (module docstring); synced with this chunk, by its fdatasync.
+                room = max(size, min(self._allocated + self._preallocate, self._segment_size))
+                write_all_at(fd, bytes(room - self._allocated), self._allocated)
+                self._allocated = room
+            write_all_at(fd, b"".join(chunk), seg.size)
         except OSError as exc:
             if exc.errno not in _NO_SPACE:
                 raise
             # Part of the write may have landed: cut it back, so the segment
-            # ends with its last whole record again and a retry appends there.
-            os.ftruncate(self._active_fd, seg.size)
+            # ends with its last whole record again and a retry writes there.
+            os.ftruncate(fd, seg.size)
+            self._allocated = seg.size
             raise DiskFullError(seg.path, exc) from None
-        self._fsync(self._active_fd, seg.path)
+        self._fsync(fd, seg.path, data_only=True)
         seg.size = size
         seg.max_index = max_index
         del self._pending[: len(chunk)]
@@ -487,12 +523,20 @@ class DiskStorage:
         disk never skip one) before the old one is let go: if the disk is
         full, nothing changed and the write can be retried.
         """
+        full = self._segments[-1]
+        if self._allocated > full.size:
+            # Only the last segment may end in zeros (recovery reads any other
+            # to its end): cut them off, durably, before a successor exists.
+            os.ftruncate(self._active_fd, full.size)
+            self._fsync(self._active_fd, full.path)
+            self._allocated = full.size
         seg = self._create_segment(self._segments[-1].seq + 1)
         self._fsync_dir()
         os.close(self._active_fd)
         self._active_fd = -1
         self._segments.append(seg)
-        self._active_fd = os.open(seg.path, os.O_WRONLY | os.O_APPEND)
+        self._active_fd = os.open(seg.path, os.O_WRONLY)
+        self._allocated = seg.size
         return seg
 
     def _create_segment(self, seq: int) -> Segment:
@@ -553,14 +597,22 @@ class DiskStorage:
         self._fsync(self._dir_fd, self.path)
         self._dir_dirty = False
 
-    def _fsync(self, fd: int, path: Path) -> None:
+    def _fsync(self, fd: int, path: Path, *, data_only: bool = False) -> None:
+        """Make ``fd``'s writes durable; ``data_only`` for an appended segment.
+
+        An append needs its bytes and the file's new size on disk, which is
+        what ``fdatasync`` guarantees; it skips the timestamps, whose journal
+        commit roughly doubled the cost of every log write on this project's
+        machines (etcd's WAL syncs the same way).  Renamed files and the
+        directory keep the full ``fsync``.
+        """
         if not self.durable:
             return
         try:
             if self._fsync_fault is not None:
                 fault, self._fsync_fault = self._fsync_fault, None
                 raise fault
-            os.fsync(fd)
+            (_DATASYNC if data_only else os.fsync)(fd)
         except OSError as exc:
             # Never retried, whatever the errno (ENOSPC included): after a
             # failed fsync Linux may have dropped the dirty pages or marked

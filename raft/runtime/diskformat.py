@@ -26,12 +26,14 @@ __all__ = [
     "LOG_MAGIC",
     "SNAP_MAGIC",
     "CorruptLogError",
+    "all_zero",
     "decode_hard_state",
     "decode_snapshot",
     "encode_hard_state",
     "encode_snapshot",
     "entry_ok",
     "frame",
+    "record_span",
     "scan",
     "uint",
 ]
@@ -135,6 +137,54 @@ def scan(
         records.append((pos, payload))
         pos = end
     return records, pos, None
+
+
+#: How a msgpack uint that follows its one-byte type is laid out (0xcc..0xcf).
+_UINTS = {0xCC: struct.Struct(">B"), 0xCD: struct.Struct(">H"), 0xCE: struct.Struct(">I"),
+          0xCF: struct.Struct(">Q")}  # fmt: skip
+#: Array headers with a length after the type byte (0xdc, 0xdd).
+_ARRAYS = {0xDC: struct.Struct(">H"), 0xDD: struct.Struct(">I")}
+
+
+def record_span(payload: bytes | memoryview) -> tuple[int, int] | None:
+    """``(first_index, count)`` of an ENTRIES record, read from its head alone.
+
+    A restart skips the records that lie wholly behind the snapshot (§7)
+    without decoding their entries: only the first few bytes say which
+    indexes a record holds.  The record is msgpack ``[1, first, [e, ...]]``
+    as `DiskStorage.append` packs it: fixarray of 3, the fixint 1, ``first``
+    as a uint, then the entries' array header.  Returns None for any other
+    shape; the caller then decodes the whole record and reports what is
+    wrong with it.
+    """
+    if len(payload) < 3 or payload[0] != 0x93 or payload[1] != ENTRIES:
+        return None
+    pos = 2
+    tag = payload[pos]
+    if tag < 0x80:
+        first = tag
+        pos += 1
+    elif tag in _UINTS:
+        fmt = _UINTS[tag]
+        if len(payload) < pos + 1 + fmt.size:
+            return None
+        (first,) = fmt.unpack_from(payload, pos + 1)
+        pos += 1 + fmt.size
+    else:
+        return None
+    if len(payload) <= pos:
+        return None
+    tag = payload[pos]
+    if 0x90 <= tag <= 0x9F:
+        count = tag - 0x90
+    elif tag in _ARRAYS:
+        fmt = _ARRAYS[tag]
+        if len(payload) < pos + 1 + fmt.size:
+            return None
+        (count,) = fmt.unpack_from(payload, pos + 1)
+    else:
+        return None
+    return (first, count) if first >= 1 else None
 
 
 def encode_hard_state(hs: HardState) -> bytes:

@@ -39,9 +39,11 @@ from raft.runtime.diskformat import (
     LOG_MAGIC,
     SNAP_MAGIC,
     CorruptLogError,
+    all_zero,
     decode_hard_state,
     decode_snapshot,
     entry_ok,
+    record_span,
     scan,
     uint,
 )
@@ -57,6 +59,7 @@ __all__ = [
     "read_single",
     "read_state",
     "write_all",
+    "write_all_at",
 ]
 
 logger = logging.getLogger("raft.runtime.disk")
@@ -83,6 +86,14 @@ def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def write_all_at(fd: int, data: bytes, offset: int) -> None:
+    """``os.pwrite`` until done, from ``offset`` on."""
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
 
 
 def read_state(
@@ -112,12 +123,27 @@ def read_state(
     for n, (seq, path) in enumerate(paths):
         is_last = n == len(paths) - 1
         data = path.read_bytes()
-        records, end, torn = scan(data, path, LOG_MAGIC, tail_ok=is_last and repair)
+        records, end, torn = scan(data, path, LOG_MAGIC, tail_ok=is_last)
+        if torn is not None and end >= FILE_HEADER.size and all_zero(memoryview(data)[end:]):
+            torn = None  # zeros alone: the room preallocated ahead of the log (`raft.runtime.disk`)
+        if torn is not None and not repair:
+            raise CorruptLogError(path, end, torn)  # a torn tail is cut when opening only
         if torn is not None:
             cut_tail(path, end, len(data), torn, notes)
             end = max(end, FILE_HEADER.size)
         max_index = 0
         for offset, payload in records:
+            span = record_span(payload)
+            if span is not None and span[0] + span[1] <= start:
+                # Wholly behind the snapshot: its checksum held (`scan`), and
+                # whatever it says, the run is empty after it (the replay
+                # below would drop every one of its entries, and a record
+                # starting below a non-empty run starts a new run), so its
+                # entries need not be decoded.  This is most of a restart's
+                # reading: a segment is deleted only once all of it is behind.
+                run = []
+                max_index = max(max_index, span[0] + span[1] - 1)
+                continue
             try:
                 rtype, first, body = msgpack.unpackb(payload)
                 if rtype != ENTRIES or not uint(first) or first < 1:

@@ -60,6 +60,15 @@ def propose_all(net: Net, node: str, count: int, prefix: str = "cmd") -> None:
     net.stabilize()
 
 
+def settle(net: Net, leader: str = "n1") -> None:
+    """Deliver everything, then one heartbeat round: followers learn the commit
+    index from the leader's next message (`LogReplication._maybe_commit`)."""
+    net.stabilize()
+    if leader not in net.down:
+        heartbeat(net, leader)
+        net.stabilize()
+
+
 def lagging_follower(chunk: int = 16, entries: int = 12) -> Net:
     """n1 leads; n3 missed ``entries`` commands that n1 has compacted away (§7)."""
     net = cluster(3, trailing_entries=0, snapshot_chunk_bytes=chunk)
@@ -286,6 +295,7 @@ def test_restart_from_snapshot_plus_remaining_log():
     propose_all(net, "n1", 5)
     snap = net.compact("n2")
     propose_all(net, "n1", 4, "tail")
+    settle(net)
     before = commands(net, "n2")
     net.crash("n2")
     net.restart("n2")
@@ -299,6 +309,7 @@ def test_restart_from_snapshot_plus_remaining_log():
     # And it rejoins as usual.
     net.tick_all(3)
     propose_all(net, "n1", 1, "rejoined")
+    settle(net)
     assert commands(net, "n2") == commands(net, "n1")
 
 
@@ -536,7 +547,7 @@ def test_quorum_follows_the_current_configuration():
     net.isolate("n4")
     net.isolate("n5")
     net.propose("n1", b"two-of-three")
-    net.stabilize()
+    settle(net)
     assert n1.commit_index == n1.log.last_index
     assert commands(net, "n2")[-1] == b"two-of-three"
 
@@ -604,6 +615,7 @@ def test_transfer_without_target_picks_the_most_up_to_date_follower():
     net.deliver(to("n1"))
     net.drop(appends_to("n2"))
     assert net["n1"].transfer_leadership() == "n3"
+    net.drain("n1")
     net.stabilize()
     assert net["n3"].role is Role.LEADER
 
@@ -655,7 +667,7 @@ def test_transfer_refuses_proposals_and_is_abandoned_after_a_timeout():
         "failed": True,
     }
     net.propose("n1", b"after")
-    net.stabilize()
+    settle(net)
     assert commands(net, "n2")[-1] == b"after"
 
 
@@ -800,6 +812,7 @@ def test_read_at_a_node_without_a_leader_fails_at_once():
 def test_force_new_cluster_keeps_committed_drops_uncommitted_and_commits_alone():
     net = cluster(3)
     propose_all(net, "n1", 3)
+    settle(net)  # n2 applies them: compared below
     committed = net["n1"].commit_index
     net.isolate("n1")
     net.propose("n1", b"uncommitted-1")

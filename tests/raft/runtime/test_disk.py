@@ -18,12 +18,15 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import msgpack
 import pytest
 from repo import HELPERS
 
 from raft.core.messages import ConfState, Entry, EntryKind, HardState, Snapshot, SnapshotMeta
 from raft.core.storage import MemoryStorage, PersistentState
+from raft.runtime import diskread
 from raft.runtime.disk import CorruptLogError, DataDirInUseError, DiskStorage
+from raft.runtime.diskformat import ENTRIES, FILE_HEADER, LOG_MAGIC, frame, record_span, scan
 
 SMALL_SEGMENTS = 1024  # a few records per segment: roll-over and compaction happen often
 
@@ -255,7 +258,8 @@ def build_log(path: Path) -> tuple[list[int], list[PersistentState]]:
         [Entry(2, 10, b"", EntryKind.NOOP), Entry(2, 11, b"z" * 30)],
     ]
     sizes, states = [], []
-    with DiskStorage(path) as disk:
+    # No zeros ahead of the records: the file's size says where they end.
+    with DiskStorage(path, preallocate=0) as disk:
         seg = segments(path)[0]
         sizes.append(seg.stat().st_size)
         states.append(disk.load())
@@ -559,3 +563,107 @@ def test_replay_holds_only_the_entries_after_the_snapshot(tmp_path: Path) -> Non
     assert [e.index for e in state.entries] == list(range(3901, 4001))
     # The file itself is read whole; beyond it, about one record at a time.
     assert peak < size * 1.25, (peak, size)
+
+
+# A restart reads the head of each record to skip, undecoded, those wholly
+# behind the snapshot (§7).  The head must say what msgpack says, for every
+# width of the first index and of the entries' array.
+@pytest.mark.parametrize("first", [1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**40])
+@pytest.mark.parametrize("count", [0, 1, 15, 16, 65535, 65536])
+def test_record_span_reads_what_msgpack_reads(first: int, count: int) -> None:
+    body = [[1, 0, b""]] * count
+    payload = msgpack.packb((ENTRIES, first, body))
+    assert record_span(payload) == (first, count)
+    assert record_span(memoryview(payload)) == (first, count)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [[2, 5, []], [1, 0, []], [1, -3, []], [1, 1.5, []], [1, "5", []], [1, 5, 7], [1, 5], [1]],
+)
+def test_record_span_leaves_other_shapes_to_the_full_decoder(record: list) -> None:
+    assert record_span(msgpack.packb(record)) is None
+    assert record_span(msgpack.packb(record)[:2]) is None
+
+
+def test_replay_decodes_only_records_after_the_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    st = DiskStorage(tmp_path)
+    for first in range(1, 1001, 100):
+        st.append([Entry(1, i, b"x") for i in range(first, first + 100)])
+    st.append([Entry(2, 951, b"y")])  # cuts the last record's run: still after the snapshot
+    st.save_snapshot(Snapshot(SnapshotMeta(900, 1, ConfState(voters=("a",))), b"image"))
+    st.close()
+    decoded = []
+    real = diskread.msgpack.unpackb
+
+    def counting(payload: bytes) -> object:
+        decoded.append(payload)
+        return real(payload)
+
+    monkeypatch.setattr(diskread.msgpack, "unpackb", counting)
+    with DiskStorage(tmp_path) as again:
+        state = again.load()
+    assert [(e.index, e.term) for e in state.entries] == [(i, 1) for i in range(901, 951)] + [
+        (951, 2)
+    ]
+    # the snapshot file, the record of 901-1000 and the one that cut it; not the nine before
+    assert len(decoded) == 1 + 2
+
+
+# Preallocation: records are written over zeros laid ahead of them, so that a
+# sync changes no metadata.  Those zeros are room, not a torn tail.
+def test_preallocated_room_is_neither_cut_nor_reported(tmp_path: Path) -> None:
+    with DiskStorage(tmp_path, preallocate=4096) as disk:
+        disk.append(entries(1, 5, 1))
+        disk.sync()
+        seg = segments(tmp_path)[0]
+        assert seg.stat().st_size == FILE_HEADER.size + 4096
+    for batch in (entries(6, 8, 1), entries(7, 9, 2, b"over")):  # an overwrite too
+        with DiskStorage(tmp_path, preallocate=4096) as disk:
+            assert not disk.recovery_notes
+            disk.append(batch)
+    with DiskStorage(tmp_path) as disk:
+        assert not disk.recovery_notes
+        assert disk.load().entries == entries(1, 6, 1) + entries(7, 9, 2, b"over")
+    assert seg.stat().st_size == FILE_HEADER.size + 4096  # still the same room
+
+
+def test_only_the_last_segment_ends_in_zeros(tmp_path: Path) -> None:
+    with DiskStorage(tmp_path, segment_size=2048, preallocate=1024) as disk:
+        for first in range(1, 200, 10):
+            disk.append(entries(first, first + 9, 1, b"x" * 20))
+            disk.sync()
+    segs = segments(tmp_path)
+    assert len(segs) > 2
+    for seg in segs[:-1]:  # read whole, as recovery reads a segment that is not the last
+        data = seg.read_bytes()
+        _, end, torn = scan(data, seg, LOG_MAGIC, tail_ok=False)
+        assert (end, torn) == (len(data), None)
+    assert segs[-1].read_bytes().endswith(bytes(64))
+    with DiskStorage(tmp_path) as disk:
+        assert not disk.recovery_notes
+        assert [e.index for e in disk.load().entries] == list(range(1, 201))
+
+
+def test_a_record_torn_over_the_preallocated_room_is_cut(tmp_path: Path) -> None:
+    with DiskStorage(tmp_path, preallocate=4096) as disk:
+        disk.append(entries(1, 5, 1))
+        disk.sync()
+        want = disk.load()
+    seg = segments(tmp_path)[0]
+    data = seg.read_bytes()
+    end = len(data.rstrip(b"\0"))
+    assert end < len(data)
+    torn = frame(msgpack.packb((ENTRIES, 6, [[1, 0, b"lost"]])))
+    with seg.open("r+b") as f:
+        f.seek(end)
+        f.write(torn[: len(torn) // 2])  # the crash came mid-write
+    with DiskStorage(tmp_path) as disk:
+        assert len(disk.recovery_notes) == 1
+        assert_same(disk.load(), want)
+        disk.append(entries(6, 6, 1, b"again"))
+    with DiskStorage(tmp_path) as disk:
+        assert not disk.recovery_notes
+        assert disk.load().entries == entries(1, 5, 1) + entries(6, 6, 1, b"again")

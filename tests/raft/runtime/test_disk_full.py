@@ -34,18 +34,18 @@ def reopened(path: Path) -> tuple[HardState, list[Entry]]:
 def test_a_write_cut_short_by_enospc_is_cut_back_and_retried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    d = DiskStorage(tmp_path / "raft")
+    d = DiskStorage(tmp_path / "raft", preallocate=0)  # records only: sizes say where they end
     d.append(entries(1, 3))
     d.sync()
     seg = sorted((tmp_path / "raft").glob("log-*.seg"))[-1]
     size = seg.stat().st_size
-    real = disk_module.write_all
+    real = disk_module.write_all_at
 
-    def half_then_full(fd: int, data: bytes) -> None:
-        os.write(fd, data[: len(data) // 2])
+    def half_then_full(fd: int, data: bytes, offset: int) -> None:
+        os.pwrite(fd, data[: len(data) // 2], offset)
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(disk_module, "write_all", half_then_full)
+    monkeypatch.setattr(disk_module, "write_all_at", half_then_full)
     d.append(entries(4, 2))
     d.set_hard_state(HardState(term=1, vote="n1", commit=3))
     with pytest.raises(DiskFullError) as info:
@@ -53,7 +53,7 @@ def test_a_write_cut_short_by_enospc_is_cut_back_and_retried(
     assert str(info.value) == f"no space left on device ({seg})"
     assert seg.stat().st_size == size  # the half record is gone
     assert d.last_index == 5  # still buffered
-    monkeypatch.setattr(disk_module, "write_all", real)
+    monkeypatch.setattr(disk_module, "write_all_at", real)
     d.sync()  # space again: the same operations become durable
     d.close()
     hs, log = reopened(tmp_path / "raft")
@@ -79,7 +79,7 @@ def test_a_failed_fsync_is_final(tmp_path: Path) -> None:
 
 def test_a_full_file_system_then_space_again(tmp_path: Path) -> None:
     with small_fs(tmp_path / "fs", "1m") as fs:
-        d = DiskStorage(fs / "raft", segment_size=64 << 10)
+        d = DiskStorage(fs / "raft", segment_size=64 << 10, preallocate=0)
         d.append(entries(1, 10))
         d.set_hard_state(HardState(term=2, vote="n2", commit=10))
         d.sync()

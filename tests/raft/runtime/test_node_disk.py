@@ -183,10 +183,11 @@ async def test_a_full_file_system_then_space_again(tmp_path: Path) -> None:
             leader = await c.wait_leader()
             await write_all(leader, range(5), acked)
             fill(fs / "ballast")
-            # Writes may still fit in the pages the files already hold; one
-            # of these soon does not, and from then on nothing is acknowledged.
+            # Writes may still fit in the pages the files already hold (each
+            # log keeps up to a MiB of zeros ahead of it, `raft.runtime.disk`);
+            # one of these soon does not, and from then on nothing is acknowledged.
             refused = []
-            for k in range(5, 300):
+            for k in range(5, 3000):
                 value = b"%d" % k * 500
                 try:
                     await leader.propose(encode_set(f"k{k}", value), timeout=2.0)

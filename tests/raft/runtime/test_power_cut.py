@@ -198,6 +198,8 @@ def test_without_fsync_nothing_waits_for_the_disk(
 
     with DiskStorage(tmp_path, fsync=False) as disk:
         monkeypatch.setattr(os, "fsync", refuse)
+        monkeypatch.setattr(os, "fdatasync", refuse)
+        monkeypatch.setattr("raft.runtime.disk._DATASYNC", refuse)
         disk.append([Entry(1, 1, b"a")])
         disk.set_hard_state(HardState(1, "n1", 1))
         disk.sync()
