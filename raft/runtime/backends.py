@@ -24,7 +24,7 @@ from raft.core.storage import Storage
 from raft.runtime.disk import DiskStorage
 from raft.runtime.faults import FaultFilter
 from raft.runtime.settings import Address, NodeSettings
-from raft.runtime.transport import Transport
+from raft.runtime.transport import Transport, TransportSettings
 
 __all__ = [
     "NodeStorage",
@@ -79,7 +79,17 @@ def disk_storage(settings: NodeSettings) -> DiskStorage:
 
 
 def tcp_transport(settings: NodeSettings, wiring: TransportWiring) -> Transport:
-    """The default: TCP (with mutual TLS if ``settings.tls``) on 127.0.0.1."""
+    """The default: TCP (with mutual TLS if ``settings.tls``) on 127.0.0.1.
+
+    Its deadlines follow the node's timing: a peer that stops answering is
+    redialled after one election timeout T (the minimum, ``election_ticks``
+    heartbeat ticks), and the kernel gives up on unacknowledged data after
+    3T, at least a second ("Dead links" in `raft.runtime.transport`).
+    """
+    election_timeout = settings.election_ticks * settings.tick_interval
+    limits = TransportSettings(
+        silence_timeout=election_timeout, user_timeout=max(1.0, 3 * election_timeout)
+    )
     return Transport(
         settings.id,
         settings.cluster_id,
@@ -90,4 +100,5 @@ def tcp_transport(settings: NodeSettings, wiring: TransportWiring) -> Transport:
         fault_filter=wiring.fault_filter,
         rng=wiring.rng,
         tls=settings.tls,
+        settings=limits,
     )

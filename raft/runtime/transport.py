@@ -77,6 +77,40 @@ and ``dst`` is us, apply the inbound fault filter, call ``on_message``.  Any
 `RemoteProtocolError` (malformed or oversized frame, lying ``src``) closes
 that connection only and is logged; the node keeps running.
 
+Dead links.  A real network fails without a word: packets vanish, no RST
+comes, the connection stays "established" while the send buffer fills, and
+one direction may fail while the other works.  TCP alone would notice after
+its retransmissions give up, a quarter of an hour later.  Two deadlines do
+better:
+
+* the transport's own (``TransportSettings.silence_timeout``, the node's
+  election timeout): Raft is request and response -- every AppendEntries,
+  heartbeat or vote request gets an answer, and a follower's answers are
+  followed by its leader's next heartbeat -- so a peer we *wrote to* that
+  has sent us no byte since, on its own connection, for that long is cut
+  off in one direction or the other.  The watchdog then closes our outbound
+  connection (``stats.silent_links``), and the writer redials it with
+  backoff on the next frame: a dial across a dead path fails within
+  ``connect_timeout`` and ``handshake_timeout``, and the first dial after
+  the path heals gives a fresh, empty connection instead of a backlog of
+  stale frames.  We close only what we own; the peer, if it wrote to us in
+  vain, closes its own.  A peer we have not written to is never suspected.
+* the kernel's, set on every Raft socket by `raft.runtime.links.tune_socket`:
+  ``TCP_USER_TIMEOUT`` (data unacknowledged for that long ends the
+  connection) and keepalive, for the accepted side, which never writes and
+  would otherwise keep a half-open connection from a vanished dialer.
+
+Neither hides anything from Raft: nothing here answers on a peer's behalf or
+counts a connection as a sign of life.  A leader's check-quorum (dissertation
+§6.2) counts only the answers its core receives, so a peer behind a dead
+link stops counting as soon as its answers stop, whatever the sockets say.
+
+A blocked peer blocks only itself.  Each peer has its own queue and its own
+writer task; ``send`` never awaits, and a writer stuck in ``drain()`` on a
+full socket buffer holds up nothing but its own queue, which drops its
+oldest frames (``stats.dropped_queue_full``) until the watchdog closes the
+connection.
+
 `FaultFilter` is the network's misbehaviour on demand: per peer and per
 direction it can cut the link, lose a fraction of messages or delay them.
 Rules apply on both send (outbound) and receive (inbound), so when both
@@ -109,7 +143,7 @@ from raft.core.messages import Message, NodeId
 from raft.runtime.codec import FrameDecoder, RemoteProtocolError, decode_message, encode_frame
 from raft.runtime.faults import FaultFilter, LinkFault
 from raft.runtime.handshake import Handshake, HandshakeError, read_hello
-from raft.runtime.links import Outbox, Peer, TransportSettings, TransportStats
+from raft.runtime.links import Outbox, Peer, TransportSettings, TransportStats, tune_socket
 from raft.runtime.tls import TLSFiles
 
 __all__ = [
@@ -234,6 +268,8 @@ class Transport:
         async with asyncio.TaskGroup() as group:
             self._group = group
             self.set_peers(self._initial_peers)
+            if self.settings.silence_timeout is not None:
+                self._spawn("silence-watchdog", self._watch_silence, self.settings.silence_timeout)
             ready.set()
             await asyncio.Future()  # run until cancelled by stop()
 
@@ -309,6 +345,19 @@ class Transport:
         peer = self._peers.get(peer_id)
         return len(peer.outbox) if peer is not None else 0
 
+    def unsent_bytes(self, peer_id: NodeId) -> int:
+        """Bytes waiting for ``peer_id`` in its queue and its connection's buffer.
+
+        Not counting what the kernel holds: more than zero in the connection's
+        buffer means the kernel's send buffer is full, a blocked link.
+        """
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            return 0
+        writer = peer.writer
+        in_socket = writer.transport.get_write_buffer_size() if writer is not None else 0
+        return peer.outbox.bytes + in_socket
+
     # -- sending -----------------------------------------------------------
 
     def send(self, msg: Message) -> None:
@@ -359,6 +408,8 @@ class Transport:
             else:
                 self.stats.sent += 1
                 self.stats.batches += 1
+                if peer.unanswered_since is None:
+                    peer.unanswered_since = asyncio.get_running_loop().time()
                 return
         self.stats.dropped_queue_full += peer.outbox.put(data)
 
@@ -385,6 +436,8 @@ class Transport:
                     self._drop_connection(peer)
                     writer = await self._connect_with_backoff(peer)
                 batch = peer.outbox.take_all()
+                if peer.unanswered_since is None:
+                    peer.unanswered_since = asyncio.get_running_loop().time()
                 try:
                     writer.writelines(batch)
                     await writer.drain()
@@ -402,6 +455,24 @@ class Transport:
         if peer.writer is not None:
             peer.writer.transport.abort()
         peer.reader = peer.writer = None
+        peer.unanswered_since = None
+
+    async def _watch_silence(self, timeout: float) -> None:
+        """Close outbound connections to peers that stopped answering ("Dead links")."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(timeout / 4)  # a period: the check below is the condition
+            now = loop.time()
+            for peer in self._peers.values():
+                since = peer.unanswered_since
+                if since is None or now - since <= timeout or peer.writer is None:
+                    continue
+                self.stats.silent_links += 1
+                self._log.info(
+                    "%s: no word from %s for %.1fs after writing to it: closing the "
+                    "connection, redialling", self.node_id, peer.node_id, now - since,
+                )  # fmt: skip
+                self._drop_connection(peer)
 
     async def _connect_with_backoff(self, peer: Peer) -> asyncio.StreamWriter:
         """Dial until a handshake succeeds, backing off exponentially with jitter."""
@@ -457,6 +528,7 @@ class Transport:
         if self._group is None or self._stopping:
             writer.transport.abort()
             return
+        tune_socket(writer.get_extra_info("socket"), self.settings)
         if self._handshake.server_ssl is not None:
             # Read nothing until `_serve` starts TLS: bytes read now would land
             # in the plain stream's buffer, out of TLS's reach.  (We run inside
@@ -524,6 +596,9 @@ class Transport:
             data = await reader.read(chunk)
             if not data:
                 return
+            peer = self._peers.get(peer_id)
+            if peer is not None:
+                peer.unanswered_since = None  # any byte from it: the path works both ways
             for payload in decoder.feed(data):
                 msg = decode_message(payload)
                 if msg.src != peer_id or msg.dst != self.node_id:
