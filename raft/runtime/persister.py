@@ -40,7 +40,7 @@ from raft.runtime.trace import TraceWriter
 __all__ = ["INLINE_SYNC_LIMIT", "Persister"]
 
 #: Seconds an fsync may take for the next small one to run inline (module docstring).
-INLINE_SYNC_LIMIT = 0.002
+INLINE_SYNC_LIMIT = 0.02
 
 logger = logging.getLogger("raft.node")
 
