@@ -303,7 +303,7 @@ async def test_a_leader_whose_fsync_hangs_is_still_replaced(tmp_path: Path) -> N
             await c.start(n, storage=recording(disks))
         old = await c.wait_leader(10)
         term = old.status()["term"]
-        disks[old.id].fsync_delay = 0.01  # slow once: its next syncs run off the loop
+        disks[old.id].fsync_delay = 0.05  # slow once: its next syncs run off the loop
         await write_all(old, range(2), {})
         syncs = disks[old.id].syncs
         disks[old.id].fsync_delay = 3.0
