@@ -165,6 +165,14 @@ def draw_figures(out: Path, run: Run) -> list[Path]:
     return paths
 
 
+#: How each network mode is named in the note's opening line.
+_NETWORKS = {
+    "transport": "real processes (partitions: the managers' transport drops messages)",
+    "netns": "real processes, each in its own network namespace "
+    "(partitions: the kernel drops packets, nftables)",
+}
+
+
 def write_result(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> None:
     result = {
         "scenario": run.scenario.name,
@@ -336,6 +344,7 @@ def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> 
         name=scn.name,
         passed=passed,
         simulated=run.mode == "simulated",
+        network=_NETWORKS.get(run.metrics.get("network", ""), "real processes"),
         seed=run.seed,
         managers=c.managers,
         quorum=majority(c.managers),

@@ -112,6 +112,8 @@ class Manager:
                 peers={name: p.raft for name, p in s.peers.items()},
                 voters=None if s.voters is None else tuple(s.voters),
                 data_dir=s.data_dir / "raft",
+                # 127.0.0.1, or in netns mode our address on the cluster's bridge.
+                listen_host=s.api_host,
                 tick_interval=s.tick_interval,
                 heartbeat_ticks=s.heartbeat_ticks,
                 election_ticks=s.election_ticks,

@@ -32,6 +32,8 @@ __all__ = ["SimDriver"]
 
 class SimDriver:
     mode = "simulated"
+    #: The simulator's in-memory network drops the messages itself.
+    network = "simulated"
 
     def __init__(self, spec: ClusterSpec, seed: int) -> None:
         self.spec = spec

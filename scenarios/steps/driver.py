@@ -64,6 +64,8 @@ class Driver(Protocol):
     alias) before any method is called."""
 
     mode: str  # "real" | "simulated"
+    #: Who drops a partition's traffic: "transport", "netns" (the kernel) or "simulated".
+    network: str
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None: ...
