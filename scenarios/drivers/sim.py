@@ -143,8 +143,11 @@ class SimDriver:
     def isolate(self, node: str) -> None:
         self.tracer.isolate(self._id(node))
 
-    def partition(self, groups: list[list[str]]) -> None:
+    def partition(self, groups: list[list[str]], oneway: bool = False) -> None:
         ids = [[self._id(n) for n in g] for g in groups]
+        if oneway:
+            self.tracer.cut(ids[0], ids[1])
+            return
         named = {x for g in ids for x in g}
         rest = [i for i in self.sim.ids if i not in named]
         if rest:
@@ -153,6 +156,9 @@ class SimDriver:
 
     def heal(self) -> None:
         self.tracer.heal()
+
+    def set_links(self, loss: int, delay_ms: int) -> None:
+        self.tracer.network(loss / 100, float(delay_ms))
 
     def set_election_timeout(self, node: str, ms: int) -> None:
         self.tracer.set_election_ticks(self._id(node), self._ticks(ms))
