@@ -81,14 +81,16 @@ def disk_storage(settings: NodeSettings) -> DiskStorage:
 def tcp_transport(settings: NodeSettings, wiring: TransportWiring) -> Transport:
     """The default: TCP (with mutual TLS if ``settings.tls``) on 127.0.0.1.
 
-    Its deadlines follow the node's timing: a peer that stops answering is
-    redialled after one election timeout T (the minimum, ``election_ticks``
-    heartbeat ticks), and the kernel gives up on unacknowledged data after
-    3T, at least a second ("Dead links" in `raft.runtime.transport`).
+    Its deadlines follow the node's timing, with T the election timeout
+    (the minimum, ``election_ticks`` heartbeat ticks): a peer silent for 2T,
+    the longest election timeout, is dialled anew beside its connection, and
+    the kernel gives up on data unacknowledged for 8T, at least 4 s -- long
+    enough for TCP to resend through a lossy path several times over ("Dead
+    links" in `raft.runtime.transport`).
     """
     election_timeout = settings.election_ticks * settings.tick_interval
     limits = TransportSettings(
-        silence_timeout=election_timeout, user_timeout=max(1.0, 3 * election_timeout)
+        silence_timeout=2 * election_timeout, user_timeout=max(4.0, 8 * election_timeout)
     )
     return Transport(
         settings.id,

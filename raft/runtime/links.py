@@ -79,7 +79,8 @@ class TransportStats:
     refused: int = 0  # handshakes refused, either side
     tls_failures: int = 0  # TLS handshakes that failed (not timed out), either side
     protocol_errors: int = 0  # inbound connections closed for bad frames
-    silent_links: int = 0  # outbound connections closed: the peer stopped answering
+    silences: int = 0  # peers found silent after we wrote to them (the watchdog dials anew)
+    silent_links: int = 0  # silent connections replaced by a new one that shook hands
 
 
 class Outbox:
@@ -137,6 +138,10 @@ class Peer:
     #: Loop time of the first frame written since we last heard from the
     #: peer (None: nothing written since): how long our words go unanswered.
     unanswered_since: float | None = None
+    #: The watchdog's dial beside a silent connection, while it runs.
+    probe: asyncio.Task[None] | None = None
+    #: The ``unanswered_since`` of the silence the watchdog last reported.
+    noticed: float | None = None
 
     def connection_alive(self) -> bool:
         return (

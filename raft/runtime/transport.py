@@ -88,13 +88,16 @@ better:
   heartbeat or vote request gets an answer, and a follower's answers are
   followed by its leader's next heartbeat -- so a peer we *wrote to* that
   has sent us no byte since, on its own connection, for that long is cut
-  off in one direction or the other.  The watchdog then closes our outbound
-  connection (``stats.silent_links``), and the writer redials it with
-  backoff on the next frame: a dial across a dead path fails within
-  ``connect_timeout`` and ``handshake_timeout``, and the first dial after
-  the path heals gives a fresh, empty connection instead of a backlog of
-  stale frames.  We close only what we own; the peer, if it wrote to us in
-  vain, closes its own.  A peer we have not written to is never suspected.
+  off in one direction or the other -- or on a slow, lossy path.  The
+  watchdog then dials the peer anew *beside* the silent connection and
+  switches to the new one only once it has shaken hands
+  (``stats.silences`` counts the silences, ``stats.silent_links`` the
+  connections replaced): a lossy link is never made worse by closing it,
+  a dial across a dead path simply fails (the kernel's deadline below ends
+  the old connection), and the first dial after the path heals gives a
+  fresh, empty connection instead of a backlog of stale frames.  We replace
+  only what we own; the peer, if it wrote to us in vain, replaces its own.
+  A peer we have not written to is never suspected.
 * the kernel's, set on every Raft socket by `raft.runtime.links.tune_socket`:
   ``TCP_USER_TIMEOUT`` (data unacknowledged for that long ends the
   connection) and keepalive, for the accepted side, which never writes and
@@ -458,7 +461,7 @@ class Transport:
         peer.unanswered_since = None
 
     async def _watch_silence(self, timeout: float) -> None:
-        """Close outbound connections to peers that stopped answering ("Dead links")."""
+        """Redial peers that stopped answering ("Dead links"), one probe each at a time."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(timeout / 4)  # a period: the check below is the condition
@@ -467,12 +470,41 @@ class Transport:
                 since = peer.unanswered_since
                 if since is None or now - since <= timeout or peer.writer is None:
                     continue
-                self.stats.silent_links += 1
-                self._log.info(
-                    "%s: no word from %s for %.1fs after writing to it: closing the "
-                    "connection, redialling", self.node_id, peer.node_id, now - since,
-                )  # fmt: skip
-                self._drop_connection(peer)
+                if peer.noticed != since:  # once per silence, however many probes it takes
+                    peer.noticed = since
+                    self.stats.silences += 1
+                    self._log.info(
+                        "%s: no word from %s for %.1fs after writing to it: dialling it anew",
+                        self.node_id, peer.node_id, now - since,
+                    )  # fmt: skip
+                if peer.probe is None or peer.probe.done():
+                    peer.probe = self._spawn(f"probe-{peer.node_id}", self._probe, peer)
+
+    async def _probe(self, peer: Peer) -> None:
+        """Dial ``peer`` anew beside the silent connection; swap only if it works.
+
+        A link that is merely slow or lossy (TCP resending, late) must not be
+        made worse: closing it first would throw away what it carries and
+        leave the peer unreachable while a new connection's handshake fights
+        the same loss.  So the old connection stays until a new one has shaken
+        hands; across a dead path the dial fails and the old one is left to
+        the kernel's ``TCP_USER_TIMEOUT``, and the next probe, once the path
+        is back, gives a clean connection.
+        """
+        old = peer.writer
+        try:
+            reader, writer = await self._handshake.dial(peer.node_id, peer.address)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, HandshakeError,
+                RemoteProtocolError) as exc:  # fmt: skip
+            self._log.debug("%s: probe of silent %s failed: %r", self.node_id, peer.node_id, exc)
+            return
+        if peer.writer is not old or self._peers.get(peer.node_id) is not peer:
+            writer.transport.abort()  # the writer task redialled meanwhile, or the peer left
+            return
+        self.stats.silent_links += 1
+        self._log.info("%s: switched to a new connection to %s", self.node_id, peer.node_id)
+        self._drop_connection(peer)  # the writer task's drain, if blocked, returns now
+        peer.reader, peer.writer = reader, writer
 
     async def _connect_with_backoff(self, peer: Peer) -> asyncio.StreamWriter:
         """Dial until a handshake succeeds, backing off exponentially with jitter."""

@@ -108,9 +108,10 @@ async def test_a_black_holed_follower_slows_no_commit(links: Links) -> None:
 
 
 async def test_a_vanished_peer_is_noticed_and_catches_up_once_back(links: Links) -> None:
-    """Packets to and from a follower vanish: the leader's transport closes its
-    silent link within about an election timeout, check-quorum still holds on
-    the other follower, and once the path is back the follower catches up."""
+    """Packets to and from a follower vanish: the leader's transport notices the
+    silence within the longest election timeout, check-quorum still holds on
+    the other follower, and once the path is back the follower catches up on
+    a new connection."""
     leader = await links.cluster.wait_leader(10)
     term = leader.status()["term"]
     _, victim = links.others(leader.id)
@@ -120,9 +121,9 @@ async def test_a_vanished_peer_is_noticed_and_catches_up_once_back(links: Links)
     cut_at = time.monotonic()
     transport = leader.transport
     assert transport is not None
-    await eventually(lambda: transport.stats.silent_links >= 1, 3 * ELECTION, "a silent link")
-    # One election timeout of silence, plus one heartbeat and a watchdog period.
-    assert time.monotonic() - cut_at < ELECTION + 3 * TICK + ELECTION / 4 + 0.2
+    await eventually(lambda: transport.stats.silences >= 1, 6 * ELECTION, "a silent link")
+    # The deadline (2T, the longest election timeout), a watchdog period, a heartbeat.
+    assert time.monotonic() - cut_at < 2 * ELECTION + ELECTION / 2 + TICK + 0.2
     for i in range(10):
         await timed_write(leader, f"cut{i}")  # the other follower is the majority
     assert leader.is_leader and leader.status()["term"] == term
@@ -133,6 +134,7 @@ async def test_a_vanished_peer_is_noticed_and_catches_up_once_back(links: Links)
         5.0,
         "the follower to catch up",
     )
+    assert transport.stats.silent_links >= 1  # on a connection dialled once the path was back
     # It may have run pre-vote rounds, but a pre-vote never moved a term (§9.6).
     assert links.max_term() == term
 
