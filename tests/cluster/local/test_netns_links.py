@@ -92,3 +92,35 @@ def test_a_vanished_follower_is_noticed_and_slows_no_commit(clean: None, tmp_pat
             15,
             "the follower to catch up",
         )
+
+
+def test_a_one_way_cut_costs_at_most_one_new_term(clean: None, tmp_path: Path) -> None:
+    """The kernel drops the leader's packets to the two followers, not theirs to
+    it.  (At the packet level TCP then fails both ways, as on a real link.)  A
+    new leader is elected, and over the next several election timeouts the
+    highest term does not move again: pre-vote and check-quorum hold."""
+    with running_cluster(tmp_path / "c", managers=3, netns=True) as (sup, desc):
+        managers = [m for m in desc.members if m.role == "manager"]
+
+        def leader() -> Member | None:
+            return next((m for m in managers if (_raft(m) or {}).get("role") == "leader"), None)
+
+        def max_term() -> int:
+            return max((_raft(m) or {}).get("term", 0) for m in managers)
+
+        old = wait_until(leader, 15, "a leader")
+        term = max_term()
+        others = [m for m in managers if m is not old]
+        sup.partition([[old.name], [m.name for m in others]], oneway=True)
+        new = wait_until(
+            lambda: next((m for m in others if (_raft(m) or {}).get("role") == "leader"), None),
+            15,
+            "a leader among the others",
+        )
+        settled = max_term()
+        assert term < settled <= term + 2
+        end = time.monotonic() + 10 * ELECTION
+        while time.monotonic() < end:  # writes keep committing, terms stay put
+            _timed_write(new, f"k{time.monotonic()}")
+            assert max_term() == settled
+        sup.heal()
