@@ -16,7 +16,9 @@ What it does
    directory (snapshots every 2,000 entries, so the Raft log itself stays
    bounded and a growing memory means a leak, not a growing state).
 2. **Steady load.**  Writers create configs and delete their oldest once
-   they hold ``--window`` of them (the state's size stays flat); readers read
+   they hold ``--window`` of them, retrying a delete until it is done (the
+   state's size stays flat; ended tasks are reaped, five kept per slot as
+   in Docker, `cluster.control.reaper`); readers read
    recent configs and list services through random managers; one task scales
    a replicated service up and down, so the orchestrator places and stops
    tasks all along.
@@ -250,9 +252,13 @@ class Endurance:
             if len(mine) >= self.s.window:
                 name = mine.popleft()
                 self.live.discard(name)  # a delete attempted: no longer promised present
-                outcome = await self._send(http, "DELETE", f"{url}/configs/{name}", None, timeout)
-                if outcome == "ok":
+                outcome, status = await self._send(
+                    http, "DELETE", f"{url}/configs/{name}", None, timeout
+                )
+                if outcome == "ok" or status == 404:  # 404: an earlier attempt took it
                     self.deleted.add(name)
+                else:
+                    mine.appendleft(name)  # retried, so the state's size stays flat
             else:
                 seq += 1
                 name = f"{self.tag}-w{i}-{seq}"
@@ -261,7 +267,7 @@ class Endurance:
                     "Labels": {"endurance": self.tag},
                     "Data": base64.b64encode(name.encode() * 4).decode(),
                 }
-                outcome = await self._send(http, "POST", f"{url}/configs/create", body, timeout)
+                outcome, _ = await self._send(http, "POST", f"{url}/configs/create", body, timeout)
                 if outcome == "ok":
                     self.live.add(name)
                     self.recent.append(name)
@@ -276,15 +282,16 @@ class Endurance:
         url: str,
         body: Any,
         timeout: aiohttp.ClientTimeout,
-    ) -> str:
+    ) -> tuple[str, int | None]:
+        """``(outcome, HTTP status)``: ok, fail (a definite refusal) or unknown."""
         try:
             async with http.request(method, url, json=body, timeout=timeout) as r:
                 await r.read()
-                return "ok" if 200 <= r.status < 300 else "fail"
+                return ("ok" if 200 <= r.status < 300 else "fail"), r.status
         except aiohttp.ClientConnectorError:
-            return "fail"
+            return "fail", None
         except (aiohttp.ClientError, TimeoutError):
-            return "unknown"
+            return "unknown", None
 
     async def reader(self, http: aiohttp.ClientSession, i: int) -> None:
         rng = random.Random(self.s.seed * 2000 + i)

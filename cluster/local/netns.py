@@ -12,10 +12,11 @@ Each node binds its Raft, API and swarm ports to its own address only.  The
 bridge's address lets the operator's CLI, the web view and the scenario
 runner (all in the root namespace) reach every node's API.  Nothing more is
 opened: the nodes get no default route, the supervisor turns on no IP
-forwarding and no NAT, so the namespaces can reach the bridge and each other
-and nothing beyond.
+forwarding and no NAT, and a second table (family ``inet``) drops anything
+routed into or out of the bridge, so the namespaces reach the bridge and each
+other and nothing beyond, even on a host that forwards for others.
 
-Faults are packets dropped by the kernel, in one nftables table per cluster
+Faults are packets dropped by the kernel, in an nftables table per cluster
 (family ``bridge``, hook ``forward``: it sees exactly the frames one node
 sends another across the bridge, never the operator's traffic, which leaves
 the root namespace through the bridge's own port).  One rule per direction
@@ -37,6 +38,7 @@ every namespace, link and table carrying it -- also those of a crashed run.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -45,9 +47,10 @@ from collections.abc import Iterable
 from cluster.client.wait import attempts
 from cluster.local.layout import ClusterError, Description, Member, NetnsConfig
 
-__all__ = ["Network", "check_available", "new_config", "node_rules"]
+__all__ = ["Network", "check_available", "cut_pairs", "new_config", "node_rules"]
 
-#: Interface names are at most 15 bytes; a prefix of 7 leaves room for "-m12p".
+#: Interface names are at most 15 bytes; with a prefix of 7 the longest we
+#: make, a veth end like "sr1a2b3-w20", has 11.
 PREFIX_LEN = 7
 
 
@@ -66,22 +69,26 @@ def new_config(cluster_id: str) -> NetnsConfig:
     """A prefix and a /24 for a new cluster: 10.A.B.0/24 not in use on this machine."""
     digest = int(hashlib.sha256(cluster_id.encode()).hexdigest()[:8], 16)
     prefix = "sr" + f"{digest & 0xFFFFF:05x}"
-    used = _subnets_in_use()
-    for i in range(256):
+    used = _networks_in_use()
+    for i in range(50):
         subnet = f"10.{200 + (digest + i) % 50}.{(digest >> 8) % 256}"
-        if subnet not in used:
+        if not any(ipaddress.ip_network(f"{subnet}.0/24").overlaps(n) for n in used):
             return NetnsConfig(prefix=prefix, subnet=subnet)
     raise ClusterError("no free 10.x.y.0/24 for the cluster's bridge")
 
 
-def _subnets_in_use() -> set[str]:
+def _networks_in_use() -> list[ipaddress.IPv4Network]:
+    """The IPv4 networks of this machine's addresses and routes (default route aside)."""
     out = _run(["ip", "-o", "-4", "addr", "show"], check=False)
-    found = set()
-    for line in out.splitlines():
-        for word in line.split():
-            if word.count(".") == 3 and "/" in word:
-                found.add(word.split("/")[0].rsplit(".", 1)[0])
-    return found
+    out += _run(["ip", "-4", "route", "show"], check=False)
+    found = []
+    for word in out.split():
+        if word.count(".") == 3:
+            try:
+                found.append(ipaddress.ip_interface(word).network)
+            except ValueError:
+                continue
+    return [n for n in found if n.prefixlen > 0]
 
 
 def node_rules(cfg: NetnsConfig, desc: Description) -> list[str]:
@@ -153,7 +160,11 @@ class Network:
     def create_bridge(self) -> None:
         """The bridge with its address in the root namespace (idempotent)."""
         if not self._link_exists(self.bridge):
-            _run(["ip", "link", "add", self.bridge, "type", "bridge"])
+            # Frames between nodes skip the host's IP firewall (br_netfilter
+            # would hand them to it, and a Docker host's FORWARD policy is
+            # DROP): only our `bridge` table judges them.
+            nf_off = ["nf_call_iptables", "0", "nf_call_ip6tables", "0", "nf_call_arptables", "0"]
+            _run(["ip", "link", "add", self.bridge, "type", "bridge", *nf_off])
             _run(["ip", "addr", "add", f"{self.cfg.bridge_addr}/24", "dev", self.bridge])
         _run(["ip", "link", "set", self.bridge, "up"])
 
@@ -192,14 +203,32 @@ class Network:
 
     # ------------------------------------------------------------ faults
 
+    @property
+    def tables(self) -> tuple[str, str]:
+        """The cluster's two nftables tables, as ``nft list tables`` names them."""
+        return f"bridge {self.prefix}", f"inet {self.prefix}"
+
     def write_rules(self, rules: list[str]) -> None:
-        """Replace the cluster's table with one holding ``rules``, in one transaction."""
-        t = f"bridge {self.prefix}"
+        """Replace the cluster's tables with ``rules`` (and the fence), in one transaction.
+
+        ``bridge`` table: the faults, on frames between nodes.  ``inet``
+        table: the fence -- nothing is routed between the bridge and another
+        interface, even on a host that forwards IP for others (a Docker host
+        does), so the nodes reach each other and the root namespace, never
+        beyond.  (Frames bridged between two nodes never reach this hook: the
+        bridge is made with ``nf_call_iptables 0``.)
+        """
+        faults, fence = self.tables
         body = "\n".join(f"    {r}" for r in rules)
         script = (
-            f"table {t}\ndelete table {t}\n"
-            f"table {t} {{\n  chain forward {{\n"
+            f"table {faults}\ndelete table {faults}\n"
+            f"table {faults} {{\n  chain forward {{\n"
             f"    type filter hook forward priority 0; policy accept;\n{body}\n  }}\n}}\n"
+            f"table {fence}\ndelete table {fence}\n"
+            f"table {fence} {{\n  chain forward {{\n"
+            f"    type filter hook forward priority 0; policy accept;\n"
+            f'    iifname "{self.bridge}" oifname != "{self.bridge}" drop\n'
+            f'    oifname "{self.bridge}" iifname != "{self.bridge}" drop\n  }}\n}}\n'
         )
         _run(["nft", "-f", "-"], stdin=script)
 
@@ -218,7 +247,7 @@ class Network:
         """Everything in the kernel carrying this cluster's prefix (empty: clean)."""
         links = [n for n in self._links() if n.startswith(self.prefix)]
         spaces = [n for n in self._namespaces() if n.startswith(self.prefix + "-")]
-        tables = [t for t in _tables() if t == f"bridge {self.prefix}"]
+        tables = [t for t in _tables() if t in self.tables]
         return [*(f"link {n}" for n in links), *(f"netns {n}" for n in spaces), *tables]
 
     def teardown(self, timeout: float = 5.0) -> None:
@@ -236,8 +265,9 @@ class Network:
                 _run(["ip", "netns", "del", ns], check=False)
         if self._link_exists(self.bridge):
             _run(["ip", "link", "del", self.bridge], check=False)
-        if f"bridge {self.prefix}" in _tables():
-            _run(["nft", "delete", "table", "bridge", self.prefix], check=False)
+        for table in _tables():
+            if table in self.tables:
+                _run(["nft", "delete", "table", *table.split()], check=False)
         left: list[str] = []
         for _ in attempts(timeout, every=0.05):
             left = self.leftovers()

@@ -149,6 +149,9 @@ class Supervisor:
         try:
             if netns and new:
                 desc.netns = new_config(desc.cluster_id)
+                # The prefix is on disk before anything carries it, so `down`
+                # finds what an `up` killed half-way made.
+                self.cdir.save(desc)
             if desc.netns is not None:
                 self._build_network(
                     desc, fresh=len(to_start) == len(desc.members), progress=progress

@@ -52,7 +52,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cluster.api.backend import UnavailableError
 from cluster.control.dispatcher import Dispatcher
@@ -71,7 +71,6 @@ from cluster.manager.rotation import RootRotation, trust_bundle
 from cluster.manager.settings import ManagerSettings
 from cluster.manager.tasks import ManagerAgent
 from cluster.security import crypto, expiry
-from cluster.security.pki import CertificateAuthority
 from cluster.security.renewal import Renewer
 from cluster.state import commands
 from cluster.state.errors import InvalidArgument
@@ -80,6 +79,9 @@ from raft.core.session import SessionStateMachine
 from raft.runtime import eventloop
 from raft.runtime.node import NodeSettings, RaftNode
 from raft.runtime.tls import TLSFiles
+
+if TYPE_CHECKING:  # pki loads ``cryptography`` (~9 MB): only joins and renewals need it
+    from cluster.security.pki import CertificateAuthority
 
 __all__ = ["EXIT_STORAGE_FAILED", "Manager", "ManagerSettings", "Peer", "main"]
 

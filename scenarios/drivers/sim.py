@@ -146,7 +146,7 @@ class SimDriver:
     def partition(self, groups: list[list[str]], oneway: bool = False) -> None:
         ids = [[self._id(n) for n in g] for g in groups]
         if oneway:
-            self.tracer.cut(ids[0], ids[1])
+            self.tracer.cut_oneway(ids[0], ids[1])
             return
         named = {x for g in ids for x in g}
         rest = [i for i in self.sim.ids if i not in named]

@@ -213,8 +213,8 @@ class ForceNewCluster(NodeAction):
 class Partition(Action):
     """Split the cluster: nodes talk only within their group (unnamed nodes form one more).
 
-    With ``oneway``, exactly two groups FROM and TO: only FROM's traffic to TO
-    is lost, TO still reaches FROM (an asymmetric partition), nobody else is cut.
+    With ``oneway`` the two groups are FROM and TO: only FROM's traffic to TO
+    is cut, and nodes in neither group are not touched.
     """
 
     action: ClassVar[str] = "partition"
@@ -222,6 +222,8 @@ class Partition(Action):
     oneway: bool = False
 
     def validate(self, ctx: ParseContext) -> Self:
+        if self.oneway and len(self.groups) != 2:
+            ctx.fail("field 'groups': a one-way cut names two groups, FROM and TO")
         seen: set[str] = set()
         for group in self.groups:
             for ref in group:
@@ -239,9 +241,10 @@ class Partition(Action):
         twice = sorted({n for n in flat if flat.count(n) > 1})
         if twice:  # "leader" or an alias named a node another group names
             raise StepFailed(f"{', '.join(twice)} would be in two groups")
-        stage.driver.partition(groups, self.oneway)
         if self.oneway:
-            return f"{','.join(groups[0])} -> {','.join(groups[1])} lost (one-way)"
+            stage.driver.partition(groups, oneway=True)
+            return f"{','.join(groups[0])} -> {','.join(groups[1])} (one way)"
+        stage.driver.partition(groups)
         return " | ".join(",".join(g) for g in groups)
 
 

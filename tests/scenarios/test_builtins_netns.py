@@ -46,12 +46,14 @@ def test_the_partitioning_builtins_are_found() -> None:
 
 
 @pytest.fixture
-def clean() -> Iterator[None]:
-    yield from kernel_clean()
+def clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    yield from kernel_clean(monkeypatch)
 
 
 @pytest.mark.parametrize("name", PARTITIONING)
-def test_partitioning_builtin_passes_in_netns_mode(clean: None, name: str, tmp_path: Path) -> None:
+def test_partitioning_builtin_passes_in_netns_mode(
+    clean: list[str], name: str, tmp_path: Path
+) -> None:
     outcome = run_scenario(builtin(name), tmp_path, netns=True)
     assert outcome.passed, failed_checks(tmp_path, name)
     result = json.loads((tmp_path / name / "result.json").read_text())

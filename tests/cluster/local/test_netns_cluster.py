@@ -29,8 +29,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def clean() -> Iterator[None]:
-    yield from kernel_clean()
+def clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    yield from kernel_clean(monkeypatch)
 
 
 def _raft(m: Member) -> dict[str, Any] | None:
@@ -74,7 +74,7 @@ def _can_connect(ns: str | None, host: str, port: int) -> bool:
 
 
 def test_up_isolate_heal_down_drops_in_the_kernel_and_leaves_nothing(
-    clean: None, tmp_path: Path
+    clean: list[str], tmp_path: Path
 ) -> None:
     with running_cluster(tmp_path / "c", managers=3, workers=1, netns=True) as (sup, desc):
         assert desc.netns is not None
@@ -105,7 +105,8 @@ def test_up_isolate_heal_down_drops_in_the_kernel_and_leaves_nothing(
             return all(s and s["leader"] == sts[0]["leader"] and s["leader"] for s in sts)
 
         wait_until(agreed, 15, "all three to follow one leader after heal")
-        assert kernel_names()  # the cluster's namespaces exist while it runs
+        # The cluster's namespaces exist while it runs.
+        assert any(desc.netns.prefix in n for n in kernel_names())
     desc = ClusterDir(tmp_path / "c").load()
     assert all(m.pid is None for m in desc.members)
 
@@ -150,7 +151,7 @@ def _datagram_arrives(src: Member, dst: Member) -> bool:
             rx.wait()
 
 
-def test_a_one_way_cut_drops_one_direction_only(clean: None, tmp_path: Path) -> None:
+def test_a_one_way_cut_drops_one_direction_only(clean: list[str], tmp_path: Path) -> None:
     with running_cluster(tmp_path / "c", managers=3, netns=True) as (_sup, desc):
         m1, m2, m3 = desc.members[:3]
         out = cli(tmp_path / "c", "partition", "--oneway", "manager1", "manager2")
@@ -170,7 +171,7 @@ def test_a_one_way_cut_drops_one_direction_only(clean: None, tmp_path: Path) -> 
         assert _can_connect(m1.netns, m2.host, m2.api_port)
 
 
-def test_loss_drops_at_random_and_clear_removes_it(clean: None, tmp_path: Path) -> None:
+def test_loss_drops_at_random_and_clear_removes_it(clean: list[str], tmp_path: Path) -> None:
     c = tmp_path / "c"
     with running_cluster(c, managers=3, netns=True) as (sup, desc):
         assert desc.netns is not None
@@ -192,7 +193,7 @@ def test_loss_drops_at_random_and_clear_removes_it(clean: None, tmp_path: Path) 
         assert one_line_error(cli(c, "net", "loss", "nosuchnode", "5"))
 
 
-def test_down_removes_what_a_crashed_run_left(clean: None, tmp_path: Path) -> None:
+def test_down_removes_what_a_crashed_run_left(clean: list[str], tmp_path: Path) -> None:
     c = tmp_path / "c"
     with running_cluster(c, managers=3, netns=True) as (sup, desc):
         assert desc.netns is not None
@@ -209,7 +210,7 @@ def test_down_removes_what_a_crashed_run_left(clean: None, tmp_path: Path) -> No
         assert all(m.pid for m in again.members)
 
 
-def test_restart_after_down_and_a_join_get_namespaces(clean: None, tmp_path: Path) -> None:
+def test_restart_after_down_and_a_join_get_namespaces(clean: list[str], tmp_path: Path) -> None:
     c = tmp_path / "c"
     with running_cluster(c, managers=3, netns=True) as (sup, desc):
         assert desc.netns is not None
@@ -229,7 +230,7 @@ def test_restart_after_down_and_a_join_get_namespaces(clean: None, tmp_path: Pat
         assert f"netns {joined.netns}" in kernel_names()
 
 
-def test_a_failed_up_removes_what_it_made(clean: None, tmp_path: Path) -> None:
+def test_a_failed_up_removes_what_it_made(clean: list[str], tmp_path: Path) -> None:
     c = tmp_path / "c"
     with pytest.raises(ClusterError, match="no leader was elected"):
         # Too short to elect anyone: `up` fails after making the namespaces.

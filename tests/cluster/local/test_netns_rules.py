@@ -93,7 +93,8 @@ def test_loss_is_a_random_drop_each_way_and_delay_goes_to_the_transport_without_
     assert transport_rules(d, "manager3")["outbound"] == {}
 
 
-def test_names_fit_the_kernels_limits() -> None:
+def test_names_fit_the_kernels_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(netns, "_networks_in_use", lambda: [])  # no `ip` needed here
     cfg = netns.new_config("k2l8x0a1b2c3d4e5f6g7h8i9j")
     net = Network(cfg)
     assert len(cfg.prefix) == netns.PREFIX_LEN and cfg.prefix.startswith("sr")
@@ -122,3 +123,15 @@ def test_net_verbs_without_netns_are_the_transports_rules(tmp_path: Path) -> Non
         sup.net_loss("worker1", 10)
     sup.net_clear()
     assert transport_rules(cdir.load(), "manager1") == {"outbound": {}, "inbound": {}}
+
+
+def test_a_subnet_in_use_on_this_machine_is_never_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ipaddress
+
+    monkeypatch.setattr(netns, "_networks_in_use", lambda: [])  # no `ip` needed here
+    first = netns.new_config("c1").subnet
+    taken = ipaddress.ip_network(f"{first}.0/24").supernet(new_prefix=16)  # e.g. a VPN's /16
+    monkeypatch.setattr(netns, "_networks_in_use", lambda: [taken])
+    again = netns.new_config("c1")
+    assert again.prefix == netns.new_config("c1").prefix  # the prefix is the cluster's
+    assert not ipaddress.ip_network(f"{again.subnet}.0/24").overlaps(taken)
