@@ -167,17 +167,22 @@ def cmd_fault(ctx: Context) -> int:
 
 
 def cmd_net(ctx: Context) -> int:
-    """``net loss|delay|clear``: packet loss and delay in netns mode."""
+    """``net loss|delay|clear``: packet loss and delay (netns), or Raft message loss
+    and delay in the managers' transports (default mode)."""
     a = ctx.args
     if a.net_cmd == "loss":
         m = ctx.sup.net_loss(a.node, a.percent)
-        ctx.say(f"{m.name}: {a.percent}% of its packets to and from other nodes dropped (nftables)")
+        if ctx.sup.cdir.load().netns is not None:
+            what = "packets to and from other nodes dropped (nftables)"
+        else:
+            what = "Raft messages to and from other managers dropped (by the transports)"
+        ctx.say(f"{m.name}: {a.percent}% of its {what}")
     elif a.net_cmd == "delay":
         m, via = ctx.sup.net_delay(a.node, a.ms)
         how = (
             "its outgoing packets, by netem"
             if via == "netem"
-            else "its outgoing Raft messages, by its transport (this kernel has no netem)"
+            else "its outgoing Raft messages, by its transport"
         )
         ctx.say(f"{m.name}: {a.ms} ms delay on {how}")
     else:
@@ -578,9 +583,11 @@ def build_parser() -> argparse.ArgumentParser:
     heal = sub.add_parser("heal", help="remove every network cut")
     heal.set_defaults(func=cmd_fault)
 
-    net = sub.add_parser("net", help="netns mode: packet loss and delay")
+    net = sub.add_parser("net", help="packet (netns) or Raft message loss and delay")
     nsub = net.add_subparsers(dest="net_cmd", metavar="COMMAND", required=True)
-    loss = nsub.add_parser("loss", help="drop PCT%% of a node's packets, at random (nftables)")
+    loss = nsub.add_parser(
+        "loss", help="drop PCT%% of a node's packets (netns) or messages, at random"
+    )
     loss.add_argument("node", help="name, ID prefix, or 'leader'")
     loss.add_argument("percent", type=_count(0), metavar="PCT", help="0-100 (0 removes it)")
     delay = nsub.add_parser("delay", help="delay a node's outgoing packets (netem or transport)")

@@ -12,8 +12,11 @@ Partitions take one of two forms, by the cluster's network mode:
 
 Either way a partition holds until ``heal``, and a one-way cut (``partition
 --oneway A B``: A's traffic to B is lost, B's still reaches A) is one rule
-per direction.  ``net loss``/``net delay``/``net clear`` exist in netns mode
-only.  Every fault is appended to ``DIR/faults.jsonl`` (`layout`), so
+per direction.  ``net loss``/``net delay``/``net clear`` work in both: in
+netns mode on packets (nftables; netem or the transport for delay), by
+default on whole Raft messages, which the managers' transports drop and
+delay (`raft.runtime.faults`) -- only managers, then, as workers speak
+HTTP.  Every fault is appended to ``DIR/faults.jsonl`` (`layout`), so
 figures can shade it.
 
 Apart from the cluster's lifecycle (`supervisor`) because these are what
@@ -29,7 +32,7 @@ import signal
 import time
 from typing import Any
 
-from cluster.local.layout import ClusterDir, ClusterError, Description, Member, NetnsConfig
+from cluster.local.layout import ClusterDir, ClusterError, Description, Member
 from cluster.local.lookup import resolve
 from cluster.local.netns import Network, cut_pairs, node_rules
 from cluster.local.ports import check_ports
@@ -150,18 +153,21 @@ class Faults:
         self.cdir.save(desc)
         self.cdir.record_fault("heal", time.time())
 
-    # ------------------------------------------------------------ netns mode only
+    # ------------------------------------------------------------ loss and delay
 
     def net_loss(self, ref: str, percent: int) -> Member:
-        """Drop ``percent``% of ``ref``'s packets to and from other nodes, at random."""
+        """Drop ``percent``% of ``ref``'s packets (netns) or Raft messages (transport)
+        to and from other nodes, at random."""
         desc = self.cdir.load()
-        cfg = _netns(desc, "net loss")
         m = self._resolve(desc, ref)
         if not 0 <= percent <= 100:
             raise ClusterError(f"loss is a percentage (0-100), got {percent}")
-        cfg.loss[m.name] = percent
+        table = desc.netns.loss if desc.netns is not None else desc.loss
+        if desc.netns is None:
+            _manager_only(m, "loss")
+        table[m.name] = percent
         if not percent:
-            del cfg.loss[m.name]
+            del table[m.name]
         apply_partition(self.cdir, self.processes, desc)
         self.cdir.save(desc)
         self.cdir.record_fault("loss", time.time(), target=m.name, percent=percent)
@@ -173,44 +179,51 @@ class Faults:
         Returns the member and how the delay is realised ("netem" or "transport").
         """
         desc = self.cdir.load()
-        cfg = _netns(desc, "net delay")
         m = self._resolve(desc, ref)
         if not 0 <= ms <= 60_000:
             raise ClusterError(f"delay is in milliseconds (0-60000), got {ms}")
-        if cfg.delay_via == "transport" and m.role != "manager":
+        via = desc.netns.delay_via if desc.netns is not None else "transport"
+        if desc.netns is None:
+            _manager_only(m, "delay")
+        elif via == "transport" and m.role != "manager":
             raise ClusterError(
                 "this kernel has no netem: delay is the managers' own (their Raft messages); "
                 f"{m.name} is a worker"
             )
-        cfg.delay[m.name] = ms
+        table = desc.netns.delay if desc.netns is not None else desc.delay
+        table[m.name] = ms
         if not ms:
-            del cfg.delay[m.name]
-        if cfg.delay_via == "netem":
-            Network(cfg).set_delay(m, ms)
+            del table[m.name]
+        if desc.netns is not None and via == "netem":
+            Network(desc.netns).set_delay(m, ms)
         apply_partition(self.cdir, self.processes, desc)
         self.cdir.save(desc)
-        self.cdir.record_fault("delay", time.time(), target=m.name, ms=ms, via=cfg.delay_via)
-        return m, cfg.delay_via
+        self.cdir.record_fault("delay", time.time(), target=m.name, ms=ms, via=via)
+        return m, via
 
     def net_clear(self) -> None:
         """Remove every loss and delay (cuts stay: that is ``heal``)."""
         desc = self.cdir.load()
-        cfg = _netns(desc, "net clear")
-        if cfg.delay_via == "netem":
-            net = Network(cfg)
-            for m in desc.members:
-                if m.name in cfg.delay:
-                    net.set_delay(m, 0)
-        cfg.loss, cfg.delay = {}, {}
+        cfg = desc.netns
+        if cfg is not None:
+            if cfg.delay_via == "netem":
+                net = Network(cfg)
+                for m in desc.members:
+                    if m.name in cfg.delay:
+                        net.set_delay(m, 0)
+            cfg.loss, cfg.delay = {}, {}
+        desc.loss, desc.delay = {}, {}
         apply_partition(self.cdir, self.processes, desc)
         self.cdir.save(desc)
         self.cdir.record_fault("net_clear", time.time())
 
 
-def _netns(desc: Description, verb: str) -> NetnsConfig:
-    if desc.netns is None:
-        raise ClusterError(f"`{verb}` works in netns mode only (start the cluster with up --netns)")
-    return desc.netns
+def _manager_only(m: Member, what: str) -> None:
+    if m.role != "manager":
+        raise ClusterError(
+            f"without netns, {what} is the managers' own (their Raft messages); {m.name} is a "
+            "worker (start the cluster with up --netns for packet-level faults)"
+        )
 
 
 def apply_partition(cdir: ClusterDir, processes: Processes, desc: Description) -> None:
@@ -240,6 +253,11 @@ def transport_rules(desc: Description, name: str) -> dict[str, Any]:
     outbound: dict[str, Any] = {}
     inbound: dict[str, Any] = {}
     if desc.netns is None:
+        loss, delay = desc.loss.get(name, 0) / 100, desc.delay.get(name, 0) / 1000
+        if loss or delay:  # its own messages out, lost and late; its peers' in, lost
+            outbound["*"] = {"drop": False, "loss": loss, "delay": delay}
+        if loss:
+            inbound["*"] = {"drop": False, "loss": loss, "delay": 0.0}
         cut = {"drop": True, "loss": 0.0, "delay": 0.0}
         managers = [m.name for m in desc.members if m.role == "manager"]
         for src, dst in cut_pairs(desc, managers):

@@ -154,6 +154,12 @@ class Description:
     autolock: bool = False
     #: Packet-level network mode (``up --netns``); None: everything on 127.0.0.1.
     netns: NetnsConfig | None = None
+    #: Without netns: node name -> percent of its Raft messages (to and from
+    #: other managers) its transport drops, and -> milliseconds it delays the
+    #: ones it sends (``net loss``/``net delay``; netns mode keeps its own in
+    #: `NetnsConfig`).
+    loss: dict[str, int] = field(default_factory=dict)
+    delay: dict[str, int] = field(default_factory=dict)
 
 
 class ClusterDir:

@@ -177,7 +177,13 @@ def collect(sup: Supervisor, desc: Description, timeout: float = 0.6) -> dict[st
 
 def network(desc: Description) -> dict[str, Any]:
     """The network mode and the network faults in force (``status --json``'s "network")."""
-    out: dict[str, Any] = {"mode": "transport", "oneway": desc.oneway}
+    out: dict[str, Any] = {
+        "mode": "transport",
+        "oneway": desc.oneway,
+        "loss": desc.loss,
+        "delay": desc.delay,
+        "delay_via": "transport",
+    }
     if desc.netns is not None:
         cfg = desc.netns
         out.update(
@@ -199,10 +205,10 @@ def describe_network(net: dict[str, Any] | None) -> str:
     parts = []
     if net.get("mode") == "netns":
         parts.append(f"network: netns (bridge {net['bridge']}, kernel drops)")
-        for name, pct in sorted(net.get("loss", {}).items()):
-            parts.append(f"loss {name} {pct}%")
-        for name, ms in sorted(net.get("delay", {}).items()):
-            parts.append(f"delay {name} {ms}ms ({net['delay_via']})")
+    for name, pct in sorted(net.get("loss", {}).items()):
+        parts.append(f"loss {name} {pct}%" + ("" if net.get("mode") == "netns" else " (transport)"))
+    for name, ms in sorted(net.get("delay", {}).items()):
+        parts.append(f"delay {name} {ms}ms ({net.get('delay_via', 'transport')})")
     if net.get("oneway"):
         src, dst = net["oneway"]
         parts.append(f"one-way cut: {','.join(src)} -> {','.join(dst)}")

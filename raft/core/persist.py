@@ -55,6 +55,38 @@ costs two fsyncs, so the node writes it at most every
 ``commit_sync_interval``).  Whatever is written is synced in the same
 batch, so "written" and "durable" stay one and the same hard state.
 
+While the fsync runs.  A slow disk must not silence a leader: if the
+heartbeats its core makes during a 200 ms fsync waited for the next batch,
+its followers would hear it once per fsync, and a disk whose fsync neared
+the election timeout would depose a healthy leader.  So a driver whose
+``SYNC`` runs off its event loop may send, meanwhile, the messages
+`may_leave_during_sync` allows, taken from the core with
+``RaftCore.take_messages``: the leader's AppendEntries -- heartbeats, and
+the appends its followers' answers call for -- of a term that is already
+durable.  Why that is safe (dissertation §10.2.1: a leader may send
+AppendEntries in parallel with its own disk write):
+
+* an AppendEntries promises nothing about the leader's disk, whatever it
+  carries.  Its ``leaderCommit`` was counted on durable copies only (§5.4.2:
+  the core counts its own log once `advance` says it is durable), and the
+  entries it carries count for the leader only once a later batch made
+  them durable.  If followers alone make an entry durable on a majority, it
+  is committed, and safely so: every future leader holds it (§5.4.1).  A
+  heartbeat reveals even less: it carries no entry at all.
+* its term is one the leader has on disk, so a crash cannot make it lead
+  that term twice (§5.2) -- the reason ``SEND_EARLY`` holds a batch that
+  changes the term or vote, and the reason the durable term is asked for.
+* nothing else goes.  A vote (§5.2), an append acknowledgement (§5.3) or a
+  snapshot's answer (§7) promises durable state and waits for the fsync it
+  depends on, and so does a candidate's vote request, whose term is in the
+  batch being synced.
+* messages to one peer keep their order (``take_messages`` stops at the
+  first one that must wait): a heartbeat that overtook the append before it
+  would be refused and send the follower back to probing.
+
+The simulator does not mirror this: its fsyncs take no time of their own,
+so there is no "meanwhile" in which to send.
+
 Crashes.  A crash may fall between any two steps.  Before ``SYNC`` it loses
 the batch's writes; what may already have left (step 2) is safe to lose its
 backing, as argued above.  After ``SYNC`` everything sent is backed.  The
@@ -70,7 +102,14 @@ from dataclasses import dataclass, field
 from raft.core.messages import AppendEntries, HardState, Message
 from raft.core.types import Ready
 
-__all__ = ["PersistPlan", "Step", "may_precede_sync", "needs_sync", "plan"]
+__all__ = [
+    "PersistPlan",
+    "Step",
+    "may_leave_during_sync",
+    "may_precede_sync",
+    "needs_sync",
+    "plan",
+]
 
 
 class Step(enum.Enum):
@@ -115,6 +154,15 @@ def may_precede_sync(m: Message) -> bool:
     and snapshots' answers all promise durable state and wait for the fsync.
     """
     return isinstance(m, AppendEntries)
+
+
+def may_leave_during_sync(m: Message, durable_term: int) -> bool:
+    """A message a driver may send while a batch's fsync still runs ("While the fsync runs").
+
+    A leader's AppendEntries (a heartbeat or not) whose term is
+    ``durable_term``, the term of the hard state the driver last synced.
+    """
+    return may_precede_sync(m) and m.term == durable_term
 
 
 def needs_sync(rd: Ready, hard_state: HardState | None) -> bool:

@@ -87,6 +87,7 @@ the exceptions and `force_new_cluster`, so callers import them from
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 from raft.core.compaction import Compaction
@@ -357,6 +358,26 @@ class RaftCore(
         self._unstable_from = self.log.last_index + 1
         self._pending = rd
         return rd
+
+    def take_messages(self, may_leave: Callable[[Message], bool]) -> list[Message]:
+        """Take the messages made since the last `ready` that ``may_leave`` allows.
+
+        For a driver whose batch is still being synced (`raft.core.persist`,
+        "While the fsync runs": heartbeats, §10.2.1).  They are removed from
+        the next batch.  Order per destination holds: a message is taken only
+        if nothing made earlier for the same peer stays behind.
+        """
+        taken: list[Message] = []
+        kept: list[Message] = []
+        held: set[NodeId] = set()
+        for m in self._messages:
+            if m.dst not in held and may_leave(m):
+                taken.append(m)
+            else:
+                kept.append(m)
+                held.add(m.dst)
+        self._messages = kept
+        return taken
 
     def advance(self, rd: Ready) -> None:
         """Storage has made ``rd`` durable and its committed entries were applied."""

@@ -24,7 +24,7 @@ from raft.core.storage import Storage
 from raft.runtime.disk import DiskStorage
 from raft.runtime.faults import FaultFilter
 from raft.runtime.settings import Address, NodeSettings
-from raft.runtime.transport import Transport
+from raft.runtime.transport import Transport, TransportSettings
 
 __all__ = [
     "NodeStorage",
@@ -79,7 +79,19 @@ def disk_storage(settings: NodeSettings) -> DiskStorage:
 
 
 def tcp_transport(settings: NodeSettings, wiring: TransportWiring) -> Transport:
-    """The default: TCP (with mutual TLS if ``settings.tls``) on 127.0.0.1."""
+    """The default: TCP (with mutual TLS if ``settings.tls``) on 127.0.0.1.
+
+    Its deadlines follow the node's timing, with T the election timeout
+    (the minimum, ``election_ticks`` heartbeat ticks): a peer silent for 2T,
+    the longest election timeout, is dialled anew beside its connection, and
+    the kernel gives up on data unacknowledged for 8T, at least 4 s -- long
+    enough for TCP to resend through a lossy path several times over ("Dead
+    links" in `raft.runtime.transport`).
+    """
+    election_timeout = settings.election_ticks * settings.tick_interval
+    limits = TransportSettings(
+        silence_timeout=2 * election_timeout, user_timeout=max(4.0, 8 * election_timeout)
+    )
     return Transport(
         settings.id,
         settings.cluster_id,
@@ -90,4 +102,5 @@ def tcp_transport(settings: NodeSettings, wiring: TransportWiring) -> Transport:
         fault_filter=wiring.fault_filter,
         rng=wiring.rng,
         tls=settings.tls,
+        settings=limits,
     )

@@ -27,7 +27,7 @@ from raft.runtime.codec import (
     encode_hello,
     frame,
 )
-from raft.runtime.links import TransportSettings, TransportStats
+from raft.runtime.links import TransportSettings, TransportStats, tune_socket
 from raft.runtime.tls import FreshContexts, TLSFiles, peer_identity, peer_refusal
 
 __all__ = ["TLS_GO", "Handshake", "HandshakeError", "WarningThrottle", "read_hello"]
@@ -190,6 +190,7 @@ class Handshake:
         host, port = address
         async with asyncio.timeout(self.settings.connect_timeout):
             reader, writer = await asyncio.open_connection(host, port)
+        tune_socket(writer.get_extra_info("socket"), self.settings)
         try:
             async with asyncio.timeout(self.settings.handshake_timeout):
                 if self._client_ssl is not None:

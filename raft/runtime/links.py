@@ -3,18 +3,26 @@
 `Outbox` is the bounded queue of frames waiting for one peer (it drops the
 oldest when full: see `raft.runtime.transport` for why) and `Peer` the
 outbound connection to it, owned by that peer's writer task.
+
+`tune_socket` sets the kernel's own deadlines on every Raft socket (see
+"Dead links" in `raft.runtime.transport`): TCP keepalive, so that an idle
+connection to a vanished host is found dead, and ``TCP_USER_TIMEOUT``, so
+that data the peer never acknowledges makes the kernel give up on the
+connection instead of retransmitting for the default quarter of an hour.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import socket
 from dataclasses import dataclass
+from typing import Any
 
 from raft.core.messages import NodeId
 from raft.runtime.codec import DEFAULT_MAX_FRAME_SIZE
 
-__all__ = ["Outbox", "Peer", "TransportSettings", "TransportStats"]
+__all__ = ["Outbox", "Peer", "TransportSettings", "TransportStats", "tune_socket"]
 
 Address = tuple[str, int]
 
@@ -40,6 +48,19 @@ class TransportSettings:
     #: reason per this many seconds; a peer retrying every 50 ms must not
     #: flood the log.  The counters see every one.
     warning_interval: float = 10.0
+    #: A peer we wrote to but have heard nothing from for this long has its
+    #: outbound connection closed and redialled (None: never, the default, as
+    #: only a request-and-response protocol may expect answers).  A Raft node
+    #: sets its election timeout ("Dead links" in `raft.runtime.transport`).
+    silence_timeout: float | None = None
+    #: Kernel deadlines on every Raft socket (`tune_socket`): keepalive probes
+    #: after this much idle time, this far apart, this many unanswered...
+    keepalive_idle: float = 1.0
+    keepalive_interval: float = 1.0
+    keepalive_count: int = 3
+    #: ...and at most this long for the peer to acknowledge data we sent
+    #: (``TCP_USER_TIMEOUT``; probes included).  None leaves the kernel's own.
+    user_timeout: float | None = 3.0
 
 
 @dataclass(slots=True)
@@ -58,6 +79,8 @@ class TransportStats:
     refused: int = 0  # handshakes refused, either side
     tls_failures: int = 0  # TLS handshakes that failed (not timed out), either side
     protocol_errors: int = 0  # inbound connections closed for bad frames
+    silences: int = 0  # peers found silent after we wrote to them (the watchdog dials anew)
+    silent_links: int = 0  # silent connections replaced by a new one that shook hands
 
 
 class Outbox:
@@ -112,6 +135,13 @@ class Peer:
     #: kept to notice the acceptor hanging up (it never sends after its Hello).
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
+    #: Loop time of the first frame written since we last heard from the
+    #: peer (None: nothing written since): how long our words go unanswered.
+    unanswered_since: float | None = None
+    #: The watchdog's dial beside a silent connection, while it runs.
+    probe: asyncio.Task[None] | None = None
+    #: The ``unanswered_since`` of the silence the watchdog last reported.
+    noticed: float | None = None
 
     def connection_alive(self) -> bool:
         return (
@@ -120,3 +150,26 @@ class Peer:
             and not self.writer.is_closing()
             and not self.reader.at_eof()
         )
+
+
+def tune_socket(sock: Any, settings: TransportSettings) -> None:
+    """Set TCP keepalive and ``TCP_USER_TIMEOUT`` on one Raft socket (module docstring).
+
+    ``sock`` is what ``get_extra_info("socket")`` gives (None for a transport
+    without one, a test's pipe say: nothing to do).  Options a platform lacks
+    are skipped: they are a backstop, the transport's own deadline is the rule.
+    """
+    if sock is None:
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    options = [
+        ("TCP_KEEPIDLE", max(1, round(settings.keepalive_idle))),
+        ("TCP_KEEPINTVL", max(1, round(settings.keepalive_interval))),
+        ("TCP_KEEPCNT", max(1, settings.keepalive_count)),
+    ]
+    if settings.user_timeout is not None:
+        options.append(("TCP_USER_TIMEOUT", max(1, round(settings.user_timeout * 1000))))
+    for name, value in options:
+        option = getattr(socket, name, None)
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)

@@ -6,7 +6,11 @@ transport (by default TCP, `Transport`), the core, the user's `StateMachine`
 and the trace, and runs four tasks in one `asyncio.TaskGroup`:
 
 * the **ticker** turns wall-clock time into ``core.tick()`` every
-  ``tick_interval`` seconds (the core itself has no clock);
+  ``tick_interval`` seconds (the core itself has no clock); while the Ready
+  loop waits for an fsync, it also sends the leader's heartbeats and
+  appends made meanwhile, so a slow disk does not silence a leader
+  (`raft.core.persist`, "While the fsync runs": an AppendEntries of a
+  durable term promises nothing, §10.2.1);
 * the **inbox consumer** steps messages from peers into the core as they
   arrive (the transport only enqueues them);
 * the **Ready loop** handles the core's batches one at a time, walking the
@@ -77,6 +81,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import random
 import time
@@ -175,6 +180,9 @@ class RaftNode:
         self._applier = Applier(settings.id, state_machine, self.trace, self._clients)
         self.inbox_dropped = 0
         self._last_heard: dict[NodeId, float] = {}
+        #: While a batch's fsync runs: the durable term, whose appends may leave
+        #: meanwhile (`_sends_during_sync`), and when the fsync began; else None.
+        self._syncing: tuple[int, float] | None = None
 
     # ================================================================ lifecycle
 
@@ -474,7 +482,25 @@ class RaftNode:
             if loop.time() - due > 5 * interval:
                 due = loop.time()  # we were stalled: resume, do not fire a burst of ticks
             self._core.tick()
+            if self._syncing is not None:
+                self._sends_during_sync(*self._syncing, loop.time())
             self._wake.set()
+
+    def _sends_during_sync(self, durable_term: int, since: float, now: float) -> None:
+        """Send the leader's appends made while its fsync runs (`raft.core.persist`).
+
+        Only while the fsync is merely slow.  A disk that is full, or an fsync
+        that has run for an election timeout, must cost the leader its
+        leadership as before (module docstring, "A disk that fills up"): a
+        leader that heartbeats but can never commit would hold the cluster
+        forever, as its followers would never elect another.
+        """
+        s = self.settings
+        if self.disk_error is not None or now - since >= s.election_ticks * s.tick_interval:
+            return
+        assert self._core is not None
+        may_leave = functools.partial(persist.may_leave_during_sync, durable_term=durable_term)
+        self._send_all(self._core.take_messages(may_leave))
 
     async def _ready_loop(self) -> None:
         core = self._core
@@ -492,9 +518,10 @@ class RaftNode:
         core = self._core
         assert core is not None
         persister = self._persister
+        durable = persister.written_hs  # synced with an earlier batch: batches go one by one
         plan = persist.plan(
             rd,
-            persister.written_hs,
+            durable,
             persister.deferred_hs,
             commit_due=persister.since_hard_state() >= self.settings.commit_sync_interval,
             answers_due=self._clients.waiting_on(rd.committed),
@@ -507,7 +534,11 @@ class RaftNode:
                 self._send_all(plan.early)
             elif step is Step.SYNC:
                 if plan.sync:
-                    await persister.sync(inline=small)
+                    self._syncing = (durable.term, asyncio.get_running_loop().time())
+                    try:
+                        await persister.sync(inline=small)
+                    finally:
+                        self._syncing = None
                 for ev in rd.events:
                     self._record(ev)
             elif step is Step.SEND:

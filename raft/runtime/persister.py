@@ -14,7 +14,12 @@ docstring ("A disk that fills up").
 
 The fsync runs on one dedicated thread (`executor`), so syncs are serialised
 and the event loop keeps receiving meanwhile; a tiny batch is synced inline,
-where handing it to the thread would cost more than it saves.
+where handing it to the thread would cost more than it saves -- but only
+while the disk is fast.  An inline fsync stops the whole event loop: no
+tick, no message in or out.  Once a sync has taken longer than
+`INLINE_SYNC_LIMIT`, syncs go to the thread until one is fast again, so a
+slow disk never silences the node (its heartbeats leave during the fsync:
+`raft.core.persist`, "While the fsync runs").
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import time
 from collections.abc import Callable
 
 from raft.core.messages import HardState
@@ -31,7 +37,10 @@ from raft.runtime.backends import NodeStorage
 from raft.runtime.disk import DiskFullError
 from raft.runtime.trace import TraceWriter
 
-__all__ = ["Persister"]
+__all__ = ["INLINE_SYNC_LIMIT", "Persister"]
+
+#: Seconds an fsync may take for the next small one to run inline (module docstring).
+INLINE_SYNC_LIMIT = 0.02
 
 logger = logging.getLogger("raft.node")
 
@@ -59,6 +68,8 @@ class Persister:
         self.written_hs = HardState()  # the last hard state written (and synced)
         self.deferred_hs: HardState | None = None  # a commit-only change held back
         self._hs_written_at = 0.0
+        #: Seconds the last sync took (a slow one sends the next to the thread).
+        self.last_sync_seconds = 0.0
 
     def opened(self, storage: NodeStorage, durable: HardState) -> None:
         """The storage the node loaded ``durable`` from."""
@@ -109,6 +120,13 @@ class Persister:
         self.disk_error = None
 
     async def _sync_once(self, inline: bool = False) -> None:
+        started = time.monotonic()
+        try:
+            await self._sync_where(inline and self.last_sync_seconds <= INLINE_SYNC_LIMIT)
+        finally:
+            self.last_sync_seconds = time.monotonic() - started
+
+    async def _sync_where(self, inline: bool) -> None:
         assert self.storage is not None
         if inline:
             # A small batch (one client waiting, a vote): handing the fsync to

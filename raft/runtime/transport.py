@@ -77,6 +77,43 @@ and ``dst`` is us, apply the inbound fault filter, call ``on_message``.  Any
 `RemoteProtocolError` (malformed or oversized frame, lying ``src``) closes
 that connection only and is logged; the node keeps running.
 
+Dead links.  A real network fails without a word: packets vanish, no RST
+comes, the connection stays "established" while the send buffer fills, and
+one direction may fail while the other works.  TCP alone would notice after
+its retransmissions give up, a quarter of an hour later.  Two deadlines do
+better:
+
+* the transport's own (``TransportSettings.silence_timeout``, the node's
+  election timeout): Raft is request and response -- every AppendEntries,
+  heartbeat or vote request gets an answer, and a follower's answers are
+  followed by its leader's next heartbeat -- so a peer we *wrote to* that
+  has sent us no byte since, on its own connection, for that long is cut
+  off in one direction or the other -- or on a slow, lossy path.  The
+  watchdog then dials the peer anew *beside* the silent connection and
+  switches to the new one only once it has shaken hands
+  (``stats.silences`` counts the silences, ``stats.silent_links`` the
+  connections replaced): a lossy link is never made worse by closing it,
+  a dial across a dead path simply fails (the kernel's deadline below ends
+  the old connection), and the first dial after the path heals gives a
+  fresh, empty connection instead of a backlog of stale frames.  We replace
+  only what we own; the peer, if it wrote to us in vain, replaces its own.
+  A peer we have not written to is never suspected.
+* the kernel's, set on every Raft socket by `raft.runtime.links.tune_socket`:
+  ``TCP_USER_TIMEOUT`` (data unacknowledged for that long ends the
+  connection) and keepalive, for the accepted side, which never writes and
+  would otherwise keep a half-open connection from a vanished dialer.
+
+Neither hides anything from Raft: nothing here answers on a peer's behalf or
+counts a connection as a sign of life.  A leader's check-quorum (dissertation
+§6.2) counts only the answers its core receives, so a peer behind a dead
+link stops counting as soon as its answers stop, whatever the sockets say.
+
+A blocked peer blocks only itself.  Each peer has its own queue and its own
+writer task; ``send`` never awaits, and a writer stuck in ``drain()`` on a
+full socket buffer holds up nothing but its own queue, which drops its
+oldest frames (``stats.dropped_queue_full``) until the watchdog closes the
+connection.
+
 `FaultFilter` is the network's misbehaviour on demand: per peer and per
 direction it can cut the link, lose a fraction of messages or delay them.
 Rules apply on both send (outbound) and receive (inbound), so when both
@@ -109,7 +146,7 @@ from raft.core.messages import Message, NodeId
 from raft.runtime.codec import FrameDecoder, RemoteProtocolError, decode_message, encode_frame
 from raft.runtime.faults import FaultFilter, LinkFault
 from raft.runtime.handshake import Handshake, HandshakeError, read_hello
-from raft.runtime.links import Outbox, Peer, TransportSettings, TransportStats
+from raft.runtime.links import Outbox, Peer, TransportSettings, TransportStats, tune_socket
 from raft.runtime.tls import TLSFiles
 
 __all__ = [
@@ -234,6 +271,8 @@ class Transport:
         async with asyncio.TaskGroup() as group:
             self._group = group
             self.set_peers(self._initial_peers)
+            if self.settings.silence_timeout is not None:
+                self._spawn("silence-watchdog", self._watch_silence, self.settings.silence_timeout)
             ready.set()
             await asyncio.Future()  # run until cancelled by stop()
 
@@ -309,6 +348,19 @@ class Transport:
         peer = self._peers.get(peer_id)
         return len(peer.outbox) if peer is not None else 0
 
+    def unsent_bytes(self, peer_id: NodeId) -> int:
+        """Bytes waiting for ``peer_id`` in its queue and its connection's buffer.
+
+        Not counting what the kernel holds: more than zero in the connection's
+        buffer means the kernel's send buffer is full, a blocked link.
+        """
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            return 0
+        writer = peer.writer
+        in_socket = writer.transport.get_write_buffer_size() if writer is not None else 0
+        return peer.outbox.bytes + in_socket
+
     # -- sending -----------------------------------------------------------
 
     def send(self, msg: Message) -> None:
@@ -359,6 +411,8 @@ class Transport:
             else:
                 self.stats.sent += 1
                 self.stats.batches += 1
+                if peer.unanswered_since is None:
+                    peer.unanswered_since = asyncio.get_running_loop().time()
                 return
         self.stats.dropped_queue_full += peer.outbox.put(data)
 
@@ -385,6 +439,8 @@ class Transport:
                     self._drop_connection(peer)
                     writer = await self._connect_with_backoff(peer)
                 batch = peer.outbox.take_all()
+                if peer.unanswered_since is None:
+                    peer.unanswered_since = asyncio.get_running_loop().time()
                 try:
                     writer.writelines(batch)
                     await writer.drain()
@@ -402,6 +458,53 @@ class Transport:
         if peer.writer is not None:
             peer.writer.transport.abort()
         peer.reader = peer.writer = None
+        peer.unanswered_since = None
+
+    async def _watch_silence(self, timeout: float) -> None:
+        """Redial peers that stopped answering ("Dead links"), one probe each at a time."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(timeout / 4)  # a period: the check below is the condition
+            now = loop.time()
+            for peer in self._peers.values():
+                since = peer.unanswered_since
+                if since is None or now - since <= timeout or peer.writer is None:
+                    continue
+                if peer.noticed != since:  # once per silence, however many probes it takes
+                    peer.noticed = since
+                    self.stats.silences += 1
+                    self._log.info(
+                        "%s: no word from %s for %.1fs after writing to it: dialling it anew",
+                        self.node_id, peer.node_id, now - since,
+                    )  # fmt: skip
+                if peer.probe is None or peer.probe.done():
+                    peer.probe = self._spawn(f"probe-{peer.node_id}", self._probe, peer)
+
+    async def _probe(self, peer: Peer) -> None:
+        """Dial ``peer`` anew beside the silent connection; swap only if it works.
+
+        A link that is merely slow or lossy (TCP resending, late) must not be
+        made worse: closing it first would throw away what it carries and
+        leave the peer unreachable while a new connection's handshake fights
+        the same loss.  So the old connection stays until a new one has shaken
+        hands; across a dead path the dial fails and the old one is left to
+        the kernel's ``TCP_USER_TIMEOUT``, and the next probe, once the path
+        is back, gives a clean connection.
+        """
+        old = peer.writer
+        try:
+            reader, writer = await self._handshake.dial(peer.node_id, peer.address)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, HandshakeError,
+                RemoteProtocolError) as exc:  # fmt: skip
+            self._log.debug("%s: probe of silent %s failed: %r", self.node_id, peer.node_id, exc)
+            return
+        if peer.writer is not old or self._peers.get(peer.node_id) is not peer:
+            writer.transport.abort()  # the writer task redialled meanwhile, or the peer left
+            return
+        self.stats.silent_links += 1
+        self._log.info("%s: switched to a new connection to %s", self.node_id, peer.node_id)
+        self._drop_connection(peer)  # the writer task's drain, if blocked, returns now
+        peer.reader, peer.writer = reader, writer
 
     async def _connect_with_backoff(self, peer: Peer) -> asyncio.StreamWriter:
         """Dial until a handshake succeeds, backing off exponentially with jitter."""
@@ -457,6 +560,7 @@ class Transport:
         if self._group is None or self._stopping:
             writer.transport.abort()
             return
+        tune_socket(writer.get_extra_info("socket"), self.settings)
         if self._handshake.server_ssl is not None:
             # Read nothing until `_serve` starts TLS: bytes read now would land
             # in the plain stream's buffer, out of TLS's reach.  (We run inside
@@ -524,6 +628,9 @@ class Transport:
             data = await reader.read(chunk)
             if not data:
                 return
+            peer = self._peers.get(peer_id)
+            if peer is not None:
+                peer.unanswered_since = None  # any byte from it: the path works both ways
             for payload in decoder.feed(data):
                 msg = decode_message(payload)
                 if msg.src != peer_id or msg.dst != self.node_id:

@@ -54,6 +54,7 @@ CHECKS: dict[type[ex.Expectation], Check] = {
     ex.NoLeaderWhile: trace.no_leader_while,
     ex.WritesFailNoQuorum: trace.writes_fail_no_quorum,
     ex.WritesSucceed: trace.writes_succeed,
+    ex.TermChangesAtMost: trace.term_changes_at_most,
     ex.NewLeaderHasAllCommitted: cluster.new_leader_has_all_committed,
     ex.VotesRefused: trace.votes_refused,
     ex.NeverLeader: trace.never_leader,

@@ -118,6 +118,20 @@ def writes_succeed(run: Run, e: ex.WritesSucceed) -> CheckResult:
     return CheckResult(e.label(), bool(ops) and len(ok) >= need, detail)
 
 
+def term_changes_at_most(run: Run, e: ex.TermChangesAtMost) -> CheckResult:
+    """Pre-vote (§9.6) and check-quorum (dissertation §6.2) keep a flaky or
+    one-way link from driving terms up: count how often the highest term rose."""
+    a = run.rel(run.step(e.steps[0]).start)
+    b = run.rel(run.step(e.steps[-1]).end)
+    ivs = [iv for ivs in run.model.roles.values() for iv in ivs if iv.term is not None]
+    before = max((iv.term for iv in ivs if iv.start <= a), default=0)
+    during = sorted({iv.term for iv in ivs if a < iv.start <= b and iv.term > before})
+    run.metrics["term_changes"] = len(during)
+    terms = f" (terms {', '.join(map(str, during))})" if during else ""
+    detail = f"the highest term rose {len(during)} times in {b - a:.1f} s from {before}{terms}"
+    return CheckResult(e.label(), bool(ivs) and len(during) <= e.at_most, detail)
+
+
 def votes_refused(run: Run, e: ex.VotesRefused) -> CheckResult:
     node = run.node(e.node)
     needle = e.reason or "behind"

@@ -194,6 +194,15 @@ class RealDriver(SwarmOperator, TaskObserver):
     def partition(self, groups: list[list[str]], oneway: bool = False) -> None:
         self.sup.partition(groups, oneway=oneway)
 
+    def set_links(self, loss: int, delay_ms: int) -> None:
+        """``net loss`` and ``net delay`` on every manager (``net clear`` for zeros)."""
+        if not (loss or delay_ms):
+            self.sup.net_clear()
+            return
+        for name in self.running():
+            self.sup.net_loss(name, loss)
+            self.sup.net_delay(name, delay_ms)
+
     def heal(self) -> None:
         self.sup.heal()
 

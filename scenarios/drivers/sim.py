@@ -157,6 +157,9 @@ class SimDriver:
     def heal(self) -> None:
         self.tracer.heal()
 
+    def set_links(self, loss: int, delay_ms: int) -> None:
+        self.tracer.network(loss / 100, float(delay_ms))
+
     def set_election_timeout(self, node: str, ms: int) -> None:
         self.tracer.set_election_ticks(self._id(node), self._ticks(ms))
         self.tracer.restart(self._id(node))

@@ -98,6 +98,7 @@ class SimTracer:
         self.prefix = prefix
         ticks = {self.sim_id(k): v for k, v in (election_ticks or {}).items()}
         self.sim = _TunedSimulator(config or SimConfig(nodes=nodes), seed, ticks)
+        self._base_net = self.sim.net  # what `network` adds its loss and delay to
         self.lines: dict[str, list[dict[str, Any]]] = {}
         self._paused: dict[NodeId, RaftCore] = {}
         self._leader: dict[NodeId, NodeId | None] = {}
@@ -301,6 +302,19 @@ class SimTracer:
     def heal(self) -> None:
         self._fault("heal", [])
         self.sim.heal()
+
+    def network(self, loss: float, delay_ms: float) -> None:
+        """Every node loses ``loss`` of its messages, in and out, and sends them
+        ``delay_ms`` late.  A message between two nodes crosses two of them, so
+        it is lost with 1 - (1 - loss)^2, as with per-node rules on real links."""
+        base = self._base_net
+        self._fault("network", [], loss=loss, delay_ms=delay_ms)
+        self.sim.net = dataclasses.replace(
+            base,
+            drop=1 - (1 - base.drop) * (1 - loss) ** 2,
+            min_delay=base.min_delay + delay_ms,
+            max_delay=base.max_delay + delay_ms,
+        )
 
     def write(self, timeout: float = 0.5, data: bytes = b"w", node: NodeId | None = None) -> bool:
         """One client write at the leader (or ``node``), waited for like a client would."""

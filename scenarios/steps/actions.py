@@ -31,6 +31,7 @@ __all__ = [
     "Heal",
     "Isolate",
     "Kill",
+    "Network",
     "NodeAction",
     "Partition",
     "Pause",
@@ -230,6 +231,8 @@ class Partition(Action):
                 if ref in seen:
                     ctx.fail(f"field 'groups': {ref!r} is in two groups")
                 seen.add(ref)
+        if self.oneway and len(self.groups) != 2:
+            ctx.fail("field 'groups': a one-way cut names two groups, FROM and TO")
         return self
 
     def apply(self, stage: Stage) -> str | None:
@@ -243,6 +246,35 @@ class Partition(Action):
             return f"{','.join(groups[0])} -> {','.join(groups[1])} (one way)"
         stage.driver.partition(groups)
         return " | ".join(",".join(g) for g in groups)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Network(Action):
+    """Every manager's links turn lossy and slow: ``loss`` percent of each
+    node's traffic to and from the others is lost, and what it sends arrives
+    ``delay_ms`` late.  Zero for both clears them (cuts stay until ``heal``).
+
+    In netns mode packets are lost (TCP resends them); otherwise whole Raft
+    messages, dropped by the managers' transports; in the simulator, messages.
+    """
+
+    action: ClassVar[str] = "network"
+    driver_method: ClassVar[str] = "set_links"  # (the driver's ``network`` names its mode)
+    loss: int = 0
+    delay_ms: int = 0
+
+    def validate(self, ctx: ParseContext) -> Self:
+        if not 0 <= self.loss < 100:
+            ctx.fail(f"field 'loss': a percentage below 100, got {self.loss}")
+        if not 0 <= self.delay_ms <= 60_000:
+            ctx.fail(f"field 'delay_ms': milliseconds (0-60000), got {self.delay_ms}")
+        return self
+
+    def apply(self, stage: Stage) -> str | None:
+        stage.driver.set_links(self.loss, self.delay_ms)
+        if not (self.loss or self.delay_ms):
+            return "links clear again"
+        return f"every node: {self.loss}% loss, {self.delay_ms} ms delay"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -112,6 +112,20 @@ class WritesSucceed(Expectation):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TermChangesAtMost(Expectation):
+    """From the start of the first step to the end of the last, the cluster's
+    highest term rose at most ``max`` times: no endless elections."""
+
+    check: ClassVar[str] = "term_changes_at_most"
+    steps: list[int]
+    at_most: int = toml_name("max")
+
+    def validate_own(self, ctx: ParseContext) -> None:
+        if self.at_most < 0:
+            ctx.fail(f"field 'max' must be >= 0, got {self.at_most}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NewLeaderHasAllCommitted(Expectation):
     """Leader completeness (§5.4): the new leader holds every acknowledged write."""
 
@@ -330,6 +344,7 @@ EXPECTATIONS: dict[str, type[Expectation]] = {
         NoLeaderWhile,
         WritesFailNoQuorum,
         WritesSucceed,
+        TermChangesAtMost,
         NewLeaderHasAllCommitted,
         VotesRefused,
         NeverLeader,

@@ -1,4 +1,5 @@
-"""Every built-in that partitions or isolates, in netns mode (root; about 15 s each).
+"""Every built-in that partitions, isolates or degrades links, in netns mode (root;
+about 15-20 s each).
 
 The same scenarios pass on the transport-level filter in
 ``test_builtins_real.py``; here the cuts are packets the kernel drops, and
@@ -23,11 +24,11 @@ pytestmark = pytest.mark.integration
 
 
 def _partitioning() -> list[str]:
-    """The built-ins with a partition or isolate step (as parsed from their files)."""
+    """The built-ins with a partition, isolate or network step (as parsed from their files)."""
     return [
         name
         for name in builtins()
-        if any(s.action in ("partition", "isolate") for s in builtin(name).steps)
+        if any(s.action in ("partition", "isolate", "network") for s in builtin(name).steps)
     ]
 
 
@@ -35,7 +36,13 @@ PARTITIONING = _partitioning()
 
 
 def test_the_partitioning_builtins_are_found() -> None:
-    assert {"minority-leader", "split-vote", "stale-log-loses"} <= set(PARTITIONING)
+    assert {
+        "minority-leader",
+        "split-vote",
+        "stale-log-loses",
+        "asymmetric-partition",
+        "lossy-network",
+    } <= set(PARTITIONING)
 
 
 @pytest.fixture

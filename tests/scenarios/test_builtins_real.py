@@ -24,6 +24,8 @@ REAL = [
     "minority-leader",
     "stale-log-loses",
     "split-vote",
+    "asymmetric-partition",
+    "lossy-network",
     "leader-pause",
     "rolling-restart",
     "drain",

@@ -104,12 +104,25 @@ def test_names_fit_the_kernels_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     assert net.address(0) == f"{cfg.subnet}.2"
 
 
-@pytest.mark.parametrize("verb", ["net_loss", "net_delay"])
-def test_net_verbs_want_netns_mode(tmp_path: Path, verb: str) -> None:
+def test_net_verbs_without_netns_are_the_transports_rules(tmp_path: Path) -> None:
+    """Without netns, loss and delay are Raft messages dropped and delayed by
+    the managers' transports; nothing is running here, so only the rules and
+    the description change (a stopped manager reads them when it starts)."""
     cdir = ClusterDir(tmp_path)
     cdir.save(_desc())
-    with pytest.raises(ClusterError, match="works in netns mode only"):
-        getattr(Supervisor(cdir), verb)("manager1", 10)
+    sup = Supervisor(cdir)
+    sup.net_loss("manager1", 10)
+    assert sup.net_delay("manager1", 50)[1] == "transport"
+    desc = cdir.load()
+    assert (desc.loss, desc.delay) == ({"manager1": 10}, {"manager1": 50})
+    rules = transport_rules(desc, "manager1")
+    assert rules["outbound"]["*"] == {"drop": False, "loss": 0.1, "delay": 0.05}
+    assert rules["inbound"]["*"] == {"drop": False, "loss": 0.1, "delay": 0.0}
+    assert transport_rules(desc, "manager2") == {"outbound": {}, "inbound": {}}
+    with pytest.raises(ClusterError, match="worker1 is a worker"):
+        sup.net_loss("worker1", 10)
+    sup.net_clear()
+    assert transport_rules(cdir.load(), "manager1") == {"outbound": {}, "inbound": {}}
 
 
 def test_a_subnet_in_use_on_this_machine_is_never_chosen(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,8 @@ of every server.
 
 from __future__ import annotations
 
+from core_net import Net
+
 from raft.core.messages import (
     AppendEntries,
     AppendEntriesResponse,
@@ -19,7 +21,8 @@ from raft.core.messages import (
     Snapshot,
     SnapshotMeta,
 )
-from raft.core.persist import Step, plan
+from raft.core.persist import Step, may_leave_during_sync, plan
+from raft.core.protocol import Role
 from raft.core.types import Ready
 
 DURABLE = HardState(term=3, vote="n1", commit=5)
@@ -110,3 +113,51 @@ def test_a_vote_request_is_not_early_either() -> None:
     ask = RequestVote(4, "n1", "n2", 5, 3)
     p = plan(Ready(hard_state=HardState(4, "n1", 5), messages=[ask]), DURABLE)
     assert p.early == [] and p.late == [ask]
+
+
+# ---------------------------------------------------------------- while the fsync runs
+
+
+HEARTBEAT = AppendEntries(3, "n1", "n2", 6, 3, (), 5)
+
+
+def test_a_leaders_appends_of_a_durable_term_may_leave_during_an_fsync() -> None:
+    # Dissertation §10.2.1: AppendEntries promise nothing about the leader's disk.
+    assert may_leave_during_sync(HEARTBEAT, durable_term=3)
+    assert may_leave_during_sync(APPEND, durable_term=3)
+
+
+def test_nothing_of_a_term_not_yet_durable_leaves_during_an_fsync() -> None:
+    # §5.2: a term announced before it is on disk could be led twice after a crash.
+    assert not may_leave_during_sync(HEARTBEAT, durable_term=2)
+
+
+def test_votes_requests_and_acknowledgements_wait_for_the_fsync() -> None:
+    # §5.2, §5.3, §7: each promises durable state; a candidate's term is in the batch.
+    request = RequestVote(4, "n1", "n2", 6, 3)
+    for m in (GRANT, ACK, SNAP_ANSWER, request):
+        assert not may_leave_during_sync(m, durable_term=m.term)
+
+
+def test_take_messages_takes_the_heartbeats_made_during_a_sync_and_keeps_order() -> None:
+    net = Net(3)
+    net.elect("n1")
+    net.stabilize()
+    leader = net["n1"]
+    net.propose("n1", b"x")  # the driver of `net` syncs at once; now one batch stays open
+    leader.propose(b"y")
+    rd = leader.ready()  # carries "y": its fsync "runs" until advance below
+    assert rd.entries and leader.role is Role.LEADER
+    durable = leader.hard_state.term
+    for _ in range(leader.config.heartbeat_ticks):
+        leader.tick()
+    # A message to n3 that must wait, made before its heartbeat: it holds
+    # the heartbeat back too (order per peer); n2's heartbeat may go.
+    leader._messages.insert(0, RequestVote(durable, "n1", "n3", 0, 0))
+    taken = leader.take_messages(lambda m: may_leave_during_sync(m, durable))
+    assert [(m.dst, m.entries) for m in taken] == [("n2", ())]
+    left = leader.ready  # the rest waits for the next batch, in its order
+    leader.advance(rd)
+    rest = left().messages
+    assert [type(m).__name__ for m in rest if m.dst == "n3"] == ["RequestVote", "AppendEntries"]
+    assert not [m for m in rest if m.dst == "n2" and not m.entries]

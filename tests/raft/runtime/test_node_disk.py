@@ -8,7 +8,9 @@ In-process nodes on real TCP and a real disk; the faults come from the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -238,5 +240,85 @@ async def test_a_node_stops_promptly_while_its_disk_is_full(tmp_path: Path) -> N
             await stuck
         await c.start(leader.id)
         await eventually(lambda: holds(c, leader.id, acked), 10, "the acknowledged writes")
+    finally:
+        await c.stop_all()
+
+
+@pytest.mark.parametrize("delay", [0.1, 0.2])
+async def test_heartbeats_do_not_wait_for_a_slow_fsync(tmp_path: Path, delay: float) -> None:
+    """Every fsync 100-200 ms late (up to two thirds of the managers' election
+    timeout), under a stream of writes from 8 clients: the leader's heartbeats
+    leave while its fsync runs (§10.2.1), so its followers hear it every tick
+    or so -- never only once per fsync -- and none starts an election, not
+    even a pre-vote round."""
+    c = LocalCluster(tmp_path, tick=0.05, election_ticks=6)  # the managers' timing
+    disks: dict[NodeId, FaultyDisk] = {}
+    try:
+        for n in c.peers:
+            await c.start(n, storage=recording(disks, fsync_delay=delay))
+        leader = await c.wait_leader(10)
+        term = leader.status()["term"]
+        followers = [n for n in c.nodes.values() if n is not leader]
+        since = time.time()
+        end = time.monotonic() + 3.0
+        silence = 0.0  # the longest a follower went without hearing the leader
+
+        async def client(i: int) -> None:
+            k = 0
+            while time.monotonic() < end:
+                await leader.propose(encode_set(f"c{i}-{k}", b"v"), timeout=5.0)
+                k += 1
+
+        async def watch() -> None:
+            nonlocal silence
+            while time.monotonic() < end:
+                now = time.monotonic()
+                for f in followers:
+                    silence = max(silence, now - (f.last_heard(leader.id) or now))
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(watch(), *(client(i) for i in range(8)))
+        assert all(n.status()["term"] == term for n in c.nodes.values())
+        assert min(d.syncs for d in disks.values()) >= 3.0 / delay / 2  # the disks were slow
+        # Held behind the fsync, heartbeats would come once per fsync: `delay` apart.
+        assert silence < min(delay, 3 * 0.05), silence
+    finally:
+        await c.stop_all()
+    elections = [
+        ev
+        for n in c.peers
+        for ev in map(json.loads, (tmp_path / n / "trace.jsonl").read_text().splitlines())
+        if ev["type"] == "election" and ev["t"] > since
+    ]
+    assert elections == []
+
+
+async def test_a_leader_whose_fsync_hangs_is_still_replaced(tmp_path: Path) -> None:
+    """Heartbeats leave during a *slow* fsync only: one that has run for an
+    election timeout stops them, so a leader whose disk hangs is replaced
+    (as a full one is) instead of holding the cluster without committing."""
+    c = LocalCluster(tmp_path, tick=0.05)  # election timeout 0.5-1 s
+    disks: dict[NodeId, FaultyDisk] = {}
+    try:
+        for n in c.peers:
+            await c.start(n, storage=recording(disks))
+        old = await c.wait_leader(10)
+        term = old.status()["term"]
+        disks[old.id].fsync_delay = 0.05  # slow once: its next syncs run off the loop
+        await write_all(old, range(2), {})
+        syncs = disks[old.id].syncs
+        disks[old.id].fsync_delay = 3.0
+        hung = asyncio.create_task(old.propose(encode_set("k", b"v"), timeout=5.0))
+        await eventually(
+            lambda: any(n.is_leader and n.status()["term"] > term for n in c.nodes.values()),
+            2.5,
+            "another leader while the old one's fsync hangs",
+        )
+        disks[old.id].fsync_delay = 0.0
+        await eventually(lambda: disks[old.id].syncs > syncs, 5, "the hung fsync to end")
+        # Either outcome is Raft's: the followers had the entry (it left
+        # before the fsync, §10.2.1) and the new leader may commit it, or not.
+        with contextlib.suppress(ProposalError):
+            await hung
     finally:
         await c.stop_all()
