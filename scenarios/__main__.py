@@ -81,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.target == "jepsen":
             return _run_jepsen(args)
         scenarios = _resolve(args.target)
+        if args.simulated and args.target == "all":
+            for s in [s for s in scenarios if s.real_only]:
+                _say(f"note: {s.name} is left out: it runs on real processes only ({s.real_only})")
+            scenarios = [s for s in scenarios if not s.real_only]
         real = [s.name for s in scenarios if not (args.simulated or s.simulated_only)]
         if args.seed is not None and real:
             _say(

@@ -70,7 +70,16 @@ _CHECK_TOPICS = {
 _LEADER_FAULTS = {"kill", "pause", "partition", "isolate"}
 
 #: Topics where the quorum arithmetic is the point: their exam card has the cheat-sheet.
-_QUORUM_TOPICS = {"election", "quorum", "partition", "split", "join", "membership", "recovery"}
+_QUORUM_TOPICS = {
+    "election",
+    "quorum",
+    "partition",
+    "split",
+    "join",
+    "membership",
+    "recovery",
+    "removal",
+}
 
 
 def topics(scn: Scenario) -> list[str]:
@@ -284,6 +293,32 @@ def _steps(run: Run) -> list[dict[str, Any]]:
     ]
 
 
+#: The gRPC wrapping the store's refusals carry, as Docker's do ("rpc error: code =
+#: FailedPrecondition desc = ..."): the note quotes what comes after it.
+_RPC = re.compile(r"rpc error: code = \w+ desc = ")
+
+
+def _answers(run: Run) -> list[dict[str, Any]]:
+    """What the swarm answered each operator's command (`scenarios.steps.admin`), in
+    step order: a refusal word for word, a ``node ls`` table, who held which file."""
+    out = []
+    for number in sorted(run.answers):
+        a, s = run.answers[number], run.step(number)
+        held = None
+        if "held" in a:
+            held = []
+            for n, h in sorted(a["held"].items()):
+                u = a["used"].get(n, {"secrets": [], "configs": []})
+                holds = ", ".join(h["secrets"] + h["configs"]) or "nothing"
+                uses = ", ".join(u["secrets"] + u["configs"]) or "nothing"
+                held.append({"node": n, "holds": holds, "uses": uses})
+        said = f"{a['status']} {a['message']}" if a.get("status") else a.get("message", "")
+        out.append({"number": number, "command": s.cli or s.text, "ok": a["ok"],
+                    "said": _RPC.sub("", said),
+                    "table": a.get("table"), "held": held})  # fmt: skip
+    return out
+
+
 def _misconceptions(run: Run, checks: list[CheckResult]) -> list[dict[str, Any]]:
     """The common beliefs this run corrects, each with the evidence that does:
     a belief without evidence in the run is not mentioned (the template words them)."""
@@ -349,6 +384,7 @@ def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> 
         overrides=c.election_timeout_overrides,
         description=scn.description,
         steps=_steps(run),
+        answers=_answers(run),
         happened=happened,
         quorum_rows=run.quorum_rows,
         joins=_joins(run) if run.joined and run.model is not None else [],

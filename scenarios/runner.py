@@ -81,6 +81,8 @@ def run_scenario(
         module = importlib.import_module(f"scenarios.{scn.directed}")
         kwargs = {"unsafe_commit_rule": True} if unsafe_commit_rule else {}
         return module.run(scn, out_root, seed=seed, progress=progress, **kwargs)
+    if simulated and scn.real_only:
+        raise ScenarioError(f"{scn.name} runs on real processes only: {scn.real_only}")
     simulated = simulated or scn.simulated_only
     out = out_root / scn.name
     if out.exists():
@@ -336,6 +338,9 @@ class _Player:
 
     def record_quorum_row(self, row: dict[str, Any]) -> None:
         self.run.quorum_rows.append(row)
+
+    def record_answer(self, step: int, answer: dict[str, Any]) -> None:
+        self.run.answers[step] = answer
 
     def say(self, message: str) -> None:
         self.progress(f"[{self.run.scenario.name}]     {message}")

@@ -270,6 +270,10 @@ class Manager:
         """Which task holds which secret files -- names only, never the data."""
         return self.agent.mounted_secrets()
 
+    def files_held(self) -> dict[str, dict[str, list[str]]]:
+        """This manager's own agent: the secret and config files its tasks hold (names)."""
+        return self.agent.files_held()
+
     @property
     def locked(self) -> bool:
         """Autolock: locked until ``swarm unlock`` (`keyring.KeyRing`)."""

@@ -46,6 +46,8 @@ class ManagerAgent:
         self.keyring = keyring
         #: Secrets of running tasks, decrypted into memory only (never a disk).
         self._mounted: dict[str, dict[str, bytes]] = {}
+        #: Configs of running tasks: plain data, as Swarm mounts a config.
+        self._configs: dict[str, dict[str, bytes]] = {}
 
     @property
     def name(self) -> str:
@@ -116,6 +118,25 @@ class ManagerAgent:
                         self.keyring.data_key(), secret_id, sealed
                     )
             self._mounted[task_id] = files
+        self._mount_configs(mine)
+
+    def _mount_configs(self, mine: dict[str, dict[str, Any]]) -> None:
+        """The configs of this node's running tasks, read from the replica (plain)."""
+        for task_id in list(self._configs):
+            if task_id not in mine:
+                del self._configs[task_id]
+        for task_id, t in mine.items():
+            if task_id not in self._configs:
+                files: dict[str, bytes] = {}
+                for config_id, target in agent.wants_configs(t):
+                    with contextlib.suppress(Exception):
+                        files[target] = self.store.get("config", config_id)["Spec"]["Data"]
+                self._configs[task_id] = files
+
+    def files_held(self) -> dict[str, dict[str, list[str]]]:
+        """``{"Secrets": {task: [file names]}, "Configs": {...}}``: names, never data."""
+        configs = {task: sorted(files) for task, files in self._configs.items()}
+        return {"Secrets": self.mounted_secrets(), "Configs": configs}
 
     def mounted_secrets(self) -> dict[str, list[str]]:
         """Which task holds which secret files -- names only, never the data."""

@@ -13,6 +13,8 @@ on the simulator) passes with ``skipped`` set and says why.
 * `scenarios.checks.membership` -- joins, voters, quorum sizes.
 * `scenarios.checks.cluster`    -- asking the live cluster, the data
   directories, and the history's linearizability.
+* `scenarios.checks.admin`      -- the operator's answers (refused, accepted,
+  ``node ls``), which files each node holds, a secret's plaintext anywhere.
 
 May import: `scenarios.steps`, `scenarios.linearizability`, `viz`.
 """
@@ -22,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from scenarios.checks import cluster, membership, trace
+from scenarios.checks import admin, cluster, membership, trace
 from scenarios.checks.membership import _conf_at, conf_changes, join_phases
 from scenarios.checks.run import CheckResult, Run, StepRecord
 from scenarios.steps import NotApplicable
@@ -66,6 +68,13 @@ CHECKS: dict[type[ex.Expectation], Check] = {
     ex.WinnerMostUpToDate: trace.winner_most_up_to_date,
     ex.VoterWithin: membership.voter_within,
     ex.QuorumSize: membership.quorum_size,
+    ex.Refused: admin.refused,
+    ex.Accepted: admin.accepted,
+    ex.ManagerStatus: admin.manager_status,
+    ex.NodesReady: admin.nodes_ready,
+    ex.FilesOnlyWhereUsed: admin.files_only_where_used,
+    ex.SecretAbsentFromApi: admin.secret_absent_from_api,
+    ex.SecretAbsentEverywhere: admin.secret_absent_everywhere,
 }
 
 #: Checks that ask the running cluster (evaluated before it stops).
@@ -76,10 +85,14 @@ LIVE: frozenset[type[ex.Expectation]] = frozenset(
         ex.TasksPlacedExactlyOnce,
         ex.TasksOffNode,
         ex.NoNewTasksOn,
+        ex.NodesReady,
+        ex.SecretAbsentFromApi,
     }
 )
 #: Checks that read the data directories after the managers stopped.
-ON_DISK: frozenset[type[ex.Expectation]] = frozenset({ex.SecretPlaintextAbsent})
+ON_DISK: frozenset[type[ex.Expectation]] = frozenset(
+    {ex.SecretPlaintextAbsent, ex.SecretAbsentEverywhere}
+)
 
 
 def evaluate(run: Run, e: ex.Expectation) -> CheckResult:

@@ -30,6 +30,9 @@ REAL = [
     "disaster-recovery",
     "join",
     "autolock",
+    "secret-delivery",
+    "demote-and-remove",
+    "join-token-rotation",
 ]
 
 

@@ -93,6 +93,7 @@ class Recorder:
         "transfer_leadership": "manager2",
         "join": "manager4",
         "measure_tolerance": (1, "simulated"),
+        "files_held": {},
         "leader": "manager1",
         "now": 0.0,
     }
@@ -103,7 +104,9 @@ class Recorder:
     def __getattr__(self, name: str) -> Any:
         def call(*args: Any) -> Any:
             self.calls.append(name)
-            return self.ANSWERS.get(name, [] if name in ("nodes", "services", "tasks") else None)
+            return self.ANSWERS.get(
+                name, [] if name in ("nodes", "services", "tasks", "node_ls") else None
+            )
 
         return call
 
@@ -146,11 +149,11 @@ def test_the_runner_offers_every_stage_member() -> None:
 
 
 def test_every_action_class_is_registered() -> None:
-    from scenarios.steps import actions, swarm
+    from scenarios.steps import actions, admin, swarm
 
     defined = {
         cls
-        for module in (actions, swarm)
+        for module in (actions, swarm, admin)
         for cls in vars(module).values()
         if isinstance(cls, type) and issubclass(cls, Action) and "action" in vars(cls)
     }
