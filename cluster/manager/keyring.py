@@ -253,14 +253,18 @@ class KeyRing:
         if entry is None or cluster is None:
             return
         _, kek_id = crypto.wrapped_key_ids(entry["Wrapped"])
+        if self._kek is None and self.kek_file.exists():
+            # Read the KEK now, not when first needed: once autolock rewraps the
+            # DEK under a KEK from the unlock key, the file's KEK opens nothing,
+            # and a follower that never unwrapped the DEK before could not seal
+            # or deliver a secret when it leads (nor rotate the unlock key).
+            self._kek = self._load_kek()
         if self._dek is None and self._kek is not None and self._kek.key_id == kek_id:
             with contextlib.suppress(crypto.DecryptionError):
                 self._dek = crypto.unwrap_dek(entry["Wrapped"], self._kek)
         autolock = cluster["Spec"].get("EncryptionConfig", {}).get("AutoLockManagers", False)
         try:
             if autolock:
-                if self._kek is None and self.kek_file.exists():
-                    self._kek = self._load_kek()
                 node_keys.write_private(self.fingerprint_file, kek_id.encode())
                 self.kek_file.unlink(missing_ok=True)
             elif self._kek is not None and self._kek.key_id == kek_id:
