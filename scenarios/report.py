@@ -165,6 +165,7 @@ def draw_figures(out: Path, run: Run) -> list[Path]:
             for r in run.quorum_rows
         ]
         paths += save(quorum_table_figure(rows), out / "quorum-table")
+    paths += _files_held_figure(out, run)
     if len(run.placements) >= 2:
         # Which node runs which task, before the first drain and at the end.
         before, after = run.placements[0], run.placements[-1]
@@ -172,6 +173,35 @@ def draw_figures(out: Path, run: Run) -> list[Path]:
         title = f"Task placement before the drain and at the end ({moved} tasks moved)"
         paths += save(placement_figure(before, after, title), out / "placement")
     return paths
+
+
+def _files_held_figure(out: Path, run: Run) -> list[Path]:
+    """``files.png``: who held which secret and config at each ``files_held`` step,
+    titled with what the first snapshot shows of the first secret."""
+    from viz.figures import save
+    from viz.figures.files_held import FilesSnapshot, files_held_figure
+
+    def label(n: int) -> str:
+        done = [s for s in run.steps[: n - 1] if s.cli and s.action not in ("wait", "files_held")]
+        after = done[-1].cli.removeprefix("python -m cluster ") if done else "the start"
+        return f"step {n}, after: {after}"
+
+    snaps = [
+        FilesSnapshot(label(n), a["held"], a["used"])
+        for n, a in sorted(run.answers.items())
+        if "held" in a
+    ]
+    if not snaps:
+        return []
+    first = snaps[0]
+    secrets = sorted({f for h in first.held.values() for f in h["secrets"]})
+    if secrets:
+        holders = [n for n, h in first.held.items() if secrets[0] in h["secrets"]]
+        title = (f"{secrets[0]} reached {len(holders)} of {len(first.held)} nodes: "
+                 f"those running a task that uses it")  # fmt: skip
+    else:
+        title = "No node held a secret"
+    return save(files_held_figure(snaps, title), out / "files")
 
 
 def write_result(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> None:

@@ -158,7 +158,7 @@ def _admin_service_update(n: str, fields: dict[str, object]) -> Equivalent:
 def _admin_files_held(n: str, fields: dict[str, object]) -> Equivalent:
     return Equivalent(
         ("service", "ps", "--no-trunc"),
-        "docker service ps; on each node: ls /run/secrets (tmpfs) and the config files",
+        "docker service ps (then on each node: ls /run/secrets, a tmpfs, and the config files)",
     )
 
 

@@ -94,6 +94,14 @@ class KeyRing:
         """With autolock: the KEK's public ID (a hash), to check an unlock key against."""
         return self.settings.data_dir / "keys" / "kek.fingerprint"
 
+    def unlock_key_id(self) -> str | None:
+        """The public ID of the KEK a restart would ask the unlock key for (None
+        without autolock): what ``kek.fingerprint`` holds."""
+        try:
+            return self.fingerprint_file.read_text().strip() or None
+        except OSError:
+            return None
+
     @property
     def autolock_in_force(self) -> bool:
         """Whether a restart would come back locked (no KEK file here)."""
@@ -253,15 +261,7 @@ class KeyRing:
         if entry is None or cluster is None:
             return
         _, kek_id = crypto.wrapped_key_ids(entry["Wrapped"])
-        if self._kek is None and self.kek_file.exists():
-            # Read the KEK now, not when first needed: once autolock rewraps the
-            # DEK under a KEK from the unlock key, the file's KEK opens nothing,
-            # and a follower that never unwrapped the DEK before could not seal
-            # or deliver a secret when it leads (nor rotate the unlock key).
-            self._kek = self._load_kek()
-        if self._dek is None and self._kek is not None and self._kek.key_id == kek_id:
-            with contextlib.suppress(crypto.DecryptionError):
-                self._dek = crypto.unwrap_dek(entry["Wrapped"], self._kek)
+        self.keep_dek()
         autolock = cluster["Spec"].get("EncryptionConfig", {}).get("AutoLockManagers", False)
         try:
             if autolock:
@@ -273,6 +273,28 @@ class KeyRing:
             self._follow_node_key(autolock, entry["Wrapped"])
         except OSError as e:
             logger.error("%s: cannot update the key files: %s", self.name, e)
+
+    def keep_dek(self) -> None:
+        """Unwrap the DEK into memory now if the KEK we hold opens the current wrapping.
+
+        Called on every duty tick and, through `StoreMachine`'s hook, just before
+        a new wrapping is applied: once autolock (or a rotation) rewraps the DEK
+        under a KEK from an unlock key, the KEK file opens nothing any more, and
+        a follower that had not unwrapped the DEK before could not seal, deliver
+        or rotate anything when it leads ("cannot unwrap the data key").
+        """
+        if self._dek is not None:
+            return
+        entry = self.store.active_data_key()
+        if entry is None:
+            return
+        if self._kek is None and self.kek_file.exists():
+            with contextlib.suppress(OSError, ValueError, UnavailableError):
+                self._kek = self._load_kek()
+        _, kek_id = crypto.wrapped_key_ids(entry["Wrapped"])
+        if self._kek is not None and self._kek.key_id == kek_id:
+            with contextlib.suppress(crypto.DecryptionError):
+                self._dek = crypto.unwrap_dek(entry["Wrapped"], self._kek)
 
     # ------------------------------------------------------------ the node's TLS key
 

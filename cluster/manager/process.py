@@ -122,7 +122,12 @@ class Manager:
                 trailing_entries=min(500, s.snapshot_entries // 2),
                 tls=None if s.tls is None else TLSFiles.from_config(s.tls),
             ),
-            BenchEntries(SessionStateMachine(StoreMachine(self._store), window=16)),
+            BenchEntries(
+                SessionStateMachine(
+                    StoreMachine(self._store, before_new_key=lambda: self.keyring.keep_dek()),
+                    window=16,
+                )
+            ),
         )
         # A node down for this long has its tasks replaced elsewhere: long
         # enough to ride out a restart, short enough to watch it happen.

@@ -52,6 +52,8 @@ class AdminOperator:
     _api: Any
     sup: Any
     cdir: Any
+    raft_status: Any
+    running: Any
 
     def node_rm(self, node: str, force: bool) -> None:
         """``docker node rm [--force]``: the store refuses a manager and a node that is up."""
@@ -112,10 +114,20 @@ class AdminOperator:
         previous = getattr(self, "_unlock_key", None)
         if previous is None:
             raise ClusterError("no unlock key yet (lock the swarm first)")
+        before = {st.get("unlock_key_id") for st in self.raft_status().values()}
         key = self._swarm_update("rotateManagerUnlockKey=true").get("UnlockKey")
         if not key or key == previous:
             raise ClusterError("swarm unlock-key --rotate returned no new key")
         self._previous_unlock_key, self._unlock_key = previous, key
+        # Each manager takes the new key when it follows the keyring (a duty tick
+        # after it applied the rotation): one restarted before that still wants the
+        # old key, as Docker warns.  Wait until every running manager has it.
+        for _ in attempts(10.0, every=0.05):
+            st = self.raft_status()
+            ids = {s.get("unlock_key_id") for s in st.values()}
+            if len(st) == len(self.running()) and len(ids) == 1 and not ids & before:
+                return
+        raise ClusterError("the rotated unlock key did not reach every manager within 10 s")
 
     def probe_api(self, node: str, path: str) -> int:
         """``GET path`` on ``node`` itself (no other manager): its HTTP status."""

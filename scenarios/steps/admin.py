@@ -203,6 +203,9 @@ class UpdateSecret(Action):
     name: str
     data: str
 
+    def describe(self) -> str:
+        return f"{self.action} name={self.name} data=<{len(self.data)} bytes, not shown>"
+
     def apply(self, stage: Stage) -> str | None:
         # The plaintext must be searched for too: it must not land anywhere.
         stage.record_named(f"{self.name}:update", self.data)

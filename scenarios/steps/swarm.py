@@ -161,6 +161,11 @@ class CreateSecret(Action):
     name: str
     data: str
 
+    def describe(self) -> str:
+        # The step's words reach the progress lines, the note and the replay:
+        # a secret's plaintext must not (only how long it is).
+        return f"{self.action} name={self.name} data=<{len(self.data)} bytes, not shown>"
+
     def apply(self, stage: Stage) -> str | None:
         stage.driver.create_secret(self.name, self.data)
         stage.record_named(self.name, self.data)

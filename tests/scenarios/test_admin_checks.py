@@ -119,3 +119,12 @@ def test_secret_absent_everywhere_finds_plaintext_in_any_file_of_the_cluster(
     (tmp_path / "worker1" / "worker.log").write_text("oops aHVudGVyMg== logged\n")  # base64
     result = check(run, e)
     assert not result.passed and "worker1/worker.log" in result.detail
+
+
+def test_a_secrets_plaintext_is_not_in_the_words_of_its_steps() -> None:
+    scn = parse(
+        'name = "t"\n[[step]]\naction = "create_secret"\nname = "pw"\ndata = "hunter2"\n'
+        '[[step]]\naction = "update_secret"\nname = "pw"\ndata = "hunter3"\n'
+    )
+    for step in scn.steps:
+        assert "hunter" not in step.describe() and "pw" in step.describe()
