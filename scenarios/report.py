@@ -146,6 +146,10 @@ def collect_metrics(run: Run) -> None:
     met.setdefault("votes_refused", len(refused))
     if run.quorum_rows:
         met["quorum_table"] = run.quorum_rows
+    answered = [a for a in run.answers.values() if "table" not in a and "held" not in a]
+    if answered:
+        met["commands_answered"] = len(answered)
+        met["commands_refused"] = sum(not a["ok"] for a in answered)
 
 
 def draw_figures(out: Path, run: Run) -> list[Path]:
@@ -573,6 +577,9 @@ def key_metric(met: dict[str, Any]) -> str:
         return "tolerance " + ", ".join(
             f"N={r['managers']}:{r['measured_tolerance']}" for r in met["quorum_table"]
         )
+    if met.get("commands_refused"):
+        return (f"{met['commands_refused']} of {met['commands_answered']} operator commands "
+                "refused by the swarm")  # fmt: skip
     if met.get("votes_refused"):
         return f"{met['votes_refused']} votes refused"
     if "secret_hits" in met:
