@@ -79,6 +79,7 @@ _QUORUM_TOPICS = {
     "membership",
     "recovery",
     "removal",
+    "autolock",
 }
 
 
