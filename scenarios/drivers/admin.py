@@ -54,6 +54,7 @@ class AdminOperator:
     cdir: Any
     raft_status: Any
     running: Any
+    _operate: Any
 
     def node_rm(self, node: str, force: bool) -> None:
         """``docker node rm [--force]``: the store refuses a manager and a node that is up."""
@@ -64,7 +65,12 @@ class AdminOperator:
         """``docker node ls`` as the leader's store says it (MANAGER STATUS is what the
         leader last saw of each manager), with the ROLE column of ``python -m cluster
         node ls`` (``locked``, ``learner``, ...) from each process's own status."""
-        nodes = self._api("GET", "/nodes")
+        nodes: list[dict[str, Any]] = []
+
+        def read() -> None:
+            nodes[:] = self._api("GET", "/nodes")
+
+        self._operate(read)  # a user retries `node ls` through an election, bounded
         roles = {n["name"]: n["role"] for n in collect(self.sup, self.cdir.load())["nodes"]}
         rows = []
         for n in sorted(nodes, key=lambda n: n["Description"]["Hostname"]):
