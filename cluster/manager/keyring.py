@@ -121,6 +121,10 @@ class KeyRing:
         self.locked = True
         self._unlocked.clear()
         logger.warning("%s: swarm is locked; waiting for the unlock key", self.name)
+        # The trace says so at once (the node, not started, flushes nothing yet):
+        # figures show the manager locked -- out of Raft -- until its ``start`` line.
+        self.node.trace.emit("locked", reason="autolock")
+        self.node.trace.flush_now()
 
     def accept_unlock_key(self, unlock_key: str) -> None:
         """Check a key against the stored fingerprint (never the key) and keep it."""
