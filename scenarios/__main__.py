@@ -66,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         help="figure-8 only: TEACHING DEMO with a planted bug "
         "(commit by counting old-term replicas)",
     )
+    r.add_argument(
+        "--netns",
+        action="store_true",
+        help="root: real processes in netns mode (partitions drop packets in the kernel)",
+    )
     r.add_argument("--duration", type=float, default=30.0, help="jepsen: seconds of load")
     r.add_argument("--clients", type=int, default=5, help="jepsen: concurrent clients")
     args = p.parse_args(argv)
@@ -80,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.target == "jepsen":
             return _run_jepsen(args)
+        if args.netns and args.simulated:
+            raise ScenarioError("--netns runs real processes; it does not go with --simulated")
         scenarios = _resolve(args.target)
         if args.simulated and args.target == "all":
             for s in [s for s in scenarios if s.real_only]:
@@ -107,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                     keep=args.keep,
                     progress=_say,
                     unsafe_commit_rule=args.unsafe_commit_rule,
+                    netns=args.netns,
                 )
             )
         if args.target == "all":
@@ -136,7 +144,9 @@ def _run_jepsen(args: argparse.Namespace) -> int:
     if args.duration <= 0 or args.clients < 1:
         raise ScenarioError("jepsen needs --duration > 0 and --clients >= 1")
     seed = 1 if args.seed is None else args.seed
-    settings = Settings(duration=args.duration, clients=args.clients, seed=seed, keep=args.keep)
+    settings = Settings(
+        duration=args.duration, clients=args.clients, seed=seed, keep=args.keep, netns=args.netns
+    )
     return 0 if run_jepsen(settings, args.out, progress=_say).passed else 1
 
 

@@ -209,6 +209,14 @@ def _files_held_figure(out: Path, run: Run) -> list[Path]:
     return save(files_held_figure(snaps, title), out / "files")
 
 
+#: How each network mode is named in the note's opening line.
+_NETWORKS = {
+    "transport": "real processes (partitions: the managers' transport drops messages)",
+    "netns": "real processes, each in its own network namespace "
+    "(partitions: the kernel drops packets, nftables)",
+}
+
+
 def write_result(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> None:
     result = {
         "scenario": run.scenario.name,
@@ -406,6 +414,7 @@ def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> 
         name=scn.name,
         passed=passed,
         simulated=run.mode == "simulated",
+        network=_NETWORKS.get(run.metrics.get("network", ""), "real processes"),
         seed=run.seed,
         managers=c.managers,
         quorum=majority(c.managers),

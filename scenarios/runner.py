@@ -59,10 +59,12 @@ class Outcome:
     checks: list[CheckResult]
 
 
-def _driver(scn: Scenario, simulated: bool, seed: int, cluster_dir: Path) -> Driver:
+def _driver(
+    scn: Scenario, simulated: bool, seed: int, cluster_dir: Path, netns: bool = False
+) -> Driver:
     if simulated:
         return SimDriver(scn.cluster, seed)
-    return RealDriver(scn.cluster, cluster_dir)
+    return RealDriver(scn.cluster, cluster_dir, netns=netns)
 
 
 def run_scenario(
@@ -74,7 +76,10 @@ def run_scenario(
     keep: bool = False,
     progress: Progress = lambda _: None,
     unsafe_commit_rule: bool = False,
+    netns: bool = False,
 ) -> Outcome:
+    """Run ``scn`` (``netns``: real processes in netns mode, partitions in the kernel;
+    a scenario that runs on the simulator only ignores it)."""
     if unsafe_commit_rule and scn.directed != "figure8":
         raise ScenarioError("--unsafe-commit-rule is a teaching demo of figure-8 only")
     if scn.directed:  # a schedule in code, on the simulator: scenarios/<directed>.py
@@ -84,6 +89,7 @@ def run_scenario(
     if simulated and scn.real_only:
         raise ScenarioError(f"{scn.name} runs on real processes only: {scn.real_only}")
     simulated = simulated or scn.simulated_only
+    netns = netns and not simulated
     out = out_root / scn.name
     if out.exists():
         shutil.rmtree(out)
@@ -94,7 +100,7 @@ def run_scenario(
     else:
         cluster_dir.rmdir()  # the supervisor creates it; we only wanted a unique name
     wall0 = time.monotonic()
-    driver = _driver(scn, simulated, seed, cluster_dir)
+    driver = _driver(scn, simulated, seed, cluster_dir, netns)
     run = Run(
         scenario=scn,
         mode=driver.mode,
@@ -106,7 +112,7 @@ def run_scenario(
     live: list[CheckResult] = []
     t_start = None
     try:
-        what = "simulated" if simulated else "real"
+        what = "simulated" if simulated else ("real netns" if netns else "real")
         progress(f"[{scn.name}] starting {scn.cluster.managers} {what} managers")
         driver.start()
         t_start = driver.now()
@@ -143,6 +149,7 @@ def run_scenario(
             shutil.rmtree(cluster_dir, ignore_errors=True)
     duration = time.monotonic() - wall0
     run.metrics["duration_s"] = round(duration, 2)
+    run.metrics["network"] = driver.network
     if t_start is not None and run.model is not None:
         run.metrics["scenario_time_s"] = round(run.model.end, 2)
     passed = all(c.passed for c in checks)

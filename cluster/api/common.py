@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiohttp
@@ -21,8 +21,10 @@ import orjson
 from aiohttp import web
 
 from cluster.api.backend import Backend, UnavailableError
+from cluster.control import agent
 from cluster.state import objects as o
 from cluster.state.errors import NotFound
+from cluster.state.store import Result
 
 T = TypeVar("T")
 
@@ -269,6 +271,50 @@ async def lookup_fresh(request: web.Request, kind: str, ref: str) -> o.Obj:
 _TASK_REPORT_FIELDS = {"State": str, "Message": str, "Err": str}
 
 
+#: Reports one ``POST /tasks/status`` may carry (an agent sends `agent.REPORTS_PER_ENTRY`).
+MAX_TASK_REPORTS = 2_000
+
+
+def task_reports(body: dict[str, Any]) -> list[agent.Report]:
+    """``{"Reports": [{ID, State, Message?, Err?}, ...]}`` -> the reports; 400 on a bad one."""
+    if set(body) != {"Reports"}:
+        raise ApiError(400, 'expected {"Reports": [...]} and nothing else')
+    body = body["Reports"]
+    if not isinstance(body, list) or not body:
+        raise ApiError(400, "Reports must be a non-empty list of task reports")
+    if len(body) > MAX_TASK_REPORTS:
+        raise ApiError(400, f"at most {MAX_TASK_REPORTS} task reports per request")
+    out = []
+    for item in body:
+        if not isinstance(item, dict) or not isinstance(item.get("ID"), str):
+            raise ApiError(400, "each task report is an object with a string 'ID'")
+        state, message, err = task_report({k: v for k, v in item.items() if k != "ID"})
+        out.append(agent.Report(item["ID"], state, message or "", err or ""))
+    return out
+
+
+async def write_reports(
+    write: Callable[[bytes], Awaitable[Result]], reports: list[agent.Report], now: float
+) -> list[str | None]:
+    """Commit a round of task reports: one entry for all, else one entry each.
+
+    The batch is all or none, so one report the store refuses (its task was
+    removed, or already moved past that state) would take the others down
+    with it: then each is written on its own.  Answers each report's error
+    (None: applied).
+    """
+    result = await write(agent.report_command(reports, now))
+    if result.ok:
+        return [None] * len(reports)
+    if len(reports) == 1:
+        return [str(result.error)]
+    errors: list[str | None] = []
+    for command in agent.report_commands(reports, now):
+        single = await write(command)
+        errors.append(None if single.ok else str(single.error))
+    return errors
+
+
 def task_report(body: dict[str, Any]) -> tuple[str, str | None, str | None]:
     """An agent's task report ``{State, Message?, Err?}`` -> (state, message, err); 400 else.
 
@@ -307,6 +353,8 @@ __all__ = [
     "reply",
     "request_id_of",
     "task_report",
+    "task_reports",
     "wants_local_read",
     "write",
+    "write_reports",
 ]

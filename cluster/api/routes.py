@@ -36,7 +36,9 @@ from cluster.api.common import (
     read_json,
     reply,
     task_report,
+    task_reports,
     write,
+    write_reports,
 )
 from cluster.api.schema import (
     common_match,
@@ -373,6 +375,25 @@ async def report_task(request: web.Request) -> web.Response:
     task = await lookup_fresh(request, o.TASK, _ref(request))
     cmd = _build(c.update_task, task["ID"], time.time(), state=state, message=message, err=err)
     return reply(await write(request, cmd))
+
+
+@routes.post("/tasks/status")
+async def report_tasks(request: web.Request) -> web.Response:
+    """A round of an agent's reports, ``{"Reports": [{ID, State, Message?, Err?}]}``, one entry.
+
+    How a manager's agent reports on a follower (the leader writes its own):
+    one write per round instead of one per task.  Task IDs are exact (agents
+    know them).  Answers ``{"Errors": [...]}``, one per report, null when applied.
+    """
+    body = await read_json(request)
+    assert body is not None
+    reports = task_reports(body)
+    backend = backend_of(request)
+
+    async def commit(command: bytes) -> Any:
+        return await bounded(backend, "write", backend.write(command))
+
+    return reply({"Errors": await write_reports(commit, reports, time.time())})
 
 
 # -- secrets and configs -------------------------------------------------------

@@ -52,8 +52,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from cluster.api.backend import BackendError, NotLeaderError
 from cluster.api.common import (
@@ -79,7 +77,7 @@ from cluster.control.dispatcher import (
 )
 from cluster.security import crypto
 from cluster.security.expiry import expiry_of
-from cluster.security.pki import MANAGER_ROLE, WORKER_ROLE
+from cluster.security.roles import MANAGER_ROLE, WORKER_ROLE
 from cluster.state import commands as c
 from cluster.state import objects as o
 from cluster.state.errors import NotFound, StoreError
@@ -280,7 +278,7 @@ async def _join(
         cert = ca.sign_csr(csr.encode(), subject, _ROLES[role], backend.cluster_id, hostname)
     except ValueError as e:
         raise ApiError(400, f"bad signing request: {e}") from None
-    cert_pem = cert.public_bytes(Encoding.PEM).decode()
+    cert_pem = _pem(cert)
     description: dict[str, Any] = {
         "TLSInfo": {
             "TrustRoot": backend.root_ca_pem().decode(),
@@ -313,6 +311,13 @@ async def _join(
     )
 
 
+def _pem(cert: Any) -> str:
+    """A signed certificate as PEM text (``cryptography`` is loaded by then: it signed it)."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return str(cert.public_bytes(Encoding.PEM).decode())
+
+
 # -- renewal ---------------------------------------------------------------------
 
 
@@ -324,6 +329,8 @@ async def renew(request: web.Request) -> web.Response:
     der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
     if not der:
         raise ApiError(401, "renewal needs the certificate being renewed")
+    from cryptography import x509
+
     current = x509.load_der_x509_certificate(der)
     who = identity_of(current)
     if who.cluster_id != backend.cluster_id:
@@ -361,7 +368,7 @@ async def renew(request: web.Request) -> web.Response:
     log.info("%s: renewed the certificate of %s", backend.name, who.node_id)
     return reply(
         {
-            "Certificate": cert.public_bytes(Encoding.PEM).decode() + chain.decode(),
+            "Certificate": _pem(cert) + chain.decode(),
             "CACertificate": backend.trust_bundle_pem().decode(),
         }
     )

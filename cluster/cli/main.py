@@ -71,6 +71,7 @@ def cmd_up(ctx: Context) -> int:
         progress=ctx.say,
         workers=a.workers,
         autolock=a.autolock,
+        netns=a.netns,
     )
     if ctx.sup.unlock_key:
         _show_unlock_key(ctx.sup.unlock_key)
@@ -150,6 +151,9 @@ def cmd_fault(ctx: Context) -> int:
     elif a.cmd == "unpause":
         m = sup.unpause(a.node)
         ctx.say(f"resumed {m.name} (SIGCONT)")
+    elif a.cmd == "partition" and a.oneway:
+        src, dst = sup.partition([g.split(",") for g in a.groups], oneway=True)
+        ctx.say(f"cut one way: {','.join(src)} -> {','.join(dst)} (the other way still flows)")
     elif a.cmd == "partition":
         groups = sup.partition([g.split(",") for g in a.groups])
         ctx.say("partitioned: " + " | ".join(",".join(g) for g in groups))
@@ -159,6 +163,26 @@ def cmd_fault(ctx: Context) -> int:
     elif a.cmd == "heal":
         sup.heal()
         ctx.say("healed: every network cut removed")
+    return 0
+
+
+def cmd_net(ctx: Context) -> int:
+    """``net loss|delay|clear``: packet loss and delay in netns mode."""
+    a = ctx.args
+    if a.net_cmd == "loss":
+        m = ctx.sup.net_loss(a.node, a.percent)
+        ctx.say(f"{m.name}: {a.percent}% of its packets to and from other nodes dropped (nftables)")
+    elif a.net_cmd == "delay":
+        m, via = ctx.sup.net_delay(a.node, a.ms)
+        how = (
+            "its outgoing packets, by netem"
+            if via == "netem"
+            else "its outgoing Raft messages, by its transport (this kernel has no netem)"
+        )
+        ctx.say(f"{m.name}: {a.ms} ms delay on {how}")
+    else:
+        ctx.sup.net_clear()
+        ctx.say("cleared: no loss, no delay (cuts stay until heal)")
     return 0
 
 
@@ -509,6 +533,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--web-port", type=_port, help="port of the live web view (foreground; default: any free)"
     )
+    up.add_argument(
+        "--netns",
+        action="store_true",
+        help="new cluster, root only: each node in its own network namespace; "
+        "faults drop packets in the kernel (docs/cli.md)",
+    )
     up.set_defaults(func=cmd_up)
 
     down = sub.add_parser("down", help="stop every process of the cluster")
@@ -539,9 +569,25 @@ def build_parser() -> argparse.ArgumentParser:
         f.set_defaults(func=cmd_fault)
     part = sub.add_parser("partition", help="cut the network between groups")
     part.add_argument("groups", nargs="+", metavar="GROUP", help="comma-separated node names")
+    part.add_argument(
+        "--oneway",
+        action="store_true",
+        help="two groups FROM TO: cut only FROM's traffic to TO (TO still reaches FROM)",
+    )
     part.set_defaults(func=cmd_fault)
     heal = sub.add_parser("heal", help="remove every network cut")
     heal.set_defaults(func=cmd_fault)
+
+    net = sub.add_parser("net", help="netns mode: packet loss and delay")
+    nsub = net.add_subparsers(dest="net_cmd", metavar="COMMAND", required=True)
+    loss = nsub.add_parser("loss", help="drop PCT%% of a node's packets, at random (nftables)")
+    loss.add_argument("node", help="name, ID prefix, or 'leader'")
+    loss.add_argument("percent", type=_count(0), metavar="PCT", help="0-100 (0 removes it)")
+    delay = nsub.add_parser("delay", help="delay a node's outgoing packets (netem or transport)")
+    delay.add_argument("node", help="name, ID prefix, or 'leader'")
+    delay.add_argument("ms", type=_count(0), metavar="MS", help="milliseconds (0 removes it)")
+    nsub.add_parser("clear", help="remove every loss and delay")
+    net.set_defaults(func=cmd_net)
 
     tl = sub.add_parser("transfer-leadership", help="hand leadership to another manager")
     tl.add_argument("node", nargs="?", help="target (default: the most up-to-date follower)")

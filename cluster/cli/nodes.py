@@ -18,7 +18,7 @@ from cluster.cli.format import Obj, key_values, pretty, print_json, print_table
 from cluster.client.http import ApiError, Unreachable
 from cluster.client.wait import attempts
 from cluster.local.layout import ClusterError
-from cluster.local.status import collect, reachability
+from cluster.local.status import collect, describe_network, reachability
 
 ENGINE_VERSION = "swarmraft-0.1"
 
@@ -228,6 +228,8 @@ def cmd_status(ctx: Any) -> int:
         ]
         if st["partition"]:
             parts.append("partition: " + " | ".join(",".join(g) for g in st["partition"]))
+        if net := describe_network(st.get("network")):
+            parts.append(net)
         full = [n["name"] for n in st["nodes"] if n.get("disk") == "full"]
         if full:  # they neither vote nor acknowledge: no quorum counts on them
             parts.append("disk full: " + ",".join(full))

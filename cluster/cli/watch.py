@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.local.layout import ClusterDir, Description
-from cluster.local.status import collect, reachability
+from cluster.local.status import collect, describe_network, reachability
 from cluster.local.supervisor import Supervisor
 
 __all__ = ["Event", "TraceTail", "describe", "plain_snapshot", "watch"]
@@ -195,6 +195,8 @@ def headline(st: dict[str, Any]) -> str:
     )
     if st.get("partition"):
         line += "   partition: " + " | ".join(",".join(g) for g in st["partition"])
+    if net := describe_network(st.get("network")):
+        line += "   " + net
     return line
 
 

@@ -65,7 +65,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
-from cluster.control import scheduler, updater
+from cluster.control import reaper, scheduler, updater
 from cluster.state import commands as c
 from cluster.state import objects as o
 from cluster.state.changes import Change
@@ -198,6 +198,9 @@ class ControlLoop:
                 history = [t for t in owned if updater.slot_key(t) == updater.slot_key(task)]
                 work.shut_down(task, *_end_if_unassigned(task, "replaced by update"))
                 work.create(service, updater.slot_key(task), history)
+        for service_id, command in reaper.reap(store, owned_by, present, work.touched_slots):
+            work.commands.append(command)
+            work.revisit.add(service_id)  # should the removal be lost, look again
         waiting = [t for state in scheduler.UNASSIGNED_STATES for t in store.tasks(state=state)]
         spread = scheduler.Spread.of_store(store, nodes.values())
         work.commands.extend(
@@ -219,6 +222,7 @@ class ControlLoop:
             wanted: list[int | str] = sorted(n for n in nodes if scheduler.available(nodes[n]))
         else:
             wanted = list(range(1, o.replicas(spec) + 1))
+        wanted_keys = set(wanted)  # membership in O(1): a list made this O(replicas²)
         for key in sorted(slots, key=lambda k: str(k).zfill(25)):
             live = []
             for task in sorted(slots[key], key=lambda t: t["ID"]):
@@ -229,7 +233,7 @@ class ControlLoop:
                 reason = self._evict(work, task, nodes)
                 if reason is not None:
                     work.shut_down(task, *reason)
-                elif key not in wanted and not o.is_global(spec):
+                elif key not in wanted_keys and not o.is_global(spec):
                     work.shut_down(task, *_end_if_unassigned(task, "scaled down"))
                 else:
                     live.append(task)
@@ -310,8 +314,8 @@ def affected_services(
     """The services a pass must look at after ``changes``; ``None``: all of them.
 
     A change to a service concerns that service; to a task, its service (a
-    task that is gone names none, so then we look at everything: removing
-    tasks is rare); to a node, the services with tasks on it (drained, down,
+    task that is gone, nothing: only the reaper removes tasks, ended ones);
+    to a node, the services with tasks on it (drained, down,
     removed) and every global service (its wanted nodes changed).  Secrets,
     configs and the cluster object concern no pass.
     """
@@ -324,9 +328,11 @@ def affected_services(
             scope.add(obj_id)
         elif kind == o.TASK:
             found = store.many(o.TASK, [obj_id])
-            if not found:
-                return None
-            scope.add(found[0]["ServiceID"])
+            if found:
+                scope.add(found[0]["ServiceID"])
+            # A task that is gone was removed by the reaper (`cluster.control.reaper`),
+            # the only remover, and only once it had ended for good: its absence
+            # changes no decision, so it widens no pass.
         elif kind == o.NODE:
             changed_node = True
             scope.update(t["ServiceID"] for t in store.tasks(node_id=obj_id))

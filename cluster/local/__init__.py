@@ -9,7 +9,9 @@ to the module that does that job:
 * `ports`      -- free ports for a new cluster, checked before every start;
 * `processes`  -- starting, signalling and stopping processes by PID;
 * `lookup`     -- a member by name, ID prefix or ``leader``;
-* `faults`     -- kill, pause, restart, partition, heal;
+* `faults`     -- kill, pause, restart, partition, heal, net loss/delay;
+* `netns`      -- netns mode: each node in its own network namespace on a
+  bridge, partitions and loss as nftables drops in the kernel;
 * `join`       -- the newcomer's side of joining (token -> certificate);
   `newcomers`  -- the supervisor's side: ``up --workers``, ``swarm join``;
 * `recovery`   -- ``swarm init --force-new-cluster``;

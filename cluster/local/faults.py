@@ -1,11 +1,19 @@
-"""Faults, for real: kill, pause, restart, partition, heal.
+"""Faults, for real: kill, pause, restart, partition, heal, net loss/delay.
 
 ``kill`` is SIGKILL and ``pause`` is SIGSTOP, sent to the node's process.
-Partitions are rules in each manager's ``raft/faults.json`` that its
-transport applies (drop traffic to and from the other side); the supervisor
-rewrites the file and sends SIGHUP.  A stopped manager reads the rules when
-it starts, a paused one when it resumes, so a partition holds until
-``heal``.  Every fault is appended to ``DIR/faults.jsonl`` (`layout`), so
+Partitions take one of two forms, by the cluster's network mode:
+
+* by default, rules in each manager's ``raft/faults.json`` that its
+  transport applies (drop traffic to and from the other side); the
+  supervisor rewrites the file and sends SIGHUP.  A stopped manager reads
+  the rules when it starts, a paused one when it resumes;
+* in netns mode (``up --netns``), packets dropped by the kernel: nftables
+  rules on the cluster's bridge (`netns`), which no process can ignore.
+
+Either way a partition holds until ``heal``, and a one-way cut (``partition
+--oneway A B``: A's traffic to B is lost, B's still reaches A) is one rule
+per direction.  ``net loss``/``net delay``/``net clear`` exist in netns mode
+only.  Every fault is appended to ``DIR/faults.jsonl`` (`layout`), so
 figures can shade it.
 
 Apart from the cluster's lifecycle (`supervisor`) because these are what
@@ -21,13 +29,14 @@ import signal
 import time
 from typing import Any
 
-from cluster.local.layout import ClusterDir, ClusterError, Description, Member
+from cluster.local.layout import ClusterDir, ClusterError, Description, Member, NetnsConfig
 from cluster.local.lookup import resolve
+from cluster.local.netns import Network, cut_pairs, node_rules
 from cluster.local.ports import check_ports
 from cluster.local.processes import Processes
 from cluster.local.provision import Provisioner
 
-__all__ = ["Faults", "apply_partition"]
+__all__ = ["Faults", "apply_partition", "transport_rules"]
 
 
 class Faults:
@@ -76,16 +85,29 @@ class Faults:
         if self.processes.state(m) != "down":
             self.processes.stop([m])
         check_ports(Description(desc.cluster_id, desc.created, members=[m]))
+        if desc.netns is not None:
+            # After `down` the namespaces are gone: make this node's again, and
+            # the table with the faults in force.  (No SIGHUP to the others:
+            # their rules did not change, and one that has just started may not
+            # handle it yet.)
+            net = Network(desc.netns)
+            net.create_bridge()
+            net.place(m, m.host)
+            net.write_rules(node_rules(desc.netns, desc))
+            if desc.netns.delay_via == "netem" and desc.netns.delay.get(m.name):
+                net.set_delay(m, desc.netns.delay[m.name])
         self.provisioner.write_config(desc, m)
         self.processes.start(m)
         self.cdir.save(desc)
         self.cdir.record_fault("restart", time.time(), target=m.name)
         return m
 
-    def partition(self, groups: list[list[str]]) -> list[list[str]]:
+    def partition(self, groups: list[list[str]], oneway: bool = False) -> list[list[str]]:
         """Cut the network between groups of managers (names, ID prefixes or ``leader``).
 
-        Managers named in no group form one more group together.
+        Managers named in no group form one more group together.  With
+        ``oneway`` there must be exactly two groups, FROM and TO: only FROM's
+        traffic to TO is cut, and nobody else is touched.
         """
         desc = self.cdir.load()
         members = [[self._resolve(desc, ref) for ref in g] for g in groups]
@@ -98,15 +120,22 @@ class Faults:
         flat = [n for g in resolved for n in g]
         if len(flat) != len(set(flat)):
             raise ClusterError("a node appears in two groups")
-        rest = [m.name for m in desc.members if m.role == "manager" and m.name not in flat]
-        if rest:
-            resolved.append(rest)
-        if len(resolved) < 2:
-            raise ClusterError("a partition needs at least two groups")
-        desc.partition = resolved
+        if oneway:
+            if len(resolved) != 2:
+                raise ClusterError("a one-way cut names two groups: FROM TO")
+            desc.partition, desc.oneway = [], resolved
+        else:
+            rest = [m.name for m in desc.members if m.role == "manager" and m.name not in flat]
+            if rest:
+                resolved.append(rest)
+            if len(resolved) < 2:
+                raise ClusterError("a partition needs at least two groups")
+            desc.partition, desc.oneway = resolved, []
         apply_partition(self.cdir, self.processes, desc)
         self.cdir.save(desc)
-        self.cdir.record_fault("partition", time.time(), groups=resolved)
+        kind = "partition"
+        extra: dict[str, Any] = {"oneway": True} if oneway else {}
+        self.cdir.record_fault(kind, time.time(), groups=resolved, **extra)
         return resolved
 
     def isolate(self, ref: str) -> list[list[str]]:
@@ -116,30 +145,108 @@ class Faults:
 
     def heal(self) -> None:
         desc = self.cdir.load()
-        desc.partition = []
+        desc.partition, desc.oneway = [], []
         apply_partition(self.cdir, self.processes, desc)
         self.cdir.save(desc)
         self.cdir.record_fault("heal", time.time())
 
+    # ------------------------------------------------------------ netns mode only
+
+    def net_loss(self, ref: str, percent: int) -> Member:
+        """Drop ``percent``% of ``ref``'s packets to and from other nodes, at random."""
+        desc = self.cdir.load()
+        cfg = _netns(desc, "net loss")
+        m = self._resolve(desc, ref)
+        if not 0 <= percent <= 100:
+            raise ClusterError(f"loss is a percentage (0-100), got {percent}")
+        cfg.loss[m.name] = percent
+        if not percent:
+            del cfg.loss[m.name]
+        apply_partition(self.cdir, self.processes, desc)
+        self.cdir.save(desc)
+        self.cdir.record_fault("loss", time.time(), target=m.name, percent=percent)
+        return m
+
+    def net_delay(self, ref: str, ms: int) -> tuple[Member, str]:
+        """Delay ``ref``'s outgoing packets (netem) or Raft messages (transport) by ``ms``.
+
+        Returns the member and how the delay is realised ("netem" or "transport").
+        """
+        desc = self.cdir.load()
+        cfg = _netns(desc, "net delay")
+        m = self._resolve(desc, ref)
+        if not 0 <= ms <= 60_000:
+            raise ClusterError(f"delay is in milliseconds (0-60000), got {ms}")
+        if cfg.delay_via == "transport" and m.role != "manager":
+            raise ClusterError(
+                "this kernel has no netem: delay is the managers' own (their Raft messages); "
+                f"{m.name} is a worker"
+            )
+        cfg.delay[m.name] = ms
+        if not ms:
+            del cfg.delay[m.name]
+        if cfg.delay_via == "netem":
+            Network(cfg).set_delay(m, ms)
+        apply_partition(self.cdir, self.processes, desc)
+        self.cdir.save(desc)
+        self.cdir.record_fault("delay", time.time(), target=m.name, ms=ms, via=cfg.delay_via)
+        return m, cfg.delay_via
+
+    def net_clear(self) -> None:
+        """Remove every loss and delay (cuts stay: that is ``heal``)."""
+        desc = self.cdir.load()
+        cfg = _netns(desc, "net clear")
+        if cfg.delay_via == "netem":
+            net = Network(cfg)
+            for m in desc.members:
+                if m.name in cfg.delay:
+                    net.set_delay(m, 0)
+        cfg.loss, cfg.delay = {}, {}
+        apply_partition(self.cdir, self.processes, desc)
+        self.cdir.save(desc)
+        self.cdir.record_fault("net_clear", time.time())
+
+
+def _netns(desc: Description, verb: str) -> NetnsConfig:
+    if desc.netns is None:
+        raise ClusterError(f"`{verb}` works in netns mode only (start the cluster with up --netns)")
+    return desc.netns
+
 
 def apply_partition(cdir: ClusterDir, processes: Processes, desc: Description) -> None:
-    """Write every manager's ``faults.json`` for ``desc.partition`` and tell it (SIGHUP)."""
-    group_of = {n: i for i, g in enumerate(desc.partition) for n in g}
-    managers = [m for m in desc.members if m.role == "manager"]
-    for m in managers:
-        others = [
-            p.name
-            for p in managers
-            if p.name != m.name and group_of.get(p.name) != group_of.get(m.name)
-        ]
-        cut = {"drop": True, "loss": 0.0, "delay": 0.0}
-        rules: dict[str, Any] = {
-            "outbound": {p: cut for p in others},
-            "inbound": {p: cut for p in others},
-        }
+    """Put ``desc``'s network faults in force.
+
+    In netns mode: the cluster's nftables table (cuts and losses), and each
+    manager's ``faults.json`` for delays realised by the transport.  By
+    default: each manager's ``faults.json`` for the cuts.  A manager is told
+    of a changed ``faults.json`` with SIGHUP.
+    """
+    if desc.netns is not None:
+        Network(desc.netns).write_rules(node_rules(desc.netns, desc))
+    for m in desc.members:
+        if m.role != "manager":
+            continue
+        rules = transport_rules(desc, m.name)
         path = cdir.node_dir(m.name) / "raft" / "faults.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".sup")
         tmp.write_text(json.dumps(rules, indent=1))
         os.replace(tmp, path)
         processes.signal(m, signal.SIGHUP)
+
+
+def transport_rules(desc: Description, name: str) -> dict[str, Any]:
+    """What manager ``name``'s transport must drop or delay (`raft.runtime.faults`)."""
+    outbound: dict[str, Any] = {}
+    inbound: dict[str, Any] = {}
+    if desc.netns is None:
+        cut = {"drop": True, "loss": 0.0, "delay": 0.0}
+        managers = [m.name for m in desc.members if m.role == "manager"]
+        for src, dst in cut_pairs(desc, managers):
+            if src == name:
+                outbound[dst] = cut
+            if dst == name:
+                inbound[src] = cut
+    elif desc.netns.delay_via == "transport" and desc.netns.delay.get(name):
+        outbound["*"] = {"drop": False, "loss": 0.0, "delay": desc.netns.delay[name] / 1000}
+    return {"outbound": outbound, "inbound": inbound}

@@ -29,7 +29,15 @@ from typing import Any
 
 from raft.runtime.plain import from_plain, to_plain
 
-__all__ = ["ClusterDir", "ClusterError", "Member", "Timing", "resolve_dir"]
+__all__ = [
+    "ClusterDir",
+    "ClusterError",
+    "Description",
+    "Member",
+    "NetnsConfig",
+    "Timing",
+    "resolve_dir",
+]
 
 DEFAULT_DIR = ".cluster"
 
@@ -86,14 +94,48 @@ class Member:
     #: 22): with the PID it identifies the process, so a PID reused by another
     #: program is never signalled.
     pid_start: int | None = None
+    #: The address it serves on: 127.0.0.1, or in netns mode its own address
+    #: on the cluster's bridge (`cluster.local.netns`).
+    host: str = "127.0.0.1"
+    #: Netns mode: the network namespace its process runs in.
+    netns: str | None = None
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
+        return f"http://{self.host}:{self.api_port}"
 
     @property
     def swarm_url(self) -> str:
-        return f"https://127.0.0.1:{self.swarm_port}"
+        return f"https://{self.host}:{self.swarm_port}"
+
+    @property
+    def raft_addr(self) -> str:
+        return f"{self.host}:{self.raft_port}"
+
+
+@dataclass(slots=True)
+class NetnsConfig:
+    """Netns mode (`cluster.local.netns`): the names it made, the faults in force.
+
+    Every name the supervisor creates in the kernel starts with ``prefix``
+    (derived from the cluster ID), so ``down`` can find and remove exactly
+    them -- also what a crashed run left behind.
+    """
+
+    prefix: str
+    #: The first three octets of the cluster's /24 (the bridge is ``.1``).
+    subnet: str
+    #: How ``net delay`` is realised: "netem" (the kernel) or "transport"
+    #: (the managers' own delay, `raft.runtime.faults`), probed at ``up``.
+    delay_via: str = "transport"
+    #: Node name -> percent of its packets (to and from other nodes) dropped.
+    loss: dict[str, int] = field(default_factory=dict)
+    #: Node name -> milliseconds its packets (or Raft messages) are delayed.
+    delay: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def bridge_addr(self) -> str:
+        return f"{self.subnet}.1"
 
 
 @dataclass(slots=True)
@@ -104,7 +146,12 @@ class Description:
     members: list[Member] = field(default_factory=list)
     #: The groups of the current partition (empty: healed).
     partition: list[list[str]] = field(default_factory=list)
+    #: A one-way cut in force, ``[FROM, TO]``: FROM's packets to TO are
+    #: dropped while TO's still reach FROM (empty: none).
+    oneway: list[list[str]] = field(default_factory=list)
     autolock: bool = False
+    #: Packet-level network mode (``up --netns``); None: everything on 127.0.0.1.
+    netns: NetnsConfig | None = None
 
 
 class ClusterDir:

@@ -18,6 +18,7 @@ from cluster.client.http import ApiError, Unreachable, request
 from cluster.local.join import join_swarm
 from cluster.local.layout import ClusterDir, ClusterError, Description, Member
 from cluster.local.lookup import Progress
+from cluster.local.netns import Network
 from cluster.local.ports import pick_ports
 from cluster.local.processes import Processes
 from cluster.local.provision import Provisioner
@@ -79,10 +80,14 @@ class Newcomers:
         if not any(m.role == "manager" and m.swarm_port for m in desc.members):
             raise ClusterError(f"the cluster in {self.cdir.path} has no swarm port (made before)")
         raft_port, api_port, swarm_port = pick_ports(3, None)
+        # Netns mode: the newcomer gets its own address (its namespace is made
+        # once the swarm has named it).
+        net = Network(desc.netns) if desc.netns is not None else None
+        host = net.free_address(desc.members) if net is not None else "127.0.0.1"
         endpoints = {
-            "Raft": f"127.0.0.1:{raft_port}",
-            "API": f"http://127.0.0.1:{api_port}",
-            "Swarm": f"https://127.0.0.1:{swarm_port}",
+            "Raft": f"{host}:{raft_port}",
+            "API": f"http://{host}:{api_port}",
+            "Swarm": f"https://{host}:{swarm_port}",
         }
         joined = join_swarm(
             self._swarm_urls(desc),
@@ -96,6 +101,8 @@ class Newcomers:
             # whatever still runs under it is not a member; the name is the newcomer's.
             progress(f"{old.name} was removed from the swarm; its name goes to the new node")
             self.processes.stop([old])
+            if net is not None:
+                net.remove(old)
             desc.members.remove(old)
             shutil.rmtree(self.cdir.node_dir(old.name), ignore_errors=True)
         m = Member(
@@ -105,6 +112,9 @@ class Newcomers:
             m.raft_port, m.swarm_port, m.joiner = raft_port, swarm_port, True
             self.provisioner.give_kek(desc, m)
         self.provisioner.keep_certificate(m, joined)
+        m.host = host
+        if net is not None:
+            net.place(m, host)
         desc.members.append(m)
         self.cdir.save(desc)
         self.provisioner.write_config(desc, m)

@@ -57,7 +57,14 @@ def check_ports(desc: Description, grace: float = PORT_GRACE) -> None:
     after /proc already says it is dead), so a busy port gets ``grace``
     seconds to come free before it counts as another program's.
     """
-    wanted = [(m, p) for m in desc.members for p in (m.raft_port, m.api_port, m.swarm_port) if p]
+    # A node in its own network namespace (netns mode) has its ports to itself.
+    wanted = [
+        (m, p)
+        for m in desc.members
+        if m.netns is None
+        for p in (m.raft_port, m.api_port, m.swarm_port)
+        if p
+    ]
     for _ in attempts(grace, every=0.02):
         if all(port_free(p) for _, p in wanted):
             return

@@ -82,10 +82,15 @@ class Processes:
         """
         d = self.cdir.node_dir(m.name)
         module = "cluster.worker" if m.role == "worker" else "cluster.manager"
+        cmd = [sys.executable, "-m", module, "--config", str(d / "config.json")]
+        if m.netns:
+            # Netns mode: `ip netns exec` enters the namespace and then execs
+            # Python in its own place, so the PID we get is the node's.
+            cmd = ["ip", "netns", "exec", m.netns, *cmd]
         log = (d / "node.log").open("ab")
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", module, "--config", str(d / "config.json")],
+                cmd,
                 stdin=subprocess.PIPE if unlock_key else subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

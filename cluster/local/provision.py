@@ -164,7 +164,7 @@ class Provisioner:
         peers = {
             p.name: {
                 "node_id": p.node_id,
-                "raft": ["127.0.0.1", p.raft_port],
+                "raft": [p.host, p.raft_port],
                 "api_url": p.api_url,
                 "swarm_url": p.swarm_url if p.swarm_port else None,
             }
@@ -176,6 +176,7 @@ class Provisioner:
             "node_id": m.node_id,
             "cluster_id": desc.cluster_id,
             "data_dir": str(self.cdir.node_dir(m.name)),
+            "api_host": m.host,
             "api_port": m.api_port,
             "peers": peers,
             "tick_interval": t.tick_interval,
@@ -209,6 +210,7 @@ class Provisioner:
             "name": m.name,
             "node_id": m.node_id,
             "data_dir": str(d),
+            "api_host": m.host,
             "api_port": m.api_port,
             "managers": {p.name: p.swarm_url for p in desc.members if p.role == "manager"},
             "tls": tls.config(),

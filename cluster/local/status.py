@@ -18,7 +18,9 @@ from cluster.local.supervisor import Supervisor
 __all__ = [
     "collect",
     "count_reachable",
+    "describe_network",
     "manager_role",
+    "network",
     "quorum",
     "reachability",
     "reachable_side",
@@ -148,7 +150,7 @@ def collect(sup: Supervisor, desc: Description, timeout: float = 0.6) -> dict[st
                 "applied_index": (st or {}).get("applied_index", 0),
                 "last_log_index": (st or {}).get("last_log_index", 0),
                 "availability": availability.get(m.node_id, "active"),
-                "raft_addr": f"127.0.0.1:{m.raft_port}",
+                "raft_addr": m.raft_addr,
                 "api_url": m.api_url,
                 "pid": m.pid if state != "down" else None,
                 # "full": it cannot write its Raft log; ``disk_error`` says why.
@@ -165,9 +167,44 @@ def collect(sup: Supervisor, desc: Description, timeout: float = 0.6) -> dict[st
         "quorum": quorum(n_managers),
         "reachable": reachable,
         "partition": desc.partition,
+        "network": network(desc),
         "nodes": nodes,
         "workers": _workers(sup, desc, store_nodes),
     }
+
+
+def network(desc: Description) -> dict[str, Any]:
+    """The network mode and the network faults in force (``status --json``'s "network")."""
+    out: dict[str, Any] = {"mode": "transport", "oneway": desc.oneway}
+    if desc.netns is not None:
+        cfg = desc.netns
+        out.update(
+            mode="netns",
+            bridge=cfg.bridge_addr,
+            prefix=cfg.prefix,
+            loss=cfg.loss,
+            delay=cfg.delay,
+            delay_via=cfg.delay_via,
+        )
+    return out
+
+
+def describe_network(net: dict[str, Any] | None) -> str:
+    """One line for the status table and the live view: the mode and its faults
+    ("" in the default mode with no one-way cut)."""
+    if not net:
+        return ""
+    parts = []
+    if net.get("mode") == "netns":
+        parts.append(f"network: netns (bridge {net['bridge']}, kernel drops)")
+        for name, pct in sorted(net.get("loss", {}).items()):
+            parts.append(f"loss {name} {pct}%")
+        for name, ms in sorted(net.get("delay", {}).items()):
+            parts.append(f"delay {name} {ms}ms ({net['delay_via']})")
+    if net.get("oneway"):
+        src, dst = net["oneway"]
+        parts.append(f"one-way cut: {','.join(src)} -> {','.join(dst)}")
+    return ", ".join(parts)
 
 
 def _workers(sup: Supervisor, desc: Description, store_nodes: dict[str, Any]) -> list[Any]:

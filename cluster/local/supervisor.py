@@ -12,22 +12,27 @@ that does that job:
   time, so a PID reused by another program is never signalled;
 * `lookup`     -- a member by name, ID prefix or ``leader``; waiting for one;
 * `faults`     -- kill (SIGKILL), pause (SIGSTOP), restart, partitions
-  (rules in each manager's ``raft/faults.json``, then SIGHUP) and heal,
-  each recorded in ``DIR/faults.jsonl`` so figures can shade it;
+  (rules in each manager's ``raft/faults.json``, then SIGHUP; in netns mode
+  nftables rules) and heal, each recorded in ``DIR/faults.jsonl`` so
+  figures can shade it;
+* `netns`      -- ``up --netns``: the namespaces, veth pairs, bridge and
+  nftables table, made at ``up`` and removed at ``down``;
 * `newcomers`  -- workers of ``up --workers`` and ``swarm join``;
 * `recovery`   -- ``swarm init --force-new-cluster``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 from typing import Any
 
 from cluster.local import lookup, recovery
-from cluster.local.faults import Faults
+from cluster.local.faults import Faults, apply_partition
 from cluster.local.layout import ClusterDir, ClusterError, Description, Member, Timing
 from cluster.local.lookup import Progress
+from cluster.local.netns import Network, check_available, new_config
 from cluster.local.newcomers import Newcomers
 from cluster.local.ports import check_ports, pick_ports
 from cluster.local.processes import Processes
@@ -79,15 +84,27 @@ class Supervisor:
         leader_timeout: float = 30.0,
         workers: int | None = None,
         autolock: bool = False,
+        netns: bool = False,
     ) -> Description:
         """Create and start a cluster, or restart an existing one on its data
         (only the processes that are down: running ones are left as they are).
 
         Managers start first; worker agents once a leader has initialised
-        the swarm, since they join with its worker token.
+        the swarm, since they join with its worker token.  With ``netns``
+        (a new cluster; root only) every node runs in its own network
+        namespace (`cluster.local.netns`); a cluster made so keeps the mode.
         """
+        if netns:
+            check_available()  # before anything is created
         if self.cdir.exists():
             desc = self.cdir.load()
+            if netns and desc.netns is None:
+                raise ClusterError(
+                    f"{self.cdir.path} holds a cluster made without --netns; "
+                    "use another --dir, or `down --purge` first"
+                )
+            if desc.netns is not None:
+                check_available()
             # `up` on an existing cluster starts what is down and leaves alone
             # what runs (or is paused): running it twice is harmless.
             running = [m for m in desc.members if self.process_state(m) != "down"]
@@ -127,10 +144,19 @@ class Supervisor:
             progress(f"created a cluster of {managers or 3} managers{extra} in {self.cdir.path}")
             new = True
         to_start = [m for m in desc.members if new or self.process_state(m) == "down"]
-        check_ports(Description(desc.cluster_id, desc.created, members=to_start))
         started: list[Member] = []
         self._start_key = self.unlock_key if new else None
         try:
+            if netns and new:
+                desc.netns = new_config(desc.cluster_id)
+                # The prefix is on disk before anything carries it, so `down`
+                # finds what an `up` killed half-way made.
+                self.cdir.save(desc)
+            if desc.netns is not None:
+                self._build_network(
+                    desc, fresh=len(to_start) == len(desc.members), progress=progress
+                )
+            check_ports(Description(desc.cluster_id, desc.created, members=to_start))
             for m in to_start:
                 if m.role == "manager":
                     self.provisioner.write_config(desc, m)
@@ -167,11 +193,45 @@ class Supervisor:
             self._start_key = None
             # Nothing half-started: stop what this call started.
             self.processes.stop(started)
+            if desc.netns is not None and (new or not self._any_running(desc)):
+                with contextlib.suppress(ClusterError):  # the first error is the one to tell
+                    Network(desc.netns).teardown()
             self.cdir.save(desc)
             if new:
                 shutil.rmtree(self.cdir.path, ignore_errors=True)
             raise
         return desc
+
+    def _build_network(self, desc: Description, fresh: bool, progress: Progress) -> None:
+        """Netns mode: the bridge, each node's namespace, the rules in force.
+
+        ``fresh`` (nothing of the cluster runs): whatever a crashed run left
+        with this cluster's prefix is removed first and everything made anew.
+        """
+        assert desc.netns is not None
+        net = Network(desc.netns)
+        if fresh:
+            net.teardown()
+        net.create_bridge()
+        for m in desc.members:
+            host = m.host if m.netns else net.free_address(x for x in desc.members if x.netns)
+            net.place(m, host)
+        if fresh:
+            first = desc.members[0]
+            desc.netns.delay_via = "netem" if net.probe_netem(first) else "transport"
+            if desc.netns.delay_via == "netem":
+                for m in desc.members:
+                    if desc.netns.delay.get(m.name):
+                        net.set_delay(m, desc.netns.delay[m.name])
+        apply_partition(self.cdir, self.processes, desc)
+        self.cdir.save(desc)
+        progress(
+            f"netns mode: bridge {net.bridge} {desc.netns.bridge_addr}/24, "
+            f"{len(desc.members)} namespaces {net.namespace('*')}, delay via {desc.netns.delay_via}"
+        )
+
+    def _any_running(self, desc: Description) -> bool:
+        return any(self.process_state(m) != "down" for m in desc.members)
 
     def down(self, purge: bool = False, progress: Progress = lambda _: None) -> int:
         """Stop every process; with ``purge`` delete the data too.  Returns how many stopped."""
@@ -186,6 +246,11 @@ class Supervisor:
         self.processes.stop(live)
         for m in desc.members:
             m.pid = m.pid_start = None
+        if desc.netns is not None:
+            # Everything with the cluster's prefix, a crashed run's leftovers too.
+            progress(f"removing the network namespaces {Network(desc.netns).namespace('*')}")
+            check_available()
+            Network(desc.netns).teardown()
         if purge:
             shutil.rmtree(self.cdir.path)
         else:
@@ -205,6 +270,9 @@ class Supervisor:
             return []
         killed = [m.pid for m in desc.members if m.pid and self.processes.signal(m, signal.SIGKILL)]
         self.processes.wait_down(desc.members, 5.0)
+        if desc.netns is not None:
+            with contextlib.suppress(ClusterError):
+                Network(desc.netns).teardown()
         return killed
 
     def _manager_count(self, desc: Description) -> int:
@@ -244,15 +312,25 @@ class Supervisor:
         """Start a node again on its data (stopping it first if it runs)."""
         return self.faults.restart(ref)
 
-    def partition(self, groups: list[list[str]]) -> list[list[str]]:
-        """Cut the network between groups of managers; the unnamed form one more group."""
-        return self.faults.partition(groups)
+    def partition(self, groups: list[list[str]], oneway: bool = False) -> list[list[str]]:
+        """Cut the network between groups of managers; the unnamed form one more group
+        (``oneway``: only the first group's traffic to the second)."""
+        return self.faults.partition(groups, oneway)
 
     def isolate(self, ref: str) -> list[list[str]]:
         return self.faults.isolate(ref)
 
     def heal(self) -> None:
         self.faults.heal()
+
+    def net_loss(self, ref: str, percent: int) -> Member:
+        return self.faults.net_loss(ref, percent)
+
+    def net_delay(self, ref: str, ms: int) -> tuple[Member, str]:
+        return self.faults.net_delay(ref, ms)
+
+    def net_clear(self) -> None:
+        self.faults.net_clear()
 
     # ------------------------------------------------------------ joins, recovery
 

@@ -46,6 +46,11 @@ def equivalent(verb: str, node: str = "", **fields: object) -> Equivalent | None
             return Equivalent(("isolate", n), f"no Docker verb: {n}'s network fails")
         case "partition":
             groups = [",".join(g) for g in fields.get("groups", []) or []]  # type: ignore[union-attr]
+            if fields.get("oneway"):
+                return Equivalent(
+                    ("partition", "--oneway", *groups),
+                    "no Docker verb: one direction of the network fails",
+                )
             return Equivalent(("partition", *groups), "no Docker verb: the network splits")
         case "heal":
             return Equivalent(("heal",), "no Docker verb: the network is repaired")

@@ -37,17 +37,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
-
-from cryptography import x509
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cluster.security import crypto
-from cluster.security.pki import CertificateAuthority, root_digest
 from cluster.state import commands
 from cluster.state import objects as o
 from cluster.state.errors import NotFound
 from cluster.state.handlers import ROOT_CA_KEY
 from cluster.state.store import Store
+
+if TYPE_CHECKING:
+    from cluster.security.pki import CertificateAuthority
+
+# `cluster.security.pki` and the ``cryptography`` package under it (~9 MB of
+# memory) are imported by the functions below, which run at swarm init, a
+# join or a renewal, never in an idle manager.
 
 __all__ = [
     "ABANDONED_JOIN_AFTER",
@@ -71,6 +75,10 @@ def root_ca_digest(tls: Mapping[str, str] | None) -> str | None:
     """The digest join tokens carry, from our copy of the root certificate."""
     if not tls:
         return None
+    from cryptography import x509
+
+    from cluster.security.pki import root_digest
+
     try:
         cert = x509.load_pem_x509_certificate(Path(tls["ca"]).read_bytes())
     except (OSError, ValueError):
@@ -82,6 +90,8 @@ def seal_root_ca(tls: Mapping[str, str] | None, dek: crypto.DataKey, now: float)
     """The command that replicates the root CA, sealed; None without a key to seal."""
     if not tls or "ca_key" not in tls:
         return None
+    from cluster.security.pki import CertificateAuthority
+
     try:
         cert_pem = Path(tls["ca"]).read_bytes()
         key_pem = Path(tls["ca_key"]).read_bytes()
@@ -103,6 +113,8 @@ def open_root_ca(store: Store, dek: crypto.DataKey) -> CertificateAuthority | No
     except NotFound:
         return None
     key_pem = crypto.decrypt_secret(dek, ROOT_CA_KEY, sealed)
+    from cluster.security.pki import CertificateAuthority
+
     return CertificateAuthority.from_pem(cert_pem.encode(), key_pem)
 
 

@@ -52,7 +52,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cluster.api.backend import UnavailableError
 from cluster.control.dispatcher import Dispatcher
@@ -71,7 +71,6 @@ from cluster.manager.rotation import RootRotation, trust_bundle
 from cluster.manager.settings import ManagerSettings
 from cluster.manager.tasks import ManagerAgent
 from cluster.security import crypto, expiry
-from cluster.security.pki import CertificateAuthority
 from cluster.security.renewal import Renewer
 from cluster.state import commands
 from cluster.state.errors import InvalidArgument
@@ -80,6 +79,9 @@ from raft.core.session import SessionStateMachine
 from raft.runtime import eventloop
 from raft.runtime.node import NodeSettings, RaftNode
 from raft.runtime.tls import TLSFiles
+
+if TYPE_CHECKING:  # pki loads ``cryptography`` (~9 MB): only joins and renewals need it
+    from cluster.security.pki import CertificateAuthority
 
 __all__ = ["EXIT_STORAGE_FAILED", "Manager", "ManagerSettings", "Peer", "main"]
 
@@ -112,6 +114,8 @@ class Manager:
                 peers={name: p.raft for name, p in s.peers.items()},
                 voters=None if s.voters is None else tuple(s.voters),
                 data_dir=s.data_dir / "raft",
+                # 127.0.0.1, or in netns mode our address on the cluster's bridge.
+                listen_host=s.api_host,
                 tick_interval=s.tick_interval,
                 heartbeat_ticks=s.heartbeat_ticks,
                 election_ticks=s.election_ticks,

@@ -43,16 +43,21 @@ import logging
 import random
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cluster.security import crypto, pki
-from cluster.security.pki import CertificateAuthority
-from cluster.security.renewal import Renewer, issued_by
+from cluster.security import crypto
 from cluster.state import commands
 from cluster.state import objects as o
 from cluster.state.errors import FailedPrecondition, NotFound
 from cluster.state.handlers import NEXT_ROOT_CA_KEY, ROOT_CA_KEY
 from cluster.state.store import Store
+
+if TYPE_CHECKING:
+    from cluster.security.pki import CertificateAuthority
+    from cluster.security.renewal import Renewer
+
+# `cluster.security.pki` (and the ``cryptography`` package under it, ~9 MB)
+# is imported by the steps of a rotation, which an idle manager never takes.
 
 __all__ = ["RootRotation", "progress", "trust_bundle"]
 
@@ -96,10 +101,12 @@ class RootRotation:
 
     def start_command(self, root: CertificateAuthority, dek: crypto.DataKey, now: float) -> bytes:
         """The entry that starts a rotation: a new root, cross-signed by ``root``."""
+        from cluster.security import pki
+
         cluster = self.store.cluster()
         if cluster is None or cluster.get("RootRotation"):
             raise FailedPrecondition("a root CA rotation is already in progress")
-        new = CertificateAuthority.create(cluster["ID"])
+        new = pki.CertificateAuthority.create(cluster["ID"])
         cross = root.cross_sign(new)
         sealed = crypto.encrypt_secret(dek, NEXT_ROOT_CA_KEY, new.key_pem())
         logger.info("%s: root CA rotation started", self.name)
@@ -117,13 +124,15 @@ class RootRotation:
         self, root: CertificateAuthority, dek: crypto.DataKey
     ) -> tuple[CertificateAuthority, bytes, str]:
         """(the CA to sign renewals with, PEM to append to the certificate, its digest)."""
+        from cluster.security import pki
+
         cluster = self.store.cluster() or {}
         rotation = cluster.get("RootRotation")
         if not rotation:
             return root, b"", pki.root_digest(root.cert)
         sealed = self.store.sealed_secret(NEXT_ROOT_CA_KEY)
         key_pem = crypto.decrypt_secret(dek, NEXT_ROOT_CA_KEY, sealed)
-        new = CertificateAuthority.from_pem(rotation["CACert"].encode(), key_pem)
+        new = pki.CertificateAuthority.from_pem(rotation["CACert"].encode(), key_pem)
         return new, rotation["CrossSignedCACert"].encode(), rotation["Digest"]
 
     # ------------------------------------------------------------ phase 2 (every manager)
@@ -141,6 +150,8 @@ class RootRotation:
         # roots it was answered with, older than the store's by now.
         try:
             if path.read_text() != bundle:
+                from cluster.security import pki
+
                 pki.write_trust(path, bundle.encode())
                 logger.info("%s: trust file now holds %d root(s)", self.name, bundle.count("BEGIN"))
         except (OSError, ValueError) as e:
@@ -149,6 +160,8 @@ class RootRotation:
         rotation = (cluster or {}).get("RootRotation")
         if not rotation or renewer is None or self._asked_for == rotation["Digest"]:
             return
+        from cluster.security.renewal import issued_by
+
         if not issued_by(renewer.certificate(), rotation["CACert"]):
             renewer.renew_soon()
         self._asked_for = rotation["Digest"]

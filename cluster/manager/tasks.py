@@ -20,13 +20,13 @@ import time
 from typing import Any
 
 from cluster.api.backend import NoQuorumError, NotLeaderError, UnavailableError
+from cluster.api.common import write_reports
 from cluster.control import agent
 from cluster.manager.backend import RaftBackend
 from cluster.manager.duties import DUTY_INTERVAL
 from cluster.manager.keyring import KeyRing
 from cluster.manager.settings import ManagerSettings
 from cluster.security import crypto
-from cluster.state import commands
 from cluster.state.store import Store
 
 __all__ = ["ManagerAgent"]
@@ -54,59 +54,69 @@ class ManagerAgent:
         return self.settings.name
 
     async def run(self) -> None:
-        """Play the containers of the tasks assigned to this node (`cluster.control.agent`)."""
+        """Play the containers of the tasks assigned to this node (`cluster.control.agent`).
+
+        Each round looks only at the tasks `agent.TaskWatch` names (those that
+        changed, and now and then all of them), and sends what it finds as a
+        few entries of up to `agent.REPORTS_PER_ENTRY` reports each.
+        """
         import aiohttp
 
         await self.keyring.wait_unlocked()
+        watch = agent.TaskWatch(self.settings.node_id)
         async with aiohttp.ClientSession() as http:
             while True:
                 await asyncio.sleep(DUTY_INTERVAL)
                 if self.store.cluster() is None:
                     continue
-                tasks = self.store.tasks(node_id=self.settings.node_id)
-                self._mount_secrets(tasks)
-                for report in agent.next_reports(self.settings.node_id, tasks):
+                tasks, changed = watch.step(self.store, time.time())
+                self._mount_secrets(tasks, changed)
+                reports = agent.next_reports(self.settings.node_id, tasks)
+                watch.reported({r.task_id for r in reports})
+                for i in range(0, len(reports), agent.REPORTS_PER_ENTRY):
                     try:
-                        await self._send_report(http, report)
+                        await self._send_reports(http, reports[i : i + agent.REPORTS_PER_ENTRY])
                     except (NotLeaderError, NoQuorumError, UnavailableError) as e:
-                        logger.debug("%s: task report deferred: %s", self.name, e)
+                        logger.debug("%s: task reports deferred: %s", self.name, e)
                         break
 
-    async def _send_report(self, http: Any, r: agent.Report) -> None:
-        cmd = commands.update_task(
-            r.task_id, time.time(), state=r.state, message=r.message, err=r.err or None
-        )
+    async def _send_reports(self, http: Any, reports: list[agent.Report]) -> None:
+        """One round's reports: through Raft if we lead, else to the leader's API in one call."""
         try:
-            await self.backend.write(cmd)
+            await write_reports(self.backend.write, reports, time.time())
             return
         except NotLeaderError as e:
             if e.leader_api_url is None:
                 raise
             url = e.leader_api_url
-        body = {"State": r.state, "Message": r.message}
-        if r.err:
-            body["Err"] = r.err
+        body = {"Reports": [_report_body(r) for r in reports]}
         import aiohttp
 
         try:
             async with asyncio.timeout(self.backend.request_timeout):
-                async with http.post(f"{url}/tasks/{r.task_id}/status", json=body):
+                async with http.post(f"{url}/tasks/status", json=body):
                     pass
         except (aiohttp.ClientError, TimeoutError) as e:
             # The leader we knew of just died or moved: try again next round.
-            raise UnavailableError(f"the leader did not take the report: {e}") from None
+            raise UnavailableError(f"the leader did not take the reports: {e}") from None
 
-    def _mount_secrets(self, tasks: list[dict[str, Any]]) -> None:
-        """Decrypt the secrets of this node's running tasks into memory; drop the rest."""
+    def _mount_secrets(self, tasks: list[dict[str, Any]], changed: set[str] | None) -> None:
+        """Decrypt the secrets of this node's running tasks into memory; drop the rest.
+
+        ``tasks`` are the ones this round looked at; ``changed`` the IDs that
+        changed since the last round (``None``: ``tasks`` is every task of ours).
+        """
         mine = {
             t["ID"]: t
             for t in tasks
             if t.get("NodeID") == self.settings.node_id
             and t.get("Status", {}).get("State") == "running"
         }
-        for task_id in list(self._mounted):
-            if task_id not in mine:
-                del self._mounted[task_id]  # the task ended: its secrets go
+        gone = self._mounted.keys() - mine.keys()
+        if changed is not None:
+            gone &= changed  # a task that did not change is still where it was
+        for task_id in gone:
+            del self._mounted[task_id]  # the task ended or moved: its secrets go
         for task_id, t in mine.items():
             if task_id in self._mounted:
                 continue
@@ -118,13 +128,16 @@ class ManagerAgent:
                         self.keyring.data_key(), secret_id, sealed
                     )
             self._mounted[task_id] = files
-        self._mount_configs(mine)
+        self._mount_configs(mine, changed)
 
-    def _mount_configs(self, mine: dict[str, dict[str, Any]]) -> None:
-        """The configs of this node's running tasks, read from the replica (plain)."""
-        for task_id in list(self._configs):
-            if task_id not in mine:
-                del self._configs[task_id]
+    def _mount_configs(self, mine: dict[str, dict[str, Any]], changed: set[str] | None) -> None:
+        """The configs of this node's running tasks, read from the replica (plain);
+        the same rule as for secrets: a task that did not change keeps its files."""
+        gone = self._configs.keys() - mine.keys()
+        if changed is not None:
+            gone &= changed
+        for task_id in gone:
+            del self._configs[task_id]
         for task_id, t in mine.items():
             if task_id not in self._configs:
                 files: dict[str, bytes] = {}
@@ -141,3 +154,11 @@ class ManagerAgent:
     def mounted_secrets(self) -> dict[str, list[str]]:
         """Which task holds which secret files -- names only, never the data."""
         return {task: sorted(files) for task, files in self._mounted.items()}
+
+
+def _report_body(r: agent.Report) -> dict[str, str]:
+    """One report as ``POST /tasks/status`` takes it."""
+    body = {"ID": r.task_id, "State": r.state, "Message": r.message}
+    if r.err:
+        body["Err"] = r.err
+    return body

@@ -30,6 +30,9 @@ decryption fail instead of silently handing out the wrong secret.
 
 Key objects never show their bytes in ``repr``; errors never quote data.
 Everything here comes from the ``cryptography`` package; nothing is hand-rolled.
+The package is imported by the functions that encrypt, decrypt or derive
+(`_aead`, `kek_from_unlock_key`), not by this module: it costs about 9 MB
+of a process's memory, and an idle manager without autolock never needs it.
 """
 
 from __future__ import annotations
@@ -42,10 +45,6 @@ from collections.abc import Callable
 from typing import Any
 
 import msgpack
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 ALGORITHM = "AES-256-GCM"
 KEY_SIZE = 32
@@ -58,6 +57,14 @@ _DEK_AAD = b"swarmraft/dek/v1\x00"
 _KEK_INFO = b"swarmraft/autolock-kek/v1"
 
 TokenBytes = Callable[[int], bytes]
+
+
+def _aead() -> tuple[Any, type[Exception]]:
+    """AES-GCM and the error of a failed tag check, imported on first use (see the module doc)."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM, InvalidTag
 
 
 class DecryptionError(Exception):
@@ -151,6 +158,9 @@ def kek_from_unlock_key(unlock_key: str) -> KeyEncryptionKey:
     Deterministic, so every manager unlocked with the same key derives the
     same KEK and can unwrap the same replicated DEK.
     """
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     hkdf = HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=None, info=_KEK_INFO)
     key = hkdf.derive(parse_unlock_key(unlock_key))
     return KeyEncryptionKey(_fingerprint(key), key)
@@ -169,7 +179,8 @@ def wrap_dek(
     """
     nonce = token_bytes(NONCE_SIZE)
     aad = _DEK_AAD + dek.key_id.encode()
-    sealed = AESGCM(kek.secret_bytes()).encrypt(nonce, dek.secret_bytes(), aad)
+    aesgcm, _ = _aead()
+    sealed = aesgcm(kek.secret_bytes()).encrypt(nonce, dek.secret_bytes(), aad)
     blob = {"Alg": ALGORITHM, "KeyID": dek.key_id, "KEKID": kek.key_id, "Nonce": nonce}
     blob["Ciphertext"] = sealed
     return msgpack.packb(blob, use_bin_type=True)
@@ -185,9 +196,10 @@ def unwrap_dek(wrapped: bytes, kek: KeyEncryptionKey) -> DataKey:
     """Recover the DEK; `DecryptionError` if this is not the KEK that wrapped it."""
     blob = _unpack_map(wrapped)
     aad = _DEK_AAD + blob["KeyID"].encode()
+    aesgcm, invalid_tag = _aead()
     try:
-        key = AESGCM(kek.secret_bytes()).decrypt(blob["Nonce"], blob["Ciphertext"], aad)
-    except InvalidTag:
+        key = aesgcm(kek.secret_bytes()).decrypt(blob["Nonce"], blob["Ciphertext"], aad)
+    except invalid_tag:
         raise DecryptionError("cannot unwrap the data key: wrong key-encryption key") from None
     return DataKey(blob["KeyID"], key)
 
@@ -236,7 +248,8 @@ def encrypt_secret(
     if not isinstance(plaintext, bytes):
         raise TypeError("secret data must be bytes")
     nonce = token_bytes(NONCE_SIZE)
-    ct = AESGCM(dek.secret_bytes()).encrypt(nonce, plaintext, _secret_aad(secret_id, dek.key_id))
+    aesgcm, _ = _aead()
+    ct = aesgcm(dek.secret_bytes()).encrypt(nonce, plaintext, _secret_aad(secret_id, dek.key_id))
     return {"Alg": ALGORITHM, "KeyID": dek.key_id, "Nonce": nonce, "Ciphertext": ct}
 
 
@@ -246,9 +259,10 @@ def decrypt_secret(dek: DataKey, secret_id: str, sealed: dict[str, Any]) -> byte
     if sealed["KeyID"] != dek.key_id:
         raise DecryptionError("secret was sealed with another data key")
     aad = _secret_aad(secret_id, dek.key_id)
+    aesgcm, invalid_tag = _aead()
     try:
-        return AESGCM(dek.secret_bytes()).decrypt(sealed["Nonce"], sealed["Ciphertext"], aad)
-    except InvalidTag:
+        return aesgcm(dek.secret_bytes()).decrypt(sealed["Nonce"], sealed["Ciphertext"], aad)
+    except invalid_tag:
         raise DecryptionError("cannot decrypt secret: wrong key, wrong ID or tampered") from None
 
 

@@ -33,12 +33,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from typing import TYPE_CHECKING
 
 from cluster.security.crypto import DataKey
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+# ``cryptography`` is imported by the functions that need it: a manager
+# without autolock looks at its key files on every tick but never opens one.
 
 __all__ = ["is_sealed", "key_password", "open_key", "seal_key", "write_private"]
 
@@ -48,6 +51,9 @@ _INFO = b"swarmraft node TLS key"
 
 def key_password(dek: DataKey) -> bytes:
     """The password of a sealed node key: HKDF-SHA256 of the DEK, hex (OpenSSL wants text)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(
         dek.secret_bytes()
     )
@@ -85,6 +91,8 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def _load(path: Path, password: bytes | None) -> PrivateKeyTypes:
+    from cryptography.hazmat.primitives import serialization
+
     return serialization.load_pem_private_key(path.read_bytes(), password)
 
 
@@ -92,6 +100,8 @@ def seal_key(path: Path, password: bytes) -> None:
     """Encrypt a clear key file in place (a sealed one is left as it is)."""
     if is_sealed(path):
         return
+    from cryptography.hazmat.primitives import serialization
+
     key = _load(path, None)
     pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -105,6 +115,8 @@ def open_key(path: Path, password: bytes) -> None:
     """Decrypt a sealed key file in place (autolock turned off)."""
     if not is_sealed(path):
         return
+    from cryptography.hazmat.primitives import serialization
+
     key = _load(path, password)
     pem = key.private_bytes(
         serialization.Encoding.PEM,

@@ -66,7 +66,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from cluster.security.expiry import expiry_of
-from raft.runtime.tls import MANAGER_ROLE, TLSFiles, identity_of
+from cluster.security.roles import MANAGER_ROLE, WORKER_ROLE
+from raft.runtime.tls import TLSFiles, identity_of
 
 __all__ = [
     "MANAGER_ROLE",
@@ -84,7 +85,6 @@ __all__ = [
     "write_trust",
 ]
 
-WORKER_ROLE = "swarm-worker"
 #: Days the root certificate is valid (node certificates: `expiry.DEFAULT_EXPIRY`).
 VALIDITY = 3650
 

@@ -26,13 +26,17 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-
-from cluster.security import pki
-from cluster.security.expiry import renewal_time
+from cluster.security.expiry import HasValidity, Validity, renewal_time
 from raft.runtime.tls import TLSFiles
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+# ``cryptography`` (and `pki`, built on it) is imported where a renewal or a
+# signature check needs it: waiting for the renewal time reads the certificate's
+# dates with the standard library (`expiry.Validity`).
 
 __all__ = ["RETRY", "Renewer", "issued_by"]
 
@@ -55,6 +59,9 @@ def _now() -> datetime.datetime:
 
 def issued_by(cert: x509.Certificate, root_pem: str) -> bool:
     """Was ``cert`` signed by the key of the root in ``root_pem``?"""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+
     root = x509.load_pem_x509_certificate(root_pem.encode())
     try:
         cert.verify_directly_issued_by(root)
@@ -77,7 +84,13 @@ class Renewer:
         self._expired_logged = False
 
     def certificate(self) -> x509.Certificate:
+        from cryptography import x509
+
         return x509.load_pem_x509_certificate(Path(self.files.cert).read_bytes())
+
+    def validity(self) -> Validity:
+        """The dates of our certificate, without the ``cryptography`` package."""
+        return Validity.of_pem(Path(self.files.cert).read_bytes())
 
     def renew_soon(self) -> None:
         """Renew at the next chance, whatever the certificate's age."""
@@ -86,7 +99,7 @@ class Renewer:
     async def run(self) -> None:
         """Forever: wait for the renewal time (or `renew_soon`), renew, repeat."""
         while True:
-            cert = self.certificate()
+            cert = self.validity()
             due = renewal_time(cert, self._rng)
             while not self._soon.is_set() and _now() < due:
                 wait = min(_NAP, (due - _now()).total_seconds())
@@ -96,7 +109,7 @@ class Renewer:
             await self._renew_until_done(cert)
             await asyncio.sleep(MIN_GAP)
 
-    async def _renew_until_done(self, cert: x509.Certificate) -> None:
+    async def _renew_until_done(self, cert: HasValidity) -> None:
         lifetime = (cert.not_valid_after_utc - cert.not_valid_before_utc).total_seconds()
         pause = min(RETRY, max(lifetime / 100, 0.2))
         while True:
@@ -117,6 +130,10 @@ class Renewer:
 
     async def renew_once(self) -> x509.Certificate:
         """One renewal: a new key, a request through ``ask``, the files replaced."""
+        from cryptography import x509
+
+        from cluster.security import pki
+
         key, csr = pki.new_request()
         cert_pem, ca_pem = await self._ask(csr)
         cert = x509.load_pem_x509_certificate(cert_pem)

@@ -368,6 +368,10 @@ class Store:
         rows = self._tables[o.TASK]
         return [rows[k] for k in sorted(smallest) if all(k in other for other in others)]
 
+    def task_count(self, service_id: str) -> int:
+        """How many tasks ``service_id`` owns (live or not), from the index: O(1)."""
+        return len(self._task_index.ids("ServiceID", service_id))
+
     def task_services(self) -> set[str]:
         """IDs of the services that own tasks (removed services' included)."""
         return set(self._task_index.values("ServiceID"))

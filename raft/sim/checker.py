@@ -41,7 +41,8 @@ class SafetyChecker:
     * Log Matching: two entries with the same index and term hold the same
       command, and the logs before them are identical.  Checked by induction:
       same (index, term) implies same command and same term at index - 1.
-    * Leader Completeness: a new leader holds every entry committed before it.
+    * Leader Completeness: a new leader holds every entry committed in an
+      earlier term than its own.
     * State Machine Safety: no two nodes apply different commands at an index.
     * Committed entries are never lost: a restarted node still holds what its
       durable commit index covers, and committed indexes never change term.
@@ -65,6 +66,10 @@ class SafetyChecker:
         self.leaders: dict[int, NodeId] = {}
         self.entries: dict[tuple[int, int], tuple[bytes, EntryKind, int | None]] = {}
         self.committed: dict[int, int] = {}  # index -> term
+        #: index -> the lowest term in which a node was seen holding it committed:
+        #: the term of the leader that committed it (§5.4.2), since that leader
+        #: applies it before anyone learns of the commit from it.
+        self.commit_terms: dict[int, int] = {}
         self.applied: dict[int, bytes] = {}
         #: The term each running core last had (reset when it restarts).
         self.terms: dict[NodeId, int] = {}
@@ -174,6 +179,7 @@ class SafetyChecker:
             self.fail(f"{core.id} forgot entry {index} (term {term}) it acknowledged in this term")
 
     def _check_committed(self, core: RaftCore, e: Entry) -> None:
+        self.commit_terms[e.index] = min(self.commit_terms.get(e.index, core.term), core.term)
         term = self.committed.setdefault(e.index, e.term)
         if term != e.term:
             self.fail(f"index {e.index} committed with term {term}, {core.id} commits {e.term}")
@@ -190,8 +196,15 @@ class SafetyChecker:
                 f"{core.id} leads term {term} with votes {sorted(granted)}, "
                 f"not a majority of its voters {list(voters)}"
             )
+        # Leader Completeness binds the leaders of terms *after* the one in
+        # which an entry was committed (§5.4).  A leader of an older term can
+        # still be elected later in time -- votes granted before a partition,
+        # delivered late -- and it need not hold the entry: its term is
+        # already stale and no majority will accept its appends.
         snap = core.log.snapshot.index
         for index, t in self.committed.items():
+            if self.commit_terms[index] >= term:
+                continue
             if index > snap and core.log.term(index) != t:
                 self.fail(
                     f"Leader Completeness: {core.id} leads term {term} without committed "

@@ -1,9 +1,11 @@
 """Real manager processes: the driver behind ``python -m scenarios run``.
 
 `RealDriver` runs managers through `cluster.local.supervisor.Supervisor` (each
-a process with its own data directory and free ports on 127.0.0.1) and talks
-to their HTTP API.  It implements `scenarios.steps.driver.Driver`, one method
-per action; the steps resolve ``leader`` and aliases before calling it.
+a process with its own data directory and free ports on 127.0.0.1, or with
+``netns`` in its own network namespace, where partitions drop packets in the
+kernel: `cluster.local.netns`) and talks to their HTTP API.  It implements
+`scenarios.steps.driver.Driver`, one method per action; the steps resolve
+``leader`` and aliases before calling it.
 """
 
 from __future__ import annotations
@@ -41,8 +43,11 @@ class RealDriver(SwarmOperator, AdminOperator):
 
     mode = "real"
 
-    def __init__(self, spec: ClusterSpec, cluster_dir: Path) -> None:
+    def __init__(self, spec: ClusterSpec, cluster_dir: Path, netns: bool = False) -> None:
         self.spec = spec
+        self.netns = netns
+        #: Where partitions happen: in the managers' transport, or the kernel.
+        self.network = "netns" if netns else "transport"
         self.dir = cluster_dir
         self.cdir = ClusterDir(cluster_dir)
         self.sup = Supervisor(self.cdir)
@@ -68,7 +73,9 @@ class RealDriver(SwarmOperator, AdminOperator):
         overrides = {n: self._ticks(ms) for n, ms in s.election_timeout_overrides.items()}
         if self.dir.exists() and any(self.dir.iterdir()):
             raise ClusterError(f"{self.dir} is not empty: a scenario wants a fresh cluster dir")
-        desc = self.sup.up(s.managers, None, timing, overrides, leader_timeout=30.0)
+        desc = self.sup.up(
+            s.managers, None, timing, overrides, leader_timeout=30.0, netns=self.netns
+        )
         self._urls = {m.name: m.api_url for m in desc.members}
 
     def stop(self) -> None:
@@ -169,8 +176,8 @@ class RealDriver(SwarmOperator, AdminOperator):
     def isolate(self, node: str) -> None:
         self.sup.isolate(node)
 
-    def partition(self, groups: list[list[str]]) -> None:
-        self.sup.partition(groups)
+    def partition(self, groups: list[list[str]], oneway: bool = False) -> None:
+        self.sup.partition(groups, oneway=oneway)
 
     def heal(self) -> None:
         self.sup.heal()

@@ -33,6 +33,8 @@ __all__ = ["SimDriver"]
 
 class SimDriver(AdminNotSimulated):
     mode = "simulated"
+    #: The simulator's in-memory network drops the messages itself.
+    network = "simulated"
 
     def __init__(self, spec: ClusterSpec, seed: int) -> None:
         self.spec = spec
@@ -142,8 +144,11 @@ class SimDriver(AdminNotSimulated):
     def isolate(self, node: str) -> None:
         self.tracer.isolate(self._id(node))
 
-    def partition(self, groups: list[list[str]]) -> None:
+    def partition(self, groups: list[list[str]], oneway: bool = False) -> None:
         ids = [[self._id(n) for n in g] for g in groups]
+        if oneway:
+            self.tracer.cut_oneway(ids[0], ids[1])
+            return
         named = {x for g in ids for x in g}
         rest = [i for i in self.sim.ids if i not in named]
         if rest:

@@ -286,6 +286,14 @@ class SimTracer:
         self._fault("partition", sorted({x for g in groups for x in g}), groups=list(groups))
         self.sim.partition(*groups)
 
+    def cut_oneway(self, src: list[NodeId], dst: list[NodeId]) -> None:
+        """Only ``src``'s messages to ``dst`` are lost; it replaces any partition."""
+        self._fault("partition", sorted({*src, *dst}), groups=[src, dst], oneway=True)
+        self.sim.heal()
+        for a in src:
+            for b in dst:
+                self.sim.cut_link(a, b)
+
     def isolate(self, node: NodeId) -> None:
         self._fault("isolate", [node])
         self.sim.isolate(node)

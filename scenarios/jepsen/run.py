@@ -235,7 +235,7 @@ def run_jepsen(
     else:
         cluster_dir = Path(tempfile.mkdtemp(prefix="swarmraft-jepsen-")) / "cluster"
     spec = ClusterSpec(managers=s.managers)
-    driver = RealDriver(spec, cluster_dir)
+    driver = RealDriver(spec, cluster_dir, netns=s.netns)
     names = spec.names
     wall0 = time.monotonic()
     say = progress
@@ -472,6 +472,7 @@ def _finish(
         "faults_injected": injected,
         "fault_windows": len(fault_intervals(fault_lines, t_end)),
         "ok_per_s": round(ok / max(s.duration, 1e-9), 1),
+        "network": "netns" if s.netns else "transport",
     }
     passed = all(c.passed for c in checks)
     metrics["wall_s"] = round(time.monotonic() - wall0, 2)

@@ -18,6 +18,9 @@ class Settings:
     #: the history must hold more ok operations than this to count
     min_ok: int = 50
     keep: bool = False
+    #: Netns mode (root): each manager in its own network namespace, the
+    #: nemesis's partitions dropped by the kernel (`cluster.local.netns`).
+    netns: bool = False
     #: where the cluster lives (default: a new temporary directory)
     cluster_dir: Path | None = None
     #: the checker's bound per key (explored states) before "undecided"

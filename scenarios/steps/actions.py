@@ -210,12 +210,19 @@ class ForceNewCluster(NodeAction):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Partition(Action):
-    """Split the cluster: nodes talk only within their group (unnamed nodes form one more)."""
+    """Split the cluster: nodes talk only within their group (unnamed nodes form one more).
+
+    With ``oneway`` the two groups are FROM and TO: only FROM's traffic to TO
+    is cut, and nodes in neither group are not touched.
+    """
 
     action: ClassVar[str] = "partition"
     groups: list[list[str]]
+    oneway: bool = False
 
     def validate(self, ctx: ParseContext) -> Self:
+        if self.oneway and len(self.groups) != 2:
+            ctx.fail("field 'groups': a one-way cut names two groups, FROM and TO")
         seen: set[str] = set()
         for group in self.groups:
             for ref in group:
@@ -231,6 +238,9 @@ class Partition(Action):
         twice = sorted({n for n in flat if flat.count(n) > 1})
         if twice:  # "leader" or an alias named a node another group names
             raise StepFailed(f"{', '.join(twice)} would be in two groups")
+        if self.oneway:
+            stage.driver.partition(groups, oneway=True)
+            return f"{','.join(groups[0])} -> {','.join(groups[1])} (one way)"
         stage.driver.partition(groups)
         return " | ".join(",".join(g) for g in groups)
 

@@ -3,7 +3,8 @@
 `running_cluster` starts managers with the supervisor in a temporary
 directory and, whatever happens in the test, stops them: first with
 ``down`` (SIGTERM, then SIGKILL), then, as a last resort, by SIGKILLing
-every PID recorded in ``cluster.json`` whose command line is a manager's.
+every PID recorded in ``cluster.json`` whose command line is a manager's
+(which in netns mode also removes the cluster's namespaces and rules).
 """
 
 from __future__ import annotations
@@ -26,11 +27,15 @@ def kill_leftovers(path: Path) -> None:
 
 @contextlib.contextmanager
 def running_cluster(
-    path: Path, managers: int = 3, timing: Timing | None = None, workers: int = 0
+    path: Path,
+    managers: int = 3,
+    timing: Timing | None = None,
+    workers: int = 0,
+    netns: bool = False,
 ) -> Iterator[tuple[Supervisor, Description]]:
     sup = Supervisor(ClusterDir(path))
     try:
-        desc = sup.up(managers, timing=timing or Timing(), workers=workers)
+        desc = sup.up(managers, timing=timing or Timing(), workers=workers, netns=netns)
         yield sup, desc
     finally:
         try:

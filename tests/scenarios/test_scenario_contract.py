@@ -301,3 +301,46 @@ def test_winner_check_ignores_a_node_on_the_other_side_of_a_partition():
     result = _winner_check(_election_where_manager2_is_ahead([cut]))
     assert result.passed, result.detail
     assert "manager3 (1, 1) BEHIND" in result.detail
+
+
+ONEWAY = """
+name = "oneway"
+title = "A one-way cut"
+[cluster]
+managers = 3
+[[steps]]
+action = "wait"
+for = "leader"
+[[steps]]
+action = "partition"
+groups = [["manager1"], ["manager2", "manager3"]]
+oneway = true
+[[steps]]
+action = "wait"
+seconds = 1
+[[steps]]
+action = "heal"
+[[steps]]
+action = "wait"
+for = "converged"
+"""
+
+
+def test_a_one_way_cut_cuts_one_direction_on_the_simulator_and_is_recorded(tmp_path):
+    from scenarios.drivers.sim import SimDriver
+
+    driver = SimDriver(parse(ONEWAY).cluster, seed=1)
+    driver.partition([["manager1"], ["manager2", "manager3"]], oneway=True)
+    m1, m2, m3 = (driver._id(n) for n in ("manager1", "manager2", "manager3"))
+    assert driver.sim.cut == {(m1, m2), (m1, m3)}
+    outcome = run_scenario(parse(ONEWAY), tmp_path, seed=1, simulated=True)
+    assert outcome.passed, failed_checks(tmp_path, "oneway")
+    faults = [
+        json.loads(line)
+        for line in (tmp_path / "oneway" / "traces" / "faults.jsonl").read_text().splitlines()
+    ]
+    cut = next(f for f in faults if f["kind"] == "partition")
+    assert cut["oneway"] is True
+    assert cut["groups"] == [["manager1"], ["manager2", "manager3"]]
+    with pytest.raises(ScenarioError, match="two groups, FROM and TO"):
+        parse(ONEWAY.replace('[["manager1"], ["manager2", "manager3"]]', '[["manager1"]]'))

@@ -19,6 +19,7 @@ def _scenario(**over):
         "name": "leader-kill",
         "passed": True,
         "simulated": True,
+        "network": "real processes",
         "seed": 3,
         "managers": 5,
         "quorum": 3,

@@ -367,6 +367,37 @@ async def test_tasks_list_filters_and_inspect(api: Api) -> None:
     await api.fails(404, "GET", "/tasks/nosuch")
 
 
+async def test_a_round_of_task_reports_is_one_entry_and_a_refused_one_spares_the_rest(
+    api: Api,
+) -> None:
+    web_id = (await api.ok("POST", "/services/create", svc("web", 2)))["ID"]
+    b = api.backend
+    for slot in (1, 2):
+        b.ok(c.create_task(f"t{slot}", NOW, web_id, slot=slot, node_id=NODE_IDS["manager2"]))
+        b.ok(c.update_task(f"t{slot}", NOW, state="assigned"))
+    before = b.store.applied_index
+    reports = [{"ID": "t1", "State": "accepted"}, {"ID": "t2", "State": "accepted", "Message": "m"}]
+    assert await api.ok("POST", "/tasks/status", {"Reports": reports}) == {"Errors": [None, None]}
+    assert b.store.applied_index == before + 1  # both in one entry
+    assert [t["Status"]["State"] for t in b.store.tasks()] == ["accepted", "accepted"]
+    # t1 cannot move back: the batch is refused, then each report goes alone.
+    reports = [{"ID": "t1", "State": "assigned"}, {"ID": "t2", "State": "running"}]
+    errors = (await api.ok("POST", "/tasks/status", {"Reports": reports}))["Errors"]
+    assert errors[0] and errors[1] is None
+    assert [t["Status"]["State"] for t in b.store.tasks()] == ["accepted", "running"]
+    applied = b.store.applied_index
+    for bad in (
+        {},
+        {"Reports": []},
+        {"Reports": [{"State": "running"}]},
+        {"Reports": [{"ID": "t1", "State": 3}]},
+        {"Reports": [{"ID": "t1", "State": "running"}], "x": 1},
+        {"Reports": [{"ID": "t1", "State": "running", "Bogus": ""}]},
+    ):
+        await api.fails(400, "POST", "/tasks/status", bad)
+    assert b.store.applied_index == applied  # a bad request changes nothing
+
+
 # -- secrets ---------------------------------------------------------------------
 
 PLAINTEXT = b"correct horse battery staple"

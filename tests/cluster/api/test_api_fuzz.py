@@ -130,6 +130,7 @@ ROUTES = [
     ("GET", "/tasks"),
     ("GET", "/tasks/{id}"),
     ("POST", "/tasks/{id}/status"),
+    ("POST", "/tasks/status"),
     *[
         (m, p.replace("KIND", kind))
         for kind in ("secrets", "configs")

@@ -467,6 +467,30 @@ def test_pause_a_follower_and_unpause_it(cluster: Cluster) -> None:
 
 
 @pytest.mark.integration
+def test_a_one_way_cut_in_the_transport_drops_one_direction(cluster: Cluster) -> None:
+    st = cluster.status()
+    a, b = (n["name"] for n in st["nodes"][:2])
+    r = cluster.run("partition", "--oneway", a, b)
+    try:
+        assert r.returncode == 0 and f"{a} -> {b}" in r.stderr, r.stderr
+
+        def rules(name: str) -> dict[str, Any]:
+            return json.loads((cluster.path / name / "raft" / "faults.json").read_text())
+
+        # A drops what it sends to B; B drops what arrives from A; nothing else.
+        assert list(rules(a)["outbound"]) == [b] and rules(a)["inbound"] == {}
+        assert list(rules(b)["inbound"]) == [a] and rules(b)["outbound"] == {}
+        s = cluster.status()
+        assert s["network"] == {"mode": "transport", "oneway": [[a], [b]]}
+        assert s["partition"] == []
+        assert f"one-way cut: {a} -> {b}" in cluster.ok("status")
+    finally:
+        cluster.ok("heal")
+    assert rules(a) == rules(b) == {"outbound": {}, "inbound": {}}
+    wait_until(lambda: healthy_status(cluster.status()), 20, "the cluster to heal")
+
+
+@pytest.mark.integration
 def test_partition_a_minority_then_heal(cluster: Cluster) -> None:
     st = cluster.status()
     old = st["leader"]

@@ -296,9 +296,14 @@ def test_removed_service_tasks_are_shut_down(world: World) -> None:
     world.service(svc_spec(replicas=3))
     world.settle()
     world.ok(c.remove_service("svc1"))
-    world.settle()
-    assert world.live() == []
+    shut = ops(world.step())
+    assert sorted(op for op, _ in shut) == ["task.update"] * 3
+    assert {args["desired_state"] for _, args in shut} == {"shutdown"}
+    world.agents()  # the agents stop them
     assert {t["Status"]["State"] for t in world.store.tasks()} == {"shutdown"}
+    world.settle()
+    # Ended for good and their service gone: the reaper removes them, as Docker does.
+    assert world.store.tasks() == []
 
 
 # -- nodes: drain, pause, down -------------------------------------------------------

@@ -203,7 +203,8 @@ def test_a_restart_delay_wakes_the_service_without_any_change() -> None:
 
 def test_the_scope_of_a_change_is_what_it_can_concern() -> None:
     """A task names its service; a node, its tasks' services and the global ones;
-    a config nothing; a task that is gone cannot say, so everything is looked at."""
+    a config nothing; a task that is gone, nothing (only the reaper removes tasks,
+    ended ones, and their absence changes no decision)."""
     world = _world()
     for a in range(4):
         _service(world, a, 1)  # replicated, one slot each
@@ -221,4 +222,54 @@ def test_the_scope_of_a_change_is_what_it_can_concern() -> None:
     assert scope((o.SERVICE, "s1"), (o.SERVICE, "gone")) == {"s1", "gone"}
     assert scope((o.NODE, task["NodeID"])) == on_node | {"s4"}
     assert scope((o.CONFIG, "c1"), (o.CLUSTER, "x")) == set()
-    assert scope((o.TASK, "no-such-task")) is None
+    assert scope((o.TASK, "no-such-task")) == set()
+
+
+class _Recording(ControlLoop):
+    """A control loop that remembers the scope of every pass it was asked for."""
+
+    def __init__(self, world: World) -> None:
+        super().__init__(world.settings)
+        self.scopes: list[set[str] | None] = []
+
+    def run(self, store, now, changes=None, also=()):  # type: ignore[no-untyped-def]
+        also = set(also)
+        self.scopes.append(None if changes is None else also)
+        return super().run(store, now, changes, also)
+
+
+def test_a_big_full_pass_is_a_sweep_in_chunks_that_proposes_only_what_a_full_pass_would() -> None:
+    """With a budget of 3 objects a step, the sweep after a reset looks at a service
+    (and its 2 tasks) per pass; each pass proposes a part of the full pass's commands,
+    and once the sweep is over the swarm is settled as full passes would leave it."""
+    world = _world()
+    for a in range(5):
+        _service(world, a, 2)  # replicated, 2 slots each
+    loop = _Recording(world)
+    reconciler = Reconciler(loop, full_every=1e9)
+    for _ in range(4):  # settle; the sweep fits one step: a plain full pass
+        _leader_pass(world, reconciler, 0, 9)
+        world.agents()
+    assert loop.scopes[0] is None and not reconciler.sweeping
+    reconciler.sweep_budget = 3
+    reconciler.reset()  # a new leadership: its memory is gone
+    for n in NODES[:2]:  # meanwhile two nodes were drained: 10 tasks must move
+        world.set_availability(n, "drain")
+    seen: set[str] = set()
+    while True:
+        full = ControlLoop(world.settings).step(world.store, world.now)
+        commands = reconciler.step(world.store, world.now)
+        assert set(commands) <= set(full)
+        seen |= loop.scopes[-1] or set()
+        for command in commands:
+            world.apply(command)
+        if not reconciler.sweeping:
+            break
+    assert seen >= {f"s{a}" for a in range(5)}
+    assert len(loop.scopes[4] or ()) == 1  # the sweep's first chunk: one service
+    assert reconciler.passes == {"full": 2, "incremental": 3 + 4}
+    for _ in range(3):  # the changes the sweep caused settle incrementally
+        _leader_pass(world, reconciler, 0, 9)
+        world.agents()
+    assert ControlLoop(world.settings).step(world.store, world.now) == []
+    assert len(world.store.tasks(desired_state="running")) == 10

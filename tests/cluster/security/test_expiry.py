@@ -183,3 +183,26 @@ async def test_the_renewer_renews_when_due_and_again_later(ca, tmp_path: Path) -
     now = datetime.datetime.now(datetime.UTC)
     assert now < cert.not_valid_after_utc  # renewed before it ran out
     assert len(calls) == 3
+
+
+def test_validity_read_without_cryptography_matches_the_parsed_certificate(ca, tmp_path) -> None:
+    """`Validity.of_pem` (standard library, RFC 5280 §4.1) finds the dates x509 finds:
+    a node certificate, one with a chain after it, a root, and dates past 2049
+    (GeneralizedTime instead of UTCTime)."""
+    from cluster.security.expiry import Validity
+
+    files = ca.issue_files(tmp_path / "n", "manager1", MANAGER_ROLE, "c1")
+    pems = [files.cert.read_bytes(), files.cert.read_bytes() + ca.cert_pem(), ca.cert_pem()]
+    far = ca.issue_files(
+        tmp_path / "far", "manager2", MANAGER_ROLE, "c1", validity=datetime.timedelta(days=40_000)
+    )
+    pems.append(far.cert.read_bytes())
+    for pem in pems:
+        cert = x509.load_pem_x509_certificate(pem)
+        got = Validity.of_pem(pem)
+        assert got.not_valid_before_utc == cert.not_valid_before_utc
+        assert got.not_valid_after_utc == cert.not_valid_after_utc
+    assert Validity.of_pem(pems[3]).not_valid_after_utc.year > 2100
+    for bad in (b"", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"):
+        with pytest.raises(ValueError):
+            Validity.of_pem(bad)

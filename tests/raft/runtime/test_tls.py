@@ -421,3 +421,68 @@ def test_every_dial_gets_through_at_once_on_uvloop(pki):
         raise AssertionError("unreachable")
 
     assert eventloop.run(dials()) == (0, True)
+
+
+def _handshake(server: TLSFiles, client: TLSFiles) -> tuple[ssl.SSLObject, ssl.SSLObject]:
+    """A mutual-TLS handshake in memory (no socket): the server's and the client's ends."""
+    a_in, a_out, b_in, b_out = (ssl.MemoryBIO() for _ in range(4))
+    s = server.server_context().wrap_bio(a_in, a_out, server_side=True)
+    c = client.client_context().wrap_bio(b_in, b_out, server_side=False)
+    for _ in range(20):
+        done = 0
+        for end in (c, s):
+            try:
+                end.do_handshake()
+                done += 1
+            except ssl.SSLWantReadError:
+                pass
+        b_in.write(a_out.read())
+        a_in.write(b_out.read())
+        if done == 2:
+            return s, c
+    raise AssertionError("the in-memory handshake did not finish")
+
+
+def test_peer_identity_from_ssl_agrees_with_the_parsed_certificate(pki, tmp_path):
+    """`peer_identity` reads ssl's decoding (no cryptography package in a manager);
+    it must find what `identity_of` finds in the parsed certificate, a subject with
+    two CNs included (then no CN at all: ambiguous)."""
+    from raft.runtime.tls import identity_of, peer_identity
+
+    alice, bob = pki("manager1"), pki("worker7", role=WORKER_ROLE)
+    ca = CertificateAuthority.create(CLUSTER)
+    twice = ca.issue_files(tmp_path / "twice", "manager2", MANAGER_ROLE, CLUSTER)
+    key = serialization.load_pem_private_key(twice.key.read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    now = datetime.datetime.now(datetime.UTC)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "manager2"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "manager3"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, MANAGER_ROLE),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, CLUSTER),
+        ]
+    )
+    ca.save(tmp_path / "ca")
+    ca_key = serialization.load_pem_private_key((tmp_path / "ca" / "ca.key").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(ca_key, hashes.SHA256())
+    )
+    twice.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    for server, client in ((alice, bob), (bob, alice), (twice, twice)):
+        s, c = _handshake(server, client)
+        for end in (s, c):
+            der = end.getpeercert(binary_form=True)
+            assert der
+            parsed = identity_of(x509.load_der_x509_certificate(der))
+            assert peer_identity(end) == parsed
+    assert peer_identity(s) is not None and peer_identity(s).node_id == ""
+    assert peer_identity(_handshake(alice, bob)[0]).node_id == "worker7"
