@@ -73,7 +73,7 @@ _LEADER_FAULTS = {"kill", "pause", "partition", "isolate"}
 #: Topics where the quorum arithmetic is the point: their exam card has the cheat-sheet.
 _QUORUM_TOPICS = {
     "election", "quorum", "partition", "split", "join", "membership", "recovery", "tasks",
-    "availability",
+    "availability", "removal", "autolock",
 }  # fmt: skip
 
 
@@ -152,6 +152,10 @@ def collect_metrics(run: Run) -> None:
     if run.quorum_rows:
         met["quorum_table"] = run.quorum_rows
     report_ops.collect(run)
+    answered = [a for a in run.answers.values() if "table" not in a and "held" not in a]
+    if answered:
+        met["commands_answered"] = len(answered)
+        met["commands_refused"] = sum(not a["ok"] for a in answered)
 
 
 def draw_figures(out: Path, run: Run) -> list[Path]:
@@ -175,6 +179,7 @@ def draw_figures(out: Path, run: Run) -> list[Path]:
             for r in run.quorum_rows
         ]
         paths += save(quorum_table_figure(rows), out / "quorum-table")
+    paths += _files_held_figure(out, run)
     if len(run.placements) >= 2 and not run.records.get("tasks"):
         # (A run that took task snapshots draws its own figures from them, below.)
         # Which node runs which task, before the first drain and at the end.
@@ -237,6 +242,35 @@ def _task_figures(out: Path, run: Run) -> list[Path]:
         title = f"Tasks at '{first['name']}' (square) and at '{last['name']}' (dot)"
         paths += save(placement_figure(where(first), where(last), title), out / "task-moves")
     return paths
+
+
+def _files_held_figure(out: Path, run: Run) -> list[Path]:
+    """``files.png``: who held which secret and config at each ``files_held`` step,
+    titled with what the first snapshot shows of the first secret."""
+    from viz.figures import save
+    from viz.figures.files_held import FilesSnapshot, files_held_figure
+
+    def label(n: int) -> str:
+        done = [s for s in run.steps[: n - 1] if s.cli and s.action not in ("wait", "files_held")]
+        after = done[-1].cli.removeprefix("python -m cluster ") if done else "the start"
+        return f"step {n}, after: {after}"
+
+    snaps = [
+        FilesSnapshot(label(n), a["held"], a["used"])
+        for n, a in sorted(run.answers.items())
+        if "held" in a
+    ]
+    if not snaps:
+        return []
+    first = snaps[0]
+    secrets = sorted({f for h in first.held.values() for f in h["secrets"]})
+    if secrets:
+        holders = [n for n, h in first.held.items() if secrets[0] in h["secrets"]]
+        title = (f"{secrets[0]} reached {len(holders)} of {len(first.held)} nodes: "
+                 f"those running a task that uses it")  # fmt: skip
+    else:
+        title = "No node held a secret"
+    return save(files_held_figure(snaps, title), out / "files")
 
 
 #: How each network mode is named in the note's opening line.
@@ -372,6 +406,32 @@ def _steps(run: Run) -> list[dict[str, Any]]:
     ]
 
 
+#: The gRPC wrapping the store's refusals carry, as Docker's do ("rpc error: code =
+#: FailedPrecondition desc = ..."): the note quotes what comes after it.
+_RPC = re.compile(r"rpc error: code = \w+ desc = ")
+
+
+def _answers(run: Run) -> list[dict[str, Any]]:
+    """What the swarm answered each operator's command (`scenarios.steps.admin`), in
+    step order: a refusal word for word, a ``node ls`` table, who held which file."""
+    out = []
+    for number in sorted(run.answers):
+        a, s = run.answers[number], run.step(number)
+        held = None
+        if "held" in a:
+            held = []
+            for n, h in sorted(a["held"].items()):
+                u = a["used"].get(n, {"secrets": [], "configs": []})
+                holds = ", ".join(h["secrets"] + h["configs"]) or "nothing"
+                uses = ", ".join(u["secrets"] + u["configs"]) or "nothing"
+                held.append({"node": n, "holds": holds, "uses": uses})
+        said = f"{a['status']} {a['message']}" if a.get("status") else a.get("message", "")
+        out.append({"number": number, "command": s.cli or s.text, "ok": a["ok"],
+                    "said": _RPC.sub("", said),
+                    "table": a.get("table"), "held": held})  # fmt: skip
+    return out
+
+
 def _misconceptions(run: Run, checks: list[CheckResult]) -> list[dict[str, Any]]:
     """The common beliefs this run corrects, each with the evidence that does:
     a belief without evidence in the run is not mentioned (the template words them)."""
@@ -459,6 +519,7 @@ def write_note(out: Path, run: Run, checks: list[CheckResult], passed: bool) -> 
         overrides=c.election_timeout_overrides,
         description=scn.description,
         steps=_steps(run),
+        answers=_answers(run),
         happened=happened,
         quorum_rows=run.quorum_rows,
         joins=_joins(run) if run.joined and run.model is not None else [],
@@ -630,6 +691,9 @@ def key_metric(met: dict[str, Any]) -> str:
         return "tolerance " + ", ".join(
             f"N={r['managers']}:{r['measured_tolerance']}" for r in met["quorum_table"]
         )
+    if met.get("commands_refused"):
+        return (f"{met['commands_refused']} of {met['commands_answered']} operator commands "
+                "refused by the swarm")  # fmt: skip
     if met.get("votes_refused"):
         return f"{met['votes_refused']} votes refused"
     if "secret_hits" in met:

@@ -354,5 +354,8 @@ class _Player:
     def record_row(self, table: str, row: dict[str, Any]) -> None:
         self.run.tables.setdefault(table, []).append(row)
 
+    def record_answer(self, step: int, answer: dict[str, Any]) -> None:
+        self.run.answers[step] = answer
+
     def say(self, message: str) -> None:
         self.progress(f"[{self.run.scenario.name}]     {message}")

@@ -28,6 +28,8 @@ Conventions of the model
 * A node is *down* from a ``kill`` fault (or a ``stop`` line) until the next
   ``restart`` fault or ``start`` line; it comes back as a follower.  It is
   *paused* between ``pause`` and ``unpause``; it keeps its role underneath.
+  It is *locked* from a ``locked`` line (autolock: alive, out of Raft) until
+  its next ``start`` line, and counts as down for the quorum meanwhile.
 * Role intervals are split where the node's term changes, so every interval
   has one term.  A node's term is the highest term its own lines showed
   (role, real election, granted real vote, leader, start, check_quorum,
@@ -56,6 +58,7 @@ from viz.model_build import NODE_TYPES, build
 from viz.model_data import (
     DOWN,
     LEARNER,
+    LOCKED,
     OUTSIDE,
     PAUSED,
     ROLES,
@@ -78,6 +81,7 @@ from viz.model_data import (
 __all__ = [
     "DOWN",
     "LEARNER",
+    "LOCKED",
     "NODE_TYPES",
     "OUTSIDE",
     "PAUSED",

@@ -52,6 +52,7 @@ from typing import Any
 
 from viz.model_data import (
     DOWN,
+    LOCKED,
     PAUSED,
     ClientOp,
     Election,
@@ -73,6 +74,7 @@ NODE_TYPES = frozenset(
     {
         "start",
         "stop",
+        "locked",
         "role",
         "election",
         "vote",
@@ -346,6 +348,9 @@ class _Builder:
                 self._step(self.commit_steps[node], t, ci)
         elif typ == "stop":
             self._go_down(node, t)
+        elif typ == "locked":
+            self._down[node] = False
+            self._role[node] = LOCKED  # until its ``start`` line, after the unlock
         elif typ == "role":
             to = str(r.get("to", "follower"))
             self._role[node] = to

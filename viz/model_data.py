@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "DOWN",
     "LEARNER",
+    "LOCKED",
     "OUTSIDE",
     "PAUSED",
     "ROLES",
@@ -39,6 +40,8 @@ __all__ = [
 ROLES = ("follower", "pre-candidate", "candidate", "leader")
 DOWN = "down"
 PAUSED = "paused"
+#: A manager that restarted under autolock: alive, but out of Raft until unlocked.
+LOCKED = "locked"
 #: A follower the configuration lists as a learner: it receives the log but
 #: does not vote and is not counted in a quorum (dissertation §4.2.1).
 LEARNER = "learner"

@@ -100,7 +100,7 @@ def _quorum(
     for r in rel:
         if r["type"] == "start" and r.get("node") in first_seen:
             changes.append((r["t"], "up", r["node"]))
-        elif r["type"] == "stop" and r.get("node") in first_seen:
+        elif r["type"] in ("stop", "locked") and r.get("node") in first_seen:
             changes.append((r["t"], "down", r["node"]))
     for f in faults:
         changes.append((f.t, "fault", f))

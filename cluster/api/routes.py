@@ -638,3 +638,12 @@ async def dispatcher_secrets_held(request: web.Request) -> web.Response:
         if own is not None and mine:
             held[own["ID"]] = mine
     return reply(held)
+
+
+@routes.get("/agent/files")
+async def agent_files(request: web.Request) -> web.Response:
+    """This manager's *own* agent (a manager runs tasks too): the names of the secret
+    and config files each of its running tasks holds; never the data.  Local: no
+    leader needed, since the agent is this process."""
+    held = _manager_call(request, "files_held")
+    return reply(held())

@@ -71,6 +71,7 @@ from cluster.api.server import serve_app
 from cluster.control.dispatcher import (
     HEARTBEAT_PERIOD,
     assigned_tasks,
+    configs_to_deliver,
     join_role,
     secrets_to_deliver,
 )
@@ -451,7 +452,7 @@ async def dispatcher_heartbeat(request: web.Request) -> web.Response:
 
 @routes.get("/dispatcher/assignments")
 async def dispatcher_assignments(request: web.Request) -> web.Response:
-    """``?session=S``: the node's live tasks and its running tasks' secrets.
+    """``?session=S``: the node's live tasks and its running tasks' secrets and configs.
 
     Secret data leaves a manager only here: decrypted for the one node that
     runs a task referencing it, inside this TLS connection, base64 in
@@ -472,7 +473,17 @@ async def dispatcher_assignments(request: web.Request) -> web.Response:
             plain = crypto.decrypt_secret(backend.data_key(), secret_id, sealed)
             files[name] = base64.b64encode(plain).decode("ascii")
         delivered[task_id] = files
-    return reply({"Tasks": tasks, "Secrets": delivered})
+    configs: dict[str, dict[str, str]] = {}
+    for task_id, wanted in configs_to_deliver(tasks).items():
+        plain_files = {}
+        for config_id, name in wanted:
+            try:
+                data = store.get(o.CONFIG, config_id)["Spec"]["Data"]
+            except NotFound:
+                continue
+            plain_files[name] = base64.b64encode(data).decode("ascii")
+        configs[task_id] = plain_files
+    return reply({"Tasks": tasks, "Secrets": delivered, "Configs": configs})
 
 
 @routes.post("/dispatcher/tasks/{id}/status")

@@ -11,7 +11,9 @@ A task fails on purpose when its image's tag is ``fail`` (``nginx:fail``):
 that is how the update-failure scenarios make a rolling update pause or roll
 back.  Secrets a task references are decrypted into the agent's memory when
 the task starts and dropped when it ends (Swarm mounts them on a tmpfs); they
-never reach a disk, and only their names are ever shown.
+never reach a disk, and only their names are ever shown.  Configs a task
+references are handed over the same way but in plain (Swarm mounts them as
+ordinary files, not on a tmpfs): nothing about a config is secret.
 
 `next_reports` is pure: the store's tasks in, the reports to send out.
 
@@ -46,6 +48,7 @@ __all__ = [
     "TaskWatch",
     "next_reports",
     "report_command",
+    "wants_configs",
     "wants_secrets",
 ]
 
@@ -119,6 +122,13 @@ def wants_secrets(task: dict[str, Any]) -> list[tuple[str, str]]:
         target = (r.get("File") or {}).get("Name") or r.get("SecretName", "")
         out.append((r.get("SecretID", ""), target))
     return out
+
+
+def wants_configs(task: dict[str, Any]) -> list[tuple[str, str]]:
+    """(config ID, target file name) of every config the task references."""
+    refs = task.get("Spec", {}).get("ContainerSpec", {}).get("Configs") or []
+    return [(r.get("ConfigID", ""), (r.get("File") or {}).get("Name") or r.get("ConfigName", ""))
+            for r in refs]  # fmt: skip
 
 
 def report_command(reports: list[Report], now: float) -> bytes:

@@ -18,7 +18,8 @@ certificate, never from what it says:
    of the secret files the agent holds for them (never their data), so the
    API can show who holds what.
 3. ``GET /dispatcher/assignments?session=S``: the node's tasks, and for each
-   of its running tasks that references secrets, their plaintext (base64).
+   of its running tasks that references secrets, their plaintext (base64);
+   likewise the data of the configs they reference (`configs_to_deliver`).
    Only the node that runs such a task gets it, only inside the TLS
    connection, and it is never logged; the agent keeps it in memory and
    drops it when the task ends.
@@ -49,6 +50,7 @@ __all__ = [
     "HEARTBEAT_PERIOD",
     "Dispatcher",
     "assigned_tasks",
+    "configs_to_deliver",
     "is_worker_node",
     "join_role",
     "liveness_changes",
@@ -91,11 +93,25 @@ def assigned_tasks(tasks: Iterable[o.Obj], node_id: str) -> list[o.Obj]:
 
 def secrets_to_deliver(tasks: Iterable[o.Obj]) -> dict[str, list[tuple[str, str]]]:
     """task ID -> (secret ID, file name) for every running task that wants secrets."""
+    return _to_deliver(tasks, agent.wants_secrets)
+
+
+def configs_to_deliver(tasks: Iterable[o.Obj]) -> dict[str, list[tuple[str, str]]]:
+    """task ID -> (config ID, file name) for every running task that wants configs.
+
+    The same rule as for secrets -- only the node that runs the task gets it --
+    although a config is no secret: a node needs no file it has no task for."""
+    return _to_deliver(tasks, agent.wants_configs)
+
+
+def _to_deliver(
+    tasks: Iterable[o.Obj], wants: Callable[[o.Obj], list[tuple[str, str]]]
+) -> dict[str, list[tuple[str, str]]]:
     out: dict[str, list[tuple[str, str]]] = {}
     for t in tasks:
         running = t.get("Status", {}).get("State") == "running"
         if running and t.get("DesiredState") == "running":
-            wanted = agent.wants_secrets(t)
+            wanted = wants(t)
             if wanted:
                 out[t["ID"]] = wanted
     return out

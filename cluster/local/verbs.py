@@ -76,7 +76,13 @@ def equivalent(verb: str, node: str = "", **fields: object) -> Equivalent | None
                 ("swarm", "update", "--autolock"), "docker swarm update --autolock=true"
             )
         case "unlock":
-            return Equivalent(("swarm", "unlock"), "docker swarm unlock")
+            key = str(fields.get("key") or "current")
+            if key == "current":
+                return Equivalent(("swarm", "unlock"), "docker swarm unlock")
+            return Equivalent(
+                ("swarm", "unlock", "--key", f"<{key} key>"),
+                f"docker swarm unlock (typing the {key} key)",
+            )
         case "join":
             role = str(fields.get("role") or "worker")
             token = f'"$(python -m cluster swarm join-token -q {role})"'
@@ -87,7 +93,13 @@ def equivalent(verb: str, node: str = "", **fields: object) -> Equivalent | None
         case "create_service":
             name, replicas = str(fields.get("name")), int(fields.get("replicas", 1))  # type: ignore[call-overload]
             image = str(fields.get("image") or "nginx:alpine")
-            args = ("service", "create", "--name", name, "--replicas", str(replicas), image)
+            files = [
+                f
+                for kind in ("secret", "config")
+                for ref in fields.get(f"{kind}s") or []  # type: ignore[attr-defined]
+                for f in (f"--{kind}", str(ref))
+            ]
+            args = ("service", "create", "--name", name, "--replicas", str(replicas), *files, image)
             return Equivalent(args, "docker " + shlex.join(args))
         case "scale":
             spec = f"{fields.get('service')}={fields.get('replicas')}"
@@ -126,6 +138,8 @@ def equivalent(verb: str, node: str = "", **fields: object) -> Equivalent | None
             return Equivalent(
                 (), "no Docker verb: build a swarm of each size, time writes and failovers"
             )
+        case _ if verb in _ADMIN:
+            return _ADMIN[verb](n, fields)
         case "write":
             return Equivalent(
                 ("config", "create", "NAME", "FILE"),
@@ -147,3 +161,69 @@ def _manage(node: str, fields: dict[str, object]) -> Equivalent | None:
     if command == "node_update":
         return equivalent("availability", node, availability=fields.get("availability"))
     return None
+
+
+def _admin_node_rm(n: str, fields: dict[str, object]) -> Equivalent:
+    force = ("--force",) if fields.get("force") else ()
+    args = ("node", "rm", *force, n)
+    return Equivalent(args, "docker " + shlex.join(args))
+
+
+def _admin_rotate_token(n: str, fields: dict[str, object]) -> Equivalent:
+    role = str(fields.get("role") or "worker")
+    args = ("swarm", "join-token", "--rotate", role)
+    return Equivalent(args, "docker " + shlex.join(args))
+
+
+def _admin_join_old(n: str, fields: dict[str, object]) -> Equivalent:
+    return Equivalent(
+        ("swarm", "join", "--token", "<the token before the rotation>"),
+        "docker swarm join --token <the old token> MANAGER:2377",
+    )
+
+
+def _admin_probe(n: str, fields: dict[str, object]) -> Equivalent:
+    path = str(fields.get("path") or "/nodes")
+    return Equivalent(
+        (), f"curl --unix-socket /var/run/docker.sock http://localhost{path} (on {n})"
+    )
+
+
+def _admin_update_secret(n: str, fields: dict[str, object]) -> Equivalent:
+    return Equivalent(
+        (), "no Docker verb changes a secret's data (the Engine API's secret update refuses it)"
+    )
+
+
+def _admin_service_update(n: str, fields: dict[str, object]) -> Equivalent:
+    flags = [
+        f
+        for key, flag in (("secret_rm", "--secret-rm"), ("secret_add", "--secret-add"))
+        for ref in fields.get(key) or []  # type: ignore[attr-defined]
+        for f in (flag, str(ref))
+    ]
+    args = ("service", "update", *flags, str(fields.get("service")))
+    return Equivalent(args, "docker " + shlex.join(args))
+
+
+def _admin_files_held(n: str, fields: dict[str, object]) -> Equivalent:
+    return Equivalent(
+        ("service", "ps", "--no-trunc"),
+        "docker service ps (then on each node: ls /run/secrets, a tmpfs, and the config files)",
+    )
+
+
+#: The operator's admin verbs of `scenarios.steps.admin`: verb -> its equivalent.
+_ADMIN = {
+    "node_rm": _admin_node_rm,
+    "node_ls": lambda n, f: Equivalent(("node", "ls"), "docker node ls"),
+    "rotate_join_token": _admin_rotate_token,
+    "join_old_token": _admin_join_old,
+    "rotate_unlock_key": lambda n, f: Equivalent(
+        ("swarm", "unlock-key", "--rotate"), "docker swarm unlock-key --rotate"
+    ),
+    "probe_api": _admin_probe,
+    "update_secret": _admin_update_secret,
+    "service_update": _admin_service_update,
+    "files_held": _admin_files_held,
+}

@@ -94,6 +94,14 @@ class KeyRing:
         """With autolock: the KEK's public ID (a hash), to check an unlock key against."""
         return self.settings.data_dir / "keys" / "kek.fingerprint"
 
+    def unlock_key_id(self) -> str | None:
+        """The public ID of the KEK a restart would ask the unlock key for (None
+        without autolock): what ``kek.fingerprint`` holds."""
+        try:
+            return self.fingerprint_file.read_text().strip() or None
+        except OSError:
+            return None
+
     @property
     def autolock_in_force(self) -> bool:
         """Whether a restart would come back locked (no KEK file here)."""
@@ -113,6 +121,10 @@ class KeyRing:
         self.locked = True
         self._unlocked.clear()
         logger.warning("%s: swarm is locked; waiting for the unlock key", self.name)
+        # The trace says so at once (the node, not started, flushes nothing yet):
+        # figures show the manager locked -- out of Raft -- until its ``start`` line.
+        self.node.trace.emit("locked", reason="autolock")
+        self.node.trace.flush_now()
 
     def accept_unlock_key(self, unlock_key: str) -> None:
         """Check a key against the stored fingerprint (never the key) and keep it."""
@@ -253,14 +265,10 @@ class KeyRing:
         if entry is None or cluster is None:
             return
         _, kek_id = crypto.wrapped_key_ids(entry["Wrapped"])
-        if self._dek is None and self._kek is not None and self._kek.key_id == kek_id:
-            with contextlib.suppress(crypto.DecryptionError):
-                self._dek = crypto.unwrap_dek(entry["Wrapped"], self._kek)
+        self.keep_dek()
         autolock = cluster["Spec"].get("EncryptionConfig", {}).get("AutoLockManagers", False)
         try:
             if autolock:
-                if self._kek is None and self.kek_file.exists():
-                    self._kek = self._load_kek()
                 node_keys.write_private(self.fingerprint_file, kek_id.encode())
                 self.kek_file.unlink(missing_ok=True)
             elif self._kek is not None and self._kek.key_id == kek_id:
@@ -269,6 +277,28 @@ class KeyRing:
             self._follow_node_key(autolock, entry["Wrapped"])
         except OSError as e:
             logger.error("%s: cannot update the key files: %s", self.name, e)
+
+    def keep_dek(self) -> None:
+        """Unwrap the DEK into memory now if the KEK we hold opens the current wrapping.
+
+        Called on every duty tick and, through `StoreMachine`'s hook, just before
+        a new wrapping is applied: once autolock (or a rotation) rewraps the DEK
+        under a KEK from an unlock key, the KEK file opens nothing any more, and
+        a follower that had not unwrapped the DEK before could not seal, deliver
+        or rotate anything when it leads ("cannot unwrap the data key").
+        """
+        if self._dek is not None:
+            return
+        entry = self.store.active_data_key()
+        if entry is None:
+            return
+        if self._kek is None and self.kek_file.exists():
+            with contextlib.suppress(OSError, ValueError, UnavailableError):
+                self._kek = self._load_kek()
+        _, kek_id = crypto.wrapped_key_ids(entry["Wrapped"])
+        if self._kek is not None and self._kek.key_id == kek_id:
+            with contextlib.suppress(crypto.DecryptionError):
+                self._dek = crypto.unwrap_dek(entry["Wrapped"], self._kek)
 
     # ------------------------------------------------------------ the node's TLS key
 

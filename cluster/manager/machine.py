@@ -9,6 +9,7 @@ session layer keeps recent answers there, so they must be plain data.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from cluster.state import errors as store_errors
@@ -26,10 +27,15 @@ class StoreMachine:
     `decode_answer` turns them back into a `Result`.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, before_new_key: Callable[[], None] | None = None) -> None:
         self.store = store
+        #: Called just before an entry that stores a new wrapping of the data key
+        #: is applied (`KeyRing.keep_dek`): the last moment the old one can be read.
+        self.before_new_key = before_new_key
 
     def apply(self, index: int, data: bytes) -> list[Any]:
+        if self.before_new_key is not None and _is_new_key(data):
+            self.before_new_key()
         r = self.store.apply(index, data)
         if r.error is None:
             return ["ok", r.index, r.op, r.value]
@@ -43,6 +49,19 @@ class StoreMachine:
 
     def op_kind(self, data: bytes) -> str:
         return decode_command(data)[0]
+
+
+def _is_new_key(data: bytes) -> bool:
+    """Does the entry store a wrapping of the data key (alone, or in a batch, as
+    ``swarm update`` sends it with the spec)?"""
+    try:
+        op, args = decode_command(data)
+    except Exception:  # the store reports a malformed entry itself
+        return False
+    if op == "batch":
+        parts = args.get("commands") if isinstance(args, dict) else None
+        return any(isinstance(p, dict) and p.get("op") == "keyring.put" for p in parts or [])
+    return op == "keyring.put"
 
 
 def decode_answer(answer: Any) -> Result:

@@ -127,7 +127,12 @@ class Manager:
                 trailing_entries=min(500, s.snapshot_entries // 2),
                 tls=None if s.tls is None else TLSFiles.from_config(s.tls),
             ),
-            BenchEntries(SessionStateMachine(StoreMachine(self._store), window=16)),
+            BenchEntries(
+                SessionStateMachine(
+                    StoreMachine(self._store, before_new_key=lambda: self.keyring.keep_dek()),
+                    window=16,
+                )
+            ),
         )
         # A node down for this long has its tasks replaced elsewhere: long
         # enough to ride out a restart, short enough to watch it happen.
@@ -274,6 +279,10 @@ class Manager:
     def mounted_secrets(self) -> dict[str, list[str]]:
         """Which task holds which secret files -- names only, never the data."""
         return self.agent.mounted_secrets()
+
+    def files_held(self) -> dict[str, dict[str, list[str]]]:
+        """This manager's own agent: the secret and config files its tasks hold (names)."""
+        return self.agent.files_held()
 
     @property
     def locked(self) -> bool:

@@ -50,6 +50,10 @@ def raft_status(
     st["initialised"] = store.cluster() is not None
     # Autolock in force here: a restart would come back locked.
     st["autolock"] = keyring.autolock_in_force
+    # Which unlock key a restart would ask for (the KEK's public ID, a hash, as
+    # stored beside the data): it follows a rotation on the next duty tick, so a
+    # caller can wait until every manager has taken the new key.
+    st["unlock_key_id"] = keyring.unlock_key_id()
     return st
 
 

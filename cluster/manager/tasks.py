@@ -46,6 +46,8 @@ class ManagerAgent:
         self.keyring = keyring
         #: Secrets of running tasks, decrypted into memory only (never a disk).
         self._mounted: dict[str, dict[str, bytes]] = {}
+        #: Configs of running tasks: plain data, as Swarm mounts a config.
+        self._configs: dict[str, dict[str, bytes]] = {}
 
     @property
     def name(self) -> str:
@@ -126,6 +128,28 @@ class ManagerAgent:
                         self.keyring.data_key(), secret_id, sealed
                     )
             self._mounted[task_id] = files
+        self._mount_configs(mine, changed)
+
+    def _mount_configs(self, mine: dict[str, dict[str, Any]], changed: set[str] | None) -> None:
+        """The configs of this node's running tasks, read from the replica (plain);
+        the same rule as for secrets: a task that did not change keeps its files."""
+        gone = self._configs.keys() - mine.keys()
+        if changed is not None:
+            gone &= changed
+        for task_id in gone:
+            del self._configs[task_id]
+        for task_id, t in mine.items():
+            if task_id not in self._configs:
+                files: dict[str, bytes] = {}
+                for config_id, target in agent.wants_configs(t):
+                    with contextlib.suppress(Exception):
+                        files[target] = self.store.get("config", config_id)["Spec"]["Data"]
+                self._configs[task_id] = files
+
+    def files_held(self) -> dict[str, dict[str, list[str]]]:
+        """``{"Secrets": {task: [file names]}, "Configs": {...}}``: names, never data."""
+        configs = {task: sorted(files) for task, files in self._configs.items()}
+        return {"Secrets": self.mounted_secrets(), "Configs": configs}
 
     def mounted_secrets(self) -> dict[str, list[str]]:
         """Which task holds which secret files -- names only, never the data."""

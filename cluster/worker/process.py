@@ -134,6 +134,9 @@ class Worker:
         self.tasks: dict[str, dict[str, Any]] = {}
         #: task ID -> secret file name -> data: in memory only, never on a disk.
         self._mounted: dict[str, dict[str, bytes]] = {}
+        #: task ID -> config file name -> data: plain (a config is no secret),
+        #: held in memory here only because this agent plays its containers.
+        self._configs: dict[str, dict[str, bytes]] = {}
         self.last_contact: float | None = None
         #: Renews our certificate before it expires (`cluster.security.renewal`).
         self.renewer: Renewer | None = None
@@ -146,21 +149,30 @@ class Worker:
         """Which task holds which secret files -- names only, never the data."""
         return {task: sorted(files) for task, files in self._mounted.items()}
 
-    def mount(self, tasks: list[dict[str, Any]], delivered: dict[str, dict[str, str]]) -> None:
-        """Hold the secrets of running tasks; drop those of tasks that stopped."""
+    def files_held(self) -> dict[str, dict[str, list[str]]]:
+        """``{"Secrets": {task: [file names]}, "Configs": {...}}``: names, never data."""
+        configs = {task: sorted(files) for task, files in self._configs.items()}
+        return {"Secrets": self.secrets_held(), "Configs": configs}
+
+    def mount(
+        self,
+        tasks: list[dict[str, Any]],
+        delivered: dict[str, dict[str, str]],
+        configs: dict[str, dict[str, str]] | None = None,
+    ) -> None:
+        """Hold the secrets (and configs) of running tasks; drop those of tasks that stopped."""
         running = {
             t["ID"]
             for t in tasks
             if t.get("Status", {}).get("State") == "running" and t.get("DesiredState") == "running"
         }
-        for task_id in list(self._mounted):
-            if task_id not in running:
-                del self._mounted[task_id]
-        for task_id, files in delivered.items():
-            if task_id in running and task_id not in self._mounted:
-                self._mounted[task_id] = {
-                    name: base64.b64decode(data) for name, data in files.items()
-                }
+        for held, given in ((self._mounted, delivered), (self._configs, configs or {})):
+            for task_id in list(held):
+                if task_id not in running:
+                    del held[task_id]
+            for task_id, files in given.items():
+                if task_id in running and task_id not in held:
+                    held[task_id] = {name: base64.b64decode(data) for name, data in files.items()}
 
     # ------------------------------------------------------------ talking
 
@@ -231,7 +243,7 @@ class Worker:
             http, "GET", "/dispatcher/assignments", params={"session": self.session or ""}
         )
         tasks = answer.get("Tasks", [])
-        self.mount(tasks, answer.get("Secrets", {}))
+        self.mount(tasks, answer.get("Secrets", {}), answer.get("Configs", {}))
         self.tasks = {t["ID"]: t for t in tasks}
         for r in agent.next_reports(s.node_id, tasks):
             body = {"State": r.state, "Message": r.message}
@@ -358,7 +370,8 @@ class ManagersOnly(aiohttp.TCPConnector):
 
 
 def make_status_app(worker: Worker) -> web.Application:
-    """The worker's own tiny API: ``GET /status``, ``GET /secrets-held``, ``GET /_ping``."""
+    """The worker's own tiny API: ``GET /status``, ``GET /secrets-held``, ``GET /files``
+    (the names of the secret and config files each task holds), ``GET /_ping``."""
 
     async def status(request: web.Request) -> web.Response:
         return web.json_response(worker.status())
@@ -366,10 +379,14 @@ def make_status_app(worker: Worker) -> web.Application:
     async def held(request: web.Request) -> web.Response:
         return web.json_response(worker.secrets_held())
 
+    async def files(request: web.Request) -> web.Response:
+        return web.json_response(worker.files_held())
+
     async def ping(request: web.Request) -> web.Response:
         return web.Response(text="OK")
 
     app = web.Application()
+    app.router.add_get("/files", files)
     app.router.add_get("/status", status)
     app.router.add_get("/secrets-held", held)
     app.router.add_get("/_ping", ping)

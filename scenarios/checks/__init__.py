@@ -18,6 +18,8 @@ on the simulator) passes with ``skipped`` set and says why.
 * `scenarios.checks.rollout`    -- rolling updates and rollbacks, from the
   tasks their steps recorded.
 * `scenarios.checks.costs`      -- what each manager costs (``manager_count``).
+* `scenarios.checks.admin`      -- the operator's answers (refused, accepted,
+  ``node ls``), which files each node holds, a secret's plaintext anywhere.
 
 May import: `scenarios.steps`, `scenarios.linearizability`, `viz`.
 """
@@ -27,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from scenarios.checks import cluster, costs, membership, rollout, tasks, trace
+from scenarios.checks import admin, cluster, costs, membership, rollout, tasks, trace
 from scenarios.checks.membership import _conf_at, conf_changes, join_phases
 from scenarios.checks.run import CheckResult, Run, StepRecord
 from scenarios.steps import NotApplicable
@@ -78,6 +80,13 @@ CHECKS: dict[type[ex.Expectation], Check] = {
     ex.RolledBack: rollout.rolled_back,
     ex.EverySizeMeasured: costs.every_size_measured,
     ex.CpuPerWriteGrows: costs.cpu_per_write_grows,
+    ex.Refused: admin.refused,
+    ex.Accepted: admin.accepted,
+    ex.ManagerStatus: admin.manager_status,
+    ex.NodesReady: admin.nodes_ready,
+    ex.FilesOnlyWhereUsed: admin.files_only_where_used,
+    ex.SecretAbsentFromApi: admin.secret_absent_from_api,
+    ex.SecretAbsentEverywhere: admin.secret_absent_everywhere,
 }
 
 #: Checks that ask the running cluster (evaluated before it stops).
@@ -89,10 +98,14 @@ LIVE: frozenset[type[ex.Expectation]] = frozenset(
         ex.TasksOffNode,
         ex.NoNewTasksOn,
         ex.WritesReadable,
+        ex.NodesReady,
+        ex.SecretAbsentFromApi,
     }
 )
 #: Checks that read the data directories after the managers stopped.
-ON_DISK: frozenset[type[ex.Expectation]] = frozenset({ex.SecretPlaintextAbsent})
+ON_DISK: frozenset[type[ex.Expectation]] = frozenset(
+    {ex.SecretPlaintextAbsent, ex.SecretAbsentEverywhere}
+)
 
 
 def evaluate(run: Run, e: ex.Expectation) -> CheckResult:

@@ -71,6 +71,9 @@ class Run:
     placements: list[dict[str, str]] = field(default_factory=list)
     #: Nodes that joined during the run: {"name", "role", "step"}.
     joined: list[dict[str, Any]] = field(default_factory=list)
+    #: What the swarm answered each operator's command, by step number
+    #: (`scenarios.steps.admin`): ``ok``, ``status``, ``message`` [, ``table``].
+    answers: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: Every ``membership`` trace line as (model time, node, voters, learners), in time order.
     conf_lines: list[tuple[float, str, tuple[str, ...], tuple[str, ...]]] = field(
         default_factory=list

@@ -238,16 +238,25 @@ class SwarmOperator:
                 return
         raise ClusterError("autolock did not reach every manager within 10 s")
 
-    def unlock(self) -> None:
-        """``docker swarm unlock`` on every manager that restarted locked."""
-        key = getattr(self, "_unlock_key", None)
-        if key is None:
+    def unlock(self, key: str) -> None:
+        """``docker swarm unlock`` on every manager that restarted locked, with the
+        ``current`` key, the ``previous`` one (a rotation replaced it) or a
+        ``wrong`` one (well-formed, never issued): the swarm's refusal is raised."""
+        current = getattr(self, "_unlock_key", None)
+        if current is None:
             raise ClusterError("unlock: no unlock key (lock the swarm first)")
+        given = {
+            "current": current,
+            "previous": getattr(self, "_previous_unlock_key", None),
+            "wrong": "SWMKEY-1-" + "x" * len(current.removeprefix("SWMKEY-1-")),
+        }[key]
+        if given is None:
+            raise ClusterError("unlock: no previous key (rotate_unlock_key first)")
         locked = [n for n, st in self.raft_status().items() if st.get("role") == "locked"]
         if not locked:
             raise ClusterError("unlock: no manager is locked (autolock did not take effect)")
         for node in locked:
-            request("POST", f"{self._urls[node]}/swarm/unlock", {"UnlockKey": key}, timeout=10.0)
+            request("POST", f"{self._urls[node]}/swarm/unlock", {"UnlockKey": given}, timeout=10.0)
 
 
 def service_spec(name: str, replicas: int, image: str) -> dict[str, Any]:

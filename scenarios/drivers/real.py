@@ -23,6 +23,7 @@ from cluster.client.http import ApiError, Unreachable, request
 from cluster.client.wait import attempts
 from cluster.local.layout import ClusterDir, ClusterError, Timing
 from cluster.local.supervisor import Supervisor
+from scenarios.drivers.admin import AdminOperator
 from scenarios.drivers.costs import measure_costs
 from scenarios.drivers.operator import SwarmOperator, b64, service_spec
 from scenarios.drivers.sim import SimDriver
@@ -39,7 +40,7 @@ def kill_leftovers(cluster_dir: Path) -> list[int]:
     return Supervisor(ClusterDir(cluster_dir)).kill_all()
 
 
-class RealDriver(SwarmOperator, TaskObserver):
+class RealDriver(SwarmOperator, TaskObserver, AdminOperator):
     """Real manager processes in ``cluster_dir``."""
 
     mode = "real"

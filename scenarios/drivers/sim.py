@@ -23,6 +23,7 @@ from typing import Any
 from raft.core.membership import ConfChangeOp
 from raft.core.protocol import Role
 from raft.sim.simulator import SimConfig
+from scenarios.drivers.admin import AdminNotSimulated
 from scenarios.drivers.simtrace import SimTracer
 from scenarios.drivers.tolerance import tolerance
 from scenarios.steps import ClientOp, ClusterSpec, NotApplicable
@@ -30,7 +31,7 @@ from scenarios.steps import ClientOp, ClusterSpec, NotApplicable
 __all__ = ["SimDriver"]
 
 
-class SimDriver:
+class SimDriver(AdminNotSimulated):
     mode = "simulated"
     #: The simulator's in-memory network drops the messages itself.
     network = "simulated"
@@ -335,7 +336,7 @@ class SimDriver:
     def lock(self) -> None:
         self._swarm_only()
 
-    def unlock(self) -> None:
+    def unlock(self, key: str) -> None:
         self._swarm_only()
 
     def nodes(self) -> list[dict[str, Any]]:

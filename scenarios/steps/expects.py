@@ -336,6 +336,101 @@ class CpuPerWriteGrows(Expectation):
             ctx.fail("field 'ratio' must be at least 1")
 
 
+# ---------------------------------------------------------------- the operator's answers
+# (`scenarios.steps.admin` records them; `scenarios.checks.admin` checks them)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refused(Expectation):
+    """The swarm refused step ``step`` (with HTTP ``status``, saying ``contains``)."""
+
+    check: ClassVar[str] = "refused"
+    step: int
+    status: int | None = None
+    contains: str | None = None
+
+    def validate_own(self, ctx: ParseContext) -> None:
+        if not 1 <= self.step <= ctx.steps:
+            ctx.fail(f"field 'step': there is no step {self.step}")
+
+    def label(self) -> str:
+        return f"refused (step {self.step})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Accepted(Expectation):
+    """The swarm did what step ``step`` asked."""
+
+    check: ClassVar[str] = "accepted"
+    step: int
+
+    def validate_own(self, ctx: ParseContext) -> None:
+        if not 1 <= self.step <= ctx.steps:
+            ctx.fail(f"field 'step': there is no step {self.step}")
+
+    def label(self) -> str:
+        return f"accepted (step {self.step})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManagerStatus(Expectation):
+    """In the ``node ls`` of step ``at_step``, ``node`` shows MANAGER STATUS ``status``
+    (Leader, Reachable, Unreachable; ``none`` for a worker, ``absent`` for a node
+    no longer listed) and, if given, ROLE ``role``."""
+
+    check: ClassVar[str] = "manager_status"
+    node: str
+    at_step: int
+    status: str
+    role: str | None = None
+
+    def validate_own(self, ctx: ParseContext) -> None:
+        if self.status not in ("Leader", "Reachable", "Unreachable", "none", "absent"):
+            ctx.fail("field 'status' must be Leader, Reachable, Unreachable, none or absent")
+
+    def label(self) -> str:
+        return f"manager_status {self.node} {self.status} at step {self.at_step}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodesReady(Expectation):
+    """Each of ``nodes`` is listed as ready at the end (e.g. after a token rotation)."""
+
+    check: ClassVar[str] = "nodes_ready"
+    nodes: list[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FilesOnlyWhereUsed(Expectation):
+    """In the ``files_held`` snapshot of step ``at_step``: each of ``secrets`` and
+    ``configs`` is held by exactly the nodes running a task that references it."""
+
+    check: ClassVar[str] = "files_only_where_used"
+    at_step: int
+    secrets: list[str] | None = None
+    configs: list[str] | None = None
+
+    def label(self) -> str:
+        names = [*(self.secrets or []), *(self.configs or [])]
+        return f"files_only_where_used {', '.join(names)} at step {self.at_step}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SecretAbsentFromApi(Expectation):
+    """No answer of any manager's or worker's API holds the secrets' plaintext."""
+
+    check: ClassVar[str] = "secret_absent_from_api"
+    secrets: list[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SecretAbsentEverywhere(Expectation):
+    """No file of the run -- every node's data, keys, logs, traces -- holds the plaintext."""
+
+    check: ClassVar[str] = "secret_absent_everywhere"
+    secrets: list[str]
+
+
 #: check name -> class, in the order DESIGN.md lists them.
 EXPECTATIONS: dict[str, type[Expectation]] = {
     c.check: c
@@ -367,6 +462,13 @@ EXPECTATIONS: dict[str, type[Expectation]] = {
         RolledBack,
         EverySizeMeasured,
         CpuPerWriteGrows,
+        Refused,
+        Accepted,
+        ManagerStatus,
+        NodesReady,
+        FilesOnlyWhereUsed,
+        SecretAbsentFromApi,
+        SecretAbsentEverywhere,
     )
 }
 

@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from scenarios.steps import actions as a
+from scenarios.steps import admin as adm
 from scenarios.steps import measures as m
 from scenarios.steps import rollout as r
 from scenarios.steps import swarm as s
@@ -115,6 +116,15 @@ ACTIONS: dict[str, type[Action]] = {
         r.UpdateService,
         r.RollbackService,
         m.ManagerCount,
+        adm.NodeRm,
+        adm.NodeLs,
+        adm.RotateJoinToken,
+        adm.JoinOldToken,
+        adm.RotateUnlockKey,
+        adm.ProbeApi,
+        adm.UpdateSecret,
+        adm.ServiceUpdate,
+        adm.FilesHeld,
     )
 }
 
@@ -159,6 +169,9 @@ TOPIC_NAMES = (
     "availability",
     "update",
     "managers",
+    "delivery",
+    "removal",
+    "tokens",
 )
 
 #: Schedules written in code (``directed = "..."``): scenarios/<name>.py with a ``run``.
@@ -386,7 +399,7 @@ def parse(text: str, source: str = "<scenario>", default_name: str = "") -> Scen
         source=source,
         simulated_only=raw.get("simulated_only", False) or bool(directed),
         directed=directed,
-        real_only=raw.get("real_only", "").strip(),
+        real_only=" ".join(raw.get("real_only", "").split()),  # one line, for one-line errors
     )
 
 
@@ -426,6 +439,9 @@ BUILTIN_ORDER = (
     "global-service",
     "node-failure",
     "availability",
+    "secret-delivery",
+    "demote-and-remove",
+    "join-token-rotation",
 )
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 from scenarios.steps.actions import Action
-from scenarios.steps.driver import Stage
+from scenarios.steps.admin import answered
+from scenarios.steps.driver import Stage, StepFailed
 from scenarios.steps.fields import ParseContext, toml_name
 
 __all__ = [
@@ -88,13 +89,27 @@ class Lock(Action):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Unlock(Action):
-    """``docker swarm unlock`` on every manager that restarted locked."""
+    """``docker swarm unlock`` on every manager that restarted locked, with the
+    current unlock key, or (``key``) the one a rotation replaced, or a wrong one.
+
+    With another key than the current one the swarm's answer is recorded, not
+    obeyed: the check ``refused`` says whether it was refused."""
 
     action: ClassVar[str] = "unlock"
+    key: str = "current"  # current | previous | wrong
+
+    def validate(self, ctx: ParseContext) -> Self:
+        if self.key not in ("current", "previous", "wrong"):
+            ctx.fail("field 'key' must be current, previous or wrong")
+        return self
 
     def apply(self, stage: Stage) -> str | None:
-        stage.driver.unlock()
-        return None
+        ok, answer = answered(stage, self.number, lambda: stage.driver.unlock(self.key))
+        if not ok and self.key == "current":
+            raise StepFailed(f"unlock refused: {answer['message']}")
+        if ok:
+            return None if self.key == "current" else f"the {self.key} key unlocked it"
+        return f"refused ({answer.get('status') or ''} {answer['message']})".replace("( ", "(")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,6 +118,9 @@ class CreateService(Action):
     name: str
     replicas: int = 1
     image: str = "nginx:alpine"
+    #: ``--secret NAME`` / ``--config NAME`` for each (by name, target = the name).
+    secrets: list[str] | None = None
+    configs: list[str] | None = None
 
     def validate(self, ctx: ParseContext) -> Self:
         if self.replicas < 0:
@@ -110,7 +128,12 @@ class CreateService(Action):
         return self
 
     def apply(self, stage: Stage) -> str | None:
-        stage.driver.create_service(self.name, self.replicas, self.image)
+        if self.secrets or self.configs:
+            stage.driver.create_service_with_files(
+                self.name, self.replicas, self.image, self.secrets or [], self.configs or []
+            )
+        else:
+            stage.driver.create_service(self.name, self.replicas, self.image)
         return None
 
 
@@ -137,6 +160,11 @@ class CreateSecret(Action):
     action: ClassVar[str] = "create_secret"
     name: str
     data: str
+
+    def describe(self) -> str:
+        # The step's words reach the progress lines, the note and the replay:
+        # a secret's plaintext must not (only how long it is).
+        return f"{self.action} name={self.name} data=<{len(self.data)} bytes, not shown>"
 
     def apply(self, stage: Stage) -> str | None:
         stage.driver.create_secret(self.name, self.data)

@@ -41,6 +41,9 @@ REAL = [
     "node-failure",
     "availability",
     "rolling-update",
+    "secret-delivery",
+    "demote-and-remove",
+    "join-token-rotation",
 ]
 
 
@@ -82,3 +85,18 @@ def test_outsider_scenarios_pass_on_real_processes(text, tmp_path):
     outcome = run_scenario(scn, tmp_path)
     assert outcome.passed, failed_checks(tmp_path, scn.name)
     assert_nothing_skipped(tmp_path, scn.name)
+
+
+def test_secret_delivery_leaves_no_plaintext_in_its_own_note(tmp_path):
+    # The checks search the cluster's files and APIs while it runs; the note,
+    # the result and the replay are written after them: search those too.
+    scn = builtin("secret-delivery")
+    outcome = run_scenario(scn, tmp_path)
+    assert outcome.passed, failed_checks(tmp_path, scn.name)
+    secrets = [s.data for s in scn.steps if s.action in ("create_secret", "update_secret")]
+    assert len(secrets) == 3
+    for path in (tmp_path / scn.name).rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(x.encode() in data for x in secrets), path
+    assert (tmp_path / scn.name / "files.png").exists()

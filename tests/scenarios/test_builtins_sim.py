@@ -7,6 +7,7 @@ import json
 import pytest
 from scenario_runs import builtin, failed_checks
 
+from scenarios.__main__ import main
 from scenarios.runner import run_scenario
 from scenarios.steps import ScenarioError, builtins, load
 
@@ -14,7 +15,7 @@ from scenarios.steps import ScenarioError, builtins, load
 #: not have: every check of theirs is "not applicable" there (asserted below),
 #: so a simulated run of them would pass having checked nothing.  Those that
 #: say so themselves (``real_only``) refuse the simulator outright.
-SWARM_ONLY = ("autolock", "drain", "secrets-at-rest")
+SWARM_ONLY = ("drain", "secrets-at-rest")
 SIM_NAMES = [n for n, p in builtins().items() if n not in SWARM_ONLY and not load(p).real_only]
 
 
@@ -83,3 +84,10 @@ def test_run_all_simulated_leaves_the_real_only_ones_out_and_says_why(
     err = capsys.readouterr().err
     for name in real_only:
         assert f"[{name}] not run: real processes only (" in err
+
+
+def test_run_by_name_simulated_is_one_line_error_for_a_real_only_scenario(tmp_path, capsys):
+    name = "manager-count"  # its reason spans lines in the file: the error is still one
+    assert main(["run", name, "--simulated", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {name} runs on real processes only") and "\n" not in err

@@ -119,6 +119,7 @@ class Recorder:
                 }
             ],
         ),
+        "files_held": {},
         "leader": "manager1",
         "now": 0.0,
         "snapshot_tasks": {"t": 0.0, "nodes": {}, "services": {}, "tasks": [], "agents": {}},
@@ -131,7 +132,9 @@ class Recorder:
     def __getattr__(self, name: str) -> Any:
         def call(*args: Any) -> Any:
             self.calls.append(name)
-            return self.ANSWERS.get(name, [] if name in ("nodes", "services", "tasks") else None)
+            return self.ANSWERS.get(
+                name, [] if name in ("nodes", "services", "tasks", "node_ls") else None
+            )
 
         return call
 
@@ -174,11 +177,11 @@ def test_the_runner_offers_every_stage_member() -> None:
 
 
 def test_every_action_class_is_registered() -> None:
-    from scenarios.steps import actions, measures, rollout, swarm, tasks
+    from scenarios.steps import actions, admin, measures, rollout, swarm, tasks
 
     defined = {
         cls
-        for module in (actions, measures, rollout, swarm, tasks)
+        for module in (actions, admin, measures, rollout, swarm, tasks)
         for cls in vars(module).values()
         if isinstance(cls, type) and issubclass(cls, Action) and "action" in vars(cls)
     }

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from repo import ROOT
 
-from viz.model import DOWN, LEARNER, OUTSIDE, PAUSED, TraceError, build, load, read_model
+from viz.model import DOWN, LEARNER, LOCKED, OUTSIDE, PAUSED, TraceError, build, load, read_model
 
 T0 = 1_700_000_000.0
 
@@ -128,6 +128,25 @@ def test_a_clean_stop_is_down_until_the_next_start_line():
         ("follower", 0, 2.0, 3.0),
     ]
     assert m.fault_intervals == []  # a stop is not a fault
+
+
+def test_a_locked_manager_is_locked_and_out_of_the_quorum_until_its_start_line():
+    # Autolock: n3 restarts locked (its Raft node not started) until unlocked.
+    lines = [
+        *three_nodes_start(),
+        fault(1.0, "kill", "n2"),
+        line(1.0, "n3", "stop"),
+        fault(1.2, "restart", "n3"),
+        line(1.5, "n3", "locked", reason="autolock"),
+        line(2.5, "n3", "start", term=0),
+        line(3.0, "n1", "commit", index=0),
+    ]
+    m = build(lines)
+    assert roles(m, "n3")[-2:] == [(LOCKED, 0, 1.5, 2.5), ("follower", 0, 2.5, 3.0)]
+    assert m.role_at("n3", 2.0) == LOCKED
+    q = m.quorum
+    assert q.at(2.0) == (1, 2) and q.at(2.7) == (2, 2)  # n2 dead, n3 locked: 1 of 3
+    assert q.lost[-1] == (1.5, 2.5)  # (and while n3 was stopped, 1.0 to 1.2)
 
 
 def test_paused_keeps_the_role_underneath():

@@ -29,6 +29,7 @@ def _scenario(**over):
         "heartbeat_ms": 50,
         "overrides": {},
         "description": "",
+        "answers": [],
         "steps": [
             {
                 "number": 1,
@@ -342,3 +343,25 @@ def test_the_event_table_checks_and_metrics_follow_as_an_appendix():
         < appendix.index("### Checks")
         < appendix.index("### Metrics\n\nwrites_ok = 3")
     )
+
+
+def test_the_swarms_answers_are_quoted_refusals_and_tables():
+    table = [{"name": "manager1", "status": "Ready", "availability": "Active",
+              "manager_status": "Leader", "role": "leader"},
+             {"name": "manager2", "status": "Down", "availability": "Active",
+              "manager_status": "Unreachable", "role": "down"}]  # fmt: skip
+    answers = [
+        {"number": 2, "command": "python -m cluster node ls", "ok": True, "said": "",
+         "table": table, "held": None},
+        {"number": 3, "command": "python -m cluster node rm manager2", "ok": False,
+         "said": "400 node x must be demoted to worker before removal", "table": None,
+         "held": None},
+        {"number": 4, "command": "files", "ok": True, "said": "", "table": None,
+         "held": [{"node": "worker1", "holds": "api-key", "uses": "api-key"}]},
+    ]  # fmt: skip
+    text = render("scenario.md.j2", **_scenario(answers=answers))
+    part = text.split("## What the swarm answered", 1)[1].split("## ", 1)[0]
+    assert "| manager2 | Down | Active | Unreachable | down |" in part
+    assert "**refused**: _400 node x must be demoted to worker before removal_" in part
+    assert "| worker1 | api-key | api-key |" in part
+    assert "## What the swarm answered" not in render("scenario.md.j2", **_scenario())

@@ -13,6 +13,7 @@ or the vector backends at ``savefig``).  `save` writes PNG and SVG.
 * `logs`         -- the log matrix at an instant;
 * `votes`        -- the vote grid of chosen elections;
 * `placement`    -- task placement before and after a drain;
+* `files_held`   -- which node holds which secret or config file;
 * `quorum_table` -- quorum and tolerance by cluster size;
 * `figure8`      -- the Figure-8 scenario's marked timeline and log matrices;
 * `jepsen`       -- the Jepsen history: operations by client and their latency;

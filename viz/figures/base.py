@@ -19,7 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from viz.model import DOWN, LEARNER, OUTSIDE, PAUSED, TraceModel
+from viz.model import DOWN, LEARNER, LOCKED, OUTSIDE, PAUSED, TraceModel
 
 #: role -> (face colour, hatch, text colour).  Light to dark as the role "rises".
 ROLE_STYLE: dict[str, tuple[str, str, str]] = {
@@ -31,11 +31,12 @@ ROLE_STYLE: dict[str, tuple[str, str, str]] = {
     OUTSIDE: ("#f4f4f4", "--", "#666666"),
     DOWN: ("#3b3b3b", "xx", "#ffffff"),
     PAUSED: ("#a9a9a9", "\\\\\\", "#111111"),
+    LOCKED: ("#c7b8e0", "oo", "#2b1a4a"),
 }
-#: States that only membership changes produce: in the legend when they occur.
-MEMBERSHIP_STATES = (LEARNER, OUTSIDE)
+#: States only some runs have (membership changes, autolock): in the legend when they occur.
+MEMBERSHIP_STATES = (LEARNER, OUTSIDE, LOCKED)
 #: States whose band is labelled with the state's name, not only the term.
-NAMED_STATES = (DOWN, PAUSED, LEARNER, OUTSIDE)
+NAMED_STATES = (DOWN, PAUSED, LEARNER, OUTSIDE, LOCKED)
 
 #: fault kind -> (colour, hatch, label).
 FAULT_STYLE: dict[str, tuple[str, str, str]] = {

@@ -7,6 +7,7 @@ import base64
 from cluster.control.dispatcher import (
     Dispatcher,
     assigned_tasks,
+    configs_to_deliver,
     is_worker_node,
     join_role,
     liveness_changes,
@@ -125,3 +126,30 @@ def test_worker_holds_secrets_while_the_task_runs_and_drops_them_after(tmp_path)
     assert "hunter2" not in repr(w.status())  # names only, never the data
     w.mount([task("t1", "w1", "running", desired="shutdown")], {})
     assert w.secrets_held() == {}
+
+
+def _with_config(t: dict, cid: str, name: str) -> dict:
+    t["Spec"]["ContainerSpec"]["Configs"] = [
+        {"ConfigID": cid, "ConfigName": name, "File": {"Name": f"/{name}"}}
+    ]
+    return t
+
+
+def test_configs_go_only_with_running_tasks_that_want_them() -> None:
+    tasks = [
+        _with_config(task("a", "n1", "running"), "c1", "app"),
+        _with_config(task("b", "n1", "running", desired="shutdown"), "c1", "app"),
+        task("c", "n1", "running", secrets=[("s1", "pw")]),
+    ]
+    assert configs_to_deliver(tasks) == {"a": [("c1", "/app")]}
+    assert secrets_to_deliver(tasks) == {"c": [("s1", "pw")]}
+
+
+def test_worker_holds_configs_beside_secrets_and_drops_both_with_the_task(tmp_path) -> None:
+    w = _worker(tmp_path)
+    conf = base64.b64encode(b"port=80").decode()
+    running = [_with_config(task("t1", "w1", "running"), "c1", "app")]
+    w.mount(running, {}, {"t1": {"/app": conf}})
+    assert w.files_held() == {"Secrets": {}, "Configs": {"t1": ["/app"]}}
+    w.mount([task("t1", "w1", "running", desired="shutdown")], {}, {})
+    assert w.files_held() == {"Secrets": {}, "Configs": {}}
