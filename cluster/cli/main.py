@@ -314,9 +314,10 @@ def cmd_swarm_update(ctx: Context) -> int:
     from cluster.client.http import request
 
     a = ctx.args
-    if a.autolock is None and a.cert_expiry is None:
+    if a.autolock is None and a.cert_expiry is None and a.task_history_limit is None:
         raise ClusterError(
-            "swarm update: nothing to change (try --autolock=true, --cert-expiry 90d)"
+            "swarm update: nothing to change"
+            " (try --autolock=true, --cert-expiry 90d, --task-history-limit 5)"
         )
     expiry_ns = None
     if a.cert_expiry is not None:
@@ -332,6 +333,11 @@ def cmd_swarm_update(ctx: Context) -> int:
     if expiry_ns is not None:
         # Certificates signed from now on (renewals included) live this long.
         spec["CAConfig"] = {**spec.get("CAConfig", {}), "NodeCertExpiry": expiry_ns}
+    if a.task_history_limit is not None:
+        # Ended tasks kept per slot; the leader's reaper removes older ones
+        # (`cluster.control.reaper`); a negative limit keeps them all.
+        limit = {"TaskHistoryRetentionLimit": a.task_history_limit}
+        spec["Orchestration"] = {**spec.get("Orchestration", {}), **limit}
     out = request(
         "POST", f"{url}/swarm/update?version={swarm['Version']['Index']}", spec, timeout=10.0
     )
@@ -618,6 +624,9 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--autolock", choices=("true", "false"), help="lock managers on restart")
     update.add_argument(
         "--cert-expiry", metavar="DURATION", help="node certificates' lifetime (90d; at least 1h)"
+    )
+    update.add_argument(
+        "--task-history-limit", type=int, metavar="N", help="tasks kept per slot (5, as Docker)"
     )
     update.set_defaults(func=cmd_swarm_update)
     ca = ssub.add_parser("ca", help="show the root CA certificate, or --rotate it")

@@ -83,10 +83,11 @@ def reap(
             keep = limit if service_id in alive else 0
             if len(history) <= keep:
                 continue
-            # Oldest first: by when the task last changed, then by ID.
+            # Oldest first, by creation: a late status report can change an old
+            # task after a newer one, but the history kept is the newest tasks.
             ended = sorted(
                 (t for t in history if removable(t)),
-                key=lambda t: (t["Version"]["Index"], t["ID"]),
+                key=lambda t: (c.parse_time(t["CreatedAt"]), t["ID"]),
             )
             for task in ended[: len(history) - keep]:
                 out.append((service_id, c.remove_task(task["ID"])))

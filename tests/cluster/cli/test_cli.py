@@ -490,7 +490,13 @@ def test_a_one_way_cut_in_the_transport_drops_one_direction(cluster: Cluster) ->
         assert list(rules(a)["outbound"]) == [b] and rules(a)["inbound"] == {}
         assert list(rules(b)["inbound"]) == [a] and rules(b)["outbound"] == {}
         s = cluster.status()
-        assert s["network"] == {"mode": "transport", "oneway": [[a], [b]]}
+        assert s["network"] == {
+            "mode": "transport",
+            "oneway": [[a], [b]],
+            "loss": {},
+            "delay": {},
+            "delay_via": "transport",
+        }
         assert s["partition"] == []
         assert f"one-way cut: {a} -> {b}" in cluster.ok("status")
     finally:
@@ -580,6 +586,32 @@ def test_service_create_ls_ps_scale_update_rm(cluster: Cluster) -> None:
         assert cluster.ok("service", "rm", name).strip() == name
     assert name not in cluster.ok("service", "ls")
     one_line_error(cluster.run("service", "inspect", name))
+
+
+@pytest.mark.integration
+def test_task_history_limit_bounds_what_service_ps_keeps(cluster: Cluster) -> None:
+    """``swarm update --task-history-limit 2``: each slot keeps two tasks, the
+    running one and the last one it replaced; older ones are reaped."""
+    name = f"hist{uuid.uuid4().hex[:6]}"
+    cluster.ok("swarm", "update", "--task-history-limit", "2")
+    cluster.ok("service", "create", "--name", name, "--replicas", "1", "nginx:1.0")
+    try:
+        for image in ("nginx:1.1", "nginx:1.2", "nginx:1.3"):
+            cluster.ok("service", "update", "--image", image, name)
+
+        def reaped() -> list[dict[str, Any]] | None:
+            tasks = json.loads(cluster.ok("service", "ps", name, "--json"))
+            images = sorted(t["Spec"]["ContainerSpec"]["Image"] for t in tasks)
+            running = [t for t in tasks if t["Status"]["State"] == "running"]
+            if images == ["nginx:1.2", "nginx:1.3"] and len(running) == 1:
+                return tasks
+            return None
+
+        tasks = wait_until(reaped, 30, "slot 1 down to its last two tasks")
+        assert {t["Slot"] for t in tasks} == {1}
+    finally:
+        cluster.ok("service", "rm", name)
+        cluster.ok("swarm", "update", "--task-history-limit", "5")
 
 
 @pytest.mark.integration

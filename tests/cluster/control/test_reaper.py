@@ -17,12 +17,16 @@ from cluster.state import commands as c
 from cluster.state import objects as o
 
 
-def _restart_often(world: World, times: int) -> None:
-    """The task of slot 1 fails ``times`` times; each failure is replaced."""
+def _restart_often(world: World, times: int) -> list[str]:
+    """The task of slot 1 fails ``times`` times; each failure is replaced.  The
+    IDs of the live task before and after each failure, oldest first."""
+    created = [world.live()[0]["ID"]]
     for _ in range(times):
         (task,) = world.live()
         world.report(task, "failed")
         world.settle()
+        created.append(world.live()[0]["ID"])
+    return created
 
 
 def _history_limit(world: World, limit: int) -> None:
@@ -44,14 +48,33 @@ def world() -> World:
 def test_a_slot_keeps_its_last_five_tasks(world: World) -> None:
     world.service(svc_spec(replicas=1))
     world.settle()
-    _restart_often(world, 9)
+    created = _restart_often(world, 9)
+    assert len(created) == 10
     tasks = world.store.tasks(service_id="svc1")
-    assert len(tasks) == reaper.DEFAULT_LIMIT  # 10 were made: the live one and 4 ended kept
+    # The newest five: the live one and the four that failed last.
+    assert {t["ID"] for t in tasks} == set(created[-reaper.DEFAULT_LIMIT :])
     assert len(world.live()) == 1
     assert_converged(world)
-    # The ones kept are the newest: every removed one is older than every kept one.
-    kept = sorted(t["CreatedAt"] for t in tasks)
-    assert all(t["Status"]["State"] in ("failed", "running") for t in tasks), kept
+
+
+def test_the_oldest_go_first_even_when_changed_last(world: World) -> None:
+    """A late report on an old task makes it the last changed, not the newest."""
+    _history_limit(world, 2)
+
+    def task(n: int, created: str, changed_at_index: int, state: str = "failed") -> dict:
+        desired = "running" if state == "running" else "shutdown"
+        return {"ID": f"t{n}", "ServiceID": "svc1", "Slot": 1, "DesiredState": desired,
+                "Status": {"State": state}, "CreatedAt": created,
+                "Version": {"Index": changed_at_index}}  # fmt: skip
+
+    tasks = [
+        task(0, "2024-05-01T12:00:00Z", 90),  # the oldest, changed last (a late report)
+        task(1, "2024-05-01T12:00:01.5Z", 20),
+        task(2, "2024-05-01T12:00:02Z", 30, "running"),
+    ]
+    removed = [c.decode(cmd)[1]["id"] for _, cmd in reaper.reap(world.store, {"svc1": tasks},
+                                                                   {"svc1"}, set())]  # fmt: skip
+    assert removed == ["t0"]
 
 
 def test_the_limit_is_the_swarms_setting(world: World) -> None:
