@@ -8,15 +8,18 @@ that dies at start with a traceback in its log).
 
 from __future__ import annotations
 
+import random
 import socket
 
 from cluster.client.wait import attempts
 from cluster.local.layout import ClusterError, Description
 
-__all__ = ["PORT_GRACE", "check_ports", "pick_ports", "port_free"]
+__all__ = ["LOW", "PORT_GRACE", "check_ports", "ephemeral_start", "pick_ports", "port_free"]
 
 #: How long a port of a node that just died may stay busy (`check_ports`).
 PORT_GRACE = 2.0
+#: The lowest port `pick_ports` draws (above the well-known and most registered ones).
+LOW = 20000
 
 
 def port_free(port: int) -> bool:
@@ -31,7 +34,16 @@ def port_free(port: int) -> bool:
 
 
 def pick_ports(n: int, base: int | None) -> list[int]:
-    """``n`` ports: ``base``, ``base + 1``, ... or free ones the kernel picks."""
+    """``n`` ports: ``base``, ``base + 1``, ... or free ones below the ephemeral range.
+
+    A cluster's ports are chosen once and kept for every restart, so they must
+    not come from the kernel's ephemeral range: while a manager is down, any
+    outgoing connection on the machine (a client, a load generator, a test)
+    may be given its port as a local port, and the manager could not start
+    again ("in use by another program").  So they are drawn at random from
+    [`LOW`, the start of ``ip_local_port_range``), where the kernel never
+    hands out ports on its own.
+    """
     if base is not None:
         ports = list(range(base, base + n))
         busy = [p for p in ports if not port_free(p)]
@@ -39,14 +51,26 @@ def pick_ports(n: int, base: int | None) -> list[int]:
             listed = ", ".join(map(str, busy))
             raise ClusterError(f"ports in use: {listed} (try another --base-port)")
         return ports
+    high = ephemeral_start()
+    rng = random.Random()  # seeded from the OS: concurrent clusters draw apart
     ports: list[int] = []
-    while len(ports) < n:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in ports:
+    for _ in range(100 * n):
+        port = rng.randrange(LOW, high)
+        if port not in ports and port_free(port):
             ports.append(port)
-    return ports
+            if len(ports) == n:
+                return ports
+    raise ClusterError(f"no {n} free ports between {LOW} and {high} (try --base-port)")
+
+
+def ephemeral_start(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> int:
+    """The first port the kernel may pick on its own (32768 when unknown)."""
+    try:
+        with open(path) as f:
+            start = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+    return start if start > LOW + 1000 else 32768
 
 
 def check_ports(desc: Description, grace: float = PORT_GRACE) -> None:

@@ -12,7 +12,7 @@ import pytest
 from cluster.local.faults import apply_partition
 from cluster.local.layout import ClusterDir, ClusterError, Description, Member
 from cluster.local.lookup import resolve
-from cluster.local.ports import check_ports, pick_ports
+from cluster.local.ports import LOW, check_ports, ephemeral_start, pick_ports
 from cluster.local.processes import Processes, proc_stat
 from cluster.local.provision import Provisioner
 
@@ -50,6 +50,20 @@ def test_ports_picked_are_distinct_and_a_busy_one_is_a_one_line_error() -> None:
         with pytest.raises(ClusterError, match=f"port {busy} of manager2 is in use") as e:
             check_ports(Description("c", 0.0, members=[m]), grace=0.0)
         assert "\n" not in str(e.value)
+
+
+def test_ports_are_picked_below_the_ephemeral_range(tmp_path: Path) -> None:
+    """A down manager's port must not be handed to some client's outgoing connection."""
+    start = ephemeral_start()
+    ports = pick_ports(30, None)
+    assert all(LOW <= p < start for p in ports), (ports, start)
+    custom = tmp_path / "range"
+    custom.write_text("40000\t60999\n")
+    assert ephemeral_start(str(custom)) == 40000
+    for bad in ("", "x y", "1024 2000"):  # unreadable, or no room below it: the default
+        custom.write_text(bad)
+        assert ephemeral_start(str(custom)) == 32768
+    assert ephemeral_start(str(tmp_path / "missing")) == 32768
 
 
 def test_a_partition_cuts_each_manager_from_the_other_sides_only(tmp_path: Path) -> None:
