@@ -61,6 +61,8 @@ class Faults:
         self.cdir.record_fault("kill", time.time(), target=m.name, role=m.role)
         if self.processes.wait_down([m], 5.0):
             raise ClusterError(f"{m.name} did not die after SIGKILL")
+        if desc.netns is not None:
+            Network(desc.netns).abort_sockets(m)  # its queued messages die with it
         return m
 
     def pause(self, ref: str) -> Member:

@@ -275,6 +275,19 @@ class Network:
                 return
         raise ClusterError(f"could not remove {', '.join(left)}")
 
+    def abort_sockets(self, m: Member) -> None:
+        """After ``m``'s process was killed: abort the TCP sockets it left (``ss -K``).
+
+        A killed process's sockets outlive it in the kernel: an orphaned
+        socket keeps retransmitting what the process had queued, so after a
+        heal a dead leader's AppendEntries could still arrive, minutes later.
+        In the transport mode those messages die with the process (they were
+        in its memory); aborting the orphans gives the kernel mode the same
+        outcome, and each peer a reset, as when a process dies with data unread.
+        """
+        if m.netns is not None:
+            _run(["ip", "netns", "exec", m.netns, "ss", "-K", "-t"], check=False)
+
     def remove(self, m: Member) -> None:
         """Remove ``m``'s namespace and veth pair (a node the swarm removed)."""
         self._remove_node(self.namespace(m.name), self.veth(m.name))

@@ -73,6 +73,12 @@ def _can_connect(ns: str | None, host: str, port: int) -> bool:
     return subprocess.run(cmd, capture_output=True, timeout=10).returncode == 0
 
 
+def _execed(pid: int) -> bytes | None:
+    """The process's command line once it is no longer ``ip`` (it has exec'd)."""
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    return None if Path(cmdline.split(b"\0")[0].decode()).name == "ip" else cmdline
+
+
 def test_up_isolate_heal_down_drops_in_the_kernel_and_leaves_nothing(
     clean: list[str], tmp_path: Path
 ) -> None:
@@ -83,7 +89,11 @@ def test_up_isolate_heal_down_drops_in_the_kernel_and_leaves_nothing(
             # The PID we keep is the node's own process (ip netns exec execs
             # in place), in a namespace of its own, serving on its address.
             assert m.netns and m.pid and m.host.startswith(desc.netns.subnet + ".")
-            cmdline = Path(f"/proc/{m.pid}/cmdline").read_bytes()
+            # `ip netns exec` enters the namespace, then execs: until then the
+            # PID is `ip` itself, still in ours (a worker may have just started).
+            cmdline = wait_until(
+                lambda pid=m.pid: _execed(pid), 10, f"{m.name}'s ip netns exec to exec"
+            )
             assert f"cluster.{m.role}".encode() in cmdline
             assert os.readlink(f"/proc/{m.pid}/ns/net") != our_net
         managers = [m for m in desc.members if m.role == "manager"]

@@ -32,8 +32,8 @@ ELECTION = Timing().election_ticks * Timing().tick_interval
 
 
 @pytest.fixture
-def clean() -> Iterator[None]:
-    yield from kernel_clean()
+def clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    yield from kernel_clean(monkeypatch)
 
 
 def _raft(m: Member) -> dict[str, Any] | None:
@@ -50,7 +50,9 @@ def _timed_write(m: Member, key: str) -> float:
     return time.monotonic() - start
 
 
-def test_a_vanished_follower_is_noticed_and_slows_no_commit(clean: None, tmp_path: Path) -> None:
+def test_a_vanished_follower_is_noticed_and_slows_no_commit(
+    clean: list[str], tmp_path: Path
+) -> None:
     """The kernel drops every packet to and from one follower (no RST: the
     leader's connection to it hangs half-open).  The leader's transport closes
     that link within about an election timeout and says so in its log; the
@@ -94,7 +96,7 @@ def test_a_vanished_follower_is_noticed_and_slows_no_commit(clean: None, tmp_pat
         )
 
 
-def test_a_one_way_cut_costs_at_most_one_new_term(clean: None, tmp_path: Path) -> None:
+def test_a_one_way_cut_costs_at_most_one_new_term(clean: list[str], tmp_path: Path) -> None:
     """The kernel drops the leader's packets to the two followers, not theirs to
     it.  (At the packet level TCP then fails both ways, as on a real link.)  A
     new leader is elected, and over the next several election timeouts the
