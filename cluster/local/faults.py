@@ -30,6 +30,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 from cluster.local.layout import ClusterDir, ClusterError, Description, Member
@@ -247,7 +248,25 @@ def apply_partition(cdir: ClusterDir, processes: Processes, desc: Description) -
         tmp = path.with_suffix(".sup")
         tmp.write_text(json.dumps(rules, indent=1))
         os.replace(tmp, path)
-        processes.signal(m, signal.SIGHUP)
+        if m.pid and _handles_sighup(m.pid):
+            processes.signal(m, signal.SIGHUP)
+
+
+def _handles_sighup(pid: int) -> bool:
+    """Whether the process already ignores or catches SIGHUP.
+
+    A manager that has only just been started has not: SIGHUP would end it
+    (its default action).  It reads ``faults.json`` once it has set SIGHUP
+    aside (`cluster.manager.process.main`'s first step), so the file written
+    above is the one it reads: nothing to tell it.
+    """
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    masks = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    bit = 1 << (signal.SIGHUP - 1)
+    return any(int(masks.get(k, "0").strip(), 16) & bit for k in ("SigIgn", "SigCgt"))
 
 
 def transport_rules(desc: Description, name: str) -> dict[str, Any]:

@@ -141,3 +141,26 @@ def test_up_with_autolock_seals_every_founding_managers_key_from_the_start(
     plain = Provisioner(ClusterDir(tmp_path / "plain")).create(1, None, Timing(), {})[0]
     keys = tmp_path / "plain" / plain.members[0].name / "keys"
     assert not node_keys.is_sealed(keys / "node.key") and not (keys / "dek.wrapped").exists()
+
+
+def test_sighup_goes_only_to_a_process_that_set_it_aside() -> None:
+    """A manager started a moment ago would die of SIGHUP (its default action);
+    the supervisor tells only processes that ignore or catch it."""
+    import subprocess
+    import sys
+
+    from cluster.local.faults import _handles_sighup
+
+    fresh = subprocess.Popen(["sleep", "30"])
+    ready = subprocess.Popen(
+        [sys.executable, "-c", "import signal, sys, time\n"
+         "signal.signal(signal.SIGHUP, signal.SIG_IGN)\nprint('ok', flush=True)\ntime.sleep(30)"],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert ready.stdout is not None and ready.stdout.readline() == b"ok\n"
+        assert _handles_sighup(ready.pid) and not _handles_sighup(fresh.pid)
+    finally:
+        for p in (fresh, ready):
+            p.kill()
+            p.wait(timeout=10)
