@@ -588,6 +588,12 @@ def test_service_create_ls_ps_scale_update_rm(cluster: Cluster) -> None:
     one_line_error(cluster.run("service", "inspect", name))
 
 
+def _runs(cluster: Cluster, name: str, image: str) -> bool:
+    tasks = json.loads(cluster.ok("service", "ps", name, "--json"))
+    running = [t for t in tasks if t["Status"]["State"] == "running"]
+    return len(running) == 1 and running[0]["Spec"]["ContainerSpec"]["Image"] == image
+
+
 @pytest.mark.integration
 def test_task_history_limit_bounds_what_service_ps_keeps(cluster: Cluster) -> None:
     """``swarm update --task-history-limit 2``: each slot keeps two tasks, the
@@ -598,6 +604,9 @@ def test_task_history_limit_bounds_what_service_ps_keeps(cluster: Cluster) -> No
     try:
         for image in ("nginx:1.1", "nginx:1.2", "nginx:1.3"):
             cluster.ok("service", "update", "--image", image, name)
+            # Each update runs before the next (one sent while the last is under
+            # way may replace a task that never ran, and history is by creation).
+            wait_until(lambda image=image: _runs(cluster, name, image), 30, f"{name} on {image}")
 
         def reaped() -> list[dict[str, Any]] | None:
             tasks = json.loads(cluster.ok("service", "ps", name, "--json"))

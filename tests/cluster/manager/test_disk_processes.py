@@ -240,12 +240,20 @@ def test_a_manager_restarted_on_a_full_disk_serves_reads_and_holds_writes(tmp_pa
                 # A write is refused in one line: 507 from a manager that met
                 # the full disk (this one, or the leader it forwards to), or
                 # 503 while no leader can be elected (every disk is full).
-                with pytest.raises(ApiError) as refusal:
-                    create_config(url, "while-full", size=3000)
-                assert refusal.value.status in (503, 507), refusal.value
-                assert "\n" not in refusal.value.message and "Error(" not in refusal.value.message
-                if refusal.value.status == 507:
-                    assert "no space left on device" in refusal.value.message
+                # Writes land in the room segments already laid out (a MiB of
+                # zeros ahead, raft.runtime.disk) until that is used up.
+                refusal = None
+                for i in range(3000):
+                    try:
+                        create_config(url, f"while-full{i}", size=3000)
+                    except ApiError as e:
+                        refusal = e
+                        break
+                assert refusal is not None, "no write was refused on the full disk"
+                assert refusal.status in (503, 507), refusal
+                assert "\n" not in refusal.message and "Error(" not in refusal.message
+                if refusal.status == 507:
+                    assert "no space left on device" in refusal.message
                 assert proc.poll() is None, log.read_text()[-3000:]
                 (fs / "ballast").unlink()
 
