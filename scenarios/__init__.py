@@ -31,7 +31,7 @@ Modules: `scenarios.runner` plays a scenario (imports the packages above,
 errors); `scenarios.report` writes ``result.json`` and computes the note
 (imports `scenarios.steps`, `scenarios.checks`, `raft.core`, `viz`: the
 figures and the note's wording are `viz`'s), with `scenarios.report_ops`
-for the measurements steps record in ``run.tables`` -- a rolling update's
+for the measurements steps record in ``run.records`` -- a rolling update's
 samples, the manager-count rows (imports `scenarios.steps`,
 `scenarios.checks`, `viz`); `scenarios.torture` a long randomised run on
 real processes.

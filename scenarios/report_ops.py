@@ -1,4 +1,4 @@
-"""The note's and figures' share of the measurements steps record in ``run.tables``:
+"""The note's and figures' share of the measurements steps record in ``run.records``:
 a rolling update's samples and tasks, the manager-count rows.
 
 `scenarios.report` calls these three: `figures` (drawn after the trace
@@ -24,7 +24,7 @@ __all__ = ["figures", "key_metric", "note_data"]
 def _rollouts(run: Run) -> list[dict[str, Any]]:
     """Per update/rollback step: the command, from -> to, the batches and their gaps."""
     out = []
-    for rec in run.tables.get(TASKS_TABLE, []):
+    for rec in run.records.get(TASKS_TABLE, []):
         step = run.step(rec["step"])
         groups = batches(new_task_times(rec, rec["to"], step.start))
         out.append({
@@ -49,7 +49,7 @@ def figures(out: Path, run: Run) -> list[Path]:
     from viz.figures import save
 
     paths: list[Path] = []
-    samples = run.tables.get(ROLLOUT_TABLE, [])
+    samples = run.records.get(ROLLOUT_TABLE, [])
     if samples and run.model is not None:
         from viz.figures.rollout import RolloutSample, rollout_figure
 
@@ -64,7 +64,7 @@ def figures(out: Path, run: Run) -> list[Path]:
             for r in _rollouts(run)
         )
         paths += save(rollout_figure(pts, marks, title), out / "rollout")
-    rows = run.tables.get(ROWS_TABLE, [])
+    rows = run.records.get(ROWS_TABLE, [])
     if rows:
         from viz.figures.costs import CostRow, costs_figure
 
@@ -89,7 +89,7 @@ def figures(out: Path, run: Run) -> list[Path]:
 def misconceptions(run: Run) -> list[dict[str, Any]]:
     """Beliefs these measurements correct, with the run's numbers (see
     ``_misconceptions.md.j2``): only where the check that proves it passed."""
-    rows = run.tables.get(ROWS_TABLE, [])
+    rows = run.records.get(ROWS_TABLE, [])
     if len(rows) < 2 or not any(e.check == "cpu_per_write_grows" for e in run.scenario.expects):
         return []
     small, large = rows[0], rows[-1]
@@ -98,7 +98,7 @@ def misconceptions(run: Run) -> list[dict[str, Any]]:
 
 def note_data(run: Run) -> dict[str, Any]:
     """``rollouts`` and ``cost_rows`` for the note (empty when the run has none)."""
-    return {"rollouts": _rollouts(run), "cost_rows": run.tables.get(ROWS_TABLE, [])}
+    return {"rollouts": _rollouts(run), "cost_rows": run.records.get(ROWS_TABLE, [])}
 
 
 def key_metric(run_metrics: dict[str, Any]) -> str | None:
@@ -113,7 +113,7 @@ def key_metric(run_metrics: dict[str, Any]) -> str | None:
 
 def collect(run: Run) -> None:
     """Metrics for ``result.json`` and the index."""
-    rows = run.tables.get(ROWS_TABLE, [])
+    rows = run.records.get(ROWS_TABLE, [])
     if rows:
         run.metrics["commit_p50_ms_by_managers"] = {
             str(r["managers"]): round(r["seq_p50_ms"], 2)

@@ -351,9 +351,6 @@ class _Player:
     def record(self, kind: str, item: dict[str, Any]) -> None:
         self.run.records.setdefault(kind, []).append(item)
 
-    def record_row(self, table: str, row: dict[str, Any]) -> None:
-        self.run.tables.setdefault(table, []).append(row)
-
     def record_answer(self, step: int, answer: dict[str, Any]) -> None:
         self.run.answers[step] = answer
 

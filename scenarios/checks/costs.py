@@ -13,7 +13,7 @@ __all__ = ["cpu_per_write_grows", "every_size_measured"]
 
 
 def _rows(run: Run) -> list[dict[str, Any]]:
-    rows = run.tables.get(ROWS_TABLE, [])
+    rows = run.records.get(ROWS_TABLE, [])
     if not rows and run.mode != "real":
         raise NotApplicable("only real managers show what each one costs")
     return rows

@@ -45,8 +45,8 @@ def batches(times: list[float]) -> list[list[float]]:
 def _recorded(run: Run, step: int) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     if run.mode != "real":
         raise NotApplicable("services and their tasks are not simulated")
-    tasks = next((r for r in run.tables.get(TASKS_TABLE, []) if r["step"] == step), None)
-    samples = [r for r in run.tables.get(ROLLOUT_TABLE, []) if r["step"] == step]
+    tasks = next((r for r in run.records.get(TASKS_TABLE, []) if r["step"] == step), None)
+    samples = [r for r in run.records.get(ROLLOUT_TABLE, []) if r["step"] == step]
     return tasks, samples
 
 
@@ -100,7 +100,7 @@ def rolled_back(run: Run, e: ex.RolledBack) -> CheckResult:
     update = None
     if updates:
         update = next(
-            (r for r in run.tables.get(TASKS_TABLE, []) if r["step"] == updates[-1].number), None
+            (r for r in run.records.get(TASKS_TABLE, []) if r["step"] == updates[-1].number), None
         )
     if update is None:
         return CheckResult(e.label(), False, "no finished update_service step before it")

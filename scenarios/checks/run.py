@@ -62,9 +62,6 @@ class Run:
     final_read: tuple[float, float, dict[str, bool]] | None = None
     data_dirs: dict[str, Path] = field(default_factory=dict)
     quorum_rows: list[dict[str, Any]] = field(default_factory=list)
-    #: Rows a step recorded by table name (`Stage.record_row`): a rollout's
-    #: samples, the manager-count measurements.
-    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     #: Trace time when the last step and live check ended, before the cluster stopped.
     end_t: float | None = None
     #: Task placements (task name -> node name) before the first drain and at the end.
@@ -79,7 +76,7 @@ class Run:
         default_factory=list
     )
     #: What steps saw, by kind (`Stage.record`): ``tasks`` snapshots and samples,
-    #: ``manage`` attempts.
+    #: ``manage`` attempts, a rollout's samples, the manager-count measurements.
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def end(self) -> float:

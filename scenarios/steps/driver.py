@@ -197,12 +197,9 @@ class Stage(Protocol):
     def record_quorum_row(self, row: dict[str, Any]) -> None: ...
 
     def record(self, kind: str, item: dict[str, Any]) -> None:
-        """Anything else a step saw, for its checks and figures: ``run.records[kind]``
-        (task snapshots, management attempts), in the order seen."""
-
-    def record_row(self, table: str, row: dict[str, Any]) -> None:
-        """One row of a measurement a step makes (``run.tables[table]``), for
-        its checks, figure and note."""
+        """Anything else a step saw, for its checks, figures and note:
+        ``run.records[kind]`` (task snapshots, management attempts, a rollout's
+        samples, the manager-count rows), in the order seen."""
 
     def record_answer(self, step: int, answer: dict[str, Any]) -> None:
         """What the swarm answered an operator's command (``ok``, ``status``,

@@ -21,7 +21,7 @@ from scenarios.steps.fields import ParseContext
 
 __all__ = ["ROWS_TABLE", "ManagerCount", "percentile", "summarize"]
 
-#: The `Stage.record_row` table the rows go to.
+#: The `Stage.record` table the rows go to.
 ROWS_TABLE = "manager_count"
 
 
@@ -87,7 +87,7 @@ class ManagerCount(Action):
                     "per_client": self.per_client, "rounds": self.rounds}  # fmt: skip
         for n in sizes:
             row = summarize(n, stage.driver.measure_costs(n, settings))
-            stage.record_row(ROWS_TABLE, row)
+            stage.record(ROWS_TABLE, row)
             stage.say(
                 f"{n} managers: commit p50 {_num(row['seq_p50_ms'])} ms, "
                 f"p99 {_num(row['seq_p99_ms'])} ms; {self.clients} clients p50 "

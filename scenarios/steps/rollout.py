@@ -23,7 +23,7 @@ from scenarios.steps.fields import ParseContext
 
 __all__ = ["ROLLOUT_TABLE", "TASKS_TABLE", "RollbackService", "UpdateService", "watch_rollout"]
 
-#: The `Stage.record_row` table the samples go to.
+#: The `Stage.record` table the samples go to.
 ROLLOUT_TABLE = "rollout"
 #: ... and the one for the service's tasks once the rollout ended (one row per step).
 TASKS_TABLE = "rollout_tasks"
@@ -64,12 +64,12 @@ def watch_rollout(
         status = (svc.get("UpdateStatus") or {}).get("State", "")
         images = _images(tasks)
         spec_image = svc["Spec"]["TaskTemplate"]["ContainerSpec"].get("Image", "?")
-        stage.record_row(ROLLOUT_TABLE, {"t": d.now(), "step": step, "images": images,
+        stage.record(ROLLOUT_TABLE, {"t": d.now(), "step": step, "images": images,
                                          "state": status, "spec": spec_image})  # fmt: skip
         replicas = svc["Spec"]["Mode"].get("Replicated", {}).get("Replicas", 0)
         done = status in ("completed", "rollback_completed")
         if done and images == {image: replicas}:
-            stage.record_row(TASKS_TABLE, {"step": step, "replicas": replicas, "from": change[0],
+            stage.record(TASKS_TABLE, {"step": step, "replicas": replicas, "from": change[0],
                                            "to": image,
                                            "tasks": [_task_row(t) for t in tasks]})  # fmt: skip
             return status

@@ -22,13 +22,13 @@ def iso(t: float) -> str:
     return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def fake_run(name: str, tables: dict, mode: str = "real", starts: dict | None = None):
+def fake_run(name: str, records: dict, mode: str = "real", starts: dict | None = None):
     scn = builtin(name)
     steps = [SimpleNamespace(number=s.number, action=s.action, start=T0, end=T0 + 1,
                              docker="", note="") for s in scn.steps]  # fmt: skip
     for number, t in (starts or {}).items():
         steps[number - 1].start = t
-    run = SimpleNamespace(scenario=scn, mode=mode, tables=tables, steps=steps,
+    run = SimpleNamespace(scenario=scn, mode=mode, records=records, steps=steps,
                           metrics={}, model=None)  # fmt: skip
     run.step = lambda n: steps[n - 1]
     run.rel = lambda t: t - T0
