@@ -10,11 +10,9 @@ network mode it used -- and leave no namespace, link or table behind.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from netns_env import kernel_clean
 from scenario_runs import builtin, failed_checks
 
 from scenarios.runner import run_scenario
@@ -45,14 +43,9 @@ def test_the_partitioning_builtins_are_found() -> None:
     } <= set(PARTITIONING)
 
 
-@pytest.fixture
-def clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    yield from kernel_clean(monkeypatch)
-
-
 @pytest.mark.parametrize("name", PARTITIONING)
 def test_partitioning_builtin_passes_in_netns_mode(
-    clean: list[str], name: str, tmp_path: Path
+    netns_clean: list[str], name: str, tmp_path: Path
 ) -> None:
     outcome = run_scenario(builtin(name), tmp_path, netns=True)
     assert outcome.passed, failed_checks(tmp_path, name)

@@ -1,7 +1,7 @@
 """Netns mode on real processes: packets dropped by the kernel, nothing left behind.
 
 Root and ``ip``/``nft`` only (skipped with the reason elsewhere, a failure
-under ``REQUIRE_NETNS=1``).  Every test runs inside the `clean` fixture,
+under ``REQUIRE_NETNS=1``).  Every test runs inside the `netns_clean` fixture (tests/conftest.py),
 which checks that the namespaces, links and nftables tables carrying a
 cluster prefix after the test are those before it.
 """
@@ -12,25 +12,19 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cli_run import cli, ok, one_line_error, status, wait_until
 from cluster_procs import running_cluster
-from netns_env import kernel_clean, kernel_names
+from netns_env import kernel_names
 
 from cluster.client.http import ApiError, Unreachable, request
 from cluster.local.layout import ClusterDir, ClusterError, Description, Member
 from cluster.local.supervisor import Supervisor
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    yield from kernel_clean(monkeypatch)
 
 
 def _raft(m: Member) -> dict[str, Any] | None:
@@ -80,7 +74,7 @@ def _execed(pid: int) -> bytes | None:
 
 
 def test_up_isolate_heal_down_drops_in_the_kernel_and_leaves_nothing(
-    clean: list[str], tmp_path: Path
+    netns_clean: list[str], tmp_path: Path
 ) -> None:
     with running_cluster(tmp_path / "c", managers=3, workers=1, netns=True) as (sup, desc):
         assert desc.netns is not None
@@ -161,7 +155,7 @@ def _datagram_arrives(src: Member, dst: Member) -> bool:
             rx.wait()
 
 
-def test_a_one_way_cut_drops_one_direction_only(clean: list[str], tmp_path: Path) -> None:
+def test_a_one_way_cut_drops_one_direction_only(netns_clean: list[str], tmp_path: Path) -> None:
     with running_cluster(tmp_path / "c", managers=3, netns=True) as (_sup, desc):
         m1, m2, m3 = desc.members[:3]
         out = cli(tmp_path / "c", "partition", "--oneway", "manager1", "manager2")
@@ -181,7 +175,7 @@ def test_a_one_way_cut_drops_one_direction_only(clean: list[str], tmp_path: Path
         assert _can_connect(m1.netns, m2.host, m2.api_port)
 
 
-def test_loss_drops_at_random_and_clear_removes_it(clean: list[str], tmp_path: Path) -> None:
+def test_loss_drops_at_random_and_clear_removes_it(netns_clean: list[str], tmp_path: Path) -> None:
     c = tmp_path / "c"
     with running_cluster(c, managers=3, netns=True) as (sup, desc):
         assert desc.netns is not None
@@ -203,7 +197,7 @@ def test_loss_drops_at_random_and_clear_removes_it(clean: list[str], tmp_path: P
         assert one_line_error(cli(c, "net", "loss", "nosuchnode", "5"))
 
 
-def test_down_removes_what_a_crashed_run_left(clean: list[str], tmp_path: Path) -> None:
+def test_down_removes_what_a_crashed_run_left(netns_clean: list[str], tmp_path: Path) -> None:
     c = tmp_path / "c"
     with running_cluster(c, managers=3, netns=True) as (sup, desc):
         assert desc.netns is not None
@@ -220,7 +214,9 @@ def test_down_removes_what_a_crashed_run_left(clean: list[str], tmp_path: Path) 
         assert all(m.pid for m in again.members)
 
 
-def test_restart_after_down_and_a_join_get_namespaces(clean: list[str], tmp_path: Path) -> None:
+def test_restart_after_down_and_a_join_get_namespaces(
+    netns_clean: list[str], tmp_path: Path
+) -> None:
     c = tmp_path / "c"
     with running_cluster(c, managers=3, netns=True) as (sup, desc):
         assert desc.netns is not None
@@ -240,7 +236,7 @@ def test_restart_after_down_and_a_join_get_namespaces(clean: list[str], tmp_path
         assert f"netns {joined.netns}" in kernel_names()
 
 
-def test_a_failed_up_removes_what_it_made(clean: list[str], tmp_path: Path) -> None:
+def test_a_failed_up_removes_what_it_made(netns_clean: list[str], tmp_path: Path) -> None:
     c = tmp_path / "c"
     with pytest.raises(ClusterError, match="no leader was elected"):
         # Too short to elect anyone: `up` fails after making the namespaces.

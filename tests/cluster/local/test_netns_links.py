@@ -1,7 +1,8 @@
 """What real links need, on managers in netns mode (issue 18): packets the kernel drops.
 
 Root and ``ip``/``nft`` only (skipped with the reason elsewhere, a failure
-under ``REQUIRE_NETNS=1``); every test runs inside the `clean` fixture, which
+under ``REQUIRE_NETNS=1``); every test runs inside the `netns_clean` fixture
+(tests/conftest.py), which
 checks that nothing with a cluster prefix is left in the kernel.  The same
 behaviours on a user-level relay, without root: tests/raft/runtime/
 test_node_links.py; asymmetric cuts and loss with delay, as scenarios:
@@ -13,14 +14,12 @@ from __future__ import annotations
 import base64
 import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cli_run import wait_until
 from cluster_procs import running_cluster
-from netns_env import kernel_clean
 
 from cluster.client.http import ApiError, Unreachable, request
 from cluster.local.layout import Member, Timing
@@ -29,11 +28,6 @@ pytestmark = pytest.mark.integration
 
 #: The managers' default election timeout T (6 ticks of 50 ms).
 ELECTION = Timing().election_ticks * Timing().tick_interval
-
-
-@pytest.fixture
-def clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    yield from kernel_clean(monkeypatch)
 
 
 def _raft(m: Member) -> dict[str, Any] | None:
@@ -51,7 +45,7 @@ def _timed_write(m: Member, key: str) -> float:
 
 
 def test_a_vanished_follower_is_noticed_and_slows_no_commit(
-    clean: list[str], tmp_path: Path
+    netns_clean: list[str], tmp_path: Path
 ) -> None:
     """The kernel drops every packet to and from one follower (no RST: the
     leader's connection to it hangs half-open).  The leader's transport closes
@@ -96,7 +90,7 @@ def test_a_vanished_follower_is_noticed_and_slows_no_commit(
         )
 
 
-def test_a_one_way_cut_costs_at_most_one_new_term(clean: list[str], tmp_path: Path) -> None:
+def test_a_one_way_cut_costs_at_most_one_new_term(netns_clean: list[str], tmp_path: Path) -> None:
     """The kernel drops the leader's packets to the two followers, not theirs to
     it.  (At the packet level TCP then fails both ways, as on a real link.)  A
     new leader is elected, and over the next several election timeouts the
