@@ -497,14 +497,8 @@ class Endurance:
         raise ClusterError("could not create the endurance service within 30s")
 
     def _heal(self) -> None:
-        for m in self.sup.cdir.load().members:
-            state = self.sup.process_state(m)
-            if state == "paused":
-                self.sup.unpause(m.name)
-            elif state == "down":
-                self.sup.restart(m.name)
+        self.sup.restore()
         self.down.clear()
-        self.sup.heal()
 
 
 # -- output --------------------------------------------------------------------

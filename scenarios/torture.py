@@ -415,14 +415,8 @@ class Torture:
         return self.summary
 
     def heal(self) -> None:
-        desc = self.sup.cdir.load()
-        for m in desc.members:
-            if self.sup.process_state(m) == "paused":
-                self.sup.unpause(m.name)
-            elif self.sup.process_state(m) == "down":
-                self.sup.restart(m.name)
+        self.sup.restore()
         self.down.clear()
-        self.sup.heal()
 
 
 def _reason(w: Write) -> str:

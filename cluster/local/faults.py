@@ -156,6 +156,25 @@ class Faults:
         self.cdir.save(desc)
         self.cdir.record_fault("heal", time.time())
 
+    def restore(self) -> list[str]:
+        """Undo every process fault: thaw the paused, start the down, heal the cuts.
+
+        What a long run does before it checks that the nodes agree (torture,
+        endurance, the Jepsen run); loss and delay stay as set.  Returns what it
+        did, one phrase a node ("unpaused manager2", "restarted manager3").
+        """
+        done = []
+        for m in self.cdir.load().members:
+            state = self.processes.state(m)
+            if state == "paused":
+                self.unpause(m.name)
+                done.append(f"unpaused {m.name}")
+            elif state == "down":
+                self.restart(m.name)
+                done.append(f"restarted {m.name}")
+        self.heal()
+        return done
+
     # ------------------------------------------------------------ loss and delay
 
     def net_loss(self, ref: str, percent: int) -> Member:

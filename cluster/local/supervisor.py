@@ -327,6 +327,10 @@ class Supervisor:
     def heal(self) -> None:
         self.faults.heal()
 
+    def restore(self) -> list[str]:
+        """Every node running and no cuts (`faults.Faults.restore`)."""
+        return self.faults.restore()
+
     def net_loss(self, ref: str, percent: int) -> Member:
         return self.faults.net_loss(ref, percent)
 
