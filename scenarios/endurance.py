@@ -68,6 +68,7 @@ import aiohttp
 from cluster.client.wait import async_attempts
 from cluster.local.layout import ClusterDir, ClusterError, Description, Timing
 from cluster.local.supervisor import Supervisor
+from scenarios.torture import raft_status
 
 __all__ = ["Sample", "Settings", "Verdict", "judge", "main", "run"]
 
@@ -330,22 +331,14 @@ class Endurance:
 
     async def leader(self, http: aiohttp.ClientSession) -> str | None:
         for name in self._up():
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
-                async with http.get(
-                    f"{self.url[name]}/raft/status", timeout=aiohttp.ClientTimeout(total=1)
-                ) as r:
-                    if r.status == 200 and (await r.json()).get("role") == "leader":
-                        return name
+            if ((await raft_status(http, self.url[name])) or {}).get("role") == "leader":
+                return name
         return None
 
     async def wait_ready(self, http: aiohttp.ClientSession, name: str) -> None:
         async for _ in async_attempts(90.0, every=0.1):
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with http.get(
-                    f"{self.url[name]}/raft/status", timeout=aiohttp.ClientTimeout(total=1)
-                ) as r:
-                    if r.status == 200:
-                        return
+            if await raft_status(http, self.url[name]) is not None:
+                return
         raise ClusterError(f"{name} did not answer within 90s of its restart")
 
     async def fault(self, http: aiohttp.ClientSession) -> None:
@@ -429,13 +422,8 @@ class Endurance:
         v = self.verdict
         names = sorted(self.url)
         async for _ in async_attempts(60.0, every=0.3):
-            sts = []
-            for n in names:
-                with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
-                    async with http.get(
-                        f"{self.url[n]}/raft/status", timeout=aiohttp.ClientTimeout(total=2)
-                    ) as r:
-                        sts.append(await r.json())
+            answers = [await raft_status(http, self.url[n], timeout=2.0) for n in names]
+            sts = [st for st in answers if st is not None]
             keys = {(st.get("term"), st.get("commit_index"), st.get("applied_index")) for st in sts}
             if len(sts) == len(names) and len(keys) == 1:
                 _, commit, applied = keys.pop()

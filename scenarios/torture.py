@@ -76,7 +76,7 @@ from cluster.client.wait import async_attempts
 from cluster.local.layout import ClusterDir, ClusterError, Description, Timing
 from cluster.local.supervisor import Supervisor
 
-__all__ = ["Settings", "Summary", "main", "run"]
+__all__ = ["Settings", "Summary", "main", "raft_status", "run"]
 
 #: What ``/raft/status`` polling and readiness checks wait per request.
 STATUS_TIMEOUT = 1.0
@@ -170,6 +170,19 @@ def payload_of(name: str) -> bytes:
     return hashlib.sha256(name.encode()).digest() * 2
 
 
+async def raft_status(
+    http: aiohttp.ClientSession, api_url: str, timeout: float = STATUS_TIMEOUT
+) -> dict[str, Any] | None:
+    """A manager's ``/raft/status``, or None when it does not answer in time."""
+    try:
+        async with http.get(
+            f"{api_url}/raft/status", timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as r:
+            return await r.json() if r.status == 200 else None
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+
+
 # -- the run -------------------------------------------------------------------
 
 
@@ -196,14 +209,7 @@ class Torture:
     # -- HTTP ----------------------------------------------------------------
 
     async def status(self, http: aiohttp.ClientSession, name: str) -> dict[str, Any] | None:
-        try:
-            async with http.get(
-                f"{self.url[name]}/raft/status",
-                timeout=aiohttp.ClientTimeout(total=STATUS_TIMEOUT),
-            ) as r:
-                return await r.json() if r.status == 200 else None
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            return None
+        return await raft_status(http, self.url[name])
 
     async def leader(self, http: aiohttp.ClientSession) -> str | None:
         up = [n for n in self.url if n not in self.down]

@@ -114,8 +114,9 @@ ALLOWED: dict[str, set[str]] = {
         "cluster.client",
     },
     "scenarios.torture": {"cluster.client", "cluster.local", "raft.runtime"},
-    # The endurance run drives a local cluster and draws its samples with viz.
-    "scenarios.endurance": {"cluster.client", "cluster.local", "viz.figures"},
+    # The endurance run drives a local cluster (reading status as the torture does)
+    # and draws its samples with viz.
+    "scenarios.endurance": {"cluster.client", "cluster.local", "scenarios.torture", "viz.figures"},
     "scenarios.bench_linearizability": {"scenarios.linearizability"},
     "scenarios.__main__": {
         "scenarios.steps",

@@ -83,7 +83,8 @@ def test_run_all_simulated_leaves_the_real_only_ones_out_and_says_why(
     assert "leader-kill" in ran
     err = capsys.readouterr().err
     for name in real_only:
-        assert f"[{name}] not run: real processes only (" in err
+        reason = load(builtins()[name]).real_only
+        assert f"[{name}] not run: real processes only ({reason})" in err
 
 
 def test_run_by_name_simulated_is_one_line_error_for_a_real_only_scenario(tmp_path, capsys):
